@@ -1,0 +1,751 @@
+//! Classify: small heads over pooled embeddings (linear or one hidden layer), their training
+//! with early stopping and temperature calibration, and prediction.
+//!
+//! A head is two files: `NAME.safetensors` (weights) and `NAME.json` ([`HeadMeta`]: labels,
+//! shape, temperature, the encoder fingerprint it was trained on, and how it was trained).
+
+use crate::error::{Error, Result};
+use crate::record::TaskResult;
+use crate::rng::Rng;
+use candle_core::{DType, Device, Tensor, Var, D};
+use candle_nn::optim::{AdamW, Optimizer, ParamsAdamW};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+/// Description of a trained head, stored as JSON beside its weights.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HeadMeta {
+    /// Task name (`sentiment`, `intent`, ...): the key of its result in the output.
+    pub task: String,
+    /// Labels in output order.
+    pub labels: Vec<String>,
+    /// Input width (the encoder's embedding width).
+    pub input_dim: usize,
+    /// Hidden width; 0 for a linear head.
+    pub hidden: usize,
+    /// Softmax temperature fitted on the dev split (1.0 = none).
+    pub temperature: f32,
+    /// Fingerprint of the encoder the head was trained on.
+    pub encoder: String,
+    /// Below this confidence the answer is `unknown` (few-shot heads).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unknown_below: Option<f32>,
+    /// Independent sigmoid per label (aspect sets) instead of one softmax.
+    #[serde(default)]
+    pub multi_label: bool,
+    /// Per-label category type (pain points: process, product_or_service, ...), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kinds: Option<Vec<String>>,
+    /// How it was trained: data, seed, settings, dev metrics.
+    #[serde(default)]
+    pub training: serde_json::Value,
+}
+
+/// A loaded head.
+pub struct Head {
+    /// Its description.
+    pub meta: HeadMeta,
+    w1: Tensor,
+    b1: Tensor,
+    w2: Option<Tensor>,
+    b2: Option<Tensor>,
+}
+
+fn paths(stem: &Path) -> (PathBuf, PathBuf) {
+    (
+        stem.with_extension("json"),
+        stem.with_extension("safetensors"),
+    )
+}
+
+impl Head {
+    /// A linear head from its weights `(labels, input_dim)` and bias `(labels)`.
+    pub fn linear(meta: HeadMeta, w: Tensor, b: Tensor) -> Head {
+        Head {
+            meta,
+            w1: w,
+            b1: b,
+            w2: None,
+            b2: None,
+        }
+    }
+
+    /// Loads `STEM.json` and `STEM.safetensors`.
+    pub fn load(stem: &Path) -> Result<Head> {
+        let (jp, wp) = paths(stem);
+        let meta: HeadMeta =
+            serde_json::from_str(&std::fs::read_to_string(&jp).map_err(|e| Error::io(&jp, e))?)
+                .map_err(|e| Error::model(&jp, e.to_string()))?;
+        let t = candle_core::safetensors::load(&wp, &Device::Cpu)?;
+        let get = |k: &str| -> Result<Tensor> {
+            t.get(k)
+                .cloned()
+                .ok_or_else(|| Error::model(&wp, format!("tensor {k} missing")))?
+                .to_dtype(DType::F32)
+                .map_err(Error::from)
+        };
+        let (w2, b2) = if meta.hidden > 0 {
+            (Some(get("w2")?), Some(get("b2")?))
+        } else {
+            (None, None)
+        };
+        let head = Head {
+            w1: get("w1")?,
+            b1: get("b1")?,
+            w2,
+            b2,
+            meta,
+        };
+        let out = head.w2.as_ref().unwrap_or(&head.w1).dim(0)?;
+        if out != head.meta.labels.len() || head.w1.dim(1)? != head.meta.input_dim {
+            return Err(Error::model(
+                &wp,
+                "weight shapes do not match the labels / input width",
+            ));
+        }
+        Ok(head)
+    }
+
+    /// Writes `STEM.json` and `STEM.safetensors`.
+    pub fn save(&self, stem: &Path) -> Result<()> {
+        let (jp, wp) = paths(stem);
+        if let Some(dir) = stem.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        let mut t: HashMap<String, Tensor> = HashMap::new();
+        t.insert("w1".into(), self.w1.clone());
+        t.insert("b1".into(), self.b1.clone());
+        if let (Some(w2), Some(b2)) = (&self.w2, &self.b2) {
+            t.insert("w2".into(), w2.clone());
+            t.insert("b2".into(), b2.clone());
+        }
+        candle_core::safetensors::save(&t, &wp)?;
+        let json = serde_json::to_string_pretty(&self.meta)?;
+        std::fs::write(&jp, json + "\n").map_err(|e| Error::io(&jp, e))?;
+        Ok(())
+    }
+
+    /// Raw logits for a batch of embeddings `(n, input_dim)`.
+    pub fn logits(&self, x: &Tensor) -> Result<Tensor> {
+        forward(x, &self.w1, &self.b1, self.w2.as_ref(), self.b2.as_ref())
+    }
+
+    /// Calibrated probabilities, one row per embedding.
+    pub fn predict(&self, embs: &[Vec<f32>]) -> Result<Vec<Vec<f32>>> {
+        self.predict_at(embs, self.meta.temperature)
+    }
+
+    /// Probabilities at softmax temperature `t` (1.0 = uncalibrated).
+    pub fn predict_at(&self, embs: &[Vec<f32>], t: f32) -> Result<Vec<Vec<f32>>> {
+        if embs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let x = to_tensor(embs)?;
+        let logits = (self.logits(&x)? / t as f64)?;
+        if self.meta.multi_label {
+            return Ok(candle_nn::ops::sigmoid(&logits)?.to_vec2()?);
+        }
+        Ok(candle_nn::ops::softmax(&logits, D::Minus1)?.to_vec2()?)
+    }
+
+    /// Turns one probability row into a task result (label, confidence, top alternatives,
+    /// and for sentiment the score P(positive) - P(negative)); `unknown` below the head's
+    /// threshold.
+    pub fn result(&self, probs: &[f32]) -> TaskResult {
+        if self.meta.multi_label {
+            return multi_label_result(&self.meta.labels, probs);
+        }
+        let mut r = to_result(
+            &self.meta.task,
+            &self.meta.labels,
+            probs,
+            self.meta.unknown_below,
+        );
+        if let Some(kinds) = &self.meta.kinds {
+            r.kind = self
+                .meta
+                .labels
+                .iter()
+                .position(|l| *l == r.label)
+                .map(|i| kinds[i].clone());
+        }
+        r
+    }
+}
+
+/// The label written when a few-shot head is not confident enough.
+pub const UNKNOWN: &str = "unknown";
+
+/// Builds the output record of one task from its probabilities. Below `unknown_below` the
+/// label is [`UNKNOWN`] and the best category leads the alternatives.
+pub fn to_result(
+    task: &str,
+    labels: &[String],
+    probs: &[f32],
+    unknown_below: Option<f32>,
+) -> TaskResult {
+    let mut order: Vec<usize> = (0..probs.len()).collect();
+    order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]).then(a.cmp(&b)));
+    let best = order.first().copied().unwrap_or(0);
+    let unknown = unknown_below.is_some_and(|t| probs.get(best).copied().unwrap_or(0.0) < t);
+    let p = |name: &str| labels.iter().position(|l| l == name).map(|i| probs[i]);
+    let score = if task == "sentiment" {
+        match (p("positive"), p("negative")) {
+            (Some(pos), Some(neg)) => Some(round4(pos - neg)),
+            _ => None,
+        }
+    } else {
+        None
+    };
+    TaskResult {
+        label: if unknown {
+            UNKNOWN.to_string()
+        } else {
+            labels.get(best).cloned().unwrap_or_default()
+        },
+        confidence: round4(probs.get(best).copied().unwrap_or(0.0)),
+        probs: labels
+            .iter()
+            .cloned()
+            .zip(probs.iter().map(|&x| round4(x)))
+            .collect::<BTreeMap<_, _>>(),
+        score,
+        kind: None,
+        labels: Vec::new(),
+        alternatives: order
+            .iter()
+            .skip(usize::from(!unknown))
+            .take(3)
+            .map(|&i| (labels[i].clone(), round4(probs[i])))
+            .collect(),
+    }
+}
+
+/// The result of a multi-label head: every label with probability >= 0.5 in `labels` (most
+/// probable first), `label` the most probable of them or `none`.
+pub fn multi_label_result(labels: &[String], probs: &[f32]) -> TaskResult {
+    let mut order: Vec<usize> = (0..probs.len()).collect();
+    order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]).then(a.cmp(&b)));
+    let on: Vec<String> = order
+        .iter()
+        .filter(|&&i| probs[i] >= 0.5)
+        .map(|&i| labels[i].clone())
+        .collect();
+    let best = order.first().copied().unwrap_or(0);
+    TaskResult {
+        label: on.first().cloned().unwrap_or_else(|| "none".into()),
+        confidence: round4(probs.get(best).copied().unwrap_or(0.0)),
+        probs: labels
+            .iter()
+            .cloned()
+            .zip(probs.iter().map(|&x| round4(x)))
+            .collect(),
+        score: None,
+        kind: None,
+        alternatives: Vec::new(),
+        labels: on,
+    }
+}
+
+fn round4(x: f32) -> f32 {
+    (x * 10_000.0).round() / 10_000.0
+}
+
+/// Stacks embeddings into an `(n, d)` tensor.
+pub fn to_tensor(embs: &[Vec<f32>]) -> Result<Tensor> {
+    let d = embs.first().map_or(0, Vec::len);
+    let flat: Vec<f32> = embs.iter().flat_map(|e| e.iter().copied()).collect();
+    Ok(Tensor::from_vec(flat, (embs.len(), d), &Device::Cpu)?)
+}
+
+fn forward(
+    x: &Tensor,
+    w1: &Tensor,
+    b1: &Tensor,
+    w2: Option<&Tensor>,
+    b2: Option<&Tensor>,
+) -> Result<Tensor> {
+    let h = x.matmul(&w1.t()?)?.broadcast_add(b1)?;
+    match (w2, b2) {
+        (Some(w2), Some(b2)) => Ok(h.gelu_erf()?.matmul(&w2.t()?)?.broadcast_add(b2)?),
+        _ => Ok(h),
+    }
+}
+
+/// How classes are weighted in the loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClassWeight {
+    /// Every example counts the same.
+    None,
+    /// Weight 1/sqrt(frequency): a mild correction for imbalance.
+    Sqrt,
+    /// Weight 1/frequency: every class counts the same in total.
+    Balanced,
+}
+
+/// Settings for [`train_head`].
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainConfig {
+    /// Hidden width (0 = linear head).
+    pub hidden: usize,
+    /// Maximum epochs.
+    pub epochs: usize,
+    /// Minibatch size.
+    pub batch_size: usize,
+    /// AdamW learning rate.
+    pub lr: f64,
+    /// AdamW weight decay.
+    pub weight_decay: f64,
+    /// Epochs without dev improvement before stopping.
+    pub patience: usize,
+    /// Seed for initialisation and shuffling.
+    pub seed: u64,
+    /// Class weighting in the loss.
+    pub class_weight: ClassWeight,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            hidden: 256,
+            epochs: 60,
+            batch_size: 128,
+            lr: 1e-3,
+            weight_decay: 1e-4,
+            patience: 6,
+            seed: 42,
+            class_weight: ClassWeight::Sqrt,
+        }
+    }
+}
+
+/// What training did, for the head's metadata and the model card.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainReport {
+    /// Epochs run.
+    pub epochs_run: usize,
+    /// The epoch whose weights were kept (1-based).
+    pub best_epoch: usize,
+    /// Dev score of the kept weights: accuracy, or micro-F1 for multi-label heads.
+    pub dev_accuracy: f64,
+    /// Dev negative log-likelihood before calibration.
+    pub dev_nll_raw: f64,
+    /// Dev negative log-likelihood after temperature scaling.
+    pub dev_nll_calibrated: f64,
+    /// The fitted temperature.
+    pub temperature: f64,
+    /// Training examples per label.
+    pub train_counts: BTreeMap<String, usize>,
+}
+
+fn init(rng: &mut Rng, out: usize, inp: usize) -> Result<(Var, Var)> {
+    let a = (6.0 / (inp + out) as f64).sqrt();
+    let w: Vec<f32> = (0..out * inp)
+        .map(|_| ((rng.next_f64() * 2.0 - 1.0) * a) as f32)
+        .collect();
+    let w = Var::from_tensor(&Tensor::from_vec(w, (out, inp), &Device::Cpu)?)?;
+    let b = Var::from_tensor(&Tensor::zeros(out, DType::F32, &Device::Cpu)?)?;
+    Ok((w, b))
+}
+
+/// Training targets: one label index per example, or a set of label indices (multi-label).
+#[derive(Debug, Clone, Copy)]
+pub enum Targets<'a> {
+    /// Single-label: softmax and cross-entropy.
+    Single(&'a [usize]),
+    /// Multi-label: a sigmoid per label and binary cross-entropy.
+    Multi(&'a [Vec<usize>]),
+}
+
+impl Targets<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Targets::Single(y) => y.len(),
+            Targets::Multi(y) => y.len(),
+        }
+    }
+}
+
+/// Per-label weights: for single-label heads they weight each example's loss by its class;
+/// for multi-label heads they weight the positive term of each label (negatives count 1).
+fn class_weights(targets: Targets, k: usize, scheme: ClassWeight) -> Vec<f32> {
+    let n = targets.len().max(1) as f64;
+    let mut counts = vec![0usize; k];
+    match targets {
+        Targets::Single(y) => y.iter().for_each(|&c| counts[c] += 1),
+        Targets::Multi(y) => y.iter().flatten().for_each(|&c| counts[c] += 1),
+    }
+    let raw: Vec<f64> = counts
+        .iter()
+        .map(|&c| {
+            let c = c.max(1) as f64;
+            let ratio = match targets {
+                Targets::Single(_) => 1.0 / c,
+                Targets::Multi(_) => (n - c).max(1.0) / c,
+            };
+            match scheme {
+                ClassWeight::None => 1.0,
+                ClassWeight::Sqrt => ratio.sqrt(),
+                ClassWeight::Balanced => ratio,
+            }
+        })
+        .collect();
+    match targets {
+        Targets::Single(y) => {
+            // normalise so the mean weight per example is 1
+            let mean = y.iter().map(|&c| raw[c]).sum::<f64>() / n;
+            raw.iter().map(|w| (w / mean) as f32).collect()
+        }
+        Targets::Multi(_) => raw.iter().map(|&w| w as f32).collect(),
+    }
+}
+
+fn multi_hot(y: &[Vec<usize>], k: usize) -> Vec<f32> {
+    let mut v = vec![0f32; y.len() * k];
+    for (i, set) in y.iter().enumerate() {
+        for &c in set {
+            v[i * k + c] = 1.0;
+        }
+    }
+    v
+}
+
+/// Dev score used for early stopping: accuracy (single-label) or micro-F1 at 0.5 (multi-label).
+fn dev_score(logits: &Tensor, y: Targets) -> Result<f64> {
+    match y {
+        Targets::Single(y) => {
+            let pred: Vec<u32> = logits.argmax(D::Minus1)?.to_vec1()?;
+            let hits = pred
+                .iter()
+                .zip(y)
+                .filter(|(p, y)| **p as usize == **y)
+                .count();
+            Ok(hits as f64 / y.len().max(1) as f64)
+        }
+        Targets::Multi(y) => {
+            let rows: Vec<Vec<f32>> = logits.to_vec2()?;
+            let pred: Vec<Vec<usize>> = rows
+                .iter()
+                .map(|r| (0..r.len()).filter(|&j| r[j] > 0.0).collect())
+                .collect();
+            let names: Vec<String> = (0..rows.first().map_or(0, Vec::len))
+                .map(|i| i.to_string())
+                .collect();
+            Ok(crate::metrics::multi_label(&names, y, &pred).micro_f1)
+        }
+    }
+}
+
+/// Trains a head on embeddings with AdamW: softmax + weighted cross-entropy for single-label
+/// targets, sigmoids + binary cross-entropy (positive terms weighted) for multi-label ones.
+/// Keeps the epoch with the best dev score (early stopping) and, for single-label heads, fits
+/// a softmax temperature on dev.
+pub fn train_head(
+    task: &str,
+    labels: &[String],
+    x_train: &[Vec<f32>],
+    y_train: Targets,
+    x_dev: &[Vec<f32>],
+    y_dev: Targets,
+    cfg: &TrainConfig,
+) -> Result<(Head, TrainReport)> {
+    if x_train.is_empty() || x_dev.is_empty() {
+        return Err(Error::Invalid(
+            "training needs a non-empty train and dev set".into(),
+        ));
+    }
+    let k = labels.len();
+    let d = x_train[0].len();
+    let cpu = &Device::Cpu;
+    let wt = Tensor::from_vec(class_weights(y_train, k, cfg.class_weight), k, cpu)?;
+    let mut counts = vec![0usize; k];
+    match y_train {
+        Targets::Single(y) => y.iter().for_each(|&c| counts[c] += 1),
+        Targets::Multi(y) => y.iter().flatten().for_each(|&c| counts[c] += 1),
+    }
+
+    let mut rng = Rng::new(cfg.seed);
+    let mut vars = Vec::new();
+    let (w1, b1) = init(&mut rng, if cfg.hidden > 0 { cfg.hidden } else { k }, d)?;
+    vars.push(w1.clone());
+    vars.push(b1.clone());
+    let second = if cfg.hidden > 0 {
+        let (w2, b2) = init(&mut rng, k, cfg.hidden)?;
+        vars.push(w2.clone());
+        vars.push(b2.clone());
+        Some((w2, b2))
+    } else {
+        None
+    };
+    let mut opt = AdamW::new(
+        vars.clone(),
+        ParamsAdamW {
+            lr: cfg.lr,
+            weight_decay: cfg.weight_decay,
+            ..Default::default()
+        },
+    )?;
+    let xt = to_tensor(x_train)?;
+    let yt = match y_train {
+        Targets::Single(y) => {
+            Tensor::from_vec(y.iter().map(|&c| c as u32).collect(), y.len(), cpu)?
+        }
+        Targets::Multi(y) => Tensor::from_vec(multi_hot(y, k), (y.len(), k), cpu)?,
+    };
+    let xd = to_tensor(x_dev)?;
+    let snapshot = |vars: &[Var]| -> Result<Vec<Tensor>> {
+        vars.iter()
+            .map(|v| v.as_tensor().copy().map_err(Error::from))
+            .collect()
+    };
+    let run = |x: &Tensor| {
+        forward(
+            x,
+            w1.as_tensor(),
+            b1.as_tensor(),
+            second.as_ref().map(|s| s.0.as_tensor()),
+            second.as_ref().map(|s| s.1.as_tensor()),
+        )
+    };
+    let mut best = (f64::NEG_INFINITY, 0usize, snapshot(&vars)?);
+    let mut order: Vec<u32> = (0..y_train.len() as u32).collect();
+    let mut epochs_run = 0;
+    for epoch in 1..=cfg.epochs {
+        epochs_run = epoch;
+        rng.shuffle(&mut order);
+        for chunk in order.chunks(cfg.batch_size.max(1)) {
+            let idx = Tensor::from_slice(chunk, chunk.len(), cpu)?;
+            let xb = xt.index_select(&idx, 0)?;
+            let yb = yt.index_select(&idx, 0)?;
+            let logits = run(&xb)?;
+            let loss = match y_train {
+                Targets::Single(_) => {
+                    let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
+                    let picked = logp.gather(&yb.unsqueeze(1)?, 1)?.squeeze(1)?;
+                    let wb = wt.index_select(&yb, 0)?;
+                    (picked.mul(&wb)?.sum_all()? / -(chunk.len() as f64))?
+                }
+                Targets::Multi(_) => {
+                    // BCE with logits: softplus(z) - y*z, positives weighted: w*y*softplus(-z) + (1-y)*softplus(z)
+                    let sp_pos = softplus(&logits.neg()?)?; // -log sigmoid(z)
+                    let sp_neg = softplus(&logits)?; // -log (1 - sigmoid(z))
+                    let pos = yb.broadcast_mul(&wt)?.mul(&sp_pos)?;
+                    let neg = (yb.ones_like()? - &yb)?.mul(&sp_neg)?;
+                    ((pos + neg)?.sum_all()? / (chunk.len() * k) as f64)?
+                }
+            };
+            opt.backward_step(&loss)?;
+        }
+        let score = dev_score(&run(&xd)?, y_dev)?;
+        if score > best.0 {
+            best = (score, epoch, snapshot(&vars)?);
+        } else if epoch - best.1 >= cfg.patience {
+            break;
+        }
+    }
+    let mut it = best.2.into_iter();
+    let mut next = || {
+        it.next()
+            .ok_or_else(|| Error::Invalid("lost a weight snapshot".into()))
+    };
+    let (w1, b1) = (next()?, next()?);
+    let (w2, b2) = if cfg.hidden > 0 {
+        (Some(next()?), Some(next()?))
+    } else {
+        (None, None)
+    };
+    let dev_logits = forward(&xd, &w1, &b1, w2.as_ref(), b2.as_ref())?;
+    let (temperature, nll_raw, nll_cal) = match y_dev {
+        Targets::Single(y) => fit_temperature(&dev_logits, y)?,
+        Targets::Multi(_) => (1.0, f64::NAN, f64::NAN),
+    };
+    let report = TrainReport {
+        epochs_run,
+        best_epoch: best.1,
+        dev_accuracy: best.0,
+        dev_nll_raw: nll_raw,
+        dev_nll_calibrated: nll_cal,
+        temperature,
+        train_counts: labels.iter().cloned().zip(counts).collect(),
+    };
+    let head = Head {
+        meta: HeadMeta {
+            task: task.to_string(),
+            labels: labels.to_vec(),
+            input_dim: d,
+            hidden: cfg.hidden,
+            temperature: temperature as f32,
+            encoder: String::new(),
+            unknown_below: None,
+            multi_label: matches!(y_train, Targets::Multi(_)),
+            kinds: None,
+            training: serde_json::Value::Null,
+        },
+        w1,
+        b1,
+        w2,
+        b2,
+    };
+    Ok((head, report))
+}
+
+/// log(1 + exp(x)), computed stably as max(x, 0) + log(1 + exp(-|x|)).
+fn softplus(x: &Tensor) -> Result<Tensor> {
+    Ok((x.relu()? + (x.abs()?.neg()?.exp()? + 1.0)?.log()?)?)
+}
+
+/// Mean negative log-likelihood of `labels` under `softmax(logits / t)`.
+pub fn nll(logits: &Tensor, labels: &[usize], t: f64) -> Result<f64> {
+    let logp = candle_nn::ops::log_softmax(&(logits / t)?, D::Minus1)?;
+    let rows: Vec<Vec<f32>> = logp.to_vec2()?;
+    let s: f64 = rows.iter().zip(labels).map(|(r, &y)| -(r[y] as f64)).sum();
+    Ok(s / labels.len().max(1) as f64)
+}
+
+/// Temperature scaling: the temperature in [0.25, 5] minimising dev NLL (grid, then refined).
+/// Returns (temperature, nll at 1, nll at the temperature).
+pub fn fit_temperature(logits: &Tensor, labels: &[usize]) -> Result<(f64, f64, f64)> {
+    let raw = nll(logits, labels, 1.0)?;
+    let mut best = (1.0, raw);
+    for i in 5..=100 {
+        let t = i as f64 * 0.05;
+        let v = nll(logits, labels, t)?;
+        if v < best.1 {
+            best = (t, v);
+        }
+    }
+    let centre = best.0;
+    for i in -10..=10 {
+        let t = centre + i as f64 * 0.005;
+        if t > 0.0 {
+            let v = nll(logits, labels, t)?;
+            if v < best.1 {
+                best = (t, v);
+            }
+        }
+    }
+    Ok((best.0, raw, best.1))
+}
+
+/// The logit scale in [0.5, 500] (log-spaced grid, then refined) minimising the NLL of
+/// `labels` under `softmax(scale * logits)`: calibrates cosine-similarity logits.
+pub fn fit_scale(logits: &Tensor, labels: &[usize]) -> Result<f64> {
+    let mut best = (1.0, f64::INFINITY);
+    for i in 0..=60 {
+        let s = 0.5 * 1000f64.powf(i as f64 / 60.0);
+        let v = nll(logits, labels, 1.0 / s)?;
+        if v < best.1 {
+            best = (s, v);
+        }
+    }
+    let centre = best.0;
+    for i in -10..=10 {
+        let s = centre * 1.12f64.powf(i as f64 / 10.0);
+        let v = nll(logits, labels, 1.0 / s)?;
+        if v < best.1 {
+            best = (s, v);
+        }
+    }
+    Ok(best.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn toy(n: usize, seed: u64) -> (Vec<Vec<f32>>, Vec<usize>) {
+        // three well-separated clusters in 8 dimensions with noise
+        let mut rng = Rng::new(seed);
+        let mut x = Vec::new();
+        let mut y = Vec::new();
+        for i in 0..n {
+            let c = i % 3;
+            let v: Vec<f32> = (0..8)
+                .map(|j| if j == c { 1.0 } else { 0.0 } + (rng.next_f64() as f32 - 0.5) * 0.6)
+                .collect();
+            x.push(v);
+            y.push(c);
+        }
+        (x, y)
+    }
+
+    #[test]
+    fn trains_saves_loads_and_predicts_deterministically() {
+        let labels: Vec<String> = ["negative", "neutral", "positive"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let (xt, yt) = toy(300, 1);
+        let (xd, yd) = toy(90, 2);
+        let cfg = TrainConfig {
+            hidden: 16,
+            epochs: 30,
+            ..TrainConfig::default()
+        };
+        let (yt, yd) = (Targets::Single(&yt), Targets::Single(&yd));
+        let (head, rep) = train_head("sentiment", &labels, &xt, yt, &xd, yd, &cfg).unwrap();
+        assert!(rep.dev_accuracy > 0.95, "{rep:?}");
+        assert!(rep.dev_nll_calibrated <= rep.dev_nll_raw + 1e-12);
+        let (head2, _) = train_head("sentiment", &labels, &xt, yt, &xd, yd, &cfg).unwrap();
+        let p1 = head.predict(&xd).unwrap();
+        assert_eq!(p1, head2.predict(&xd).unwrap(), "same seed, same head");
+        let dir = tempfile::tempdir().unwrap();
+        let stem = dir.path().join("heads/sentiment");
+        head.save(&stem).unwrap();
+        let loaded = Head::load(&stem).unwrap();
+        assert_eq!(loaded.predict(&xd).unwrap(), p1);
+        let r = loaded.result(&p1[2]);
+        assert_eq!(r.label, "positive");
+        let s = r.score.unwrap();
+        assert!((s - (r.probs["positive"] - r.probs["negative"])).abs() < 2e-4);
+        assert_eq!(r.alternatives.len(), 2);
+    }
+
+    #[test]
+    fn multi_label_head_learns_label_sets() {
+        let labels: Vec<String> = ["x", "y", "z"].iter().map(|s| s.to_string()).collect();
+        let mut rng = Rng::new(3);
+        let mut make = |n: usize| {
+            let mut xs = Vec::new();
+            let mut ys = Vec::new();
+            for i in 0..n {
+                let set: Vec<usize> = (0..3).filter(|j| (i >> j) & 1 == 1).collect();
+                let v: Vec<f32> = (0..6)
+                    .map(|j| if j < 3 && set.contains(&j) { 1.0 } else { 0.0 } + (rng.next_f64() as f32 - 0.5) * 0.4)
+                    .collect();
+                xs.push(v);
+                ys.push(set);
+            }
+            (xs, ys)
+        };
+        let (xt, yt) = make(400);
+        let (xd, yd) = make(80);
+        let cfg = TrainConfig {
+            hidden: 0,
+            epochs: 80,
+            lr: 0.01,
+            ..TrainConfig::default()
+        };
+        let (head, rep) = train_head(
+            "aspects",
+            &labels,
+            &xt,
+            Targets::Multi(&yt),
+            &xd,
+            Targets::Multi(&yd),
+            &cfg,
+        )
+        .unwrap();
+        assert!(rep.dev_accuracy > 0.95, "micro-F1 {rep:?}");
+        assert!(head.meta.multi_label);
+        let p = head
+            .predict(&[vec![1.0, 0.0, 1.0, 0.0, 0.0, 0.0], vec![0.0; 6]])
+            .unwrap();
+        let mut on = head.result(&p[0]).labels;
+        on.sort();
+        assert_eq!(on, vec!["x", "z"]);
+        assert_eq!(head.result(&p[1]).label, "none");
+    }
+}

@@ -1,0 +1,708 @@
+//! Command definitions (clap) and their handlers.
+
+mod eval;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use vocmine::classify::{ClassWeight, Targets, TrainConfig};
+use vocmine::corpus::{read_labelled, EmbeddingCache, Labelled};
+use vocmine::encode::{set_intra_op_threads, Encoder, EncoderConfig};
+use vocmine::ingest::{expand_inputs, ColumnMap, Format, IngestConfig};
+use vocmine::model::{default_model_dir, ModelSpec};
+use vocmine::normalise::NormaliseConfig;
+use vocmine::pipeline::{score, ScoreConfig};
+use vocmine::segment::Segmenter;
+
+/// vocmine: voice-of-customer text mining for Chinese and English comments.
+///
+/// Scores comments (sentiment and other tasks) with a multilingual BERT encoder, trains the
+/// classification heads, and measures the encoder.
+#[derive(Parser)]
+#[command(name = "vocmine", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Score comments from CSV/JSONL files into a run folder (scored.jsonl, rejects.jsonl,
+    /// summary.json).
+    Score(ScoreArgs),
+    /// Train a classification head on labelled JSONL/CSV data (frozen encoder, cached
+    /// embeddings).
+    Train(TrainArgs),
+    /// Measure encoder throughput (texts/s, tokens/s) on labelled or plain text files.
+    Bench(BenchArgs),
+    /// Evaluate a task's head on labelled data: accuracy, F1s, confusion, calibration (ECE),
+    /// bootstrap intervals, throughput; compare two reports; run a suite.
+    Eval(eval::EvalArgs),
+}
+
+#[derive(Args, Clone)]
+pub(crate) struct EncoderArgs {
+    /// Model folder: a vocmine.toml bundle or a bare encoder folder [default: the shipped models/]
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Texts per encoder batch
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+    /// Threads in all [default: all cores]
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Batches encoded at once; threads are split evenly between them [default: = threads,
+    /// single-threaded matmuls, the fastest split measured here]
+    #[arg(long)]
+    workers: Option<usize>,
+}
+
+impl EncoderArgs {
+    pub(crate) fn spec(&self) -> Result<ModelSpec> {
+        let dir = self.model.clone().unwrap_or_else(default_model_dir);
+        ModelSpec::open(&dir).with_context(|| format!("cannot open model folder {}", dir.display()))
+    }
+
+    /// Sets the thread split and loads the encoder.
+    pub(crate) fn load(&self, spec: &ModelSpec) -> Result<Encoder> {
+        let mut cfg = EncoderConfig {
+            batch_size: self.batch,
+            ..EncoderConfig::default()
+        };
+        if let Some(t) = self.threads {
+            cfg.threads = t.max(1);
+        }
+        cfg.workers = self.workers.unwrap_or(cfg.threads).clamp(1, cfg.threads);
+        set_intra_op_threads(cfg.threads / cfg.workers);
+        spec.load_encoder(cfg).with_context(|| {
+            format!(
+                "cannot load the encoder from {}",
+                spec.encoder_dir.display()
+            )
+        })
+    }
+}
+
+#[derive(Args)]
+pub(crate) struct ColumnArgs {
+    /// Input format [default: from the extension]
+    #[arg(long, value_parser = ["csv", "jsonl"])]
+    format: Option<String>,
+    /// CSV delimiter, one character (e.g. ';' or 'tab')
+    #[arg(long)]
+    delimiter: Option<String>,
+    /// TOML file with a [columns] table mapping id/text/time/channel/rating/tier/product
+    #[arg(long)]
+    columns: Option<PathBuf>,
+    /// Field holding the text
+    #[arg(long)]
+    text_col: Option<String>,
+    /// Field holding the id (ids are derived from the text when absent)
+    #[arg(long)]
+    id_col: Option<String>,
+    /// Field holding the time
+    #[arg(long)]
+    time_col: Option<String>,
+    /// Field holding the channel
+    #[arg(long)]
+    channel_col: Option<String>,
+    /// Field holding the rating
+    #[arg(long)]
+    rating_col: Option<String>,
+    /// Field holding the customer tier
+    #[arg(long)]
+    tier_col: Option<String>,
+    /// Field holding the product
+    #[arg(long)]
+    product_col: Option<String>,
+}
+
+impl ColumnArgs {
+    pub(crate) fn config(&self) -> Result<IngestConfig> {
+        let mut cols = match &self.columns {
+            Some(p) => ColumnMap::from_toml_file(p)?,
+            None => ColumnMap::default(),
+        };
+        let set = |slot: &mut String, v: &Option<String>| {
+            if let Some(v) = v {
+                *slot = v.clone();
+            }
+        };
+        set(&mut cols.text, &self.text_col);
+        set(&mut cols.id, &self.id_col);
+        set(&mut cols.time, &self.time_col);
+        set(&mut cols.channel, &self.channel_col);
+        set(&mut cols.rating, &self.rating_col);
+        set(&mut cols.tier, &self.tier_col);
+        set(&mut cols.product, &self.product_col);
+        let delimiter = match self.delimiter.as_deref() {
+            None => None,
+            Some("tab" | "\\t") => Some(b'\t'),
+            Some(d) if d.len() == 1 => Some(d.as_bytes()[0]),
+            Some(d) => bail!("--delimiter must be one ASCII character or 'tab', not {d:?}"),
+        };
+        let format = match self.format.as_deref() {
+            Some("csv") => Some(Format::Csv),
+            Some("jsonl") => Some(Format::Jsonl),
+            _ => None,
+        };
+        Ok(IngestConfig {
+            columns: cols,
+            format,
+            delimiter,
+        })
+    }
+}
+
+#[derive(Args)]
+struct ScoreArgs {
+    /// Input files or folders (CSV with a header, or JSONL)
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    /// Run folder for the outputs
+    #[arg(long, short)]
+    out: PathBuf,
+    #[command(flatten)]
+    enc: EncoderArgs,
+    #[command(flatten)]
+    cols: ColumnArgs,
+    /// Tasks to run, comma-separated [default: every task of the model]
+    #[arg(long, value_delimiter = ',')]
+    tasks: Option<Vec<String>>,
+    /// Do not mask phone numbers, emails, ID-card and bank-card numbers
+    #[arg(long)]
+    no_mask: bool,
+    /// Write segmented tokens into each output line
+    #[arg(long)]
+    tokens: bool,
+    /// Write the pooled embeddings to embeddings.f32 (for topics)
+    #[arg(long)]
+    embeddings: bool,
+    /// jieba user dictionary (word [freq] [tag] per line) for product names and domain terms
+    #[arg(long)]
+    user_dict: Option<PathBuf>,
+    /// Comments read per chunk (memory stays bounded by this)
+    #[arg(long, default_value_t = 2048)]
+    chunk: usize,
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    /// Task name (the key of its result in the output), e.g. sentiment
+    #[arg(long)]
+    task: String,
+    /// Training files (JSONL or CSV), repeatable
+    #[arg(long, required = true)]
+    data: Vec<PathBuf>,
+    /// Dev files for early stopping and calibration, repeatable [default: hold out
+    /// --dev-fraction of the training data]
+    #[arg(long)]
+    dev: Vec<PathBuf>,
+    /// Share of the training data held out as dev when no --dev is given (seeded)
+    #[arg(long, default_value_t = 0.1)]
+    dev_fraction: f64,
+    /// Test files to report accuracy on after training, repeatable
+    #[arg(long)]
+    test: Vec<PathBuf>,
+    /// Label field
+    #[arg(long, default_value = "label")]
+    label_field: String,
+    /// Text field
+    #[arg(long, default_value = "text")]
+    text_field: String,
+    /// Label order, comma-separated [default: sorted labels of the training data]
+    #[arg(long, value_delimiter = ',')]
+    labels: Option<Vec<String>>,
+    /// Use at most this many examples of each training file (seeded sample)
+    #[arg(long)]
+    max_per_file: Option<usize>,
+    /// Few-shot: build a nearest-prototype head from K examples per label of the training data
+    /// (seeded sample); no dev set or gradient training
+    #[arg(long, value_name = "K")]
+    few_shot: Option<usize>,
+    /// With --few-shot: answer `unknown` below this confidence
+    #[arg(long, default_value_t = 0.0)]
+    unknown_below: f32,
+    /// Hidden width of the head (0 = linear)
+    #[arg(long, default_value_t = 256)]
+    hidden: usize,
+    /// Maximum epochs
+    #[arg(long, default_value_t = 60)]
+    epochs: usize,
+    /// Learning rate
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    /// Class weighting for imbalanced labels
+    #[arg(long, default_value = "sqrt", value_parser = ["none", "sqrt", "balanced"])]
+    class_weight: String,
+    /// Seed for sampling, initialisation and shuffling
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Output head stem (writes STEM.json and STEM.safetensors)
+    #[arg(long)]
+    out: PathBuf,
+    /// Embedding cache folder [default: $VOCMINE_CACHE or .cache/vocmine]
+    #[arg(long)]
+    cache: Option<PathBuf>,
+    #[command(flatten)]
+    enc: EncoderArgs,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// JSONL/CSV files with a text field; texts are encoded in file order, raw (as the peer
+    /// benchmark does)
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    /// Text field
+    #[arg(long, default_value = "text")]
+    text_field: String,
+    /// Encode at most this many texts
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Write the embeddings here (little-endian f32 rows) to compare with a reference
+    #[arg(long)]
+    dump: Option<PathBuf>,
+    #[command(flatten)]
+    enc: EncoderArgs,
+}
+
+/// Parses the command line and runs the command.
+pub fn run() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Score(a) => cmd_score(a),
+        Cmd::Train(a) => cmd_train(a),
+        Cmd::Bench(a) => cmd_bench(a),
+        Cmd::Eval(a) => eval::cmd_eval(a),
+    }
+}
+
+fn spinner(msg: &str) -> ProgressBar {
+    let pb = ProgressBar::new_spinner();
+    pb.set_style(
+        ProgressStyle::with_template("{spinner} {msg} {pos} records [{elapsed_precise}] {per_sec}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    pb.set_message(msg.to_string());
+    pb
+}
+
+pub(crate) fn bar(total: usize, msg: &str) -> ProgressBar {
+    let pb = ProgressBar::new(total as u64);
+    pb.set_style(
+        ProgressStyle::with_template(
+            "{msg} [{bar:30}] {pos}/{len} [{elapsed_precise}<{eta_precise}] {per_sec}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    pb.set_message(msg.to_string());
+    pb
+}
+
+fn cmd_score(a: ScoreArgs) -> Result<()> {
+    let spec = a.enc.spec()?;
+    let inputs = expand_inputs(&a.inputs)?;
+    if inputs.is_empty() {
+        bail!("no input files found in {:?}", a.inputs);
+    }
+    let encoder = a.enc.load(&spec)?;
+    let heads = spec.load_heads(a.tasks.as_deref(), &encoder)?;
+    let segmenter = match &a.user_dict {
+        Some(p) => Segmenter::with_user_dict(p)?,
+        None => Segmenter::new(),
+    };
+    let cfg = ScoreConfig {
+        inputs,
+        out_dir: a.out.clone(),
+        ingest: a.cols.config()?,
+        normalise: NormaliseConfig {
+            mask_pii: !a.no_mask,
+        },
+        chunk_size: a.chunk,
+        keep_tokens: a.tokens,
+        save_embeddings: a.embeddings,
+    };
+    let pb = spinner("scoring");
+    let sum = score(&cfg, &encoder, &heads, &segmenter, |n| pb.set_position(n))?;
+    pb.finish_and_clear();
+    println!(
+        "scored {} of {} records ({} rejected) in {:.1}s: {:.1} comments/s, {} encoder tokens ({:.0} tokens/s in the encoder)",
+        sum.scored,
+        sum.records,
+        sum.rejected,
+        sum.seconds,
+        sum.texts_per_second,
+        sum.tokens,
+        sum.tokens as f64 / sum.encode_seconds.max(1e-9)
+    );
+    println!("languages: {}", fmt_counts(&sum.languages));
+    for (task, counts) in &sum.labels {
+        println!("{task}: {}", fmt_counts(counts));
+    }
+    if sum.masked_comments > 0 {
+        println!("personal data masked in {} comments", sum.masked_comments);
+    }
+    println!(
+        "wrote {}/scored.jsonl, rejects.jsonl, summary.json",
+        a.out.display()
+    );
+    Ok(())
+}
+
+fn fmt_counts(m: &std::collections::BTreeMap<String, u64>) -> String {
+    m.iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn load_sets(
+    files: &[PathBuf],
+    text: &str,
+    label: &str,
+    max: Option<usize>,
+    seed: u64,
+) -> Result<Labelled> {
+    let mut all = Labelled::default();
+    for f in files {
+        let (l, skipped) = read_labelled(f, text, label)?;
+        if skipped > 0 {
+            eprintln!("{}: {skipped} rows without {label:?} skipped", f.display());
+        }
+        all.extend(match max {
+            Some(n) => l.sample(n, seed),
+            None => l,
+        });
+    }
+    Ok(all)
+}
+
+/// Embeds a labelled set file by file (each file's rows are cached on their own, so adding a
+/// file to a training set reuses the others' embeddings).
+fn embed(
+    enc: &Encoder,
+    fp: &str,
+    cache: &EmbeddingCache,
+    set: &Labelled,
+    what: &str,
+) -> Result<Vec<Vec<f32>>> {
+    let pb = bar(set.len(), what);
+    let mut out = Vec::with_capacity(set.len());
+    let mut start = 0;
+    while start < set.len() {
+        let end = (start..set.len())
+            .find(|&i| set.sources[i] != set.sources[start])
+            .unwrap_or(set.len());
+        let done = out.len();
+        let v = cache.embed(enc, fp, &set.texts[start..end], |d, _| {
+            pb.set_position((done + d) as u64)
+        })?;
+        out.extend(v);
+        start = end;
+    }
+    pb.finish_and_clear();
+    Ok(out)
+}
+
+fn cmd_train(a: TrainArgs) -> Result<()> {
+    let t0 = Instant::now();
+    let spec = a.enc.spec()?;
+    let encoder = a.enc.load(&spec)?;
+    let fp = encoder.fingerprint()?;
+    let cache = EmbeddingCache::new(a.cache.clone().unwrap_or_else(EmbeddingCache::default_dir));
+    let train = load_sets(
+        &a.data,
+        &a.text_field,
+        &a.label_field,
+        a.max_per_file,
+        a.seed,
+    )?;
+    if let Some(k) = a.few_shot {
+        return few_shot(&a, k, train, &encoder, &fp, &cache, t0);
+    }
+    let (train, dev) = if a.dev.is_empty() {
+        let (t, d) = train.split(a.dev_fraction, a.seed);
+        eprintln!(
+            "no --dev given: {} examples ({:.0}%) of the training data held out as dev (seed {})",
+            d.len(),
+            a.dev_fraction * 100.0,
+            a.seed
+        );
+        (t, d)
+    } else {
+        (
+            train,
+            load_sets(&a.dev, &a.text_field, &a.label_field, None, a.seed)?,
+        )
+    };
+    let multi = train.multi;
+    let labels: Vec<String> = match &a.labels {
+        Some(l) => l.clone(),
+        None => {
+            let mut l: Vec<String> = train.label_sets.iter().flatten().cloned().collect();
+            l.sort();
+            l.dedup();
+            l
+        }
+    };
+    let index = |set: &Labelled, what: &str| -> Result<Vec<Vec<usize>>> {
+        set.label_sets
+            .iter()
+            .map(|ls| {
+                ls.iter()
+                    .map(|l| {
+                        labels.iter().position(|x| x == l).with_context(|| {
+                            format!("{what}: label {l:?} is not in the label set {labels:?}")
+                        })
+                    })
+                    .collect()
+            })
+            .collect()
+    };
+    let (yt, yd) = (index(&train, "train")?, index(&dev, "dev")?);
+    let single = |y: &[Vec<usize>]| -> Vec<usize> { y.iter().map(|v| v[0]).collect() };
+    let (yt1, yd1) = (single(&yt), single(&yd));
+    let (tt_, td_) = if multi {
+        (Targets::Multi(&yt), Targets::Multi(&yd))
+    } else {
+        (Targets::Single(&yt1), Targets::Single(&yd1))
+    };
+    let xt = embed(&encoder, &fp, &cache, &train, "embedding train")?;
+    let xd = embed(&encoder, &fp, &cache, &dev, "embedding dev")?;
+    let cfg = TrainConfig {
+        hidden: a.hidden,
+        epochs: a.epochs,
+        lr: a.lr,
+        seed: a.seed,
+        class_weight: match a.class_weight.as_str() {
+            "none" => ClassWeight::None,
+            "balanced" => ClassWeight::Balanced,
+            _ => ClassWeight::Sqrt,
+        },
+        ..TrainConfig::default()
+    };
+    let tt = Instant::now();
+    let (mut head, rep) =
+        vocmine::classify::train_head(&a.task, &labels, &xt, tt_, &xd, td_, &cfg)?;
+    let train_secs = tt.elapsed().as_secs_f64();
+    let mut tests = serde_json::Map::new();
+    for f in &a.test {
+        let set = load_sets(
+            std::slice::from_ref(f),
+            &a.text_field,
+            &a.label_field,
+            None,
+            a.seed,
+        )?;
+        let x = embed(
+            &encoder,
+            &fp,
+            &cache,
+            &set,
+            &format!("embedding {}", f.display()),
+        )?;
+        let probs = head.predict(&x)?;
+        let entry = if multi {
+            let gold = index(&set, "test")?;
+            let pred: Vec<Vec<usize>> = probs
+                .iter()
+                .map(|p| (0..p.len()).filter(|&j| p[j] >= 0.5).collect())
+                .collect();
+            let m = vocmine::metrics::multi_label(&labels, &gold, &pred);
+            println!(
+                "{}: micro-F1 {:.2}%, macro-F1 {:.2}%, exact match {:.2}%, n={}",
+                f.display(),
+                m.micro_f1 * 100.0,
+                m.macro_f1 * 100.0,
+                m.exact_match * 100.0,
+                set.len()
+            );
+            serde_json::json!({"n": set.len(), "micro_f1": m.micro_f1, "macro_f1": m.macro_f1, "exact_match": m.exact_match})
+        } else {
+            let (acc, acc_r) = accuracy(&probs, &labels, &set.labels);
+            println!(
+                "{}: accuracy {:.2}% (argmax over the corpus's own labels: {:.2}%), n={}",
+                f.display(),
+                acc * 100.0,
+                acc_r * 100.0,
+                set.len()
+            );
+            serde_json::json!({"n": set.len(), "accuracy": acc, "accuracy_gold_labels_only": acc_r})
+        };
+        tests.insert(f.display().to_string(), entry);
+    }
+    head.meta.encoder = fp;
+    head.meta.training = serde_json::json!({
+        "command": std::env::args().collect::<Vec<_>>().join(" "),
+        "data": a.data, "dev": a.dev, "max_per_file": a.max_per_file,
+        "n_train": train.len(), "n_dev": dev.len(),
+        "config": cfg, "report": rep, "test": tests,
+        "train_seconds": train_secs,
+    });
+    head.save(&a.out)?;
+    println!(
+        "trained {} head on {} examples ({} dev): dev accuracy {:.2}% at epoch {}/{}, temperature {:.2}, {:.1}s training, {:.1}s in all",
+        a.task,
+        train.len(),
+        dev.len(),
+        rep.dev_accuracy * 100.0,
+        rep.best_epoch,
+        rep.epochs_run,
+        rep.temperature,
+        train_secs,
+        t0.elapsed().as_secs_f64()
+    );
+    println!(
+        "wrote {}.json and {}.safetensors",
+        a.out.display(),
+        a.out.display()
+    );
+    Ok(())
+}
+
+/// `train --few-shot K`: K examples per label, prototypes, accuracy on the test files.
+fn few_shot(
+    a: &TrainArgs,
+    k: usize,
+    train: Labelled,
+    encoder: &Encoder,
+    fp: &str,
+    cache: &EmbeddingCache,
+    t0: Instant,
+) -> Result<()> {
+    let sample = train.per_label_sample(k, a.seed);
+    let labels: Vec<String> = {
+        let mut l = sample.labels.clone();
+        l.sort();
+        l.dedup();
+        l
+    };
+    let y: Vec<usize> = sample
+        .labels
+        .iter()
+        .map(|l| labels.iter().position(|x| x == l).unwrap_or(0))
+        .collect();
+    let x = embed(encoder, fp, cache, &sample, "embedding the shots")?;
+    let mut head = vocmine::taxonomy::prototype_head(&a.task, &labels, &x, &y, a.unknown_below)?;
+    let mut tests = serde_json::Map::new();
+    for f in &a.test {
+        let set = load_sets(
+            std::slice::from_ref(f),
+            &a.text_field,
+            &a.label_field,
+            None,
+            a.seed,
+        )?;
+        let xt = embed(
+            encoder,
+            fp,
+            cache,
+            &set,
+            &format!("embedding {}", f.display()),
+        )?;
+        let probs = head.predict(&xt)?;
+        let (acc, _) = accuracy(&probs, &labels, &set.labels);
+        println!(
+            "{}: accuracy {:.2}% ({k}-shot, {} labels), n={}",
+            f.display(),
+            acc * 100.0,
+            labels.len(),
+            set.len()
+        );
+        tests.insert(
+            f.display().to_string(),
+            serde_json::json!({"n": set.len(), "accuracy": acc}),
+        );
+    }
+    head.meta.encoder = fp.to_string();
+    head.meta.training = serde_json::json!({
+        "command": std::env::args().collect::<Vec<_>>().join(" "),
+        "method": "nearest prototype (few-shot)", "shots": k, "seed": a.seed,
+        "examples": sample.len(), "data": a.data, "test": tests,
+        "prototype": head.meta.training,
+    });
+    head.save(&a.out)?;
+    println!(
+        "built a {k}-shot {} head ({} labels, {} examples) in {:.1}s; wrote {}.json/.safetensors",
+        a.task,
+        labels.len(),
+        sample.len(),
+        t0.elapsed().as_secs_f64(),
+        a.out.display()
+    );
+    Ok(())
+}
+
+/// Accuracy, and accuracy with the argmax restricted to the labels that occur in `gold` (for
+/// a 3-way head on a 2-way corpus).
+fn accuracy(probs: &[Vec<f32>], labels: &[String], gold: &[String]) -> (f64, f64) {
+    let present: Vec<bool> = labels.iter().map(|l| gold.contains(l)).collect();
+    let (mut hit, mut hit_r) = (0usize, 0usize);
+    for (p, g) in probs.iter().zip(gold) {
+        let arg = |mask: bool| {
+            (0..p.len())
+                .filter(|&i| !mask || present[i])
+                .max_by(|&a, &b| p[a].total_cmp(&p[b]))
+                .map(|i| labels[i].as_str())
+        };
+        hit += usize::from(arg(false) == Some(g.as_str()));
+        hit_r += usize::from(arg(true) == Some(g.as_str()));
+    }
+    let n = gold.len().max(1) as f64;
+    (hit as f64 / n, hit_r as f64 / n)
+}
+
+fn cmd_bench(a: BenchArgs) -> Result<()> {
+    let spec = a.enc.spec()?;
+    let encoder = a.enc.load(&spec)?;
+    let mut texts = Vec::new();
+    for f in &a.inputs {
+        let (l, _) = read_labelled(f, &a.text_field, &a.text_field)?;
+        texts.extend(l.texts);
+    }
+    if let Some(n) = a.limit {
+        texts.truncate(n);
+    }
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    // warm-up
+    encoder.encode(&refs[..refs.len().min(64)])?;
+    let t0 = Instant::now();
+    let toks = encoder.tokenize(&refs)?;
+    let tok_s = t0.elapsed().as_secs_f64();
+    let t1 = Instant::now();
+    let embs = encoder.encode_ids(&toks)?;
+    let enc_s = t1.elapsed().as_secs_f64();
+    let real: usize = toks.iter().map(Vec::len).sum();
+    let cfg = encoder.config();
+    println!(
+        "bench: {} texts, {} real tokens, batch {}, threads {}, workers {}: tokenize {:.2}s; encode {:.2}s = {:.1} texts/s, {:.0} tokens/s (tokenize+encode {:.1} texts/s)",
+        texts.len(),
+        real,
+        cfg.batch_size,
+        cfg.threads,
+        cfg.workers,
+        tok_s,
+        enc_s,
+        texts.len() as f64 / enc_s,
+        real as f64 / enc_s,
+        texts.len() as f64 / (enc_s + tok_s)
+    );
+    if let Some(p) = &a.dump {
+        write_f32(p, &embs)?;
+    }
+    Ok(())
+}
+
+fn write_f32(p: &Path, rows: &[Vec<f32>]) -> Result<()> {
+    let mut bytes = Vec::with_capacity(rows.len() * rows.first().map_or(0, Vec::len) * 4);
+    for r in rows {
+        for x in r {
+            bytes.extend_from_slice(&x.to_le_bytes());
+        }
+    }
+    std::fs::write(p, bytes).with_context(|| format!("cannot write {}", p.display()))
+}

@@ -1,0 +1,259 @@
+//! Encode: the multilingual e5 encoder (BERT) through candle, with the e5 input conventions.
+//!
+//! A model is config + weights + tokenizer; [`Encoder::load`] reads them, [`Encoder::encode`]
+//! runs them. Texts are prefixed with `"query: "`, truncated to `max_len` tokens (special
+//! tokens included), cut into batches of similar length (sorted by token count, so padding
+//! stays small), run through the encoder, mean-pooled over real tokens and L2-normalised.
+
+use crate::error::{Error, Result};
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::bert::{BertModel, Config};
+use rayon::prelude::*;
+use sha2::{Digest, Sha256};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use tokenizers::{Tokenizer, TruncationParams};
+
+/// How the encoder reads text and spreads its work.
+#[derive(Debug, Clone)]
+pub struct EncoderConfig {
+    /// Maximum tokens a text is truncated to, special tokens included (default 128).
+    pub max_len: usize,
+    /// Texts per forward pass (default 32).
+    pub batch_size: usize,
+    /// Prefix added to every text (e5: `"query: "`).
+    pub prefix: String,
+    /// Total threads (default: all cores).
+    pub threads: usize,
+    /// Batches run at once. `1` runs one batch at a time with all `threads` inside the matmuls;
+    /// `threads` (the default, fastest here) runs one batch per thread with single-threaded
+    /// matmuls. Set [`set_intra_op_threads`] to `threads / workers` before the first forward.
+    pub workers: usize,
+}
+
+impl Default for EncoderConfig {
+    fn default() -> Self {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        EncoderConfig {
+            max_len: 128,
+            batch_size: 32,
+            prefix: "query: ".into(),
+            threads,
+            workers: threads,
+        }
+    }
+}
+
+/// Sets how many threads candle uses inside one operation (matmul). candle reads the
+/// `RAYON_NUM_THREADS` variable at every matmul; call this once, early, before other threads
+/// start.
+pub fn set_intra_op_threads(n: usize) {
+    // Safe in edition 2021; called from `main` before any worker thread exists.
+    std::env::set_var("RAYON_NUM_THREADS", n.max(1).to_string());
+}
+
+/// A loaded sentence encoder.
+pub struct Encoder {
+    model: BertModel,
+    tokenizer: Tokenizer,
+    device: Device,
+    cfg: EncoderConfig,
+    hidden: usize,
+    pad_id: u32,
+    dir: PathBuf,
+    pool: rayon::ThreadPool,
+}
+
+/// Token ids of one text after prefixing and truncation.
+pub type TokenIds = Vec<u32>;
+
+impl Encoder {
+    /// Loads `config.json`, `model.safetensors` and `tokenizer.json` from `dir` (weights are
+    /// converted to f32 on load).
+    pub fn load(dir: &Path, cfg: EncoderConfig) -> Result<Encoder> {
+        let need = |f: &str| -> Result<PathBuf> {
+            let p = dir.join(f);
+            if p.is_file() {
+                Ok(p)
+            } else {
+                Err(Error::model(
+                    dir,
+                    format!(
+                        "{f} is missing (expected config.json, model.safetensors, tokenizer.json)"
+                    ),
+                ))
+            }
+        };
+        let config_path = need("config.json")?;
+        let weights = need("model.safetensors")?;
+        let tok_path = need("tokenizer.json")?;
+        let config: Config = serde_json::from_str(
+            &std::fs::read_to_string(&config_path).map_err(|e| Error::io(&config_path, e))?,
+        )
+        .map_err(|e| Error::model(&config_path, e.to_string()))?;
+        let device = Device::Cpu;
+        // SAFETY: the weights file is mapped read-only and not modified while mapped.
+        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&weights], DType::F32, &device)? };
+        let model = BertModel::load(vb, &config)?;
+        let mut tokenizer =
+            Tokenizer::from_file(&tok_path).map_err(|e| Error::model(&tok_path, e.to_string()))?;
+        tokenizer
+            .with_truncation(Some(TruncationParams {
+                max_length: cfg.max_len,
+                ..Default::default()
+            }))
+            .map_err(|e| Error::Tokenizer(e.to_string()))?;
+        tokenizer.with_padding(None);
+        let threads = cfg.threads.max(1);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("vocmine-encode-{i}"))
+            .build()
+            .map_err(|e| Error::Invalid(format!("cannot start {threads} threads: {e}")))?;
+        Ok(Encoder {
+            model,
+            tokenizer,
+            device,
+            hidden: config.hidden_size,
+            pad_id: config.pad_token_id as u32,
+            cfg,
+            dir: dir.to_path_buf(),
+            pool,
+        })
+    }
+
+    /// Embedding width (384 for e5-small).
+    pub fn dim(&self) -> usize {
+        self.hidden
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &EncoderConfig {
+        &self.cfg
+    }
+
+    /// The thread pool the encoder runs in; run other parallel stages inside it too
+    /// (`encoder.pool().install(..)`) so the process keeps one set of worker threads.
+    pub fn pool(&self) -> &rayon::ThreadPool {
+        &self.pool
+    }
+
+    /// The model folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// A fingerprint of the weights and tokenizer (SHA-256 prefix) plus the input settings, so
+    /// that caches and run states notice a different model.
+    pub fn fingerprint(&self) -> Result<String> {
+        let mut h = Sha256::new();
+        for f in ["config.json", "model.safetensors", "tokenizer.json"] {
+            let p = self.dir.join(f);
+            let mut file = std::fs::File::open(&p).map_err(|e| Error::io(&p, e))?;
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let n = file.read(&mut buf).map_err(|e| Error::io(&p, e))?;
+                if n == 0 {
+                    break;
+                }
+                h.update(&buf[..n]);
+            }
+        }
+        h.update(format!("max_len={};prefix={}", self.cfg.max_len, self.cfg.prefix).as_bytes());
+        let d = h.finalize();
+        Ok(d[..8].iter().map(|b| format!("{b:02x}")).collect())
+    }
+
+    /// Tokenises texts with the prefix and truncation (special tokens included). Very long
+    /// texts are cut to `8 * max_len` characters first; truncation keeps the start anyway.
+    pub fn tokenize(&self, texts: &[&str]) -> Result<Vec<TokenIds>> {
+        let cap = self.cfg.max_len * 8;
+        let inputs: Vec<String> = texts
+            .iter()
+            .map(|t| {
+                let cut = match t.char_indices().nth(cap) {
+                    Some((i, _)) => &t[..i],
+                    None => t,
+                };
+                format!("{}{}", self.cfg.prefix, cut)
+            })
+            .collect();
+        let enc = self
+            .pool
+            .install(|| self.tokenizer.encode_batch(inputs, true))
+            .map_err(|e| Error::Tokenizer(e.to_string()))?;
+        Ok(enc.into_iter().map(|e| e.get_ids().to_vec()).collect())
+    }
+
+    /// Runs one padded batch: returns L2-normalised mean-pooled embeddings, one per input.
+    pub fn forward_batch(&self, batch: &[&TokenIds]) -> Result<Vec<Vec<f32>>> {
+        let b = batch.len();
+        if b == 0 {
+            return Ok(Vec::new());
+        }
+        let l = batch.iter().map(|t| t.len()).max().unwrap_or(1).max(1);
+        let mut ids = vec![self.pad_id; b * l];
+        let mut mask = vec![0u32; b * l];
+        for (i, t) in batch.iter().enumerate() {
+            ids[i * l..i * l + t.len()].copy_from_slice(t);
+            mask[i * l..i * l + t.len()].iter_mut().for_each(|m| *m = 1);
+        }
+        let ids = Tensor::from_vec(ids, (b, l), &self.device)?;
+        let mask = Tensor::from_vec(mask, (b, l), &self.device)?;
+        let types = ids.zeros_like()?;
+        let out = self.model.forward(&ids, &types, Some(&mask))?; // (b, l, h)
+        let maskf = mask.to_dtype(DType::F32)?.unsqueeze(2)?; // (b, l, 1)
+        let summed = out.broadcast_mul(&maskf)?.sum(1)?; // (b, h)
+        let counts = maskf.sum(1)?; // (b, 1)
+        let mean = summed.broadcast_div(&counts)?;
+        let norm = mean.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
+        let pooled = mean.broadcast_div(&norm)?;
+        Ok(pooled.to_vec2::<f32>()?)
+    }
+
+    /// Encodes token sequences: sorts them by length, cuts batches, runs them (one at a time,
+    /// or `workers` at once), and returns embeddings in input order.
+    pub fn encode_ids(&self, toks: &[TokenIds]) -> Result<Vec<Vec<f32>>> {
+        let mut order: Vec<usize> = (0..toks.len()).collect();
+        order.sort_by_key(|&i| (toks[i].len(), i));
+        let batches: Vec<&[usize]> = order.chunks(self.cfg.batch_size.max(1)).collect();
+        let run = |idx: &&[usize]| -> Result<Vec<Vec<f32>>> {
+            let batch: Vec<&TokenIds> = idx.iter().map(|&i| &toks[i]).collect();
+            self.forward_batch(&batch)
+        };
+        let results: Vec<Vec<Vec<f32>>> = self.pool.install(|| {
+            if self.cfg.workers > 1 {
+                batches
+                    .par_iter()
+                    .with_max_len(1)
+                    .map(run)
+                    .collect::<Result<_>>()
+            } else {
+                batches.iter().map(run).collect::<Result<_>>()
+            }
+        })?;
+        let mut out = vec![Vec::new(); toks.len()];
+        for (idx, embs) in batches.iter().zip(results) {
+            for (&i, e) in idx.iter().zip(embs) {
+                out[i] = e;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Tokenises and encodes texts; returns the embeddings and each text's token count.
+    pub fn encode(&self, texts: &[&str]) -> Result<(Vec<Vec<f32>>, Vec<usize>)> {
+        let toks = self.tokenize(texts)?;
+        let lens = toks.iter().map(Vec::len).collect();
+        Ok((self.encode_ids(&toks)?, lens))
+    }
+}
+
+/// Cosine similarity of two vectors.
+pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let na: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
+    dot / (na * nb).max(1e-12)
+}

@@ -1,0 +1,182 @@
+//! The model bundle: an encoder folder plus the heads of each task, described by a
+//! `vocmine.toml` manifest:
+//!
+//! ```toml
+//! encoder = "multilingual-e5-small-zh-en"   # folder, relative to the manifest
+//! max_len = 128
+//! [tasks.sentiment]
+//! head = "heads/sentiment"                  # STEM of STEM.json + STEM.safetensors
+//! ```
+//!
+//! A bare encoder folder (config.json, model.safetensors, tokenizer.json) also loads, with no
+//! tasks.
+
+use crate::classify::Head;
+use crate::corpus::EmbeddingCache;
+use crate::encode::{Encoder, EncoderConfig};
+use crate::error::{Error, Result};
+use crate::taxonomy::{prototype_head, Taxonomy};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The manifest file name inside a model folder.
+pub const MANIFEST: &str = "vocmine.toml";
+
+/// One task entry of the manifest: a trained head, or a taxonomy whose seed examples make a
+/// few-shot head at load time (a taxonomy beside a head supplies category types).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaskEntry {
+    /// Head file stem, relative to the manifest.
+    #[serde(default)]
+    pub head: Option<String>,
+    /// Taxonomy file, relative to the manifest.
+    #[serde(default)]
+    pub taxonomy: Option<String>,
+}
+
+/// The `vocmine.toml` manifest.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Encoder folder, relative to the manifest.
+    pub encoder: String,
+    /// Token limit the heads were trained with.
+    #[serde(default = "default_max_len")]
+    pub max_len: usize,
+    /// Tasks by name.
+    #[serde(default)]
+    pub tasks: BTreeMap<String, TaskEntry>,
+}
+
+fn default_max_len() -> usize {
+    128
+}
+
+/// Where the shipped model lives: `./models` when it exists, else the `models/` folder of the
+/// source tree this binary was built from.
+pub fn default_model_dir() -> PathBuf {
+    let local = PathBuf::from("models");
+    if local.join(MANIFEST).is_file() {
+        return local;
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("models")
+}
+
+/// A resolved model folder: where the encoder is and which heads belong to it.
+#[derive(Debug, Clone)]
+pub struct ModelSpec {
+    /// The folder given.
+    pub dir: PathBuf,
+    /// The encoder folder.
+    pub encoder_dir: PathBuf,
+    /// Token limit.
+    pub max_len: usize,
+    /// Task name -> head stem or taxonomy file.
+    pub heads: BTreeMap<String, TaskSource>,
+}
+
+/// Where a task's head comes from.
+#[derive(Debug, Clone)]
+pub enum TaskSource {
+    /// A trained head (STEM.json + STEM.safetensors).
+    Head(PathBuf),
+    /// A taxonomy file: a few-shot head is built from its seed examples.
+    Taxonomy(PathBuf),
+}
+
+impl ModelSpec {
+    /// Reads `dir/vocmine.toml`, or treats `dir` as a bare encoder folder.
+    pub fn open(dir: &Path) -> Result<ModelSpec> {
+        let m = dir.join(MANIFEST);
+        if m.is_file() {
+            let s = std::fs::read_to_string(&m).map_err(|e| Error::io(&m, e))?;
+            let man: Manifest = toml::from_str(&s).map_err(|e| Error::model(&m, e.to_string()))?;
+            Ok(ModelSpec {
+                dir: dir.to_path_buf(),
+                encoder_dir: dir.join(&man.encoder),
+                max_len: man.max_len,
+                heads: man
+                    .tasks
+                    .iter()
+                    .map(|(k, v)| {
+                        let src = match (&v.head, &v.taxonomy) {
+                            (Some(h), _) => TaskSource::Head(dir.join(h)),
+                            (None, Some(t)) => TaskSource::Taxonomy(dir.join(t)),
+                            (None, None) => {
+                                return Err(Error::model(
+                                    &m,
+                                    format!("task {k:?} names neither a head nor a taxonomy"),
+                                ))
+                            }
+                        };
+                        Ok((k.clone(), src))
+                    })
+                    .collect::<Result<_>>()?,
+            })
+        } else if dir.join("config.json").is_file() {
+            Ok(ModelSpec {
+                dir: dir.to_path_buf(),
+                encoder_dir: dir.to_path_buf(),
+                max_len: default_max_len(),
+                heads: BTreeMap::new(),
+            })
+        } else {
+            Err(Error::model(
+                dir,
+                format!("neither {MANIFEST} nor an encoder (config.json) here; pass --model with the shipped `models` folder or an encoder folder"),
+            ))
+        }
+    }
+
+    /// Loads the encoder with `cfg` (its `max_len` is taken from the manifest).
+    pub fn load_encoder(&self, mut cfg: EncoderConfig) -> Result<Encoder> {
+        cfg.max_len = self.max_len;
+        Encoder::load(&self.encoder_dir, cfg)
+    }
+
+    /// Loads the heads of `tasks` (all tasks when `None`), checking each exists; few-shot heads
+    /// are built from their taxonomy's seeds with `encoder`.
+    pub fn load_heads(&self, tasks: Option<&[String]>, encoder: &Encoder) -> Result<Vec<Head>> {
+        let names: Vec<String> = match tasks {
+            Some(t) => t.to_vec(),
+            None => self.heads.keys().cloned().collect(),
+        };
+        names
+            .iter()
+            .map(|n| {
+                let stem = self.heads.get(n).ok_or_else(|| {
+                    Error::model(
+                        &self.dir,
+                        format!(
+                            "no task {n:?} in this model (tasks: {})",
+                            self.heads.keys().cloned().collect::<Vec<_>>().join(", ")
+                        ),
+                    )
+                })?;
+                match stem {
+                    TaskSource::Head(p) => Head::load(p),
+                    TaskSource::Taxonomy(p) => few_shot_head(p, encoder),
+                }
+            })
+            .collect()
+    }
+}
+
+/// Builds the few-shot head of a taxonomy file: its seeds are normalised and encoded like
+/// comments, then [`prototype_head`] makes the calibrated nearest-prototype head.
+pub fn few_shot_head(path: &Path, encoder: &Encoder) -> Result<Head> {
+    let tax = Taxonomy::load(path)?;
+    let (texts, ys) = tax.seeds();
+    let cache = EmbeddingCache::new(EmbeddingCache::default_dir());
+    let embs = cache.embed(encoder, &encoder.fingerprint()?, &texts, |_, _| {})?;
+    let mut head = prototype_head(&tax.task, &tax.labels(), &embs, &ys, tax.unknown_below)?;
+    let kinds: Vec<String> = tax
+        .categories
+        .iter()
+        .map(|c| c.kind.clone().unwrap_or_default())
+        .collect();
+    if kinds.iter().any(|k| !k.is_empty()) {
+        head.meta.kinds = Some(kinds);
+    }
+    Ok(head)
+}

@@ -1,0 +1,413 @@
+//! Normalise: clean text, detect its language, convert traditional Chinese for analysis, and
+//! mask personal data.
+//!
+//! Order of work for one comment: control characters are removed from the raw text, personal
+//! data is masked in it (the masked original is what every output shows), then the masked text
+//! is NFKC-normalised (full-width forms fold to half-width) with whitespace collapsed, for the
+//! encoder. A simplified-Chinese copy of that is made for segmentation and keywords only.
+
+use regex::Regex;
+use std::sync::OnceLock;
+use unicode_normalization::UnicodeNormalization;
+
+/// Detected language of a comment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum Lang {
+    /// Simplified Chinese.
+    #[serde(rename = "zh")]
+    Zh,
+    /// Traditional Chinese.
+    #[serde(rename = "zh-Hant")]
+    ZhHant,
+    /// English.
+    #[serde(rename = "en")]
+    En,
+    /// Chinese and English together.
+    #[serde(rename = "mixed")]
+    Mixed,
+    /// Anything else (other scripts, emoji or digits only).
+    #[serde(rename = "other")]
+    Other,
+}
+
+impl Lang {
+    /// The code written to outputs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lang::Zh => "zh",
+            Lang::ZhHant => "zh-Hant",
+            Lang::En => "en",
+            Lang::Mixed => "mixed",
+            Lang::Other => "other",
+        }
+    }
+}
+
+/// A comment's text in the forms the later stages need.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Normalised {
+    /// The original text, control characters removed and personal data masked: what is shown.
+    pub display: String,
+    /// NFKC, half-width, whitespace-collapsed form of `display`: what the encoder reads.
+    pub text: String,
+    /// `text` with traditional characters converted to simplified: for segmentation/keywords.
+    pub simplified: String,
+    /// The detected language.
+    pub lang: Lang,
+    /// Kinds of personal data masked, in order of appearance (`PHONE`, `EMAIL`, ...).
+    pub masked: Vec<String>,
+}
+
+/// Options for [`normalise`].
+#[derive(Debug, Clone, Copy)]
+pub struct NormaliseConfig {
+    /// Mask personal data (on by default).
+    pub mask_pii: bool,
+}
+
+impl Default for NormaliseConfig {
+    fn default() -> Self {
+        NormaliseConfig { mask_pii: true }
+    }
+}
+
+/// Runs the whole normalisation of one comment text.
+pub fn normalise(raw: &str, cfg: NormaliseConfig) -> Normalised {
+    let cleaned = strip_controls(raw);
+    let (display, masked) = if cfg.mask_pii {
+        mask_pii(&cleaned)
+    } else {
+        (cleaned, Vec::new())
+    };
+    let text = fold(&display);
+    let simplified = fast2s::convert(&text);
+    let lang = detect_lang(&text, &simplified);
+    Normalised {
+        display: display.trim().to_string(),
+        text,
+        simplified,
+        lang,
+        masked,
+    }
+}
+
+/// Removes control and invisible format characters; line breaks and tabs become spaces.
+pub fn strip_controls(s: &str) -> String {
+    s.chars()
+        .filter_map(|c| match c {
+            '\n' | '\r' | '\t' | '\u{2028}' | '\u{2029}' | '\u{85}' => Some(' '),
+            '\u{200b}' | '\u{200e}' | '\u{200f}' | '\u{feff}' | '\u{2060}' => None,
+            c if c.is_control() => None,
+            c => Some(c),
+        })
+        .collect()
+}
+
+/// NFKC (full-width letters, digits and punctuation fold to half-width, ideographic space to
+/// space), whitespace runs collapsed to one space, trimmed.
+pub fn fold(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut space = false;
+    for c in s.nfkc() {
+        if c.is_whitespace() {
+            space = true;
+        } else {
+            if space && !out.is_empty() {
+                out.push(' ');
+            }
+            space = false;
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn is_han(c: char) -> bool {
+    matches!(c as u32,
+        0x4E00..=0x9FFF | 0x3400..=0x4DBF | 0x20000..=0x2A6DF | 0x2A700..=0x2EBEF | 0xF900..=0xFAFF)
+}
+
+/// Language by script: Han characters against Latin words (one Han character carries about
+/// as much as a short English word). Traditional if enough Han characters change under
+/// traditional-to-simplified conversion.
+pub fn detect_lang(text: &str, simplified: &str) -> Lang {
+    let mut han = 0usize;
+    let mut latin_letters = 0usize;
+    let mut other_letters = 0usize;
+    for c in text.chars() {
+        if is_han(c) {
+            han += 1;
+        } else if c.is_ascii_alphabetic() || matches!(c, '\u{c0}'..='\u{24f}') {
+            latin_letters += 1;
+        } else if c.is_alphabetic() {
+            other_letters += 1;
+        }
+    }
+    let en_units = latin_letters as f64 / 4.0;
+    let total = han as f64 + en_units + other_letters as f64;
+    if total < 1.0 {
+        return Lang::Other;
+    }
+    if (other_letters as f64) > 0.5 * total {
+        return Lang::Other;
+    }
+    let zh_share = han as f64 / (han as f64 + en_units).max(1e-9);
+    let hant = || {
+        let changed = text
+            .chars()
+            .zip(simplified.chars())
+            .filter(|(a, b)| a != b && is_han(*a))
+            .count();
+        changed >= 1 && changed as f64 >= 0.05 * han as f64
+    };
+    if zh_share >= 0.8 {
+        if hant() {
+            Lang::ZhHant
+        } else {
+            Lang::Zh
+        }
+    } else if zh_share <= 0.2 && latin_letters > 0 {
+        Lang::En
+    } else if han > 0 {
+        Lang::Mixed
+    } else {
+        Lang::Other
+    }
+}
+
+struct PiiPatterns {
+    email: Regex,
+    id_card: Regex,
+    bank_card: Regex,
+    phone: Vec<Regex>,
+}
+
+fn patterns() -> &'static PiiPatterns {
+    static P: OnceLock<PiiPatterns> = OnceLock::new();
+    P.get_or_init(|| {
+        // \d is Unicode-aware: full-width digits match too.
+        let re = |s: &str| Regex::new(s).expect("valid built-in PII pattern");
+        PiiPatterns {
+            email: re(r"[\w.%+\-]+@[\w\-]+(?:\.[\w\-]+)*\.[A-Za-z]{2,}"),
+            id_card: re(r"\d{17}[\dXxＸｘ]"),
+            bank_card: re(r"\d{4}(?:[ \-]?\d{4}){2,3}(?:[ \-]?\d{1,3})?"),
+            phone: vec![
+                // mainland mobile, optional +86 / 86 / 0086 prefix, 3-4-4 groups
+                re(r"(?:(?:[+＋]|00)?(?:86|８６)[ \-]?)?[1１][3-9３-９]\d[ \-]?\d{4}[ \-]?\d{4}"),
+                // mainland landline: 0xx(x)-xxxxxxx(x)
+                re(r"(?:\([0０]\d{2,3}\)|[0０]\d{2,3})[ \-]\d{7,8}"),
+                // international: +CC then 6-14 digits in groups
+                re(r"[+＋]\d{1,3}[ \-]?(?:\(\d{1,4}\)[ \-]?)?\d{2,5}(?:[ \-]?\d{2,5}){1,4}"),
+                // North American forms: (415) 555-0134, 415-555-0134, 415.555.0134
+                re(r"(?:\(\d{3}\)[ \-]?|\d{3}[\-.])\d{3}[\-.]\d{4}"),
+            ],
+        }
+    })
+}
+
+/// Numeric value of an ASCII or full-width digit.
+fn digit_value(c: char) -> Option<u32> {
+    match c {
+        '0'..='9' => Some(c as u32 - '0' as u32),
+        '０'..='９' => Some(c as u32 - '０' as u32),
+        _ => None,
+    }
+}
+
+fn digits(s: &str) -> Vec<u32> {
+    s.chars().filter_map(digit_value).collect()
+}
+
+/// True when the characters around `[start, end)` are not digits or ASCII letters (the regex
+/// crate has no look-around, so boundaries are checked here).
+fn isolated(s: &str, start: usize, end: usize) -> bool {
+    let before = s[..start].chars().next_back();
+    let after = s[end..].chars().next();
+    let bad =
+        |c: Option<char>| c.is_some_and(|c| digit_value(c).is_some() || c.is_ascii_alphabetic());
+    !bad(before) && !bad(after)
+}
+
+/// Luhn check of a card number's digits.
+pub fn luhn_valid(d: &[u32]) -> bool {
+    if d.len() < 13 {
+        return false;
+    }
+    let sum: u32 = d
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, &x)| {
+            if i % 2 == 1 {
+                let y = x * 2;
+                if y > 9 {
+                    y - 9
+                } else {
+                    y
+                }
+            } else {
+                x
+            }
+        })
+        .sum();
+    sum % 10 == 0
+}
+
+/// A mainland resident ID number: 18 characters, a plausible birth date, and (when the check
+/// digit is right) certainly one. A wrong check digit with a plausible date is still masked:
+/// a mistyped ID is still personal data.
+pub fn looks_like_id_card(s: &str) -> bool {
+    let d = digits(s);
+    if d.len() < 17 {
+        return false;
+    }
+    let year = d[6] * 1000 + d[7] * 100 + d[8] * 10 + d[9];
+    let month = d[10] * 10 + d[11];
+    let day = d[12] * 10 + d[13];
+    (1900..=2099).contains(&year) && (1..=12).contains(&month) && (1..=31).contains(&day)
+}
+
+/// The GB 11643 check character of the first 17 digits.
+pub fn id_card_check_char(first17: &[u32]) -> char {
+    const W: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+    const C: [char; 11] = ['1', '0', 'X', '9', '8', '7', '6', '5', '4', '3', '2'];
+    let s: u32 = first17.iter().zip(W).map(|(d, w)| d * w).sum();
+    C[(s % 11) as usize]
+}
+
+/// Replaces personal data by typed placeholders: `<EMAIL>`, `<ID_CARD>`, `<BANK_CARD>`,
+/// `<PHONE>`. Returns the masked text and the kinds found, in order.
+pub fn mask_pii(s: &str) -> (String, Vec<String>) {
+    let p = patterns();
+    let mut kinds = Vec::new();
+    let mut text = replace_checked(s, &p.email, "EMAIL", &mut kinds, |_| true, false);
+    text = replace_checked(
+        &text,
+        &p.id_card,
+        "ID_CARD",
+        &mut kinds,
+        looks_like_id_card,
+        true,
+    );
+    text = replace_checked(
+        &text,
+        &p.bank_card,
+        "BANK_CARD",
+        &mut kinds,
+        |m| luhn_valid(&digits(m)),
+        true,
+    );
+    for re in &p.phone {
+        text = replace_checked(
+            &text,
+            re,
+            "PHONE",
+            &mut kinds,
+            |m| (7..=15).contains(&digits(m).len()),
+            true,
+        );
+    }
+    (text, kinds)
+}
+
+fn replace_checked(
+    s: &str,
+    re: &Regex,
+    kind: &str,
+    kinds: &mut Vec<String>,
+    accept: impl Fn(&str) -> bool,
+    need_isolated: bool,
+) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut last = 0;
+    for m in re.find_iter(s) {
+        if (need_isolated && !isolated(s, m.start(), m.end())) || !accept(m.as_str()) {
+            continue;
+        }
+        out.push_str(&s[last..m.start()]);
+        out.push('<');
+        out.push_str(kind);
+        out.push('>');
+        kinds.push(kind.to_string());
+        last = m.end();
+    }
+    out.push_str(&s[last..]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lang(s: &str) -> Lang {
+        normalise(s, NormaliseConfig::default()).lang
+    }
+
+    #[test]
+    fn languages() {
+        assert_eq!(lang("物流太慢了，差评"), Lang::Zh);
+        assert_eq!(lang("退貨流程太麻煩了，客服態度很差"), Lang::ZhHant);
+        assert_eq!(lang("@united lost my bag again, thanks a lot"), Lang::En);
+        assert_eq!(lang("App 一直 crash，登录不了"), Lang::Mixed);
+        assert_eq!(lang("👍👍👍 !!!"), Lang::Other);
+        assert_eq!(lang("12345"), Lang::Other);
+    }
+
+    #[test]
+    fn folds_width_whitespace_and_controls() {
+        let n = normalise(
+            "ＡＢＣ　１２３\u{0007}\n\t好！ ",
+            NormaliseConfig::default(),
+        );
+        assert_eq!(n.text, "ABC 123 好!");
+        assert_eq!(n.display, "ＡＢＣ　１２３  好！");
+        let t = normalise("這個產品質量很差", NormaliseConfig::default());
+        assert_eq!(t.simplified, "这个产品质量很差");
+        assert_eq!(t.display, "這個產品質量很差");
+    }
+
+    #[test]
+    fn masks_phones_emails_ids_and_cards() {
+        let first17 = [1, 1, 0, 1, 0, 5, 1, 9, 9, 0, 0, 3, 0, 7, 0, 0, 1];
+        let check = id_card_check_char(&first17);
+        let id: String = first17
+            .iter()
+            .map(|d| char::from(b'0' + *d as u8))
+            .collect::<String>()
+            + &check.to_string();
+        let s = format!(
+            "电话13812345678或+86 139-1234-5678，邮箱zhang.wei@example.com，身份证{id}，卡号4111 1111 1111 1111，call +1 (415) 555-0134 or 020-87654321 订单号20261012000123456789"
+        );
+        let (m, kinds) = mask_pii(&s);
+        assert!(
+            !m.contains("13812345678") && !m.contains("1234-5678"),
+            "{m}"
+        );
+        assert!(
+            !m.contains("example.com") && !m.contains(&id) && !m.contains("4111"),
+            "{m}"
+        );
+        assert!(!m.contains("555-0134") && !m.contains("87654321"), "{m}");
+        assert!(
+            m.contains("订单号20261012000123456789"),
+            "order numbers stay: {m}"
+        );
+        for k in ["PHONE", "EMAIL", "ID_CARD", "BANK_CARD"] {
+            assert!(kinds.iter().any(|x| x == k), "{k} in {kinds:?}");
+        }
+        // full-width digits are personal data too
+        let (m, _) = mask_pii("手机：１３９１２３４５６７８");
+        assert_eq!(m, "手机：<PHONE>");
+        // a non-Luhn 16-digit number is not a card (but not left as a phone either)
+        let (m, kinds) = mask_pii("tracking 1234 5678 9012 3456 ok");
+        assert!(!kinds.contains(&"BANK_CARD".to_string()), "{m}");
+        assert!(!luhn_valid(&[
+            1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1, 2, 3, 4, 5, 6
+        ]));
+        assert!(luhn_valid(&[
+            4, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1
+        ]));
+        let (m, _) = mask_pii("no pii here, 2 items for 39.90");
+        assert_eq!(m, "no pii here, 2 items for 39.90");
+    }
+}

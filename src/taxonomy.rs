@@ -1,0 +1,267 @@
+//! Taxonomies as data: a task's categories with names, descriptions and seed examples in a
+//! TOML file the user edits, and the few-shot classifier built from the seeds alone.
+//!
+//! The few-shot classifier is a nearest-prototype model: each category's prototype is the
+//! normalised mean embedding of its seed examples, a comment's logits are its cosine
+//! similarities to the prototypes times a scale, and the scale is fitted by leave-one-out on
+//! the seeds (each seed classified against prototypes built without it) to minimise NLL, so
+//! the confidence is calibrated. Below `unknown_below` confidence the answer is `unknown`.
+//! The result is an ordinary linear [`Head`] (weights = scaled prototypes).
+
+use crate::classify::{fit_scale, Head, HeadMeta};
+use crate::error::{Error, Result};
+use candle_core::{Device, Tensor};
+use serde::Deserialize;
+use std::path::Path;
+
+/// One category of a taxonomy.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Category {
+    /// Stable id, the label written to outputs.
+    pub id: String,
+    /// English display name.
+    pub name_en: String,
+    /// Chinese display name.
+    pub name_zh: String,
+    /// One-line description.
+    pub description: String,
+    /// Pain-point type (process, product_or_service, emotional, support, none), if any.
+    #[serde(rename = "type", default)]
+    pub kind: Option<String>,
+    /// Seed examples (both languages).
+    pub examples: Vec<String>,
+}
+
+/// A task's taxonomy file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Taxonomy {
+    /// Task name.
+    pub task: String,
+    /// What the task decides.
+    pub description: String,
+    /// Confidence below which the few-shot answer is `unknown` (default 0.3).
+    #[serde(default = "default_unknown")]
+    pub unknown_below: f32,
+    /// Categories in output order.
+    #[serde(rename = "category")]
+    pub categories: Vec<Category>,
+}
+
+fn default_unknown() -> f32 {
+    0.3
+}
+
+impl Taxonomy {
+    /// Reads and checks a taxonomy file (unique ids, at least one example per category).
+    pub fn load(path: &Path) -> Result<Taxonomy> {
+        let s = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let t: Taxonomy = toml::from_str(&s).map_err(|e| Error::input(path, e.to_string()))?;
+        if t.categories.len() < 2 {
+            return Err(Error::input(
+                path,
+                "a taxonomy needs at least two categories",
+            ));
+        }
+        for (i, c) in t.categories.iter().enumerate() {
+            if t.categories[..i].iter().any(|d| d.id == c.id) {
+                return Err(Error::input(
+                    path,
+                    format!("category id {:?} appears twice", c.id),
+                ));
+            }
+            if c.examples.iter().all(|e| e.trim().is_empty()) {
+                return Err(Error::input(
+                    path,
+                    format!("category {:?} has no seed example", c.id),
+                ));
+            }
+        }
+        Ok(t)
+    }
+
+    /// Category ids in order.
+    pub fn labels(&self) -> Vec<String> {
+        self.categories.iter().map(|c| c.id.clone()).collect()
+    }
+
+    /// All seed examples with their category index.
+    pub fn seeds(&self) -> (Vec<String>, Vec<usize>) {
+        let mut texts = Vec::new();
+        let mut ys = Vec::new();
+        for (i, c) in self.categories.iter().enumerate() {
+            for e in c.examples.iter().filter(|e| !e.trim().is_empty()) {
+                texts.push(e.clone());
+                ys.push(i);
+            }
+        }
+        (texts, ys)
+    }
+}
+
+fn normalised_mean(rows: &[&Vec<f32>], dim: usize) -> Vec<f32> {
+    let mut m = vec![0f32; dim];
+    for r in rows {
+        for (a, b) in m.iter_mut().zip(r.iter()) {
+            *a += b;
+        }
+    }
+    let n = m.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+    m.iter().map(|x| x / n).collect()
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// Builds the nearest-prototype head from labelled embeddings (`y[i]` in `0..labels.len()`),
+/// with the scale fitted by leave-one-out. `unknown_below` is stored in the head.
+pub fn prototype_head(
+    task: &str,
+    labels: &[String],
+    embs: &[Vec<f32>],
+    y: &[usize],
+    unknown_below: f32,
+) -> Result<Head> {
+    let k = labels.len();
+    let dim = embs.first().map_or(0, Vec::len);
+    let members: Vec<Vec<&Vec<f32>>> = (0..k)
+        .map(|c| {
+            embs.iter()
+                .zip(y)
+                .filter(|(_, &l)| l == c)
+                .map(|(e, _)| e)
+                .collect()
+        })
+        .collect();
+    if let Some(c) = members.iter().position(Vec::is_empty) {
+        return Err(Error::Invalid(format!(
+            "category {:?} has no example",
+            labels[c]
+        )));
+    }
+    let protos: Vec<Vec<f32>> = members.iter().map(|m| normalised_mean(m, dim)).collect();
+    // leave-one-out similarities for the scale
+    let sums: Vec<Vec<f32>> = members
+        .iter()
+        .map(|m| (0..dim).map(|j| m.iter().map(|r| r[j]).sum()).collect())
+        .collect();
+    let mut sims = Vec::with_capacity(embs.len() * k);
+    let mut loo_y = Vec::new();
+    for (e, &c) in embs.iter().zip(y) {
+        if members[c].len() < 2 {
+            continue;
+        }
+        for (j, p) in protos.iter().enumerate() {
+            if j == c {
+                let held: Vec<f32> = sums[c].iter().zip(e).map(|(s, x)| s - x).collect();
+                let n = held.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+                sims.push(dot(e, &held) / n);
+            } else {
+                sims.push(dot(e, p));
+            }
+        }
+        loo_y.push(c);
+    }
+    let scale = if loo_y.is_empty() {
+        20.0
+    } else {
+        let t = Tensor::from_vec(sims, (loo_y.len(), k), &Device::Cpu)?;
+        fit_scale(&t, &loo_y)?
+    };
+    let w: Vec<f32> = protos.iter().flatten().map(|x| x * scale as f32).collect();
+    let w = Tensor::from_vec(w, (k, dim), &Device::Cpu)?;
+    let b = Tensor::zeros(k, candle_core::DType::F32, &Device::Cpu)?;
+    Ok(Head::linear(
+        HeadMeta {
+            task: task.to_string(),
+            labels: labels.to_vec(),
+            input_dim: dim,
+            hidden: 0,
+            temperature: 1.0,
+            encoder: String::new(),
+            unknown_below: (unknown_below > 0.0).then_some(unknown_below),
+            multi_label: false,
+            kinds: None,
+            training: serde_json::json!({"method": "nearest prototype (few-shot)", "scale": scale, "examples": embs.len()}),
+        },
+        w,
+        b,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loads_the_shipped_taxonomies() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/taxonomies");
+        let intent = Taxonomy::load(&root.join("intent.toml")).unwrap();
+        assert_eq!(
+            intent.labels(),
+            [
+                "complaint",
+                "question",
+                "request",
+                "praise",
+                "suggestion",
+                "other"
+            ]
+        );
+        let pain = Taxonomy::load(&root.join("pain_point.toml")).unwrap();
+        assert!(pain.labels().contains(&"none".to_string()) && pain.labels().len() >= 11);
+        for c in &pain.categories {
+            assert!(c.kind.is_some(), "{} lacks its pain-point type", c.id);
+            assert!(c.examples.len() >= 5);
+        }
+    }
+
+    #[test]
+    fn bad_taxonomies_are_rejected_with_the_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.toml");
+        let cat = |id: &str| {
+            format!("[[category]]\nid = \"{id}\"\nname_en = \"A\"\nname_zh = \"甲\"\ndescription = \"d\"\nexamples = [\"x\"]\n")
+        };
+        std::fs::write(
+            &p,
+            format!(
+                "task = \"t\"\ndescription = \"d\"\n{}{}",
+                cat("a"),
+                cat("a")
+            ),
+        )
+        .unwrap();
+        let e = Taxonomy::load(&p).unwrap_err().to_string();
+        assert!(e.contains("appears twice"), "{e}");
+    }
+
+    #[test]
+    fn prototypes_classify_and_say_unknown() {
+        let labels: Vec<String> = ["a", "b"].iter().map(|s| s.to_string()).collect();
+        let e = |x: f32, y: f32| {
+            let n = (x * x + y * y).sqrt();
+            vec![x / n, y / n]
+        };
+        let embs = vec![
+            e(1.0, 0.1),
+            e(1.0, -0.1),
+            e(0.9, 0.2),
+            e(0.1, 1.0),
+            e(-0.1, 1.0),
+            e(0.2, 0.9),
+        ];
+        let y = vec![0, 0, 0, 1, 1, 1];
+        let head = prototype_head("t", &labels, &embs, &y, 0.6).unwrap();
+        let p = head
+            .predict(&[e(1.0, 0.0), e(0.0, 1.0), e(1.0, 1.0)])
+            .unwrap();
+        assert!(p[0][0] > 0.9 && p[1][1] > 0.9, "{p:?}");
+        assert_eq!(head.result(&p[0]).label, "a");
+        // equidistant: about 50/50, below the threshold
+        assert_eq!(head.result(&p[2]).label, "unknown");
+        assert_eq!(head.result(&p[2]).alternatives.len(), 2);
+    }
+}

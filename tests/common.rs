@@ -1,0 +1,31 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `../shared` beside the repository (or `$VOCMINE_SHARED`), if present. Absent data makes a
+/// test skip with a printed reason, except under CI, where it must be there.
+pub fn shared(rel: &str) -> Option<PathBuf> {
+    let base = std::env::var_os("VOCMINE_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("../shared"));
+    let p = base.join(rel);
+    if p.exists() {
+        return Some(p);
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("{} is missing, and CI must have ../shared", p.display());
+    }
+    eprintln!("SKIP: {} not found (../shared is absent here)", p.display());
+    None
+}
+
+/// The shipped model bundle.
+pub fn model_dir() -> PathBuf {
+    root().join("models")
+}

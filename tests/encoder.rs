@@ -1,0 +1,116 @@
+//! The real encoder against the reference embeddings of the peer benchmark.
+
+mod common;
+
+use std::io::BufRead;
+use vocmine::encode::{cosine, EncoderConfig};
+use vocmine::model::ModelSpec;
+
+fn read_npy_f32(path: &std::path::Path) -> (Vec<usize>, Vec<f32>) {
+    let d = std::fs::read(path).unwrap();
+    assert_eq!(&d[..6], b"\x93NUMPY");
+    let hl = u16::from_le_bytes([d[8], d[9]]) as usize;
+    let header = std::str::from_utf8(&d[10..10 + hl]).unwrap();
+    assert!(
+        header.contains("'<f4'") && header.contains("False"),
+        "{header}"
+    );
+    let shape_s = header
+        .split("'shape': (")
+        .nth(1)
+        .unwrap()
+        .split(')')
+        .next()
+        .unwrap();
+    let shape: Vec<usize> = shape_s
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| s.trim().parse().unwrap())
+        .collect();
+    let data = d[10 + hl..]
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    (shape, data)
+}
+
+#[test]
+fn embeddings_match_the_reference_at_cosine_0999() {
+    let (Some(inputs), Some(npy)) = (
+        common::shared("bench/results/e5_first200_inputs.jsonl"),
+        common::shared("bench/results/e5_first200_embeddings.npy"),
+    ) else {
+        return;
+    };
+    let (shape, reference) = read_npy_f32(&npy);
+    assert_eq!(shape, vec![200, 384]);
+    let mut texts = Vec::new();
+    let mut ids = Vec::new();
+    for line in std::io::BufReader::new(std::fs::File::open(&inputs).unwrap()).lines() {
+        let v: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap();
+        texts.push(v["text"].as_str().unwrap().to_string());
+        ids.push(
+            v["input_ids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_u64().unwrap() as u32)
+                .collect::<Vec<u32>>(),
+        );
+    }
+    assert_eq!(texts.len(), 200);
+    let spec = ModelSpec::open(&common::model_dir()).unwrap();
+    let enc = spec.load_encoder(EncoderConfig::default()).unwrap();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    // tokenisation identical to the peer's
+    assert_eq!(enc.tokenize(&refs).unwrap(), ids);
+    let (embs, lens) = enc.encode(&refs).unwrap();
+    assert_eq!(lens, ids.iter().map(Vec::len).collect::<Vec<_>>());
+    let mut worst = 1.0f32;
+    for (i, e) in embs.iter().enumerate() {
+        assert_eq!(e.len(), 384);
+        let c = cosine(e, &reference[i * 384..(i + 1) * 384]);
+        assert!(c >= 0.999, "text {i}: cosine {c}");
+        worst = worst.min(c);
+    }
+    eprintln!("worst cosine over 200 texts: {worst}");
+}
+
+#[test]
+fn batching_and_order_do_not_change_embeddings() {
+    let spec = ModelSpec::open(&common::model_dir()).unwrap();
+    let texts = [
+        "物流太慢了，等了一个星期",
+        "shipping was slow",
+        "客服很好，耐心解答",
+        "The customer service agent was helpful and patient with my refund question.",
+        "質量太差了",
+        "👍",
+    ];
+    let one = spec
+        .load_encoder(EncoderConfig {
+            batch_size: 1,
+            workers: 1,
+            ..EncoderConfig::default()
+        })
+        .unwrap();
+    let many = spec
+        .load_encoder(EncoderConfig {
+            batch_size: 4,
+            workers: 2,
+            threads: 2,
+            ..EncoderConfig::default()
+        })
+        .unwrap();
+    let (a, _) = one.encode(&texts).unwrap();
+    let (b, _) = many.encode(&texts).unwrap();
+    for (x, y) in a.iter().zip(&b) {
+        assert!(cosine(x, y) > 0.99999, "{}", cosine(x, y));
+        let norm: f32 = x.iter().map(|v| v * v).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-4);
+    }
+    // the multilingual encoder puts translations close: zh "logistics too slow" is nearer to
+    // "shipping was slow" than to "customer service was helpful"
+    assert!(cosine(&a[0], &a[1]) > cosine(&a[0], &a[3]));
+    assert!(cosine(&a[2], &a[3]) > cosine(&a[2], &a[1]));
+}

@@ -1,0 +1,211 @@
+//! `vocmine eval` through the real binary and the shipped model.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+fn vocmine(args: &[&str]) -> String {
+    let o = Command::new(env!("CARGO_BIN_EXE_vocmine"))
+        .args(args)
+        .current_dir(common::root())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        o.status.success(),
+        "{args:?}\n{out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    out
+}
+
+const DATA: &[(&str, &str)] = &[
+    ("物流太慢了，等了一个星期还没到", "negative"),
+    ("质量很好，非常满意，下次还来", "positive"),
+    ("客服态度太差了，再也不买了", "negative"),
+    ("送货很快，包装完好，好评", "positive"),
+    (
+        "The package arrived broken and nobody answers my emails.",
+        "negative",
+    ),
+    (
+        "Great service, the agent fixed my problem in two minutes!",
+        "positive",
+    ),
+    ("Worst airline ever, lost my luggage twice", "negative"),
+    (
+        "Thanks for the quick refund, really appreciate it",
+        "positive",
+    ),
+    ("退貨流程太麻煩了，等了兩週", "negative"),
+    ("這家店的東西很好用，推薦", "positive"),
+    ("味道一般，分量太少", "negative"),
+    ("Love the new app update, so much faster", "positive"),
+];
+
+fn write_data(dir: &Path) -> std::path::PathBuf {
+    let p = dir.join("labelled.jsonl");
+    let body: String = DATA
+        .iter()
+        .enumerate()
+        .map(|(i, (t, l))| {
+            serde_json::json!({"id": format!("e{i}"), "text": t, "label": l}).to_string() + "\n"
+        })
+        .collect();
+    std::fs::write(&p, body).unwrap();
+    p
+}
+
+#[test]
+fn eval_reports_metrics_and_agrees_with_score() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = write_data(dir.path());
+    let report = dir.path().join("report.json");
+    let text = vocmine(&[
+        "eval",
+        "--task",
+        "sentiment",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        report.to_str().unwrap(),
+        "--errors",
+        "3",
+    ]);
+    assert!(
+        text.contains("accuracy") && text.contains("ECE") && text.contains("confusion"),
+        "{text}"
+    );
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    for key in [
+        "accuracy",
+        "macro_f1",
+        "weighted_f1",
+        "ece",
+        "per_class",
+        "confusion",
+        "throughput",
+    ] {
+        assert!(r.get(key).is_some(), "report lacks {key}");
+    }
+    assert_eq!(r["n"], 12);
+    let acc = r["accuracy"].as_f64().unwrap();
+    assert!(acc >= 0.9, "these 12 texts are unambiguous: accuracy {acc}");
+    let lo = r["accuracy_ci"]["lo"].as_f64().unwrap();
+    let hi = r["accuracy_ci"]["hi"].as_f64().unwrap();
+    assert!(lo <= acc && acc <= hi);
+    let conf: u64 = r["confusion"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|row| row.as_array().unwrap().iter().map(|v| v.as_u64().unwrap()))
+        .sum();
+    assert_eq!(conf, 12);
+    assert!(r["throughput"]["texts_per_s"].as_f64().unwrap() > 0.0);
+    assert!(r["throughput"]["peak_rss_mib"].as_f64().unwrap() > 50.0);
+    let errors = std::fs::read_to_string(dir.path().join("errors.jsonl")).unwrap();
+    assert_eq!(
+        errors.lines().count(),
+        r["errors"].as_array().unwrap().len()
+    );
+
+    // score gives the same predictions, for the trained head and the few-shot ones
+    let run = dir.path().join("run");
+    vocmine(&[
+        "score",
+        data.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    let scored: Vec<serde_json::Value> = std::fs::read_to_string(run.join("scored.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for task in ["sentiment", "intent", "pain_point"] {
+        let rep = dir.path().join(format!("{task}.json"));
+        vocmine(&[
+            "eval",
+            "--task",
+            task,
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            rep.to_str().unwrap(),
+            "--bootstrap",
+            "50",
+        ]);
+        let r: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&rep).unwrap()).unwrap();
+        let by_id: BTreeMap<String, String> = scored
+            .iter()
+            .map(|v| {
+                (
+                    v["id"].as_str().unwrap().to_string(),
+                    v[task]["label"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        for p in r["predictions"].as_array().unwrap() {
+            assert_eq!(
+                by_id[p["id"].as_str().unwrap()],
+                p["pred"].as_str().unwrap(),
+                "{task}"
+            );
+        }
+    }
+
+    // a report compared with itself: no difference, not significant
+    let cmp = vocmine(&[
+        "eval",
+        "--compare",
+        report.to_str().unwrap(),
+        report.to_str().unwrap(),
+    ]);
+    assert!(cmp.contains("12 common examples"), "{cmp}");
+    assert!(
+        cmp.lines()
+            .filter(|l| l.starts_with("accuracy") || l.starts_with("macro-F1"))
+            .all(|l| l.trim_end().ends_with("no")),
+        "{cmp}"
+    );
+}
+
+#[test]
+fn suite_writes_one_markdown_table() {
+    let dir = tempfile::tempdir().unwrap();
+    write_data(dir.path());
+    let suite = dir.path().join("suite.toml");
+    std::fs::write(
+        &suite,
+        format!(
+            "corpora = {:?}\n[[run]]\nname = \"tiny\"\ndata = \"labelled.jsonl\"\ntask = \"sentiment\"\n\n[[run]]\nname = \"absent\"\ndata = \"labelled.jsonl\"\ntask = \"no_such_task\"\n",
+            dir.path().to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let md = dir.path().join("suite.md");
+    vocmine(&[
+        "eval",
+        "--suite",
+        suite.to_str().unwrap(),
+        "--md",
+        md.to_str().unwrap(),
+        "--bootstrap",
+        "200",
+    ]);
+    let table = std::fs::read_to_string(&md).unwrap();
+    assert!(
+        table.starts_with("| corpus | task | n | accuracy"),
+        "{table}"
+    );
+    assert!(table.contains("| tiny | sentiment | 12 |"), "{table}");
+    assert!(
+        table.contains("| absent | no_such_task | | not run: the model has no `no_such_task` head"),
+        "{table}"
+    );
+    assert!(table.contains("Whole suite:"));
+}
