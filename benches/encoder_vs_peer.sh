@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${1:-/tmp/peer-venv}
 shift || true
-THREADS=${*:-2 1}
+THREADS=${*:-2}
 SHARED=${VOCMINE_SHARED:-../shared}
 C=$SHARED/corpora
 FILES="$C/waimai_10k/test.jsonl $C/online_shopping_10_cats/test.jsonl $C/twitter_airline/test.jsonl"

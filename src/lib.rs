@@ -19,5 +19,6 @@ pub mod record;
 pub mod rng;
 pub mod segment;
 pub mod taxonomy;
+pub mod workspace;
 
 pub use error::{Error, Result};

@@ -33,6 +33,14 @@ pub struct TaskEntry {
     /// Taxonomy file, relative to the manifest.
     #[serde(default)]
     pub taxonomy: Option<String>,
+    /// Run by `score` when no `--tasks` is given (default true). Benchmark heads (banking77,
+    /// clinc150, ...) set `default = false`: they stay available to `eval` and `--tasks`.
+    #[serde(default = "yes")]
+    pub default: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// The `vocmine.toml` manifest.
@@ -73,6 +81,8 @@ pub struct ModelSpec {
     pub max_len: usize,
     /// Task name -> head stem or taxonomy file.
     pub heads: BTreeMap<String, TaskSource>,
+    /// Tasks run when none are named.
+    pub default_tasks: Vec<String>,
 }
 
 /// Where a task's head comes from.
@@ -112,6 +122,12 @@ impl ModelSpec {
                         Ok((k.clone(), src))
                     })
                     .collect::<Result<_>>()?,
+                default_tasks: man
+                    .tasks
+                    .iter()
+                    .filter(|(_, v)| v.default)
+                    .map(|(k, _)| k.clone())
+                    .collect(),
             })
         } else if dir.join("config.json").is_file() {
             Ok(ModelSpec {
@@ -119,6 +135,7 @@ impl ModelSpec {
                 encoder_dir: dir.to_path_buf(),
                 max_len: default_max_len(),
                 heads: BTreeMap::new(),
+                default_tasks: Vec::new(),
             })
         } else {
             Err(Error::model(
@@ -134,12 +151,12 @@ impl ModelSpec {
         Encoder::load(&self.encoder_dir, cfg)
     }
 
-    /// Loads the heads of `tasks` (all tasks when `None`), checking each exists; few-shot heads
+    /// Loads the heads of `tasks` (the default tasks when `None`), checking each exists; few-shot heads
     /// are built from their taxonomy's seeds with `encoder`.
     pub fn load_heads(&self, tasks: Option<&[String]>, encoder: &Encoder) -> Result<Vec<Head>> {
         let names: Vec<String> = match tasks {
             Some(t) => t.to_vec(),
-            None => self.heads.keys().cloned().collect(),
+            None => self.default_tasks.clone(),
         };
         names
             .iter()
@@ -159,6 +176,35 @@ impl ModelSpec {
                 }
             })
             .collect()
+    }
+}
+
+impl ModelSpec {
+    /// The model version a scoring run records: a hash of the encoder fingerprint and of the
+    /// files behind each task run (head weights and metadata, or taxonomy), with the task names.
+    pub fn version(&self, encoder_fingerprint: &str, tasks: &[String]) -> Result<String> {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(encoder_fingerprint.as_bytes());
+        for t in tasks {
+            h.update(b"\0task:");
+            h.update(t.as_bytes());
+            let files: Vec<PathBuf> = match self.heads.get(t) {
+                Some(TaskSource::Head(stem)) => vec![
+                    stem.with_extension("json"),
+                    stem.with_extension("safetensors"),
+                ],
+                Some(TaskSource::Taxonomy(p)) => vec![p.clone()],
+                None => Vec::new(),
+            };
+            for f in files {
+                h.update(std::fs::read(&f).map_err(|e| Error::io(&f, e))?);
+            }
+        }
+        Ok(h.finalize()[..6]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect())
     }
 }
 

@@ -1,22 +1,26 @@
 //! Scoring runs: stream the inputs in chunks through normalise -> segment -> encode ->
-//! classify and write `scored.jsonl`, `rejects.jsonl` and `summary.json` into the run folder.
+//! classify, into a [`Workspace`] that commits checkpoints and compacts the outputs
+//! (`scored.jsonl`, `rejects.jsonl`, `summary.json`, optionally `embeddings.f32`).
 //!
-//! Memory stays bounded by the chunk size whatever the input size. Outputs are written to
-//! `*.partial` files and renamed at the end, so a finished-looking file is a finished one.
+//! Memory stays bounded by the chunk size whatever the input size. Chunks are cut by input
+//! position (every `chunk_size` records), and checkpoints fall on chunk boundaries, so a run
+//! resumed after a crash re-reads exactly the chunks that were not committed and scores them
+//! with the same batches as an uninterrupted run would. A rerun skips every comment whose id,
+//! text and model version are already in the workspace.
 
 use crate::classify::Head;
 use crate::encode::Encoder;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::ingest::{IngestConfig, Item, Reader};
-use crate::normalise::{normalise, NormaliseConfig};
+use crate::normalise::{normalise, NormaliseConfig, Normalised};
 use crate::record::{Comment, Reject, Scored};
 use crate::segment::Segmenter;
+use crate::workspace::{file_sha256, Decision, FileRecord, Workspace};
 use rayon::prelude::*;
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 /// Settings of one scoring run.
@@ -24,18 +28,22 @@ use std::time::Instant;
 pub struct ScoreConfig {
     /// Input files, read in this order.
     pub inputs: Vec<PathBuf>,
-    /// Run folder for the outputs.
+    /// Workspace (run folder) for the state and outputs.
     pub out_dir: PathBuf,
     /// How to read the inputs.
     pub ingest: IngestConfig,
     /// Normalisation (PII masking).
     pub normalise: NormaliseConfig,
-    /// Comments per chunk (the unit of streaming).
+    /// Records per chunk (the unit of streaming and of checkpoints).
     pub chunk_size: usize,
+    /// Chunks per checkpoint (0: only at the end of each input file).
+    pub checkpoint_every: usize,
     /// Write the segmented tokens into each output line.
     pub keep_tokens: bool,
     /// Write `embeddings.f32` (row i = line i of scored.jsonl, little-endian f32).
     pub save_embeddings: bool,
+    /// Version of the model (encoder + heads); comments scored by another version are rescored.
+    pub model_version: String,
 }
 
 /// What a run did, written as `summary.json` and printed at the end.
@@ -43,12 +51,30 @@ pub struct ScoreConfig {
 pub struct Summary {
     /// Input files.
     pub files: Vec<String>,
-    /// Records read (scored + rejected).
+    /// Input files skipped whole: the same bytes were scored to the end by this model before.
+    pub files_skipped: Vec<String>,
+    /// Records read in this run (scored + skipped + rejected).
     pub records: u64,
-    /// Comments scored.
+    /// Comments scored in this run.
     pub scored: u64,
-    /// Records rejected.
+    /// Of those: not seen before.
+    pub new: u64,
+    /// Of those: seen with another text.
+    pub changed_text: u64,
+    /// Of those: scored before by another model version.
+    pub older_model: u64,
+    /// Comments skipped: same id, text and model already in the workspace.
+    pub unchanged: u64,
+    /// Records rejected in this run.
     pub rejected: u64,
+    /// Checkpoints committed in this run.
+    pub checkpoints: u64,
+    /// Comments in the workspace's scored.jsonl after the run.
+    pub total_scored: u64,
+    /// Distinct rejects in the workspace's rejects.jsonl after the run.
+    pub total_rejected: u64,
+    /// Model version.
+    pub model: String,
     /// Encoder tokens read (after truncation, special tokens included).
     pub tokens: u64,
     /// Wall time of the whole run, seconds.
@@ -57,74 +83,41 @@ pub struct Summary {
     pub encode_seconds: f64,
     /// Scored comments per second of wall time.
     pub texts_per_second: f64,
-    /// Comments per detected language.
+    /// Comments per detected language (this run).
     pub languages: BTreeMap<String, u64>,
-    /// Per task, comments per predicted label.
+    /// Per task, comments per predicted label (this run).
     pub labels: BTreeMap<String, BTreeMap<String, u64>>,
-    /// Comments in which personal data was masked.
+    /// Comments in which personal data was masked (this run).
     pub masked_comments: u64,
     /// Embedding width when embeddings were saved.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub embedding_dim: Option<usize>,
 }
 
-struct Outputs {
-    scored: BufWriter<File>,
-    rejects: BufWriter<File>,
-    embeddings: Option<BufWriter<File>>,
-    dir: PathBuf,
+/// Hash of a (masked) text: the first 16 hex digits of its SHA-256.
+pub fn text_hash(display: &str) -> String {
+    Sha256::digest(display.as_bytes())[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
-const FILES: [&str; 3] = ["scored.jsonl", "rejects.jsonl", "embeddings.f32"];
-
-fn partial(dir: &Path, name: &str) -> PathBuf {
-    dir.join(format!("{name}.partial"))
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
-impl Outputs {
-    fn create(dir: &Path, embeddings: bool) -> Result<Outputs> {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        let open = |name: &str| -> Result<BufWriter<File>> {
-            let p = partial(dir, name);
-            Ok(BufWriter::with_capacity(
-                1 << 20,
-                File::create(&p).map_err(|e| Error::io(&p, e))?,
-            ))
-        };
-        Ok(Outputs {
-            scored: open(FILES[0])?,
-            rejects: open(FILES[1])?,
-            embeddings: if embeddings {
-                Some(open(FILES[2])?)
-            } else {
-                None
-            },
-            dir: dir.to_path_buf(),
-        })
-    }
-
-    fn reject(&mut self, r: &Reject) -> Result<()> {
-        let p = partial(&self.dir, FILES[1]);
-        serde_json::to_writer(&mut self.rejects, r)?;
-        self.rejects.write_all(b"\n").map_err(|e| Error::io(&p, e))
-    }
-
-    fn finish(self) -> Result<()> {
-        let mut ws = vec![(FILES[0], self.scored), (FILES[1], self.rejects)];
-        if let Some(e) = self.embeddings {
-            ws.push((FILES[2], e));
-        }
-        for (name, w) in ws {
-            let p = partial(&self.dir, name);
-            let f = w.into_inner().map_err(|e| Error::io(&p, e.into_error()))?;
-            f.sync_all().map_err(|e| Error::io(&p, e))?;
-            std::fs::rename(&p, self.dir.join(name)).map_err(|e| Error::io(&p, e))?;
-        }
-        Ok(())
-    }
+/// The stages a chunk goes through, borrowed for the run.
+struct Stages<'a> {
+    cfg: &'a ScoreConfig,
+    encoder: &'a Encoder,
+    heads: &'a [Head],
+    segmenter: &'a Segmenter,
 }
 
-/// Scores every input into `cfg.out_dir`. `progress(records_done)` is called after each chunk.
+/// Scores every input into the workspace `cfg.out_dir`. `progress(records_done)` is called
+/// after each chunk.
 pub fn score(
     cfg: &ScoreConfig,
     encoder: &Encoder,
@@ -133,80 +126,103 @@ pub fn score(
     mut progress: impl FnMut(u64),
 ) -> Result<Summary> {
     let t0 = Instant::now();
-    let mut out = Outputs::create(&cfg.out_dir, cfg.save_embeddings)?;
+    let mut ws = Workspace::open(&cfg.out_dir)?;
+    ws.set_embeddings(cfg.save_embeddings);
+    let st = Stages {
+        cfg,
+        encoder,
+        heads,
+        segmenter,
+    };
     let mut sum = Summary {
         embedding_dim: cfg.save_embeddings.then(|| encoder.dim()),
+        model: cfg.model_version.clone(),
         ..Summary::default()
     };
     for input in &cfg.inputs {
-        sum.files.push(input.display().to_string());
+        let path = input.display().to_string();
+        sum.files.push(path.clone());
+        let sha = file_sha256(input)?;
+        if ws.file_done(&sha, &cfg.model_version) {
+            sum.files_skipped.push(path);
+            continue;
+        }
         let reader = Reader::open(input, &cfg.ingest)?;
         let mut chunk: Vec<Comment> = Vec::with_capacity(cfg.chunk_size);
+        let (mut in_chunk, mut since_commit, mut records) = (0usize, 0usize, 0u64);
         for item in reader {
             sum.records += 1;
+            records += 1;
+            in_chunk += 1;
             match item? {
                 Item::Comment(c) => chunk.push(c),
                 Item::Reject(r) => {
                     sum.rejected += 1;
-                    out.reject(&r)?;
+                    ws.add_reject(&serde_json::to_string(&r)?)?;
                 }
             }
-            if chunk.len() >= cfg.chunk_size.max(1) {
-                score_chunk(
-                    cfg,
-                    encoder,
-                    heads,
-                    segmenter,
-                    std::mem::take(&mut chunk),
-                    &mut out,
-                    &mut sum,
-                )?;
+            if in_chunk >= cfg.chunk_size.max(1) {
+                score_chunk(&st, std::mem::take(&mut chunk), &mut ws, &mut sum)?;
+                in_chunk = 0;
+                since_commit += 1;
+                if cfg.checkpoint_every > 0 && since_commit >= cfg.checkpoint_every {
+                    ws.commit(None)?;
+                    sum.checkpoints += 1;
+                    since_commit = 0;
+                }
                 progress(sum.records);
             }
         }
-        score_chunk(cfg, encoder, heads, segmenter, chunk, &mut out, &mut sum)?;
+        score_chunk(&st, chunk, &mut ws, &mut sum)?;
+        ws.commit(Some(FileRecord {
+            path,
+            sha256: sha,
+            records,
+            model: cfg.model_version.clone(),
+            finished: unix_now(),
+        }))?;
+        sum.checkpoints += 1;
         progress(sum.records);
     }
-    out.finish()?;
+    let (total, total_rej) = ws.compact(sum.embedding_dim)?;
+    sum.total_scored = total;
+    sum.total_rejected = total_rej;
     sum.seconds = t0.elapsed().as_secs_f64();
     sum.texts_per_second = sum.scored as f64 / sum.seconds.max(1e-9);
-    let sp = cfg.out_dir.join("summary.json");
-    std::fs::write(&sp, serde_json::to_string_pretty(&sum)? + "\n")
-        .map_err(|e| Error::io(&sp, e))?;
+    let json = serde_json::to_value(&sum)?;
+    ws.record_run(json.clone())?;
+    crate::workspace::write_atomic(
+        &cfg.out_dir.join("summary.json"),
+        (serde_json::to_string_pretty(&json)? + "\n").as_bytes(),
+    )?;
     Ok(sum)
 }
 
 fn score_chunk(
-    cfg: &ScoreConfig,
-    encoder: &Encoder,
-    heads: &[Head],
-    segmenter: &Segmenter,
+    st: &Stages,
     chunk: Vec<Comment>,
-    out: &mut Outputs,
+    ws: &mut Workspace,
     sum: &mut Summary,
 ) -> Result<()> {
     if chunk.is_empty() {
         return Ok(());
     }
-    let normed: Vec<_> = encoder.pool().install(|| {
+    let cfg = st.cfg;
+    let normed: Vec<(Normalised, String)> = st.encoder.pool().install(|| {
         chunk
             .par_iter()
             .map(|c| {
                 let n = normalise(&c.text, cfg.normalise);
-                let toks = if cfg.keep_tokens {
-                    Some(segmenter.tokens(&n))
-                } else {
-                    None
-                };
-                (n, toks)
+                let h = text_hash(&n.display);
+                (n, h)
             })
             .collect()
     });
     let mut keep = Vec::with_capacity(chunk.len());
-    for (c, (n, toks)) in chunk.into_iter().zip(normed) {
+    for (c, (n, h)) in chunk.into_iter().zip(normed) {
         if n.text.is_empty() {
             sum.rejected += 1;
-            out.reject(&Reject {
+            let r = Reject {
                 id: Some(c.id),
                 file: c.source.file,
                 line: c.source.line,
@@ -214,33 +230,53 @@ fn score_chunk(
                 reason:
                     "empty text (nothing left after removing whitespace and control characters)"
                         .into(),
-            })?;
-        } else {
-            keep.push((c, n, toks));
+            };
+            ws.add_reject(&serde_json::to_string(&r)?)?;
+            continue;
+        }
+        match ws.decide(&c.id, &h, &cfg.model_version) {
+            Decision::Unchanged => sum.unchanged += 1,
+            d => {
+                match d {
+                    Decision::New => sum.new += 1,
+                    Decision::ChangedText => sum.changed_text += 1,
+                    _ => sum.older_model += 1,
+                }
+                keep.push((c, n, h));
+            }
         }
     }
     if keep.is_empty() {
         return Ok(());
     }
+    let toks: Vec<Option<Vec<String>>> = if cfg.keep_tokens {
+        st.encoder.pool().install(|| {
+            keep.par_iter()
+                .map(|(_, n, _)| Some(st.segmenter.tokens(n)))
+                .collect()
+        })
+    } else {
+        vec![None; keep.len()]
+    };
     let texts: Vec<&str> = keep.iter().map(|(_, n, _)| n.text.as_str()).collect();
     let te = Instant::now();
-    let (embs, lens) = encoder.encode(&texts)?;
+    let (embs, lens) = st.encoder.encode(&texts)?;
     sum.encode_seconds += te.elapsed().as_secs_f64();
-    let probs: Vec<Vec<Vec<f32>>> = heads
+    let probs: Vec<Vec<Vec<f32>>> = st
+        .heads
         .iter()
         .map(|h| h.predict(&embs))
         .collect::<Result<_>>()?;
-    let sp = partial(&out.dir, FILES[0]);
-    for (i, (c, n, toks)) in keep.into_iter().enumerate() {
+    for (i, ((c, n, h), tokens)) in keep.into_iter().zip(toks).enumerate() {
         let mut tasks = BTreeMap::new();
-        for (h, p) in heads.iter().zip(&probs) {
-            let r = h.result(&p[i]);
+        for (head, p) in st.heads.iter().zip(&probs) {
+            let r = head.result(&p[i]);
             *sum.labels
-                .entry(h.meta.task.clone())
+                .entry(head.meta.task.clone())
                 .or_default()
                 .entry(r.label.clone())
                 .or_default() += 1;
-            tasks.insert(h.meta.task.clone(), r);
+            tasks.insert(head.meta.task.clone(), r);
         }
         *sum.languages
             .entry(n.lang.as_str().to_string())
@@ -258,19 +294,58 @@ fn score_chunk(
             tier: c.tier,
             product: c.product,
             masked: n.masked,
-            tokens: toks,
+            tokens,
             n_tokens: lens[i],
+            text_hash: h,
+            model: cfg.model_version.clone(),
             tasks,
         };
-        serde_json::to_writer(&mut out.scored, &line)?;
-        out.scored.write_all(b"\n").map_err(|e| Error::io(&sp, e))?;
-        if let Some(w) = out.embeddings.as_mut() {
-            let ep = partial(&out.dir, FILES[2]);
-            for x in &embs[i] {
-                w.write_all(&x.to_le_bytes())
-                    .map_err(|e| Error::io(&ep, e))?;
+        let json = serde_json::to_string(&line)?;
+        let emb = cfg.save_embeddings.then_some(embs[i].as_slice());
+        ws.add_scored(&line.id, &line.text_hash, &line.model, &json, emb)?;
+    }
+    Ok(())
+}
+
+/// What a run on `inputs` would do to the workspace at `dir` now, without scoring or writing:
+/// the counts of a [`Summary`] (new, changed, older model, unchanged, rejected, files skipped).
+pub fn plan(
+    dir: &std::path::Path,
+    inputs: &[PathBuf],
+    ingest: &IngestConfig,
+    model: &str,
+) -> Result<Summary> {
+    let ws = Workspace::open_read_only(dir)?;
+    let mut sum = Summary {
+        model: model.to_string(),
+        ..Summary::default()
+    };
+    for input in inputs {
+        let path = input.display().to_string();
+        sum.files.push(path.clone());
+        if ws.file_done(&file_sha256(input)?, model) {
+            sum.files_skipped.push(path);
+            continue;
+        }
+        for item in Reader::open(input, ingest)? {
+            sum.records += 1;
+            match item? {
+                Item::Reject(_) => sum.rejected += 1,
+                Item::Comment(c) => {
+                    let n = normalise(&c.text, NormaliseConfig::default());
+                    if n.text.is_empty() {
+                        sum.rejected += 1;
+                        continue;
+                    }
+                    match ws.decide(&c.id, &text_hash(&n.display), model) {
+                        Decision::New => sum.new += 1,
+                        Decision::ChangedText => sum.changed_text += 1,
+                        Decision::OlderModel => sum.older_model += 1,
+                        Decision::Unchanged => sum.unchanged += 1,
+                    }
+                }
             }
         }
     }
-    Ok(())
+    Ok(sum)
 }

@@ -112,6 +112,12 @@ pub struct Scored {
     pub tokens: Option<Vec<String>>,
     /// Number of encoder tokens actually read (after truncation).
     pub n_tokens: usize,
+    /// Hash of the masked text (first 16 hex digits of SHA-256): a changed text is rescored.
+    #[serde(default)]
+    pub text_hash: String,
+    /// Version of the model that scored this line (encoder and heads).
+    #[serde(default)]
+    pub model: String,
     /// Each task's result under the task's name.
     #[serde(flatten)]
     pub tasks: BTreeMap<String, TaskResult>,

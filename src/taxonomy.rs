@@ -141,6 +141,25 @@ pub fn prototype_head(
             labels[c]
         )));
     }
+    // Centre on the mean of all examples: e5 embeddings share a large common direction, and
+    // prototypes of the centred vectors separate the categories better.
+    let centre: Vec<f32> = (0..dim)
+        .map(|j| embs.iter().map(|e| e[j]).sum::<f32>() / embs.len().max(1) as f32)
+        .collect();
+    let centred: Vec<Vec<f32>> = embs
+        .iter()
+        .map(|e| e.iter().zip(&centre).map(|(x, c)| x - c).collect())
+        .collect();
+    let embs = &centred;
+    let members: Vec<Vec<&Vec<f32>>> = (0..k)
+        .map(|c| {
+            embs.iter()
+                .zip(y)
+                .filter(|(_, &l)| l == c)
+                .map(|(e, _)| e)
+                .collect()
+        })
+        .collect();
     let protos: Vec<Vec<f32>> = members.iter().map(|m| normalised_mean(m, dim)).collect();
     // leave-one-out similarities for the scale
     let sums: Vec<Vec<f32>> = members
@@ -170,9 +189,14 @@ pub fn prototype_head(
         let t = Tensor::from_vec(sims, (loo_y.len(), k), &Device::Cpu)?;
         fit_scale(&t, &loo_y)?
     };
+    // logits = scale * (x - centre) . p  =  (scale p) . x  -  scale (centre . p)
     let w: Vec<f32> = protos.iter().flatten().map(|x| x * scale as f32).collect();
+    let bias: Vec<f32> = protos
+        .iter()
+        .map(|p| -(scale as f32) * dot(&centre, p))
+        .collect();
     let w = Tensor::from_vec(w, (k, dim), &Device::Cpu)?;
-    let b = Tensor::zeros(k, candle_core::DType::F32, &Device::Cpu)?;
+    let b = Tensor::from_vec(bias, k, &Device::Cpu)?;
     Ok(Head::linear(
         HeadMeta {
             task: task.to_string(),

@@ -31,8 +31,10 @@ fn run(inputs: Vec<std::path::PathBuf>, out: &Path, mask: bool) -> vocmine::pipe
         ingest: IngestConfig::default(),
         normalise: NormaliseConfig { mask_pii: mask },
         chunk_size: 4,
+        checkpoint_every: 1,
         keep_tokens: true,
         save_embeddings: true,
+        model_version: "test".into(),
     };
     score(&cfg, &enc, &heads, &Segmenter::new(), |_| {}).unwrap()
 }
@@ -198,7 +200,7 @@ fn every_record_ends_in_output_or_rejects_and_no_pii_leaks() {
             );
         }
     }
-    assert!(!out.join("scored.jsonl.partial").exists());
+    assert!(!out.join("scored.jsonl.tmp").exists());
 }
 
 #[test]

@@ -40,6 +40,8 @@ enum Cmd {
     /// Evaluate a task's head on labelled data: accuracy, F1s, confusion, calibration (ECE),
     /// bootstrap intervals, throughput; compare two reports; run a suite.
     Eval(eval::EvalArgs),
+    /// Show a workspace: counts, runs, model versions, and what a run on INPUTS would do now.
+    Status(StatusArgs),
 }
 
 #[derive(Args, Clone)]
@@ -183,9 +185,27 @@ struct ScoreArgs {
     /// jieba user dictionary (word [freq] [tag] per line) for product names and domain terms
     #[arg(long)]
     user_dict: Option<PathBuf>,
-    /// Comments read per chunk (memory stays bounded by this)
+    /// Records read per chunk (memory stays bounded by this)
     #[arg(long, default_value_t = 2048)]
     chunk: usize,
+    /// Commit a checkpoint every N chunks (0: only at the end of each input file)
+    #[arg(long, default_value_t = 1)]
+    checkpoint_every: usize,
+}
+
+#[derive(Args)]
+struct StatusArgs {
+    /// The workspace (the --out folder of score)
+    workspace: PathBuf,
+    /// Inputs to check against the workspace: what a run would do now (nothing is written)
+    inputs: Vec<PathBuf>,
+    #[command(flatten)]
+    enc: EncoderArgs,
+    #[command(flatten)]
+    cols: ColumnArgs,
+    /// Tasks, as given to score [default: every default task of the model]
+    #[arg(long, value_delimiter = ',')]
+    tasks: Option<Vec<String>>,
 }
 
 #[derive(Args)]
@@ -277,6 +297,7 @@ pub fn run() -> Result<()> {
         Cmd::Train(a) => cmd_train(a),
         Cmd::Bench(a) => cmd_bench(a),
         Cmd::Eval(a) => eval::cmd_eval(a),
+        Cmd::Status(a) => cmd_status(a),
     }
 }
 
@@ -311,6 +332,8 @@ fn cmd_score(a: ScoreArgs) -> Result<()> {
     }
     let encoder = a.enc.load(&spec)?;
     let heads = spec.load_heads(a.tasks.as_deref(), &encoder)?;
+    let tasks: Vec<String> = heads.iter().map(|h| h.meta.task.clone()).collect();
+    let model_version = spec.version(&encoder.fingerprint()?, &tasks)?;
     let segmenter = match &a.user_dict {
         Some(p) => Segmenter::with_user_dict(p)?,
         None => Segmenter::new(),
@@ -323,23 +346,41 @@ fn cmd_score(a: ScoreArgs) -> Result<()> {
             mask_pii: !a.no_mask,
         },
         chunk_size: a.chunk,
+        checkpoint_every: a.checkpoint_every,
         keep_tokens: a.tokens,
         save_embeddings: a.embeddings,
+        model_version,
     };
     let pb = spinner("scoring");
     let sum = score(&cfg, &encoder, &heads, &segmenter, |n| pb.set_position(n))?;
     pb.finish_and_clear();
     println!(
-        "scored {} of {} records ({} rejected) in {:.1}s: {:.1} comments/s, {} encoder tokens ({:.0} tokens/s in the encoder)",
+        "scored {} of {} records ({} rejected, {} unchanged and skipped) in {:.1}s: {:.1} comments/s, {} encoder tokens ({:.0} tokens/s in the encoder)",
         sum.scored,
         sum.records,
         sum.rejected,
+        sum.unchanged,
         sum.seconds,
         sum.texts_per_second,
         sum.tokens,
         sum.tokens as f64 / sum.encode_seconds.max(1e-9)
     );
-    println!("languages: {}", fmt_counts(&sum.languages));
+    if sum.scored > 0 {
+        println!(
+            "scored: {} new, {} with changed text, {} scored before by another model version",
+            sum.new, sum.changed_text, sum.older_model
+        );
+    }
+    if !sum.files_skipped.is_empty() {
+        println!(
+            "skipped {} input file(s) already scored to the end by this model: {}",
+            sum.files_skipped.len(),
+            sum.files_skipped.join(", ")
+        );
+    }
+    if !sum.languages.is_empty() {
+        println!("languages: {}", fmt_counts(&sum.languages));
+    }
     for (task, counts) in &sum.labels {
         println!("{task}: {}", fmt_counts(counts));
     }
@@ -347,8 +388,75 @@ fn cmd_score(a: ScoreArgs) -> Result<()> {
         println!("personal data masked in {} comments", sum.masked_comments);
     }
     println!(
-        "wrote {}/scored.jsonl, rejects.jsonl, summary.json",
-        a.out.display()
+        "workspace {}: {} comments in scored.jsonl, {} in rejects.jsonl (model {}, {} checkpoints this run)",
+        a.out.display(),
+        sum.total_scored,
+        sum.total_rejected,
+        sum.model,
+        sum.checkpoints
+    );
+    Ok(())
+}
+
+fn cmd_status(a: StatusArgs) -> Result<()> {
+    use vocmine::workspace::read_manifest;
+    let m = read_manifest(&a.workspace)?;
+    if m.parts.is_empty() && m.runs.is_empty() {
+        println!("{}: no scoring run yet", a.workspace.display());
+    }
+    let scored: u64 = m.parts.iter().map(|p| p.scored).sum();
+    println!(
+        "{}: {} checkpoints, {} scored lines (before compaction), {} runs, {} input files done",
+        a.workspace.display(),
+        m.parts.len(),
+        scored,
+        m.runs.len(),
+        m.files.len()
+    );
+    if let Some(last) = m.runs.last() {
+        println!(
+            "last run: {} scored ({} new, {} changed, {} older model), {} unchanged, {} rejected, model {}, {:.1}s",
+            last["scored"], last["new"], last["changed_text"], last["older_model"], last["unchanged"],
+            last["rejected"], last["model"].as_str().unwrap_or("?"), last["seconds"].as_f64().unwrap_or(0.0)
+        );
+        println!(
+            "in scored.jsonl: {} comments; rejects.jsonl: {}",
+            last["total_scored"], last["total_rejected"]
+        );
+    }
+    for f in &m.files {
+        println!(
+            "  done: {} (sha256 {}…, {} records, model {})",
+            f.path,
+            &f.sha256[..12],
+            f.records,
+            f.model
+        );
+    }
+    if a.inputs.is_empty() {
+        return Ok(());
+    }
+    // what a run would do now: decide every comment without scoring
+    let spec = a.enc.spec()?;
+    let encoder = a.enc.load(&spec)?;
+    let heads = spec.load_heads(a.tasks.as_deref(), &encoder)?;
+    let tasks: Vec<String> = heads.iter().map(|h| h.meta.task.clone()).collect();
+    let model = spec.version(&encoder.fingerprint()?, &tasks)?;
+    let plan = vocmine::pipeline::plan(
+        &a.workspace,
+        &expand_inputs(&a.inputs)?,
+        &a.cols.config()?,
+        &model,
+    )?;
+    println!(
+        "a run now (model {model}) would score {} ({} new, {} changed text, {} older model), skip {} unchanged and {} whole files, reject {}",
+        plan.new + plan.changed_text + plan.older_model,
+        plan.new,
+        plan.changed_text,
+        plan.older_model,
+        plan.unchanged,
+        plan.files_skipped.len(),
+        plan.rejected
     );
     Ok(())
 }
