@@ -13,7 +13,7 @@ $V train --task banking77 $M --data $S/banking77/train.jsonl --test $S/banking77
   --hidden 1024 --lr 1e-3 --out models/heads/banking77
 # banking77 10-shot (10 examples per intent from train, seed 42): nearest prototype
 $V train --task banking77_10shot $M --data $S/banking77/train.jsonl --few-shot 10 \
-  --test $S/banking77/test.jsonl --out models/heads/banking77_10shot
+  --with-label-names --test $S/banking77/test.jsonl --out models/heads/banking77_10shot
 # clinc150 with out-of-scope as a class
 $V train --task clinc150 $M --data $S/clinc150/train.jsonl --dev $S/clinc150/dev.jsonl \
   --test $S/clinc150/test.jsonl --hidden 1024 --lr 1e-3 --out models/heads/clinc150
@@ -21,7 +21,7 @@ $V train --task clinc150 $M --data $S/clinc150/train.jsonl --dev $S/clinc150/dev
 $V train --task airline_reason $M --data $S/twitter_airline/train.jsonl --dev $S/twitter_airline/dev.jsonl \
   --test $S/twitter_airline/test.jsonl --label-field reason --hidden 1024 --lr 1e-3 --out models/heads/airline_reason
 $V train --task airline_reason_10shot $M --data $S/twitter_airline/train.jsonl --label-field reason --few-shot 10 \
-  --test $S/twitter_airline/test.jsonl --out models/heads/airline_reason_10shot
+  --with-label-names --test $S/twitter_airline/test.jsonl --out models/heads/airline_reason_10shot
 # Chinese product category of online_shopping_10_cats (10 categories)
 $V train --task product_category $M --data $S/online_shopping_10_cats/train.jsonl --max-per-file 16000 \
   --dev $S/online_shopping_10_cats/dev.jsonl --test $S/online_shopping_10_cats/test.jsonl \

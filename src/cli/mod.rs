@@ -245,6 +245,10 @@ struct TrainArgs {
     /// With --few-shot: answer `unknown` below this confidence
     #[arg(long, default_value_t = 0.0)]
     unknown_below: f32,
+    /// With --few-shot: add each label's name (underscores as spaces) as one more example of
+    /// it, as a taxonomy's category names are
+    #[arg(long)]
+    with_label_names: bool,
     /// Hidden width of the head (0 = linear)
     #[arg(long, default_value_t = 256)]
     hidden: usize,
@@ -682,13 +686,22 @@ fn few_shot(
     cache: &EmbeddingCache,
     t0: Instant,
 ) -> Result<()> {
-    let sample = train.per_label_sample(k, a.seed);
+    let mut sample = train.per_label_sample(k, a.seed);
     let labels: Vec<String> = {
         let mut l = sample.labels.clone();
         l.sort();
         l.dedup();
         l
     };
+    if a.with_label_names {
+        for l in &labels {
+            sample.ids.push(format!("label:{l}"));
+            sample.texts.push(l.replace(['_', '-'], " "));
+            sample.labels.push(l.clone());
+            sample.label_sets.push(vec![l.clone()]);
+            sample.sources.push("label names".into());
+        }
+    }
     let y: Vec<usize> = sample
         .labels
         .iter()
