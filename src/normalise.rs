@@ -250,7 +250,7 @@ pub fn luhn_valid(d: &[u32]) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// A mainland resident ID number: 18 characters, a plausible birth date, and (when the check
