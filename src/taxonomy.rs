@@ -126,16 +126,7 @@ pub fn prototype_head(
 ) -> Result<Head> {
     let k = labels.len();
     let dim = embs.first().map_or(0, Vec::len);
-    let members: Vec<Vec<&Vec<f32>>> = (0..k)
-        .map(|c| {
-            embs.iter()
-                .zip(y)
-                .filter(|(_, &l)| l == c)
-                .map(|(e, _)| e)
-                .collect()
-        })
-        .collect();
-    if let Some(c) = members.iter().position(Vec::is_empty) {
+    if let Some(c) = (0..k).find(|c| !y.contains(c)) {
         return Err(Error::Invalid(format!(
             "category {:?} has no example",
             labels[c]

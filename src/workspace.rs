@@ -218,9 +218,13 @@ impl Workspace {
                 std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
             }
         }
+        Self::load(dir, Some(lock), manifest)
+    }
+
+    fn load(dir: &Path, lock: Option<File>, manifest: Manifest) -> Result<Workspace> {
         let mut ws = Workspace {
             dir: dir.to_path_buf(),
-            _lock: Some(lock),
+            _lock: lock,
             manifest,
             seen: HashMap::new(),
             models: Vec::new(),
@@ -234,17 +238,7 @@ impl Workspace {
     /// Opens a workspace to look at it (no lock, nothing written or deleted): the committed
     /// state only.
     pub fn open_read_only(dir: &Path) -> Result<Workspace> {
-        let mut ws = Workspace {
-            dir: dir.to_path_buf(),
-            _lock: None,
-            manifest: read_manifest(dir)?,
-            seen: HashMap::new(),
-            models: Vec::new(),
-            pending: None,
-            embeddings: false,
-        };
-        ws.load_state()?;
-        Ok(ws)
+        Self::load(dir, None, read_manifest(dir)?)
     }
 
     fn model_index(&mut self, m: &str) -> u32 {

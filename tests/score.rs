@@ -183,8 +183,20 @@ fn every_record_ends_in_output_or_rejects_and_no_pii_leaks() {
         by_id["c8"]["masked"],
         serde_json::json!(["EMAIL", "ID_CARD", "PHONE"])
     );
-    for entry in std::fs::read_dir(&out).unwrap() {
-        let p = entry.unwrap().path();
+    let mut files = Vec::new();
+    let mut dirs = vec![out.clone()];
+    while let Some(d) = dirs.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let p = entry.unwrap().path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else {
+                files.push(p);
+            }
+        }
+    }
+    assert!(files.len() >= 6, "outputs and checkpoint parts: {files:?}");
+    for p in files {
         let bytes = std::fs::read(&p).unwrap();
         let text = String::from_utf8_lossy(&bytes);
         for secret in [
@@ -243,7 +255,7 @@ fn cli_scores_the_sample_corpus() {
         String::from_utf8_lossy(&o.stderr)
     );
     assert!(
-        stdout.contains("scored 300 of 300 records (0 rejected)"),
+        stdout.contains("scored 300 of 300 records (0 rejected, 0 unchanged and skipped)"),
         "{stdout}"
     );
     let scored = read_jsonl(&out.join("scored.jsonl"));

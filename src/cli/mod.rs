@@ -603,20 +603,7 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
     let train_secs = tt.elapsed().as_secs_f64();
     let mut tests = serde_json::Map::new();
     for f in &a.test {
-        let set = load_sets(
-            std::slice::from_ref(f),
-            &a.text_field,
-            &a.label_field,
-            None,
-            a.seed,
-        )?;
-        let x = embed(
-            &encoder,
-            &fp,
-            &cache,
-            &set,
-            &format!("embedding {}", f.display()),
-        )?;
+        let (set, x) = test_set(&a, f, &encoder, &fp, &cache)?;
         let probs = head.predict(&x)?;
         let entry = if multi {
             let gold = index(&set, "test")?;
@@ -711,20 +698,7 @@ fn few_shot(
     let mut head = vocmine::taxonomy::prototype_head(&a.task, &labels, &x, &y, a.unknown_below)?;
     let mut tests = serde_json::Map::new();
     for f in &a.test {
-        let set = load_sets(
-            std::slice::from_ref(f),
-            &a.text_field,
-            &a.label_field,
-            None,
-            a.seed,
-        )?;
-        let xt = embed(
-            encoder,
-            fp,
-            cache,
-            &set,
-            &format!("embedding {}", f.display()),
-        )?;
+        let (set, xt) = test_set(a, f, encoder, fp, cache)?;
         let probs = head.predict(&xt)?;
         let (acc, _) = accuracy(&probs, &labels, &set.labels);
         println!(
@@ -756,6 +730,31 @@ fn few_shot(
         a.out.display()
     );
     Ok(())
+}
+
+/// A test file of `train`, read and embedded.
+fn test_set(
+    a: &TrainArgs,
+    f: &Path,
+    encoder: &Encoder,
+    fp: &str,
+    cache: &EmbeddingCache,
+) -> Result<(Labelled, Vec<Vec<f32>>)> {
+    let set = load_sets(
+        &[f.to_path_buf()],
+        &a.text_field,
+        &a.label_field,
+        None,
+        a.seed,
+    )?;
+    let x = embed(
+        encoder,
+        fp,
+        cache,
+        &set,
+        &format!("embedding {}", f.display()),
+    )?;
+    Ok((set, x))
 }
 
 /// Accuracy, and accuracy with the argmax restricted to the labels that occur in `gold` (for
