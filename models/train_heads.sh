@@ -10,13 +10,13 @@ M="--model models/multilingual-e5-small-zh-en"
 
 # English intents: banking77 (77 intents; dev = 10% of train, seed 42)
 $V train --task banking77 $M --data $S/banking77/train.jsonl --test $S/banking77/test.jsonl \
-  --hidden 1024 --lr 1e-3 --out models/heads/banking77
+  --hidden 1024 --lr 1e-3 --out models/heads/bank_intent
 # banking77 10-shot (10 examples per intent from train, seed 42): nearest prototype
 $V train --task banking77_10shot $M --data $S/banking77/train.jsonl --few-shot 10 \
-  --with-label-names --test $S/banking77/test.jsonl --out models/heads/banking77_10shot
+  --with-label-names --test $S/banking77/test.jsonl --out models/heads/bank_intent_10shot
 # clinc150 with out-of-scope as a class
 $V train --task clinc150 $M --data $S/clinc150/train.jsonl --dev $S/clinc150/dev.jsonl \
-  --test $S/clinc150/test.jsonl --hidden 1024 --lr 1e-3 --out models/heads/clinc150
+  --test $S/clinc150/test.jsonl --hidden 1024 --lr 1e-3 --out models/heads/assistant_intent
 # airline complaint reasons (negative tweets only; 10 reasons)
 $V train --task airline_reason $M --data $S/twitter_airline/train.jsonl --dev $S/twitter_airline/dev.jsonl \
   --test $S/twitter_airline/test.jsonl --label-field reason --hidden 1024 --lr 1e-3 --out models/heads/airline_reason
@@ -35,4 +35,4 @@ $V train --task absa_category $M --data $S/semeval2014_absa/restaurants_train.js
   --out models/heads/absa_category
 # bitext customer-support intents (27; synthetic)
 $V train --task bitext_intent $M --data $S/bitext_customer_support/train.jsonl --dev $S/bitext_customer_support/dev.jsonl \
-  --test $S/bitext_customer_support/test.jsonl --hidden 1024 --lr 1e-3 --out models/heads/bitext_intent
+  --test $S/bitext_customer_support/test.jsonl --hidden 1024 --lr 1e-3 --out models/heads/support_intent

@@ -170,7 +170,7 @@ struct ScoreArgs {
     enc: EncoderArgs,
     #[command(flatten)]
     cols: ColumnArgs,
-    /// Tasks to run, comma-separated [default: every task of the model]
+    /// Tasks to run, comma-separated [default: the default tasks of the model]
     #[arg(long, value_delimiter = ',')]
     tasks: Option<Vec<String>>,
     /// Do not mask phone numbers, emails, ID-card and bank-card numbers
