@@ -39,6 +39,12 @@ pub enum Error {
     /// JSON (de)serialisation failed.
     #[error("json error: {0}")]
     Json(#[from] serde_json::Error),
+    /// The search index could not be opened, read or written.
+    #[error("index {0}")]
+    Index(String),
+    /// A search query or its parameters are malformed.
+    #[error("{0}")]
+    Query(String),
     /// A caller passed arguments that cannot work together.
     #[error("{0}")]
     Invalid(String),

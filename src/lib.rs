@@ -10,6 +10,7 @@ pub mod corpus;
 pub mod encode;
 pub mod error;
 pub mod eval;
+pub mod index;
 pub mod ingest;
 pub mod metrics;
 pub mod model;
@@ -18,6 +19,7 @@ pub mod pipeline;
 pub mod record;
 pub mod rng;
 pub mod segment;
+pub mod serve;
 pub mod taxonomy;
 pub mod workspace;
 

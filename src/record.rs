@@ -122,3 +122,128 @@ pub struct Scored {
     #[serde(flatten)]
     pub tasks: BTreeMap<String, TaskResult>,
 }
+
+/// Parses a comment time to Unix seconds (UTC): `YYYY-MM-DD`, optionally followed by `T` or a
+/// space and `HH:MM[:SS[.fraction]]`, optionally followed by `Z` or an offset `±HH:MM` /
+/// `±HHMM`. A time without an offset is read as UTC. Returns `None` for anything else.
+pub fn parse_time(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let b = s.as_bytes();
+    let num = |from: usize, len: usize| -> Option<i64> {
+        let part = b.get(from..from + len)?;
+        if !part.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        std::str::from_utf8(part).ok()?.parse().ok()
+    };
+    let (y, mo, d) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
+    if b.get(4) != Some(&b'-') || b.get(7) != Some(&b'-') || !(1..=12).contains(&mo) {
+        return None;
+    }
+    if d < 1 || d > days_in_month(y, mo) {
+        return None;
+    }
+    let mut secs = days_from_civil(y, mo, d) * 86_400;
+    let mut i = 10;
+    if i < b.len() {
+        if b[i] != b'T' && b[i] != b' ' {
+            return None;
+        }
+        let (h, mi) = (num(i + 1, 2)?, num(i + 4, 2)?);
+        if b.get(i + 3) != Some(&b':') || h > 23 || mi > 59 {
+            return None;
+        }
+        secs += h * 3600 + mi * 60;
+        i += 6;
+        if b.get(i) == Some(&b':') {
+            let sec = num(i + 1, 2)?;
+            if sec > 60 {
+                return None;
+            }
+            secs += sec;
+            i += 3;
+            if b.get(i) == Some(&b'.') {
+                i += 1;
+                while b.get(i).is_some_and(u8::is_ascii_digit) {
+                    i += 1;
+                }
+            }
+        }
+        match b.get(i) {
+            None => {}
+            Some(b'Z') if i + 1 == b.len() => {}
+            Some(&sign @ (b'+' | b'-')) => {
+                let oh = num(i + 1, 2)?;
+                let om = if b.get(i + 3) == Some(&b':') {
+                    num(i + 4, 2)?
+                } else {
+                    num(i + 3, 2)?
+                };
+                let used = if b.get(i + 3) == Some(&b':') { 6 } else { 5 };
+                if i + used != b.len() || oh > 23 || om > 59 {
+                    return None;
+                }
+                let off = oh * 3600 + om * 60;
+                secs -= if sign == b'+' { off } else { -off };
+            }
+            _ => return None,
+        }
+    }
+    Some(secs)
+}
+
+fn days_in_month(y: i64, m: i64) -> i64 {
+    match m {
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The `YYYY-MM-DD` date (UTC) of Unix seconds.
+pub fn civil_date(secs: i64) -> String {
+    let z = secs.div_euclid(86_400) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+#[cfg(test)]
+mod time_tests {
+    use super::*;
+
+    #[test]
+    fn parses_iso_times() {
+        assert_eq!(parse_time("1970-01-01"), Some(0));
+        assert_eq!(parse_time("2026-09-01T18:00:26+08:00"), Some(1_788_256_826));
+        assert_eq!(parse_time("2026-09-01T10:00:26Z"), Some(1_788_256_826));
+        assert_eq!(parse_time("2026-09-01 10:00:26"), Some(1_788_256_826));
+        assert_eq!(parse_time("2026-09-01T10:00:26.250Z"), Some(1_788_256_826));
+        assert_eq!(parse_time("2026-09-01T12:00:26+0200"), Some(1_788_256_826));
+        assert_eq!(parse_time("2024-02-29"), Some(1_709_164_800));
+        assert_eq!(parse_time("2023-02-29"), None);
+        assert_eq!(parse_time("2026-13-01"), None);
+        assert_eq!(parse_time("yesterday"), None);
+        assert_eq!(parse_time("2026-09-01T25:00"), None);
+        assert_eq!(civil_date(1_788_256_826), "2026-09-01");
+        assert_eq!(civil_date(1_709_164_800), "2024-02-29");
+    }
+}

@@ -1,6 +1,8 @@
 //! Command definitions (clap) and their handlers.
 
+mod bench_search;
 mod eval;
+mod search;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -42,6 +44,16 @@ enum Cmd {
     Eval(eval::EvalArgs),
     /// Show a workspace: counts, runs, model versions, and what a run on INPUTS would do now.
     Status(StatusArgs),
+    /// Build or update the search index of a run folder (or of a scored JSONL file): upsert
+    /// by comment id, unchanged comments skipped.
+    Index(search::IndexArgs),
+    /// Search an index: full-text query, filters, facet counts, highlighted snippets.
+    Search(search::SearchArgs),
+    /// Serve an index over HTTP: GET /search (the search flags as parameters), GET /health.
+    Serve(search::ServeArgs),
+    /// Measure indexing throughput and query latency on labelled corpora (with a linear-scan
+    /// baseline in the same run).
+    BenchSearch(search::BenchSearchArgs),
 }
 
 #[derive(Args, Clone)]
@@ -185,6 +197,12 @@ struct ScoreArgs {
     /// jieba user dictionary (word [freq] [tag] per line) for product names and domain terms
     #[arg(long)]
     user_dict: Option<PathBuf>,
+    /// Do not build or update the search index (RUN/index)
+    #[arg(long)]
+    no_index: bool,
+    /// Severity weight of a customer tier in the index, e.g. vip=1.3 (repeatable)
+    #[arg(long = "tier-weight", value_name = "TIER=W")]
+    tier_weights: Vec<String>,
     /// Records read per chunk (memory stays bounded by this)
     #[arg(long, default_value_t = 2048)]
     chunk: usize,
@@ -302,10 +320,14 @@ pub fn run() -> Result<()> {
         Cmd::Bench(a) => cmd_bench(a),
         Cmd::Eval(a) => eval::cmd_eval(a),
         Cmd::Status(a) => cmd_status(a),
+        Cmd::Index(a) => search::cmd_index(a),
+        Cmd::Search(a) => search::cmd_search(a),
+        Cmd::Serve(a) => search::cmd_serve(a),
+        Cmd::BenchSearch(a) => search::cmd_bench_search(a),
     }
 }
 
-fn spinner(msg: &str) -> ProgressBar {
+pub(crate) fn spinner(msg: &str) -> ProgressBar {
     let pb = ProgressBar::new_spinner();
     pb.set_style(
         ProgressStyle::with_template("{spinner} {msg} {pos} records [{elapsed_precise}] {per_sec}")
@@ -399,6 +421,14 @@ fn cmd_score(a: ScoreArgs) -> Result<()> {
         sum.model,
         sum.checkpoints
     );
+    if !a.no_index {
+        let opts = vocmine::index::UpdateOptions {
+            tier_weights: search::parse_tier_weights(&a.tier_weights)?,
+            ..Default::default()
+        };
+        let stats = search::index_run(&a.out, None, None, &opts)?;
+        search::print_index_stats(&stats, &a.out.join("index"));
+    }
     Ok(())
 }
 

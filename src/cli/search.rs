@@ -1,0 +1,341 @@
+//! `index`, `search`, `serve` and `bench-search`: the search side of the command line.
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use vocmine::index::query::{
+    parse_since, parse_until, search, SearchRequest, SearchResponse, Sort,
+};
+use vocmine::index::{
+    default_tier_weights, read_scored, read_topic_assignments, update, SearchIndex, UpdateOptions,
+    UpdateStats,
+};
+
+#[derive(Args)]
+pub(crate) struct IndexArgs {
+    /// A run folder (indexes its scored.jsonl into RUN/index) or a scored JSONL file
+    input: PathBuf,
+    /// Index folder [default: RUN/index for a run folder]
+    #[arg(long)]
+    index: Option<PathBuf>,
+    /// Topic assignments JSONL ({"id","topic","label"}) [default: RUN/topics/assignments.jsonl
+    /// when present]
+    #[arg(long)]
+    topics: Option<PathBuf>,
+    /// Commit after this many changed documents (each commit is a safe restart point)
+    #[arg(long, default_value_t = 50_000)]
+    commit_every: usize,
+    /// Severity weight of a customer tier, e.g. vip=1.3 (repeatable; others weigh 1)
+    #[arg(long = "tier-weight", value_name = "TIER=W")]
+    tier_weights: Vec<String>,
+    /// Indexing threads [default: tantivy's choice]
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+}
+
+#[derive(Args)]
+pub(crate) struct SearchArgs {
+    /// Index folder (a run folder's index/, or a run folder)
+    index: PathBuf,
+    /// Query: words (all must match), "a phrase", -excluded, a OR b [default: everything]
+    #[arg(default_value = "")]
+    query: String,
+    /// Sentiment filter, comma-separated values (any of them)
+    #[arg(long)]
+    sentiment: Option<String>,
+    /// Intent filter
+    #[arg(long)]
+    intent: Option<String>,
+    /// Pain-point category filter
+    #[arg(long)]
+    pain_point: Option<String>,
+    /// Channel filter
+    #[arg(long)]
+    channel: Option<String>,
+    /// Customer-tier filter
+    #[arg(long)]
+    tier: Option<String>,
+    /// Product filter
+    #[arg(long)]
+    product: Option<String>,
+    /// Language filter (zh, zh-hant, en, mixed, other)
+    #[arg(long)]
+    lang: Option<String>,
+    /// Topic id filter, comma-separated
+    #[arg(long)]
+    topic: Option<String>,
+    /// Comments at or after this date/time
+    #[arg(long)]
+    since: Option<String>,
+    /// Comments up to this date (inclusive) or before this time
+    #[arg(long)]
+    until: Option<String>,
+    /// Hits to show
+    #[arg(long, default_value_t = 20)]
+    limit: usize,
+    /// Hits to skip
+    #[arg(long, default_value_t = 0)]
+    offset: usize,
+    /// Order: relevance, newest, severity
+    #[arg(long, default_value = "relevance")]
+    sort: String,
+    /// Boost relevance by severity: score x (1 + BOOST x severity)
+    #[arg(long, default_value_t = 0.0)]
+    boost: f32,
+    /// Days per bar of the date histogram
+    #[arg(long, default_value_t = 1)]
+    interval_days: u32,
+    /// Print JSON ({"total", "hits", "facets"})
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct ServeArgs {
+    /// Index folder (a run folder's index/, or a run folder)
+    index: PathBuf,
+    /// Address to listen on
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: String,
+}
+
+#[derive(Args)]
+pub(crate) struct BenchSearchArgs {
+    /// Labelled JSONL corpora to index (text; label -> sentiment; category/airline -> product)
+    #[arg(long = "data", required = true)]
+    pub(crate) data: Vec<PathBuf>,
+    /// Queries to time
+    #[arg(long, default_value_t = 1000)]
+    pub(crate) queries: usize,
+    /// Index folder to build [default: a temporary folder]
+    #[arg(long)]
+    pub(crate) index: Option<PathBuf>,
+    /// Seed for the query sample
+    #[arg(long, default_value_t = 7)]
+    pub(crate) seed: u64,
+    /// Write the measurements as JSON here
+    #[arg(long)]
+    pub(crate) out: Option<PathBuf>,
+    /// Write the sampled queries here (one per line, for load generators)
+    #[arg(long)]
+    pub(crate) queries_out: Option<PathBuf>,
+}
+
+/// `index` and `search` accept a run folder for its `index/`.
+fn index_dir(p: &Path) -> PathBuf {
+    if !p.join("meta.json").exists() && p.join("index").join("meta.json").exists() {
+        p.join("index")
+    } else {
+        p.to_path_buf()
+    }
+}
+
+pub(crate) fn parse_tier_weights(items: &[String]) -> Result<BTreeMap<String, f64>> {
+    let mut w = default_tier_weights();
+    for item in items {
+        let (tier, v) = item.split_once('=').with_context(|| {
+            format!("--tier-weight {item:?}: expected TIER=WEIGHT, e.g. vip=1.3")
+        })?;
+        let v: f64 = v
+            .parse()
+            .ok()
+            .filter(|v: &f64| v.is_finite() && *v >= 0.0)
+            .with_context(|| format!("--tier-weight {item:?}: the weight must be a number >= 0"))?;
+        w.insert(tier.trim().to_lowercase(), v);
+    }
+    Ok(w)
+}
+
+/// Indexes a run folder's scored.jsonl (used by `index` and after `score`).
+pub(crate) fn index_run(
+    input: &Path,
+    index: Option<&Path>,
+    topics: Option<&Path>,
+    opts: &UpdateOptions,
+) -> Result<UpdateStats> {
+    let (scored, default_index, default_topics) = if input.is_dir() {
+        (
+            input.join("scored.jsonl"),
+            Some(input.join("index")),
+            Some(input.join("topics").join("assignments.jsonl")),
+        )
+    } else {
+        (input.to_path_buf(), None, None)
+    };
+    if !scored.exists() {
+        bail!(
+            "{}: no scored comments here (run `vocmine score INPUT --out {}` first)",
+            scored.display(),
+            input.display()
+        );
+    }
+    let index_dir = index
+        .map(Path::to_path_buf)
+        .or(default_index)
+        .context("--index DIR is needed when the input is a file")?;
+    let topics_path = topics
+        .map(Path::to_path_buf)
+        .or(default_topics.filter(|p| p.exists()));
+    let topics = match &topics_path {
+        Some(p) => read_topic_assignments(p)?,
+        None => HashMap::new(),
+    };
+    let idx = SearchIndex::open_or_create(&index_dir)?;
+    let records = read_scored(&scored, &topics)?;
+    let pb = crate::cli::spinner("indexing");
+    let stats = update(&idx, records, &scored.display().to_string(), opts, |s| {
+        pb.set_position(s.read)
+    })?;
+    pb.finish_and_clear();
+    Ok(stats)
+}
+
+pub(crate) fn print_index_stats(s: &UpdateStats, dir: &Path) {
+    println!(
+        "index {}: {} documents ({} read: {} added, {} replaced, {} unchanged; {} commits)",
+        dir.display(),
+        s.docs,
+        s.read,
+        s.added,
+        s.replaced,
+        s.unchanged,
+        s.commits
+    );
+}
+
+pub(crate) fn cmd_index(a: IndexArgs) -> Result<()> {
+    let opts = UpdateOptions {
+        commit_every: a.commit_every,
+        threads: a.threads,
+        tier_weights: parse_tier_weights(&a.tier_weights)?,
+        ..UpdateOptions::default()
+    };
+    let t = Instant::now();
+    let stats = index_run(&a.input, a.index.as_deref(), a.topics.as_deref(), &opts)?;
+    let dir = a.index.clone().unwrap_or_else(|| a.input.join("index"));
+    print_index_stats(&stats, &dir);
+    eprintln!(
+        "{:.2}s, {:.0} records/s",
+        t.elapsed().as_secs_f64(),
+        stats.read as f64 / t.elapsed().as_secs_f64().max(1e-9)
+    );
+    Ok(())
+}
+
+fn request(a: &SearchArgs) -> Result<SearchRequest> {
+    let mut r = SearchRequest {
+        query: a.query.clone(),
+        limit: a.limit,
+        offset: a.offset,
+        sort: a.sort.parse::<Sort>()?,
+        severity_boost: a.boost,
+        interval_days: a.interval_days.max(1),
+        ..SearchRequest::default()
+    };
+    for (name, v) in [
+        ("sentiment", &a.sentiment),
+        ("intent", &a.intent),
+        ("pain_point", &a.pain_point),
+        ("channel", &a.channel),
+        ("tier", &a.tier),
+        ("product", &a.product),
+        ("lang", &a.lang),
+    ] {
+        if let Some(v) = v {
+            r.add_tag(name, v);
+        }
+    }
+    if let Some(t) = &a.topic {
+        for x in t.split(',').filter(|x| !x.trim().is_empty()) {
+            r.topics.push(
+                x.trim()
+                    .parse()
+                    .with_context(|| format!("--topic {x:?}: not a topic id"))?,
+            );
+        }
+    }
+    r.since = a.since.as_deref().map(parse_since).transpose()?;
+    r.until = a.until.as_deref().map(parse_until).transpose()?;
+    Ok(r)
+}
+
+fn strip_tags(html: &str) -> String {
+    html.replace("<b>", "\x1b[1;31m")
+        .replace("</b>", "\x1b[0m")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&")
+}
+
+fn print_human(r: &SearchResponse) {
+    println!("{} comments match", r.total);
+    for h in &r.hits {
+        let tag = |k: &str| h.tags.get(k).map(String::as_str).unwrap_or("-");
+        println!(
+            "\n{}  score {:.2}  {} {} {}  {} {}  {}",
+            h.id,
+            h.score,
+            tag("sentiment"),
+            tag("intent"),
+            tag("pain_point"),
+            tag("channel"),
+            tag("tier"),
+            h.time.as_deref().unwrap_or("")
+        );
+        println!("  {}", strip_tags(&h.snippet));
+    }
+    println!();
+    for (name, counts) in &r.facets.tags {
+        if counts.is_empty() {
+            continue;
+        }
+        let parts: Vec<String> = counts.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        println!("{name}: {}", parts.join(", "));
+    }
+    if !r.facets.topic.is_empty() {
+        let parts: Vec<String> = r
+            .facets
+            .topic
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        println!("topic: {}", parts.join(", "));
+    }
+    let days: Vec<String> = r
+        .facets
+        .date
+        .iter()
+        .filter(|b| b.count > 0)
+        .map(|b| format!("{} {}", b.date, b.count))
+        .collect();
+    if !days.is_empty() {
+        println!("date: {}", days.join(", "));
+    }
+}
+
+pub(crate) fn cmd_search(a: SearchArgs) -> Result<()> {
+    let req = request(&a)?;
+    let idx = SearchIndex::open(&index_dir(&a.index))?;
+    let reader = idx.reader()?;
+    let res = search(&idx, &reader.searcher(), &req)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&res)?);
+    } else {
+        print_human(&res);
+    }
+    Ok(())
+}
+
+pub(crate) fn cmd_serve(a: ServeArgs) -> Result<()> {
+    let idx = SearchIndex::open(&index_dir(&a.index))?;
+    vocmine::serve::serve(idx, &a.addr, |addr| {
+        eprintln!("serving on http://{addr} (GET /search?q=..., GET /health); Ctrl-C stops");
+    })?;
+    Ok(())
+}
+
+pub(crate) use crate::cli::bench_search::cmd_bench_search;
