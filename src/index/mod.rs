@@ -12,6 +12,7 @@
 //! covers, so an interrupted build can be checked and resumed.
 
 pub mod query;
+pub mod snippet;
 pub mod tokenizer;
 
 use crate::record::{parse_time, Scored};
@@ -549,4 +550,62 @@ pub fn read_scored<'a>(
                 }),
         )
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::query::{search, SearchRequest};
+
+    fn scored(id: &str, text: &str) -> Scored {
+        serde_json::from_value(serde_json::json!({
+            "id": id, "text": text, "lang": "zh", "n_tokens": 0,
+            "sentiment": {"label": "negative", "confidence": 0.9,
+                          "probs": {"negative": 0.9}, "score": -0.8},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn long_words_and_their_sub_words_highlight_without_overlap() {
+        let dir = tempfile::tempdir().unwrap();
+        let idx = SearchIndex::open_or_create(&dir.path().join("i")).unwrap();
+        let text = "餐厅晚餐，也优哉游哉的度过了一个搏鳌凯宾斯基假期。中华人民共和国的退款申请";
+        let recs = vec![
+            Ok((scored("a", text), None)),
+            Ok((scored("b", "发货太慢"), None)),
+        ];
+        let st = update(&idx, recs, "t", &UpdateOptions::default(), |_| {}).unwrap();
+        assert_eq!((st.added, st.docs), (2, 2));
+        let reader = idx.reader().unwrap();
+        for q in [
+            "凯宾斯基",
+            "共和国",
+            "中华人民共和国 退款",
+            "优哉游哉 假期",
+            "\"退款申请\"",
+        ] {
+            let req = SearchRequest {
+                query: q.into(),
+                ..SearchRequest::default()
+            };
+            let r = search(&idx, &reader.searcher(), &req).unwrap();
+            assert_eq!(r.total, 1, "{q}");
+            assert!(
+                r.hits[0].snippet.contains("<b>"),
+                "{q}: {}",
+                r.hits[0].snippet
+            );
+        }
+        // Severity: -score x tier weight (no tier: 1).
+        assert!((r_severity(&idx, &reader) - 0.8).abs() < 1e-6);
+    }
+
+    fn r_severity(idx: &SearchIndex, reader: &IndexReader) -> f64 {
+        let req = SearchRequest {
+            query: "发货".into(),
+            ..SearchRequest::default()
+        };
+        search(idx, &reader.searcher(), &req).unwrap().hits[0].severity
+    }
 }

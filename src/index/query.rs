@@ -6,7 +6,7 @@ use super::{SearchIndex, TAG_FIELDS};
 use crate::record::{civil_date, parse_time};
 use crate::{Error, Result};
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 use tantivy::aggregation::agg_req::Aggregations;
 use tantivy::aggregation::agg_result::AggregationResults;
@@ -14,7 +14,6 @@ use tantivy::aggregation::{AggContextParams, AggregationCollector, AggregationLi
 use tantivy::collector::{Count, TopDocs};
 use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, QueryParser, RangeQuery, TermQuery};
 use tantivy::schema::{IndexRecordOption, Value};
-use tantivy::snippet::SnippetGenerator;
 use tantivy::{DateTime, DocAddress, Order, Searcher, TantivyDocument, Term};
 
 /// How hits are ordered.
@@ -378,21 +377,6 @@ fn read_facets(res: &AggregationResults) -> Result<Facets> {
     Ok(facets)
 }
 
-fn escape_html(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// Runs a search on `searcher` (from [`SearchIndex::reader`]).
 pub fn search(
     index: &SearchIndex,
@@ -458,14 +442,15 @@ pub fn search(
     };
     let page = if req.limit == 0 { Vec::new() } else { page };
     let text_q = text_query(index, &req.query)?;
-    let mut snippets = if req.query.trim().is_empty() {
-        None
-    } else {
-        let mut g =
-            SnippetGenerator::create(searcher, &*text_q, index.fields().text).map_err(ierr)?;
-        g.set_max_num_chars(req.snippet_chars);
-        Some(g)
-    };
+    let mut terms = BTreeSet::new();
+    text_q.query_terms(&mut |term, _| {
+        if term.field() == index.fields().text {
+            if let Some(t) = term.value().as_str() {
+                terms.insert(t.to_string());
+            }
+        }
+    });
+    let mut analyzer = super::tokenizer::analyzer();
     let f = index.fields();
     let mut hits = Vec::with_capacity(page.len());
     for (score, addr) in page {
@@ -477,17 +462,7 @@ pub fn search(
         };
         let get_f64 = |field| doc.get_first(field).and_then(|v| v.as_f64());
         let text = get_str(f.text).unwrap_or_default();
-        let snippet = match snippets.as_mut() {
-            Some(g) => {
-                let s = g.snippet(&text);
-                if s.fragment().is_empty() {
-                    escape_html(&truncate_chars(&text, req.snippet_chars))
-                } else {
-                    s.to_html()
-                }
-            }
-            None => escape_html(&truncate_chars(&text, req.snippet_chars)),
-        };
+        let snippet = super::snippet::snippet_html(&mut analyzer, &text, &terms, req.snippet_chars);
         let mut tags = BTreeMap::new();
         for (&name, &field) in &f.tags {
             if let Some(v) = get_str(field) {
@@ -522,11 +497,4 @@ pub fn search(
         hits,
         facets: read_facets(&aggs)?,
     })
-}
-
-fn truncate_chars(s: &str, n: usize) -> String {
-    match s.char_indices().nth(n) {
-        Some((i, _)) => format!("{}…", &s[..i]),
-        None => s.to_string(),
-    }
 }

@@ -100,6 +100,9 @@ impl Tokenizer for VocTokenizer {
                 position_length: t.position_length,
             });
         }
+        // Search mode emits a word's sub-words before the word itself (凯宾, 斯基, 凯宾斯基);
+        // tantivy's snippets and phrase queries want tokens in text order.
+        tokens.sort_by_key(|t| (t.offset_from, t.offset_to));
         VocTokenStream { tokens, next: 0 }
     }
 }
@@ -171,6 +174,22 @@ mod tests {
     #[test]
     fn english_lower_cased_and_stemmed() {
         assert_eq!(tokens("Refunds DELAYED"), vec!["refund", "delay"]);
+    }
+
+    #[test]
+    fn tokens_come_in_text_order() {
+        let text = "度过了一个搏鳌凯宾斯基假期，中华人民共和国";
+        let mut a = analyzer();
+        let mut s = a.token_stream(text);
+        let mut last = (0, 0);
+        let mut n = 0;
+        while s.advance() {
+            let t = s.token();
+            assert!((t.offset_from, t.offset_to) >= last, "{:?}", t);
+            last = (t.offset_from, t.offset_to);
+            n += 1;
+        }
+        assert!(n > 8);
     }
 
     #[test]
