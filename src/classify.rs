@@ -71,6 +71,14 @@ impl Head {
         }
     }
 
+    /// The weight and bias of a linear head (`None` for an MLP head).
+    pub fn linear_parts(&self) -> Option<(&Tensor, &Tensor)> {
+        match self.w2 {
+            None => Some((&self.w1, &self.b1)),
+            Some(_) => None,
+        }
+    }
+
     /// Loads `STEM.json` and `STEM.safetensors`.
     pub fn load(stem: &Path) -> Result<Head> {
         let (jp, wp) = paths(stem);

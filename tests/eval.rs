@@ -209,3 +209,31 @@ fn suite_writes_one_markdown_table() {
     );
     assert!(table.contains("Whole suite:"));
 }
+
+/// Issue floor: the shipped 10-shot banking77 head (10 train examples per intent + names,
+/// refined prototypes) reaches 80% on banking77 test.
+#[test]
+fn banking77_ten_shot_head_reaches_eighty_percent() {
+    let Some(test) = common::shared("corpora/banking77/test.jsonl") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("b77.json");
+    vocmine(&[
+        "eval",
+        "--task",
+        "banking77_10shot",
+        "--data",
+        test.to_str().unwrap(),
+        "--bootstrap",
+        "0",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(r["n"], 3080);
+    let acc = r["accuracy"].as_f64().unwrap();
+    assert!(acc >= 0.80, "banking77 10-shot accuracy {acc}");
+    assert!(r["ece"].as_f64().unwrap() < 0.08);
+}

@@ -267,6 +267,16 @@ struct TrainArgs {
     /// it, as a taxonomy's category names are
     #[arg(long)]
     with_label_names: bool,
+    /// With --few-shot: refine the prototype head for this many full-batch steps of
+    /// cross-entropy on the shots, anchored at the prototypes (0: plain prototypes)
+    #[arg(long, default_value_t = 0)]
+    refine_steps: usize,
+    /// With --refine-steps: learning rate
+    #[arg(long, default_value_t = 1e-3)]
+    refine_lr: f64,
+    /// With --refine-steps: weight of the L2 pull towards the prototype weights
+    #[arg(long, default_value_t = 1e-3)]
+    refine_anchor: f64,
     /// Hidden width of the head (0 = linear)
     #[arg(long, default_value_t = 256)]
     hidden: usize,
@@ -726,6 +736,14 @@ fn few_shot(
         .collect();
     let x = embed(encoder, fp, cache, &sample, "embedding the shots")?;
     let mut head = vocmine::taxonomy::prototype_head(&a.task, &labels, &x, &y, a.unknown_below)?;
+    if a.refine_steps > 0 {
+        let cfg = vocmine::taxonomy::RefineConfig {
+            steps: a.refine_steps,
+            lr: a.refine_lr,
+            anchor: a.refine_anchor,
+        };
+        head = vocmine::taxonomy::refine_head(&head, &x, &y, cfg)?;
+    }
     let mut tests = serde_json::Map::new();
     for f in &a.test {
         let (set, xt) = test_set(a, f, encoder, fp, cache)?;
@@ -746,7 +764,7 @@ fn few_shot(
     head.meta.encoder = fp.to_string();
     head.meta.training = serde_json::json!({
         "command": std::env::args().collect::<Vec<_>>().join(" "),
-        "method": "nearest prototype (few-shot)", "shots": k, "seed": a.seed,
+        "method": if a.refine_steps > 0 { "nearest prototype, refined (few-shot)" } else { "nearest prototype (few-shot)" }, "shots": k, "seed": a.seed,
         "examples": sample.len(), "data": a.data, "test": tests,
         "prototype": head.meta.training,
     });
