@@ -396,14 +396,19 @@ impl EvalReport {
         let mut s = String::new();
         let pct = |x: f64| format!("{:.2}", x * 100.0);
         s += &format!("{} on {} (n = {})\n", self.task, self.data, self.n);
+        let ci = |i: &Interval| {
+            if i.lo == 0.0 && i.hi == 0.0 {
+                String::new()
+            } else {
+                format!(" [95% CI {}-{}]", pct(i.lo), pct(i.hi))
+            }
+        };
         s += &format!(
-            "accuracy {}% [95% CI {}-{}]   macro-F1 {}% [{}-{}]   weighted-F1 {}%\n",
+            "accuracy {}%{}   macro-F1 {}%{}   weighted-F1 {}%\n",
             pct(self.accuracy),
-            pct(self.accuracy_ci.lo),
-            pct(self.accuracy_ci.hi),
+            ci(&self.accuracy_ci),
             pct(self.macro_f1),
-            pct(self.macro_f1_ci.lo),
-            pct(self.macro_f1_ci.hi),
+            ci(&self.macro_f1_ci),
             pct(self.weighted_f1)
         );
         if (self.accuracy_gold_labels_only - self.accuracy).abs() > 1e-12 {
