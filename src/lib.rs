@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 pub mod classify;
+pub mod cluster;
 pub mod corpus;
 pub mod encode;
 pub mod error;

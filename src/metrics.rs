@@ -410,3 +410,94 @@ mod tests {
         assert_eq!((m.n_in_scope, m.n_oos), (2, 3));
     }
 }
+
+/// Contingency counts of two labelings.
+type Counts<'a> = BTreeMap<&'a str, f64>;
+
+type Joint<'a> = BTreeMap<(&'a str, &'a str), f64>;
+
+fn contingency<'a>(a: &'a [String], b: &'a [String]) -> (Joint<'a>, Counts<'a>, Counts<'a>) {
+    let mut joint = BTreeMap::new();
+    let mut ma = BTreeMap::new();
+    let mut mb = BTreeMap::new();
+    for (x, y) in a.iter().zip(b) {
+        *joint.entry((x.as_str(), y.as_str())).or_insert(0.0) += 1.0;
+        *ma.entry(x.as_str()).or_insert(0.0) += 1.0;
+        *mb.entry(y.as_str()).or_insert(0.0) += 1.0;
+    }
+    (joint, ma, mb)
+}
+
+/// Normalised mutual information (arithmetic-mean normalisation, as scikit-learn's default)
+/// between two labelings of the same items; 1 when one labeling is the other renamed.
+pub fn nmi(a: &[String], b: &[String]) -> f64 {
+    let n = a.len().min(b.len()) as f64;
+    if n == 0.0 {
+        return 0.0;
+    }
+    let (joint, ma, mb) = contingency(a, b);
+    let h =
+        |m: &BTreeMap<&str, f64>| -> f64 { -m.values().map(|c| c / n * (c / n).ln()).sum::<f64>() };
+    let (ha, hb) = (h(&ma), h(&mb));
+    let mi: f64 = joint
+        .iter()
+        .map(|((x, y), c)| c / n * ((c * n) / (ma[x] * mb[y])).ln())
+        .sum();
+    let denom = (ha + hb) / 2.0;
+    if denom <= 0.0 {
+        1.0
+    } else {
+        (mi / denom).clamp(0.0, 1.0)
+    }
+}
+
+/// Adjusted Rand index between two labelings (1: identical partitions, ~0: chance).
+pub fn ari(a: &[String], b: &[String]) -> f64 {
+    let n = a.len().min(b.len()) as f64;
+    let (joint, ma, mb) = contingency(a, b);
+    let c2 = |x: f64| x * (x - 1.0) / 2.0;
+    let index: f64 = joint.values().map(|&c| c2(c)).sum();
+    let sa: f64 = ma.values().map(|&c| c2(c)).sum();
+    let sb: f64 = mb.values().map(|&c| c2(c)).sum();
+    let expected = sa * sb / c2(n).max(1e-12);
+    let max = (sa + sb) / 2.0;
+    if (max - expected).abs() < 1e-12 {
+        1.0
+    } else {
+        (index - expected) / (max - expected)
+    }
+}
+
+#[cfg(test)]
+mod cluster_metric_tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn nmi_and_ari_by_hand() {
+        let a = s(&["x", "x", "y", "y"]);
+        assert!((nmi(&a, &s(&["1", "1", "2", "2"])) - 1.0).abs() < 1e-12);
+        assert!((ari(&a, &s(&["1", "1", "2", "2"])) - 1.0).abs() < 1e-12);
+        // Independent split: MI 0.
+        assert!(nmi(&a, &s(&["1", "2", "1", "2"])).abs() < 1e-12);
+        // scikit-learn: adjusted_rand_score([0,0,1,1],[0,1,0,1]) = -0.5
+        assert!((ari(&a, &s(&["1", "2", "1", "2"])) + 0.5).abs() < 1e-12);
+        // sklearn: normalized_mutual_info_score([0,0,0,1,1,1],[0,0,1,1,2,2]) = 0.5158037429793889
+        let b = s(&["a", "a", "a", "b", "b", "b"]);
+        let c = s(&["0", "0", "1", "1", "2", "2"]);
+        assert!(
+            (nmi(&b, &c) - 0.515_803_742_979_388_9).abs() < 1e-9,
+            "{}",
+            nmi(&b, &c)
+        );
+        // sklearn: adjusted_rand_score([0,0,0,1,1,1],[0,0,1,1,2,2]) = 0.24242424242424246
+        assert!(
+            (ari(&b, &c) - 0.242_424_242_424_242_46).abs() < 1e-9,
+            "{}",
+            ari(&b, &c)
+        );
+    }
+}

@@ -3,6 +3,7 @@
 mod bench_search;
 mod eval;
 mod search;
+mod topics;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -54,6 +55,12 @@ enum Cmd {
     /// Measure indexing throughput and query latency on labelled corpora (with a linear-scan
     /// baseline in the same run).
     BenchSearch(search::BenchSearchArgs),
+    /// Cluster a run folder's comments into topics (HDBSCAN, c-TF-IDF labels); a rerun keeps
+    /// topic ids and assigns new comments. Writes RUN/topics/{model.json,assignments.jsonl}.
+    Topics(topics::TopicsArgs),
+    /// Cluster a labelled corpus and report NMI/ARI against its labels, or time clustering by
+    /// input size (--sizes).
+    TopicsEval(topics::TopicsEvalArgs),
 }
 
 #[derive(Args, Clone)]
@@ -334,6 +341,8 @@ pub fn run() -> Result<()> {
         Cmd::Search(a) => search::cmd_search(a),
         Cmd::Serve(a) => search::cmd_serve(a),
         Cmd::BenchSearch(a) => search::cmd_bench_search(a),
+        Cmd::Topics(a) => topics::cmd_topics(a),
+        Cmd::TopicsEval(a) => topics::cmd_topics_eval(a),
     }
 }
 
@@ -535,7 +544,7 @@ fn load_sets(
 
 /// Embeds a labelled set file by file (each file's rows are cached on their own, so adding a
 /// file to a training set reuses the others' embeddings).
-fn embed(
+pub(crate) fn embed(
     enc: &Encoder,
     fp: &str,
     cache: &EmbeddingCache,

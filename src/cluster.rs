@@ -1,0 +1,603 @@
+//! Topics: density-based clustering of the pooled embeddings, readable labels, and a topic
+//! model that keeps its ids from run to run.
+//!
+//! - **Reduce**: PCA of the L2-normalised embeddings to a few dimensions (seeded block power
+//!   iteration on the covariance), where density estimates are meaningful.
+//! - **Cluster**: HDBSCAN (the `hdbscan` crate) finds the number of topics itself and leaves
+//!   comments that fit no topic unassigned (-1). Prim's spanning tree is quadratic, so inputs
+//!   over `max_sample` comments are clustered on a seeded sample and the rest are *assigned*
+//!   (nearest centroid, within the topic's radius): n log n-ish overall, the same path that
+//!   assigns a later night's comments.
+//! - **Label**: class-based TF-IDF over the segmenter's words (simplified Chinese via jieba,
+//!   English lower-cased, stop words removed), and the three comments closest to the centroid.
+//! - **Stay stable**: [`TopicModel`] stores centroids (in embedding space), radii, labels and
+//!   the next free id. [`update`] keeps every earlier assignment, assigns new comments to
+//!   existing topics, and opens new topics only from dense groups of new, unassigned comments.
+
+use crate::rng::Rng;
+use crate::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+
+/// Clustering settings.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TopicConfig {
+    /// Smallest topic (0: 0.5% of the clustered comments, at least 10).
+    pub min_cluster_size: usize,
+    /// HDBSCAN's k for core distances (0: 5).
+    pub min_samples: usize,
+    /// Cluster at most this many comments; the rest are assigned to the topics found.
+    pub max_sample: usize,
+    /// Largest topic as a share of the comments clustered (HDBSCAN splits bigger ones).
+    pub max_share: f32,
+    /// PCA dimensions the clustering runs in.
+    pub dims: usize,
+    /// Share of a topic's members its radius covers (the rest count as outliers when
+    /// assigning).
+    pub radius_quantile: f32,
+    /// Seed for the sample and the PCA start.
+    pub seed: u64,
+    /// Terms kept per topic.
+    pub top_terms: usize,
+}
+
+impl Default for TopicConfig {
+    fn default() -> Self {
+        TopicConfig {
+            min_cluster_size: 0,
+            min_samples: 0,
+            max_sample: 10_000,
+            max_share: 0.25,
+            dims: 20,
+            radius_quantile: 1.0,
+            seed: 42,
+            top_terms: 8,
+        }
+    }
+}
+
+/// One topic.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Topic {
+    /// Stable id (never reused).
+    pub id: i64,
+    /// Readable label: the top three terms.
+    pub label: String,
+    /// Top terms with their class-based TF-IDF weights.
+    pub terms: Vec<(String, f32)>,
+    /// Comments assigned to it.
+    pub size: usize,
+    /// Ids of the three comments closest to the centroid.
+    pub representatives: Vec<String>,
+    /// Unit-length mean embedding of the members it was found from.
+    pub centroid: Vec<f32>,
+    /// Cosine similarity to the centroid a comment needs to be assigned to this topic.
+    pub radius: f32,
+}
+
+/// A saved topic model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TopicModel {
+    /// Format version.
+    pub version: u32,
+    /// The settings it was built with.
+    pub config: TopicConfig,
+    /// Next id a new topic gets.
+    pub next_id: i64,
+    /// The topics, by id.
+    pub topics: Vec<Topic>,
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+fn normalise(v: &mut [f32]) {
+    let n = dot(v, v).sqrt();
+    if n > 0.0 {
+        v.iter_mut().for_each(|x| *x /= n);
+    }
+}
+
+/// Projects `x` on its top `dims` principal components (deterministic for a seed).
+pub fn pca(x: &[Vec<f32>], dims: usize, seed: u64) -> Vec<Vec<f32>> {
+    let n = x.len();
+    let d = x.first().map_or(0, Vec::len);
+    if n == 0 || d == 0 {
+        return Vec::new();
+    }
+    let dims = dims.min(d);
+    let mean: Vec<f64> = (0..d)
+        .map(|j| x.iter().map(|r| f64::from(r[j])).sum::<f64>() / n as f64)
+        .collect();
+    // Covariance (d x d), accumulated in f64.
+    let mut cov = vec![0f64; d * d];
+    let mut row = vec![0f64; d];
+    for r in x {
+        for j in 0..d {
+            row[j] = f64::from(r[j]) - mean[j];
+        }
+        for a in 0..d {
+            let ra = row[a];
+            if ra == 0.0 {
+                continue;
+            }
+            let c = &mut cov[a * d..(a + 1) * d];
+            for (cb, rb) in c.iter_mut().zip(&row) {
+                *cb += ra * rb;
+            }
+        }
+    }
+    // Block power iteration with Gram-Schmidt.
+    let mut rng = Rng::new(seed);
+    let mut q: Vec<Vec<f64>> = (0..dims)
+        .map(|_| (0..d).map(|_| rng.next_f64() - 0.5).collect())
+        .collect();
+    for _ in 0..60 {
+        let z: Vec<Vec<f64>> = q
+            .iter()
+            .map(|v| {
+                (0..d)
+                    .map(|a| {
+                        cov[a * d..(a + 1) * d]
+                            .iter()
+                            .zip(v)
+                            .map(|(c, x)| c * x)
+                            .sum()
+                    })
+                    .collect()
+            })
+            .collect();
+        q = z;
+        for i in 0..dims {
+            for j in 0..i {
+                let p: f64 = q[i].iter().zip(&q[j]).map(|(a, b)| a * b).sum();
+                let qj = q[j].clone();
+                q[i].iter_mut().zip(&qj).for_each(|(a, b)| *a -= p * b);
+            }
+            let norm = q[i].iter().map(|a| a * a).sum::<f64>().sqrt().max(1e-30);
+            q[i].iter_mut().for_each(|a| *a /= norm);
+        }
+    }
+    // Fix each component's sign (largest entry positive) so output is canonical.
+    for v in &mut q {
+        let big = v
+            .iter()
+            .copied()
+            .fold(0.0f64, |m, a| if a.abs() > m.abs() { a } else { m });
+        if big < 0.0 {
+            v.iter_mut().for_each(|a| *a = -*a);
+        }
+    }
+    x.iter()
+        .map(|r| {
+            q.iter()
+                .map(|v| {
+                    r.iter()
+                        .zip(&mean)
+                        .zip(v)
+                        .map(|((x, m), c)| (f64::from(*x) - m) * c)
+                        .sum::<f64>() as f32
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn auto_sizes(n: usize, cfg: &TopicConfig) -> (usize, usize) {
+    let mcs = if cfg.min_cluster_size > 0 {
+        cfg.min_cluster_size
+    } else {
+        (n / 200).max(10)
+    };
+    let ms = if cfg.min_samples > 0 {
+        cfg.min_samples
+    } else {
+        5
+    };
+    (mcs.max(2), ms.max(1))
+}
+
+/// HDBSCAN labels (-1: noise) of `points`, relabelled so that the largest cluster is 0 (ties:
+/// the cluster whose first member comes first).
+/// `allow_single` lets the whole input be one cluster (for new comments next to a model).
+pub fn hdbscan_labels(
+    points: &[Vec<f32>],
+    min_cluster_size: usize,
+    min_samples: usize,
+    max_cluster_size: usize,
+    allow_single: bool,
+) -> Result<Vec<i64>> {
+    if points.len() < min_cluster_size.max(2) {
+        return Ok(vec![-1; points.len()]);
+    }
+    let hp = hdbscan::HdbscanHyperParams::builder()
+        .min_cluster_size(min_cluster_size)
+        .min_samples(min_samples.min(points.len() - 1).max(1))
+        .allow_single_cluster(allow_single)
+        .max_cluster_size(max_cluster_size.max(min_cluster_size + 1))
+        .dist_metric(hdbscan::DistanceMetric::Euclidean)
+        .nn_algorithm(hdbscan::NnAlgorithm::BruteForce)
+        .build();
+    let raw = hdbscan::Hdbscan::new(points, hp)
+        .cluster()
+        .map_err(|e| Error::Invalid(format!("clustering failed: {e:?}")))?;
+    let mut stats: BTreeMap<i32, (usize, usize)> = BTreeMap::new();
+    for (i, &l) in raw.iter().enumerate() {
+        if l >= 0 {
+            let e = stats.entry(l).or_insert((0, i));
+            e.0 += 1;
+        }
+    }
+    let mut order: Vec<(i32, usize, usize)> =
+        stats.into_iter().map(|(l, (n, f))| (l, n, f)).collect();
+    order.sort_by(|a, b| b.1.cmp(&a.1).then(a.2.cmp(&b.2)));
+    let map: HashMap<i32, i64> = order
+        .iter()
+        .enumerate()
+        .map(|(new, o)| (o.0, new as i64))
+        .collect();
+    Ok(raw
+        .iter()
+        .map(|l| map.get(l).copied().unwrap_or(-1))
+        .collect())
+}
+
+/// Class-based TF-IDF: for each class, its terms weighted by
+/// `tf(t, c) / |c| * ln(1 + A / f(t))` (A: average words per class, f: frequency over all
+/// classes), best first.
+pub fn c_tf_idf(
+    docs: &[&[String]],
+    classes: &[i64],
+    top: usize,
+) -> BTreeMap<i64, Vec<(String, f32)>> {
+    let mut tf: BTreeMap<i64, BTreeMap<&str, f64>> = BTreeMap::new();
+    let mut total: BTreeMap<&str, f64> = BTreeMap::new();
+    for (words, &c) in docs.iter().zip(classes) {
+        if c < 0 {
+            continue;
+        }
+        let e = tf.entry(c).or_default();
+        for w in words.iter() {
+            *e.entry(w.as_str()).or_default() += 1.0;
+            *total.entry(w.as_str()).or_default() += 1.0;
+        }
+    }
+    let n_words: f64 = total.values().sum();
+    let avg = n_words / tf.len().max(1) as f64;
+    tf.into_iter()
+        .map(|(c, terms)| {
+            let size: f64 = terms.values().sum::<f64>().max(1.0);
+            let mut w: Vec<(String, f32)> = terms
+                .into_iter()
+                .filter(|(t, n)| *n >= 2.0 && t.chars().count() >= 2)
+                .map(|(t, n)| {
+                    let idf = (1.0 + avg / total[t]).ln();
+                    (t.to_string(), (n / size * idf) as f32)
+                })
+                .collect();
+            w.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            w.truncate(top);
+            (c, w)
+        })
+        .collect()
+}
+
+/// Best topic for `e` among `topics` if within its radius.
+pub fn assign_one(topics: &[Topic], e: &[f32]) -> Option<i64> {
+    let mut best: Option<(f32, &Topic)> = None;
+    for t in topics {
+        let s = dot(&t.centroid, e);
+        if best.is_none_or(|(b, _)| s > b) {
+            best = Some((s, t));
+        }
+    }
+    best.filter(|(s, t)| *s >= t.radius).map(|(_, t)| t.id)
+}
+
+/// Builds topics with the given ids from an assignment (labels, centroids, radii, sizes,
+/// representatives). `ids_of` maps a cluster label to its topic id.
+fn describe(
+    labels: &[i64],
+    embs: &[Vec<f32>],
+    words: &[Vec<String>],
+    ids: &[String],
+    cfg: &TopicConfig,
+) -> Vec<Topic> {
+    let dim = embs.first().map_or(0, Vec::len);
+    let mut members: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
+    for (i, &l) in labels.iter().enumerate() {
+        if l >= 0 {
+            members.entry(l).or_default().push(i);
+        }
+    }
+    let docs: Vec<&[String]> = words.iter().map(Vec::as_slice).collect();
+    let terms = c_tf_idf(&docs, labels, cfg.top_terms);
+    members
+        .into_iter()
+        .map(|(id, m)| {
+            let mut c = vec![0f32; dim];
+            for &i in &m {
+                c.iter_mut().zip(&embs[i]).for_each(|(a, b)| *a += b);
+            }
+            normalise(&mut c);
+            let mut sims: Vec<(f32, usize)> = m.iter().map(|&i| (dot(&c, &embs[i]), i)).collect();
+            sims.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            let q =
+                ((sims.len() as f32 * cfg.radius_quantile).ceil() as usize).clamp(1, sims.len());
+            let radius = sims[q - 1].0;
+            let t = terms.get(&id).cloned().unwrap_or_default();
+            let label = t
+                .iter()
+                .take(3)
+                .map(|(w, _)| w.as_str())
+                .collect::<Vec<_>>()
+                .join(" / ");
+            Topic {
+                id,
+                label,
+                terms: t,
+                size: m.len(),
+                representatives: sims.iter().take(3).map(|&(_, i)| ids[i].clone()).collect(),
+                centroid: c,
+                radius,
+            }
+        })
+        .collect()
+}
+
+/// Clusters comments from scratch: returns the model and each comment's topic (-1: none).
+/// `words[i]` are comment i's segmented words, `ids[i]` its id.
+pub fn fit(
+    embs: &[Vec<f32>],
+    words: &[Vec<String>],
+    ids: &[String],
+    cfg: &TopicConfig,
+) -> Result<(TopicModel, Vec<i64>)> {
+    let mut model = TopicModel {
+        version: 1,
+        config: *cfg,
+        next_id: 0,
+        topics: Vec::new(),
+    };
+    let labels = update(&mut model, embs, words, ids, &HashMap::new())?;
+    Ok((model, labels))
+}
+
+/// Assigns comments to `model`'s topics, keeping every id in `previous` (id -> topic) where it
+/// was, and opens new topics from dense groups of the remaining unassigned comments. Topic ids
+/// never change; labels, sizes and representatives are recomputed over all comments.
+pub fn update(
+    model: &mut TopicModel,
+    embs: &[Vec<f32>],
+    words: &[Vec<String>],
+    ids: &[String],
+    previous: &HashMap<String, i64>,
+) -> Result<Vec<i64>> {
+    if embs.len() != ids.len() || words.len() != ids.len() {
+        return Err(Error::Invalid(
+            "embeddings, words and ids differ in length".into(),
+        ));
+    }
+    let cfg = model.config;
+    let mut labels: Vec<i64> = Vec::with_capacity(ids.len());
+    let mut fresh = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        match previous.get(id) {
+            Some(&t) => labels.push(t),
+            None => {
+                let t = assign_one(&model.topics, &embs[i]);
+                labels.push(t.unwrap_or(-1));
+                if t.is_none() {
+                    fresh.push(i);
+                }
+            }
+        }
+    }
+    // New topics from the unassigned new comments: cluster a seeded sample of them, then
+    // assign the rest of them to what was found.
+    let (mcs, ms) = auto_sizes(fresh.len(), &cfg);
+    if fresh.len() >= 2 * mcs {
+        let mut sample = fresh.clone();
+        if sample.len() > cfg.max_sample {
+            let mut rng = Rng::new(cfg.seed);
+            rng.shuffle(&mut sample);
+            sample.truncate(cfg.max_sample);
+            sample.sort_unstable();
+        }
+        let pts: Vec<Vec<f32>> = sample.iter().map(|&i| embs[i].clone()).collect();
+        let reduced = pca(&pts, cfg.dims, cfg.seed);
+        let had_topics = !model.topics.is_empty();
+        let max_size = if had_topics {
+            usize::MAX
+        } else {
+            ((reduced.len() as f32 * cfg.max_share).ceil() as usize).max(2 * mcs)
+        };
+        let found = hdbscan_labels(&reduced, mcs, ms, max_size, had_topics)?;
+        let n_found = found.iter().copied().max().map_or(0, |m| m + 1);
+        if n_found > 0 {
+            let base = model.next_id;
+            let mut sub_labels = vec![-1i64; ids.len()];
+            for (&i, &l) in sample.iter().zip(&found) {
+                if l >= 0 {
+                    sub_labels[i] = base + l;
+                }
+            }
+            let mut new_topics = describe(&sub_labels, embs, words, ids, &cfg);
+            // Next to an existing model, a new topic must be at least as tight as the loosest
+            // existing one: leftovers that merely did not fit stay unassigned.
+            if had_topics {
+                let loosest = model
+                    .topics
+                    .iter()
+                    .map(|t| t.radius)
+                    .fold(f32::INFINITY, f32::min);
+                new_topics.retain(|t| t.radius >= loosest);
+                // Renumber the kept ones densely from `base`, in their found order.
+                let keep: HashMap<i64, i64> = new_topics
+                    .iter()
+                    .enumerate()
+                    .map(|(k, t)| (t.id, base + k as i64))
+                    .collect();
+                for l in sub_labels.iter_mut() {
+                    *l = keep.get(l).copied().unwrap_or(-1);
+                }
+                new_topics.iter_mut().for_each(|t| t.id = keep[&t.id]);
+            }
+            let n_new = new_topics.len() as i64;
+            for &i in &fresh {
+                labels[i] = if sub_labels[i] >= 0 {
+                    sub_labels[i]
+                } else {
+                    assign_one(&new_topics, &embs[i]).unwrap_or(-1)
+                };
+            }
+            model.topics.extend(new_topics);
+            model.next_id = base + n_new;
+        }
+    }
+    // Refresh labels, sizes and representatives over every comment; keep centroids and radii
+    // of existing topics (so assignment stays stable), add the new ones' own.
+    let described: HashMap<i64, Topic> = describe(&labels, embs, words, ids, &cfg)
+        .into_iter()
+        .map(|t| (t.id, t))
+        .collect();
+    for t in &mut model.topics {
+        match described.get(&t.id) {
+            Some(d) => {
+                t.label = d.label.clone();
+                t.terms = d.terms.clone();
+                t.size = d.size;
+                t.representatives = d.representatives.clone();
+            }
+            None => t.size = 0,
+        }
+    }
+    model.topics.sort_by_key(|t| t.id);
+    Ok(labels)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Three well-separated blobs in 16 dimensions plus scattered noise.
+    fn blobs(n_per: usize, seed: u64) -> (Vec<Vec<f32>>, Vec<usize>) {
+        let mut rng = Rng::new(seed);
+        let mut x = Vec::new();
+        let mut y = Vec::new();
+        for i in 0..3 * n_per {
+            let c = i % 3;
+            let mut v: Vec<f32> = (0..16)
+                .map(|_| (rng.next_f64() as f32 - 0.5) * 0.2)
+                .collect();
+            v[c] += 1.0;
+            normalise(&mut v);
+            x.push(v);
+            y.push(c);
+        }
+        (x, y)
+    }
+
+    fn words_for(y: &[usize]) -> Vec<Vec<String>> {
+        let names = [["物流", "快递"], ["质量", "做工"], ["refund", "money"]];
+        y.iter()
+            .map(|&c| {
+                names[c]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .chain(["the_common".to_string()])
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn finds_the_blobs_and_labels_them() {
+        let (x, y) = blobs(60, 1);
+        let ids: Vec<String> = (0..x.len()).map(|i| format!("c{i}")).collect();
+        let cfg = TopicConfig {
+            min_cluster_size: 10,
+            ..TopicConfig::default()
+        };
+        let (model, labels) = fit(&x, &words_for(&y), &ids, &cfg).unwrap();
+        assert_eq!(model.topics.len(), 3, "{labels:?}");
+        // Each blob maps to one topic.
+        for c in 0..3 {
+            let ts: std::collections::BTreeSet<i64> = y
+                .iter()
+                .zip(&labels)
+                .filter(|(&yy, _)| yy == c)
+                .map(|(_, &l)| l)
+                .collect();
+            assert_eq!(ts.len(), 1, "{ts:?}");
+        }
+        let t = &model.topics[labels[0] as usize];
+        // The blob's own words lead; the word every comment has weighs much less.
+        let top2: Vec<&str> = t.terms[..2].iter().map(|(w, _)| w.as_str()).collect();
+        assert!(
+            top2.contains(&"物流") && top2.contains(&"快递"),
+            "{:?}",
+            t.terms
+        );
+        let common = t.terms.iter().find(|(w, _)| w == "the_common").unwrap().1;
+        assert!(common < t.terms[0].1 * 0.6, "{:?}", t.terms);
+        assert!(t.label.starts_with("快递 / 物流") || t.label.starts_with("物流 / 快递"));
+        assert_eq!(t.representatives.len(), 3);
+        // Same input, same seed: the same model.
+        let (again, labels2) = fit(&x, &words_for(&y), &ids, &cfg).unwrap();
+        assert_eq!(
+            serde_json::to_string(&model).unwrap(),
+            serde_json::to_string(&again).unwrap()
+        );
+        assert_eq!(labels, labels2);
+    }
+
+    #[test]
+    fn update_keeps_ids_and_opens_new_topics_only_for_dense_new_groups() {
+        let (x, y) = blobs(60, 2);
+        let ids: Vec<String> = (0..x.len()).map(|i| format!("c{i}")).collect();
+        let cfg = TopicConfig {
+            min_cluster_size: 10,
+            ..TopicConfig::default()
+        };
+        // First night: blobs 0 and 1 only.
+        let first: Vec<usize> = (0..x.len()).filter(|&i| y[i] != 2).collect();
+        let pick = |v: &[usize]| {
+            (
+                v.iter().map(|&i| x[i].clone()).collect::<Vec<_>>(),
+                words_for(&v.iter().map(|&i| y[i]).collect::<Vec<_>>()),
+                v.iter().map(|&i| ids[i].clone()).collect::<Vec<_>>(),
+            )
+        };
+        let (x1, w1, i1) = pick(&first);
+        let (mut model, l1) = fit(&x1, &w1, &i1, &cfg).unwrap();
+        assert_eq!(model.topics.len(), 2);
+        let old_ids: Vec<i64> = model.topics.iter().map(|t| t.id).collect();
+        let previous: HashMap<String, i64> = i1.iter().cloned().zip(l1.iter().copied()).collect();
+        // Second night: everything (blob 2 is new and dense).
+        let all: Vec<usize> = (0..x.len()).collect();
+        let (x2, w2, i2) = pick(&all);
+        let l2 = update(&mut model, &x2, &w2, &i2, &previous).unwrap();
+        assert_eq!(model.topics.len(), 3);
+        for (id, t) in &previous {
+            let pos = i2.iter().position(|x| x == id).unwrap();
+            assert_eq!(l2[pos], *t, "old comment {id} moved");
+        }
+        let new_ids: Vec<i64> = model.topics.iter().map(|t| t.id).collect();
+        assert_eq!(&new_ids[..2], &old_ids[..]);
+        assert_eq!(new_ids[2], 2);
+        // A new comment near blob 0 joins blob 0's topic.
+        assert_eq!(assign_one(&model.topics, &x[0]), Some(l1[0]));
+    }
+
+    #[test]
+    fn pca_is_deterministic_and_orders_by_variance() {
+        let (x, _) = blobs(30, 3);
+        let a = pca(&x, 4, 9);
+        let b = pca(&x, 4, 9);
+        assert_eq!(a, b);
+        let var = |j: usize| a.iter().map(|r| r[j] * r[j]).sum::<f32>();
+        assert!(var(0) >= var(1) && var(1) >= var(2) && var(2) >= var(3));
+    }
+}
