@@ -18,6 +18,7 @@ pub mod model;
 pub mod normalise;
 pub mod pipeline;
 pub mod record;
+pub mod report;
 pub mod rng;
 pub mod segment;
 pub mod serve;

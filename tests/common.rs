@@ -29,3 +29,12 @@ pub fn shared(rel: &str) -> Option<PathBuf> {
 pub fn model_dir() -> PathBuf {
     root().join("models")
 }
+
+/// Every line of a JSONL file, parsed.
+pub fn read_jsonl(p: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}

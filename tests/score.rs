@@ -13,14 +13,6 @@ use vocmine::normalise::{id_card_check_char, NormaliseConfig};
 use vocmine::pipeline::{score, ScoreConfig};
 use vocmine::segment::Segmenter;
 
-fn read_jsonl(p: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(p)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 fn run(inputs: Vec<std::path::PathBuf>, out: &Path, mask: bool) -> vocmine::pipeline::Summary {
     let spec = ModelSpec::open(&common::model_dir()).unwrap();
     let enc = spec.load_encoder(EncoderConfig::default()).unwrap();
@@ -85,8 +77,8 @@ fn every_record_ends_in_output_or_rejects_and_no_pii_leaks() {
     let out = dir.path().join("run");
     let sum = run(vec![csv.clone(), jsonl.clone()], &out, true);
 
-    let scored = read_jsonl(&out.join("scored.jsonl"));
-    let rejects = read_jsonl(&out.join("rejects.jsonl"));
+    let scored = common::read_jsonl(&out.join("scored.jsonl"));
+    let rejects = common::read_jsonl(&out.join("rejects.jsonl"));
     assert_eq!(sum.records, 17);
     assert_eq!(sum.scored as usize, scored.len());
     assert_eq!(sum.rejected as usize, rejects.len());
@@ -222,7 +214,7 @@ fn no_mask_keeps_the_text() {
     std::fs::write(&p, "{\"text\": \"call 13812345678\"}\n").unwrap();
     let out = dir.path().join("run");
     run(vec![p], &out, false);
-    let s = read_jsonl(&out.join("scored.jsonl"));
+    let s = common::read_jsonl(&out.join("scored.jsonl"));
     assert_eq!(s[0]["text"], "call 13812345678");
     assert!(
         s[0]["id"].as_str().unwrap().starts_with('h'),
@@ -258,7 +250,7 @@ fn cli_scores_the_sample_corpus() {
         stdout.contains("scored 300 of 300 records (0 rejected, 0 unchanged and skipped)"),
         "{stdout}"
     );
-    let scored = read_jsonl(&out.join("scored.jsonl"));
+    let scored = common::read_jsonl(&out.join("scored.jsonl"));
     let mut gold = BTreeMap::new();
     let mut rdr = csv::Reader::from_path(&sample).unwrap();
     for r in rdr.records() {

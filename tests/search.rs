@@ -16,14 +16,6 @@ fn vocmine() -> Command {
     Command::new(env!("CARGO_BIN_EXE_vocmine"))
 }
 
-fn read_jsonl(p: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(p)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 /// The sample corpus scored once (with its index) for every test in this file.
 fn sample_run() -> &'static Path {
     static RUN: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
@@ -72,7 +64,7 @@ fn ids(r: &SearchResponse) -> BTreeSet<String> {
 fn chinese_word_inside_longer_words_is_found() {
     let run = sample_run();
     let idx = open(run);
-    let scored = read_jsonl(&run.join("scored.jsonl"));
+    let scored = common::read_jsonl(&run.join("scored.jsonl"));
     let r = run_search(&idx, &q("退款"));
     let containing: BTreeSet<String> = scored
         .iter()
@@ -120,7 +112,7 @@ fn traditional_and_simplified_queries_find_each_other() {
 fn filters_and_facets_match_the_scored_jsonl() {
     let run = sample_run();
     let idx = open(run);
-    let scored = read_jsonl(&run.join("scored.jsonl"));
+    let scored = common::read_jsonl(&run.join("scored.jsonl"));
     let label = |s: &serde_json::Value, t: &str| s[t]["label"].as_str().unwrap().to_string();
 
     // Whole index: facet counts per tag equal the JSONL's counts.
@@ -407,7 +399,7 @@ fn http_api_serves_concurrent_requests_and_rejects_bad_parameters() {
 
 /// A large scored JSONL: the sample's scored lines repeated with new ids.
 fn big_scored(run: &Path, out: &Path, copies: usize) -> Vec<String> {
-    let lines: Vec<serde_json::Value> = read_jsonl(&run.join("scored.jsonl"));
+    let lines: Vec<serde_json::Value> = common::read_jsonl(&run.join("scored.jsonl"));
     let mut f = std::io::BufWriter::new(std::fs::File::create(out).unwrap());
     let mut ids = Vec::new();
     for c in 0..copies {
@@ -523,8 +515,8 @@ fn twitter_airline_index_counts_and_english_stemming() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let scored = read_jsonl(&run.join("scored.jsonl"));
-    let rejects = read_jsonl(&run.join("rejects.jsonl"));
+    let scored = common::read_jsonl(&run.join("scored.jsonl"));
+    let rejects = common::read_jsonl(&run.join("rejects.jsonl"));
     assert_eq!(scored.len() + rejects.len(), 1472);
     let idx = open(&run);
     let all = run_search(

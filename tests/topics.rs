@@ -24,14 +24,6 @@ fn vocmine(args: &[&str], dir: &Path) -> String {
     out
 }
 
-fn read_jsonl(p: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(p)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 /// The first `n` records of the sample corpus as a CSV file.
 fn sample_head(n: usize, out: &Path) {
     let mut r = csv::Reader::from_path(common::root().join("corpora/sample/comments.csv")).unwrap();
@@ -44,7 +36,7 @@ fn sample_head(n: usize, out: &Path) {
 }
 
 fn assignments(run: &Path) -> BTreeMap<String, i64> {
-    read_jsonl(&run.join("topics/assignments.jsonl"))
+    common::read_jsonl(&run.join("topics/assignments.jsonl"))
         .into_iter()
         .map(|v| {
             (

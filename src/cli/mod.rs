@@ -2,6 +2,7 @@
 
 mod bench_search;
 mod eval;
+mod report;
 mod search;
 mod topics;
 
@@ -61,6 +62,9 @@ enum Cmd {
     /// Cluster a labelled corpus and report NMI/ARI against its labels, or time clustering by
     /// input size (--sizes).
     TopicsEval(topics::TopicsEvalArgs),
+    /// Rank pain points and topics (volume, negativity, severity, tier, trend), flag spikes,
+    /// compute CSAT/NPS/CES and each topic's impact: RUN/report.json and RUN/report.html.
+    Report(report::ReportArgs),
 }
 
 #[derive(Args, Clone)]
@@ -343,6 +347,7 @@ pub fn run() -> Result<()> {
         Cmd::BenchSearch(a) => search::cmd_bench_search(a),
         Cmd::Topics(a) => topics::cmd_topics(a),
         Cmd::TopicsEval(a) => topics::cmd_topics_eval(a),
+        Cmd::Report(a) => report::cmd_report(a),
     }
 }
 

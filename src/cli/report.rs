@@ -1,0 +1,118 @@
+//! `report`: report.json and a self-contained report.html for a run folder.
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use std::collections::HashMap;
+use std::io::BufRead;
+use std::path::PathBuf;
+use vocmine::record::Scored;
+use vocmine::report::{build, to_html, ReportConfig};
+
+#[derive(Args)]
+pub(crate) struct ReportArgs {
+    /// Run folder (the --out of score; topics from `vocmine topics` when present)
+    run: PathBuf,
+    /// Period: week (ISO weeks, Monday, UTC) or day
+    #[arg(long, default_value = "week", value_parser = ["week", "day"])]
+    period: String,
+    /// Standard deviations above the trailing baseline that flag a spike
+    #[arg(long, default_value_t = 2.0)]
+    sigma: f64,
+    /// Periods in the trailing baseline
+    #[arg(long, default_value_t = 4)]
+    baseline: usize,
+    /// Fewest comments in a period for it to be flagged
+    #[arg(long, default_value_t = 3)]
+    min_count: u64,
+    /// Severity weight of a customer tier, e.g. vip=1.3 (repeatable)
+    #[arg(long = "tier-weight", value_name = "TIER=W")]
+    tier_weights: Vec<String>,
+    /// Rating scale: csat (1-5, % of 4-5), nps (0-10), ces (mean effort), auto
+    #[arg(long, default_value = "auto", value_parser = ["auto", "csat", "nps", "ces"])]
+    rating_scale: String,
+}
+
+pub(crate) fn cmd_report(a: ReportArgs) -> Result<()> {
+    let path = a.run.join("scored.jsonl");
+    let f = std::fs::File::open(&path).with_context(|| {
+        format!(
+            "{}: no scored comments (run `vocmine score INPUT --out {}` first)",
+            path.display(),
+            a.run.display()
+        )
+    })?;
+    let mut scored = Vec::new();
+    for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
+        let line = line.with_context(|| format!("{}: line {}", path.display(), i + 1))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let s: Scored = serde_json::from_str(&line)
+            .with_context(|| format!("{}: line {}: not a scored record", path.display(), i + 1))?;
+        scored.push(s);
+    }
+    if scored.is_empty() {
+        bail!("{}: no comments to report on", path.display());
+    }
+    let tp = a.run.join("topics").join("assignments.jsonl");
+    let topics = if tp.exists() {
+        vocmine::index::read_topic_assignments(&tp)?
+    } else {
+        HashMap::new()
+    };
+    let cfg = ReportConfig {
+        period_days: if a.period == "day" { 1 } else { 7 },
+        sigma: a.sigma,
+        baseline: a.baseline.max(1),
+        min_count: a.min_count,
+        tier_weights: crate::cli::search::parse_tier_weights(&a.tier_weights)?,
+        rating_scale: a.rating_scale.clone(),
+    };
+    let r = build(&scored, &topics, &cfg);
+    let json = serde_json::to_string_pretty(&r)? + "\n";
+    vocmine::workspace::write_atomic(&a.run.join("report.json"), json.as_bytes())?;
+    vocmine::workspace::write_atomic(&a.run.join("report.html"), to_html(&r).as_bytes())?;
+    println!(
+        "{} comments, {} to {}",
+        r.comments,
+        r.from.as_deref().unwrap_or("?"),
+        r.to.as_deref().unwrap_or("?")
+    );
+    if let Some(rt) = &r.rating {
+        println!(
+            "{} {:.1} over {} rated comments",
+            rt.scale.to_uppercase(),
+            rt.value,
+            rt.n
+        );
+    }
+    println!("top pain points by priority:");
+    for g in r.pain_points.iter().take(5) {
+        println!(
+            "  {:<12} {:>4} comments, {:>3.0}% negative, priority {:.1}",
+            g.name,
+            g.volume,
+            g.negative_share * 100.0,
+            g.priority
+        );
+    }
+    for al in r.alerts.iter().take(10) {
+        println!(
+            "ALERT {} {} {:?}: {} {:.2} (baseline {:.2} ± {:.2}, z {:.1})",
+            al.period,
+            al.kind,
+            al.name,
+            al.metric,
+            al.value,
+            al.baseline_mean,
+            al.baseline_sd,
+            al.z
+        );
+    }
+    println!(
+        "wrote {} and {}",
+        a.run.join("report.json").display(),
+        a.run.join("report.html").display()
+    );
+    Ok(())
+}

@@ -1,0 +1,424 @@
+//! The report: pain points and topics ranked, trends and spikes, rating metrics (CSAT, NPS,
+//! CES) with each topic's impact, as `report.json` and a self-contained `report.html`.
+//!
+//! Ranking: a group's *priority* is the sum of its comments' severities (negativity intensity
+//! x customer-tier weight, see [`crate::index::severity`]), so volume, negativity and tier all
+//! count. Periods are ISO weeks (Monday, UTC) or days. A spike is a period whose volume or
+//! negative share is more than `sigma` standard deviations above the mean of the `baseline`
+//! periods before it (and at least `min_count` comments).
+
+mod html;
+
+pub use html::to_html;
+
+use crate::index::{severity, TopicTag};
+use crate::record::{civil_date, parse_time, Scored};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+
+/// Report settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportConfig {
+    /// Period length in days (7: ISO weeks starting Monday; 1: days).
+    pub period_days: i64,
+    /// Standard deviations above the trailing baseline that make a spike.
+    pub sigma: f64,
+    /// Periods in the trailing baseline.
+    pub baseline: usize,
+    /// Fewest comments in a period for it to be flagged.
+    pub min_count: u64,
+    /// Tier weights for severity.
+    pub tier_weights: BTreeMap<String, f64>,
+    /// Rating scale: `csat` (1-5), `nps` (0-10), `ces` (1-7), or `auto` (max > 5: nps).
+    pub rating_scale: String,
+}
+
+impl Default for ReportConfig {
+    fn default() -> Self {
+        ReportConfig {
+            period_days: 7,
+            sigma: 2.0,
+            baseline: 4,
+            min_count: 3,
+            tier_weights: crate::index::default_tier_weights(),
+            rating_scale: "auto".into(),
+        }
+    }
+}
+
+/// Figures of one group (a pain point or a topic).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GroupStats {
+    /// Pain-point label or topic id.
+    pub key: String,
+    /// Readable name (topic label).
+    pub name: String,
+    /// Comments.
+    pub volume: u64,
+    /// Share of them with negative sentiment.
+    pub negative_share: f64,
+    /// Mean sentiment score (-1..1).
+    pub mean_sentiment: f64,
+    /// Sum of severities (the ranking key).
+    pub priority: f64,
+    /// Mean severity.
+    pub mean_severity: f64,
+    /// Comments from the highest-weighted tiers (weight > 1).
+    pub weighted_tier_comments: u64,
+    /// Volume per period (period start date -> count).
+    pub by_period: BTreeMap<String, u64>,
+    /// Last period's volume against the mean of the baseline periods before it (ratio; null
+    /// when there is no baseline).
+    pub trend: Option<f64>,
+    /// Rating metric over the group's rated comments, and the overall metric without them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rating: Option<RatingImpact>,
+    /// Up to three example ids (most severe first).
+    pub examples: Vec<String>,
+}
+
+/// A rating metric for a group and its impact on the overall figure.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RatingImpact {
+    /// The metric over the group's rated comments.
+    pub value: f64,
+    /// Rated comments in the group.
+    pub n: u64,
+    /// Overall metric minus the metric without this group's comments.
+    pub impact: f64,
+}
+
+/// One flagged period.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Alert {
+    /// `pain_point` or `topic`.
+    pub kind: String,
+    /// The group's key.
+    pub key: String,
+    /// Readable name.
+    pub name: String,
+    /// Period start date.
+    pub period: String,
+    /// `volume` or `negative_share`.
+    pub metric: String,
+    /// The period's value.
+    pub value: f64,
+    /// Baseline mean and standard deviation.
+    pub baseline_mean: f64,
+    /// Baseline standard deviation.
+    pub baseline_sd: f64,
+    /// (value - mean) / sd.
+    pub z: f64,
+}
+
+/// Overall rating metrics.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RatingSummary {
+    /// `csat`, `nps` or `ces`.
+    pub scale: String,
+    /// CSAT: % of 4-5; NPS: % 9-10 minus % 0-6; CES: mean.
+    pub value: f64,
+    /// Rated comments.
+    pub n: u64,
+}
+
+/// Sentiment of one period.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PeriodSentiment {
+    /// Period start date.
+    pub period: String,
+    /// Comments.
+    pub count: u64,
+    /// Negative share.
+    pub negative_share: f64,
+    /// Mean sentiment score.
+    pub mean_sentiment: f64,
+}
+
+/// The whole report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    /// Comments covered.
+    pub comments: u64,
+    /// Comments with a readable time.
+    pub timed: u64,
+    /// First and last date.
+    pub from: Option<String>,
+    /// Last date.
+    pub to: Option<String>,
+    /// Period length in days.
+    pub period_days: i64,
+    /// Sentiment label counts.
+    pub sentiment: BTreeMap<String, u64>,
+    /// Overall rating metric, when comments carry ratings.
+    pub rating: Option<RatingSummary>,
+    /// Pain points (without `none`/`unknown`), by priority.
+    pub pain_points: Vec<GroupStats>,
+    /// Topics (assigned ones), by priority.
+    pub topics: Vec<GroupStats>,
+    /// Sentiment over time.
+    pub timeline: Vec<PeriodSentiment>,
+    /// Spikes, newest first.
+    pub alerts: Vec<Alert>,
+}
+
+fn rating_metric(scale: &str, ratings: &[f64]) -> Option<f64> {
+    if ratings.is_empty() {
+        return None;
+    }
+    let n = ratings.len() as f64;
+    Some(match scale {
+        "nps" => {
+            let pro = ratings.iter().filter(|&&r| r >= 9.0).count() as f64;
+            let det = ratings.iter().filter(|&&r| r <= 6.0).count() as f64;
+            100.0 * (pro - det) / n
+        }
+        "ces" => ratings.iter().sum::<f64>() / n,
+        _ => 100.0 * ratings.iter().filter(|&&r| r >= 4.0).count() as f64 / n,
+    })
+}
+
+fn period_start(secs: i64, days: i64) -> String {
+    let day = secs.div_euclid(86_400);
+    // 1970-01-01 was a Thursday: shift so that periods of 7 start on Mondays.
+    let start = if days == 7 {
+        (day + 3).div_euclid(7) * 7 - 3
+    } else {
+        day.div_euclid(days) * days
+    };
+    civil_date(start * 86_400)
+}
+
+struct Item<'a> {
+    s: &'a Scored,
+    period: Option<String>,
+    negative: bool,
+    score: f64,
+    severity: f64,
+}
+
+fn mean_sd(v: &[f64]) -> (f64, f64) {
+    let n = v.len().max(1) as f64;
+    let m = v.iter().sum::<f64>() / n;
+    let var = v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / n;
+    (m, var.sqrt())
+}
+
+/// Builds the report from scored comments and their topics.
+pub fn build(scored: &[Scored], topics: &HashMap<String, TopicTag>, cfg: &ReportConfig) -> Report {
+    let items: Vec<Item> = scored
+        .iter()
+        .map(|s| {
+            let sent = s.tasks.get("sentiment");
+            Item {
+                s,
+                period: s
+                    .time
+                    .as_deref()
+                    .and_then(parse_time)
+                    .map(|t| period_start(t, cfg.period_days)),
+                negative: sent.is_some_and(|t| t.label == "negative"),
+                score: sent.and_then(|t| t.score).map_or(0.0, f64::from),
+                severity: severity(s, &cfg.tier_weights),
+            }
+        })
+        .collect();
+    let mut periods: Vec<String> = items.iter().filter_map(|i| i.period.clone()).collect();
+    periods.sort();
+    periods.dedup();
+    let ratings: Vec<f64> = items.iter().filter_map(|i| i.s.rating).collect();
+    let scale = match cfg.rating_scale.as_str() {
+        "auto" if ratings.iter().any(|&r| r > 5.0) => "nps".to_string(),
+        "auto" => "csat".to_string(),
+        s => s.to_string(),
+    };
+    let overall = rating_metric(&scale, &ratings);
+
+    let group = |kind: &str,
+                 key_of: &dyn Fn(&Item) -> Option<(String, String)>|
+     -> (Vec<GroupStats>, Vec<Alert>) {
+        let mut groups: BTreeMap<String, (String, Vec<&Item>)> = BTreeMap::new();
+        for it in &items {
+            if let Some((k, name)) = key_of(it) {
+                groups
+                    .entry(k)
+                    .or_insert_with(|| (name, Vec::new()))
+                    .1
+                    .push(it);
+            }
+        }
+        let mut stats = Vec::new();
+        let mut alerts = Vec::new();
+        for (key, (name, members)) in groups {
+            let n = members.len() as f64;
+            let mut by_period: BTreeMap<String, u64> =
+                periods.iter().map(|p| (p.clone(), 0)).collect();
+            let mut neg_by_period: BTreeMap<String, u64> = BTreeMap::new();
+            for m in &members {
+                if let Some(p) = &m.period {
+                    *by_period.entry(p.clone()).or_default() += 1;
+                    if m.negative {
+                        *neg_by_period.entry(p.clone()).or_default() += 1;
+                    }
+                }
+            }
+            let vols: Vec<f64> = by_period.values().map(|&v| v as f64).collect();
+            let trend = (vols.len() > cfg.baseline)
+                .then(|| {
+                    let last = vols[vols.len() - 1];
+                    let (m, _) = mean_sd(&vols[vols.len() - 1 - cfg.baseline..vols.len() - 1]);
+                    (m > 0.0).then(|| last / m)
+                })
+                .flatten();
+            // Spikes: every period with a full baseline.
+            let keys: Vec<&String> = by_period.keys().collect();
+            for i in cfg.baseline..keys.len() {
+                let v = vols[i];
+                let (m, sd) = mean_sd(&vols[i - cfg.baseline..i]);
+                // Counts are at least Poisson-noisy: sd no smaller than sqrt(mean), nor 1.
+                let sd_eff = sd.max(m.sqrt()).max(1.0);
+                let z = (v - m) / sd_eff;
+                if v as u64 >= cfg.min_count && z > cfg.sigma {
+                    alerts.push(Alert {
+                        kind: kind.into(),
+                        key: key.clone(),
+                        name: name.clone(),
+                        period: keys[i].clone(),
+                        metric: "volume".into(),
+                        value: v,
+                        baseline_mean: m,
+                        baseline_sd: sd,
+                        z,
+                    });
+                }
+                let share = |j: usize| {
+                    let k = keys[j];
+                    let total = by_period[k] as f64;
+                    (total > 0.0).then(|| neg_by_period.get(k).copied().unwrap_or(0) as f64 / total)
+                };
+                if let Some(cur) = share(i) {
+                    let base: Vec<f64> = (i - cfg.baseline..i).filter_map(share).collect();
+                    if base.len() >= 2 && v as u64 >= cfg.min_count {
+                        let (m, sd) = mean_sd(&base);
+                        let z = (cur - m) / sd.max(0.05);
+                        if z > cfg.sigma {
+                            alerts.push(Alert {
+                                kind: kind.into(),
+                                key: key.clone(),
+                                name: name.clone(),
+                                period: keys[i].clone(),
+                                metric: "negative_share".into(),
+                                value: cur,
+                                baseline_mean: m,
+                                baseline_sd: sd,
+                                z,
+                            });
+                        }
+                    }
+                }
+            }
+            let group_ratings: Vec<f64> = members.iter().filter_map(|m| m.s.rating).collect();
+            let rating = rating_metric(&scale, &group_ratings).map(|value| {
+                let ids: std::collections::HashSet<&str> =
+                    members.iter().map(|m| m.s.id.as_str()).collect();
+                let rest: Vec<f64> = items
+                    .iter()
+                    .filter(|i| !ids.contains(i.s.id.as_str()))
+                    .filter_map(|i| i.s.rating)
+                    .collect();
+                let without = rating_metric(&scale, &rest).unwrap_or(0.0);
+                RatingImpact {
+                    value,
+                    n: group_ratings.len() as u64,
+                    impact: overall.unwrap_or(0.0) - without,
+                }
+            });
+            let mut ex: Vec<&&Item> = members.iter().collect();
+            ex.sort_by(|a, b| b.severity.total_cmp(&a.severity).then(a.s.id.cmp(&b.s.id)));
+            stats.push(GroupStats {
+                key,
+                name,
+                volume: members.len() as u64,
+                negative_share: members.iter().filter(|m| m.negative).count() as f64 / n,
+                mean_sentiment: members.iter().map(|m| m.score).sum::<f64>() / n,
+                priority: members.iter().map(|m| m.severity).sum(),
+                mean_severity: members.iter().map(|m| m.severity).sum::<f64>() / n,
+                weighted_tier_comments: members
+                    .iter()
+                    .filter(|m| {
+                        m.s.tier
+                            .as_deref()
+                            .and_then(|t| cfg.tier_weights.get(&t.to_lowercase()))
+                            .is_some_and(|&w| w > 1.0)
+                    })
+                    .count() as u64,
+                by_period,
+                trend,
+                rating,
+                examples: ex.iter().take(3).map(|m| m.s.id.clone()).collect(),
+            });
+        }
+        stats.sort_by(|a, b| b.priority.total_cmp(&a.priority).then(a.key.cmp(&b.key)));
+        (stats, alerts)
+    };
+    let (pain_points, mut alerts) = group("pain_point", &|it: &Item| {
+        let l = &it.s.tasks.get("pain_point")?.label;
+        (l != "none" && l != "unknown").then(|| (l.clone(), l.clone()))
+    });
+    let (topic_stats, topic_alerts) = group("topic", &|it: &Item| {
+        let t = topics.get(&it.s.id).filter(|t| t.topic >= 0)?;
+        Some((t.topic.to_string(), t.label.clone()))
+    });
+    alerts.extend(topic_alerts);
+    alerts.sort_by(|a, b| {
+        b.period
+            .cmp(&a.period)
+            .then(b.z.total_cmp(&a.z))
+            .then(a.key.cmp(&b.key))
+            .then(a.metric.cmp(&b.metric))
+    });
+    let timeline = periods
+        .iter()
+        .map(|p| {
+            let its: Vec<&Item> = items
+                .iter()
+                .filter(|i| i.period.as_ref() == Some(p))
+                .collect();
+            let n = its.len().max(1) as f64;
+            PeriodSentiment {
+                period: p.clone(),
+                count: its.len() as u64,
+                negative_share: its.iter().filter(|i| i.negative).count() as f64 / n,
+                mean_sentiment: its.iter().map(|i| i.score).sum::<f64>() / n,
+            }
+        })
+        .collect();
+    let mut sentiment = BTreeMap::new();
+    for it in &items {
+        if let Some(t) = it.s.tasks.get("sentiment") {
+            *sentiment.entry(t.label.clone()).or_default() += 1;
+        }
+    }
+    let mut dates: Vec<i64> = items
+        .iter()
+        .filter_map(|i| i.s.time.as_deref().and_then(parse_time))
+        .collect();
+    dates.sort_unstable();
+    Report {
+        comments: items.len() as u64,
+        timed: dates.len() as u64,
+        from: dates.first().map(|&d| civil_date(d)),
+        to: dates.last().map(|&d| civil_date(d)),
+        period_days: cfg.period_days,
+        sentiment,
+        rating: overall.map(|value| RatingSummary {
+            scale,
+            value,
+            n: ratings.len() as u64,
+        }),
+        pain_points,
+        topics: topic_stats,
+        timeline,
+        alerts,
+    }
+}
