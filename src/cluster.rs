@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, HashMap};
 /// Clustering settings.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct TopicConfig {
-    /// Smallest topic (0: 0.5% of the clustered comments, at least 10).
+    /// Smallest topic (0: 0.5% of the comments clustered, i.e. of the sample, at least 10).
     pub min_cluster_size: usize,
     /// HDBSCAN's k for core distances (0: 5).
     pub min_samples: usize,
@@ -396,7 +396,8 @@ pub fn update(
     }
     // New topics from the unassigned new comments: cluster a seeded sample of them, then
     // assign the rest of them to what was found.
-    let (mcs, ms) = auto_sizes(fresh.len(), &cfg);
+    // Sizes follow the number of comments actually clustered (the sample).
+    let (mcs, ms) = auto_sizes(fresh.len().min(cfg.max_sample), &cfg);
     if fresh.len() >= 2 * mcs {
         let mut sample = fresh.clone();
         if sample.len() > cfg.max_sample {
@@ -408,12 +409,38 @@ pub fn update(
         let pts: Vec<Vec<f32>> = sample.iter().map(|&i| embs[i].clone()).collect();
         let reduced = pca(&pts, cfg.dims, cfg.seed);
         let had_topics = !model.topics.is_empty();
-        let max_size = if had_topics {
+        // HDBSCAN's excess-of-mass selection likes a few huge clusters on embeddings whose main
+        // axis is sentiment, so a first-night clustering caps a topic at `max_share` of the
+        // comments. If the cap leaves more than half unplaced (the data really has one or two
+        // big topics), the uncapped clustering is used when it places more.
+        let cap = if had_topics {
             usize::MAX
         } else {
             ((reduced.len() as f32 * cfg.max_share).ceil() as usize).max(2 * mcs)
         };
-        let found = hdbscan_labels(&reduced, mcs, ms, max_size, had_topics)?;
+        let mut found = hdbscan_labels(&reduced, mcs, ms, cap, had_topics)?;
+        if cap != usize::MAX {
+            // Coverage after assignment: the sample's own members plus the comments within a
+            // found topic's radius.
+            let coverage = |found: &[i64]| -> usize {
+                let mut sub = vec![-1i64; ids.len()];
+                for (&i, &l) in sample.iter().zip(found) {
+                    sub[i] = l;
+                }
+                let topics = describe(&sub, embs, words, ids, &cfg);
+                fresh
+                    .iter()
+                    .filter(|&&i| sub[i] >= 0 || assign_one(&topics, &embs[i]).is_some())
+                    .count()
+            };
+            let capped_cover = coverage(&found);
+            if (capped_cover as f64) < 0.5 * fresh.len() as f64 {
+                let uncapped = hdbscan_labels(&reduced, mcs, ms, usize::MAX, false)?;
+                if coverage(&uncapped) > capped_cover {
+                    found = uncapped;
+                }
+            }
+        }
         let n_found = found.iter().copied().max().map_or(0, |m| m + 1);
         if n_found > 0 {
             let base = model.next_id;
