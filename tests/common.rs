@@ -38,3 +38,21 @@ pub fn read_jsonl(p: &std::path::Path) -> Vec<serde_json::Value> {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
 }
+
+/// Runs the vocmine binary in `dir` with its embedding cache there; panics with the output
+/// unless it succeeds, else returns stdout.
+pub fn vocmine_in(dir: &std::path::Path, args: &[&str]) -> String {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_vocmine"))
+        .args(args)
+        .current_dir(dir)
+        .env("VOCMINE_CACHE", dir.join("cache"))
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        o.status.success(),
+        "{args:?}\n{out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    out
+}

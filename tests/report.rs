@@ -5,24 +5,7 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
 use std::process::Command;
-
-fn vocmine(args: &[&str], dir: &Path) -> String {
-    let o = Command::new(env!("CARGO_BIN_EXE_vocmine"))
-        .args(args)
-        .current_dir(dir)
-        .env("VOCMINE_CACHE", dir.join("cache"))
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&o.stdout).to_string();
-    assert!(
-        o.status.success(),
-        "{args:?}\n{out}\n{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    out
-}
 
 fn csat(ratings: &[f64]) -> f64 {
     100.0 * ratings.iter().filter(|&&r| r >= 4.0).count() as f64 / ratings.len() as f64
@@ -35,7 +18,8 @@ fn report_figures_spikes_determinism_and_html() {
     let run = d.join("run");
     let run_s = run.to_str().unwrap();
     let sample = common::root().join("corpora/sample/comments.csv");
-    vocmine(
+    common::vocmine_in(
+        d,
         &[
             "score",
             sample.to_str().unwrap(),
@@ -43,10 +27,9 @@ fn report_figures_spikes_determinism_and_html() {
             run_s,
             "--embeddings",
         ],
-        d,
     );
-    vocmine(&["topics", run_s, "--min-topic-size", "5"], d);
-    vocmine(&["report", run_s], d);
+    common::vocmine_in(d, &["topics", run_s, "--min-topic-size", "5"]);
+    common::vocmine_in(d, &["report", run_s]);
     let bytes = std::fs::read(run.join("report.json")).unwrap();
     let r: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
 
@@ -56,11 +39,11 @@ fn report_figures_spikes_determinism_and_html() {
     for f in ["scored.jsonl", "embeddings.f32"] {
         std::fs::copy(run.join(f), again.join(f)).unwrap();
     }
-    vocmine(
-        &["topics", again.to_str().unwrap(), "--min-topic-size", "5"],
+    common::vocmine_in(
         d,
+        &["topics", again.to_str().unwrap(), "--min-topic-size", "5"],
     );
-    vocmine(&["report", again.to_str().unwrap()], d);
+    common::vocmine_in(d, &["report", again.to_str().unwrap()]);
     assert_eq!(std::fs::read(again.join("report.json")).unwrap(), bytes);
     assert_eq!(
         std::fs::read(again.join("topics/model.json")).unwrap(),

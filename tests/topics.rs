@@ -6,23 +6,6 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::Command;
-
-fn vocmine(args: &[&str], dir: &Path) -> String {
-    let o = Command::new(env!("CARGO_BIN_EXE_vocmine"))
-        .args(args)
-        .current_dir(dir)
-        .env("VOCMINE_CACHE", dir.join("cache"))
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&o.stdout).to_string();
-    assert!(
-        o.status.success(),
-        "{args:?}\n{out}\n{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    out
-}
 
 /// The first `n` records of the sample corpus as a CSV file.
 fn sample_head(n: usize, out: &Path) {
@@ -58,7 +41,8 @@ fn topics_are_complete_deterministic_stable_and_searchable() {
     // Night 1: 200 comments.
     let run = d.join("run");
     let run_s = run.to_str().unwrap();
-    vocmine(
+    common::vocmine_in(
+        d,
         &[
             "score",
             head.to_str().unwrap(),
@@ -66,9 +50,8 @@ fn topics_are_complete_deterministic_stable_and_searchable() {
             run_s,
             "--embeddings",
         ],
-        d,
     );
-    let out = vocmine(&["topics", run_s, "--min-topic-size", "5"], d);
+    let out = common::vocmine_in(d, &["topics", run_s, "--min-topic-size", "5"]);
     assert!(out.contains("200 comments"), "{out}");
     let first = assignments(&run);
     assert_eq!(first.len(), 200);
@@ -96,9 +79,9 @@ fn topics_are_complete_deterministic_stable_and_searchable() {
     for f in ["scored.jsonl", "embeddings.f32"] {
         std::fs::copy(run.join(f), again.join(f)).unwrap();
     }
-    vocmine(
-        &["topics", again.to_str().unwrap(), "--min-topic-size", "5"],
+    common::vocmine_in(
         d,
+        &["topics", again.to_str().unwrap(), "--min-topic-size", "5"],
     );
     for f in ["topics/model.json", "topics/assignments.jsonl"] {
         assert_eq!(
@@ -109,7 +92,8 @@ fn topics_are_complete_deterministic_stable_and_searchable() {
     }
 
     // Night 2: all 300 (100 new). Old comments keep their topic, old topics keep id and centroid.
-    vocmine(
+    common::vocmine_in(
+        d,
         &[
             "score",
             sample.to_str().unwrap(),
@@ -117,9 +101,8 @@ fn topics_are_complete_deterministic_stable_and_searchable() {
             run_s,
             "--embeddings",
         ],
-        d,
     );
-    let out = vocmine(&["topics", run_s, "--min-topic-size", "5"], d);
+    let out = common::vocmine_in(d, &["topics", run_s, "--min-topic-size", "5"]);
     assert!(out.contains("200 kept their earlier topic"), "{out}");
     let second = assignments(&run);
     assert_eq!(second.len(), 300);
@@ -153,7 +136,8 @@ fn topics_are_complete_deterministic_stable_and_searchable() {
         .iter()
         .max_by_key(|(_, t)| t["size"].as_u64().unwrap())
         .unwrap();
-    let json = vocmine(
+    let json = common::vocmine_in(
+        d,
         &[
             "search",
             run_s,
@@ -163,7 +147,6 @@ fn topics_are_complete_deterministic_stable_and_searchable() {
             "1000",
             "--json",
         ],
-        d,
     );
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     let want = second.values().filter(|&&t| t == topic).count() as u64;
