@@ -261,9 +261,17 @@ fn request(a: &SearchArgs) -> Result<SearchRequest> {
     Ok(r)
 }
 
+/// The snippet for a terminal: matches in bold red when stdout is a terminal, in [brackets]
+/// otherwise.
 fn strip_tags(html: &str) -> String {
-    html.replace("<b>", "\x1b[1;31m")
-        .replace("</b>", "\x1b[0m")
+    use std::io::IsTerminal;
+    let (on, off) = if std::io::stdout().is_terminal() {
+        ("\x1b[1;31m", "\x1b[0m")
+    } else {
+        ("[", "]")
+    };
+    html.replace("<b>", on)
+        .replace("</b>", off)
         .replace("&lt;", "<")
         .replace("&gt;", ">")
         .replace("&quot;", "\"")
