@@ -295,14 +295,16 @@ pub fn assign_one(topics: &[Topic], e: &[f32]) -> Option<i64> {
     best.filter(|(s, t)| *s >= t.radius).map(|(_, t)| t.id)
 }
 
-/// Builds topics with the given ids from an assignment (labels, centroids, radii, sizes,
-/// representatives). `ids_of` maps a cluster label to its topic id.
+/// Builds topics from an assignment (label -> topic id): centroids, radii, sizes,
+/// representatives, and with `with_terms` the c-TF-IDF terms and label (skipped where only
+/// centroids and radii are needed).
 fn describe(
     labels: &[i64],
     embs: &[Vec<f32>],
     words: &[Vec<String>],
     ids: &[String],
     cfg: &TopicConfig,
+    with_terms: bool,
 ) -> Vec<Topic> {
     let dim = embs.first().map_or(0, Vec::len);
     let mut members: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
@@ -311,8 +313,12 @@ fn describe(
             members.entry(l).or_default().push(i);
         }
     }
-    let docs: Vec<&[String]> = words.iter().map(Vec::as_slice).collect();
-    let terms = c_tf_idf(&docs, labels, cfg.top_terms);
+    let terms = if with_terms {
+        let docs: Vec<&[String]> = words.iter().map(Vec::as_slice).collect();
+        c_tf_idf(&docs, labels, cfg.top_terms)
+    } else {
+        BTreeMap::new()
+    };
     members
         .into_iter()
         .map(|(id, m)| {
@@ -427,7 +433,7 @@ pub fn update(
                 for (&i, &l) in sample.iter().zip(found) {
                     sub[i] = l;
                 }
-                let topics = describe(&sub, embs, words, ids, &cfg);
+                let topics = describe(&sub, embs, words, ids, &cfg, false);
                 fresh
                     .iter()
                     .filter(|&&i| sub[i] >= 0 || assign_one(&topics, &embs[i]).is_some())
@@ -450,7 +456,8 @@ pub fn update(
                     sub_labels[i] = base + l;
                 }
             }
-            let mut new_topics = describe(&sub_labels, embs, words, ids, &cfg);
+            // Terms and labels are computed once, over all comments, below.
+            let mut new_topics = describe(&sub_labels, embs, words, ids, &cfg, false);
             // Next to an existing model, a new topic must be at least as tight as the loosest
             // existing one: leftovers that merely did not fit stay unassigned.
             if had_topics {
@@ -485,7 +492,7 @@ pub fn update(
     }
     // Refresh labels, sizes and representatives over every comment; keep centroids and radii
     // of existing topics (so assignment stays stable), add the new ones' own.
-    let described: HashMap<i64, Topic> = describe(&labels, embs, words, ids, &cfg)
+    let described: HashMap<i64, Topic> = describe(&labels, embs, words, ids, &cfg, true)
         .into_iter()
         .map(|t| (t.id, t))
         .collect();

@@ -261,11 +261,14 @@ pub fn text_query(index: &SearchIndex, text: &str) -> Result<Box<dyn Query>> {
         .map_err(|e| Error::Query(format!("cannot parse query {text:?}: {e}")))
 }
 
-/// Builds the whole query: text AND every filter.
-pub fn build_query(index: &SearchIndex, req: &SearchRequest) -> Result<Box<dyn Query>> {
+/// Builds the whole query: the text query (from [`text_query`]) AND every filter.
+pub fn build_query(
+    index: &SearchIndex,
+    text: Box<dyn Query>,
+    req: &SearchRequest,
+) -> Result<Box<dyn Query>> {
     let f = index.fields();
-    let mut clauses: Vec<(Occur, Box<dyn Query>)> =
-        vec![(Occur::Must, text_query(index, &req.query)?)];
+    let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, text)];
     for (name, values) in &req.tags {
         let field = *f.tags.get(name.as_str()).ok_or_else(|| {
             Error::Query(format!(
@@ -384,7 +387,9 @@ pub fn search(
     req: &SearchRequest,
 ) -> Result<SearchResponse> {
     let ierr = |e: tantivy::TantivyError| Error::Index(format!("{}: {e}", index.dir().display()));
-    let query = build_query(index, req)?;
+    // Parsed once: the text part also gives the terms that snippets highlight.
+    let text_q = text_query(index, &req.query)?;
+    let query = build_query(index, text_q.box_clone(), req)?;
     let limit = req.limit.max(1);
     let agg = AggregationCollector::from_aggs(
         facet_request(req.interval_days)?,
@@ -441,7 +446,6 @@ pub fn search(
         }
     };
     let page = if req.limit == 0 { Vec::new() } else { page };
-    let text_q = text_query(index, &req.query)?;
     let mut terms = BTreeSet::new();
     text_q.query_terms(&mut |term, _| {
         if term.field() == index.fields().text {
