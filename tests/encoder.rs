@@ -114,3 +114,44 @@ fn batching_and_order_do_not_change_embeddings() {
     assert!(cosine(&a[0], &a[1]) > cosine(&a[0], &a[3]));
     assert!(cosine(&a[2], &a[3]) > cosine(&a[2], &a[1]));
 }
+
+#[test]
+fn packed_engine_agrees_with_candle_bert() {
+    use vocmine::encode::{kernels, Engine};
+    if !kernels::available() {
+        eprintln!("SKIP: the packed engine needs AVX2 + FMA");
+        return;
+    }
+    let spec = ModelSpec::open(&common::model_dir()).unwrap();
+    let long = "物流太慢了，客服也不回复，".repeat(30); // truncated to 128 tokens
+    let texts = [
+        "物流太慢了，等了一个星期",
+        "shipping was slow",
+        "質量太差了，退貨退款都很麻煩",
+        "ok",
+        "",
+        long.as_str(),
+        "The app crashes every time I open my order history, please fix it.",
+    ];
+    let load = |engine, batch_size, workers| {
+        spec.load_encoder(EncoderConfig {
+            engine,
+            batch_size,
+            workers,
+            threads: 2,
+            ..EncoderConfig::default()
+        })
+        .unwrap()
+    };
+    let (candle, lens) = load(Engine::Candle, 32, 1).encode(&texts).unwrap();
+    assert_eq!(lens[5], 128);
+    // packed, one batch with intra-op threads, and batches of 3 on two workers
+    for (batch, workers) in [(32, 1), (3, 2)] {
+        let (packed, plens) = load(Engine::Packed, batch, workers).encode(&texts).unwrap();
+        assert_eq!(plens, lens);
+        for (i, (p, c)) in packed.iter().zip(&candle).enumerate() {
+            let cos = cosine(p, c);
+            assert!(cos > 0.99999, "text {i}: cosine {cos}");
+        }
+    }
+}

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 use vocmine::classify::{ClassWeight, Targets, TrainConfig};
 use vocmine::corpus::{read_labelled, EmbeddingCache, Labelled};
-use vocmine::encode::{set_intra_op_threads, Encoder, EncoderConfig};
+use vocmine::encode::{set_intra_op_threads, Encoder, EncoderConfig, Engine};
 use vocmine::ingest::{expand_inputs, ColumnMap, Format, IngestConfig};
 use vocmine::model::{default_model_dir, ModelSpec};
 use vocmine::normalise::NormaliseConfig;
@@ -82,6 +82,10 @@ pub(crate) struct EncoderArgs {
     /// single-threaded matmuls, the fastest split measured here]
     #[arg(long)]
     workers: Option<usize>,
+    /// Forward pass: packed (real tokens only, fused AVX2 kernels) or candle (candle's
+    /// BertModel on padded batches) [default: packed where the CPU has AVX2 + FMA]
+    #[arg(long, value_parser = ["packed", "candle"])]
+    engine: Option<String>,
 }
 
 impl EncoderArgs {
@@ -100,6 +104,11 @@ impl EncoderArgs {
             cfg.threads = t.max(1);
         }
         cfg.workers = self.workers.unwrap_or(cfg.threads).clamp(1, cfg.threads);
+        match self.engine.as_deref() {
+            Some("candle") => cfg.engine = Engine::Candle,
+            Some(_) => cfg.engine = Engine::Packed,
+            None => {}
+        }
         set_intra_op_threads(cfg.threads / cfg.workers);
         spec.load_encoder(cfg).with_context(|| {
             format!(

@@ -4,6 +4,14 @@
 //! runs them. Texts are prefixed with `"query: "`, truncated to `max_len` tokens (special
 //! tokens included), cut into batches of similar length (sorted by token count, so padding
 //! stays small), run through the encoder, mean-pooled over real tokens and L2-normalised.
+//!
+//! Two engines run the same model: [`Engine::Packed`] (the default where the CPU has AVX2 +
+//! FMA: [`bert::PackedBert`], no padding, fused kernels in [`kernels`]) and [`Engine::Candle`]
+//! (candle-transformers' `BertModel` on padded batches, the reference, and the path on other
+//! CPUs).
+
+pub mod bert;
+pub mod kernels;
 
 use crate::error::{Error, Result};
 use candle_core::{DType, Device, Tensor};
@@ -14,6 +22,26 @@ use sha2::{Digest, Sha256};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use tokenizers::{Tokenizer, TruncationParams};
+
+/// Which implementation runs the forward pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// The packed engine ([`bert::PackedBert`]): real tokens only, fused AVX2 + FMA kernels.
+    Packed,
+    /// candle-transformers' `BertModel` on padded batches.
+    Candle,
+}
+
+impl Engine {
+    /// The packed engine where the CPU supports it, else candle.
+    pub fn best() -> Engine {
+        if kernels::available() {
+            Engine::Packed
+        } else {
+            Engine::Candle
+        }
+    }
+}
 
 /// How the encoder reads text and spreads its work.
 #[derive(Debug, Clone)]
@@ -30,6 +58,8 @@ pub struct EncoderConfig {
     /// `threads` (the default, fastest here) runs one batch per thread with single-threaded
     /// matmuls. Set [`set_intra_op_threads`] to `threads / workers` before the first forward.
     pub workers: usize,
+    /// Forward-pass implementation (default [`Engine::best`]).
+    pub engine: Engine,
 }
 
 impl Default for EncoderConfig {
@@ -41,6 +71,7 @@ impl Default for EncoderConfig {
             prefix: "query: ".into(),
             threads,
             workers: threads,
+            engine: Engine::best(),
         }
     }
 }
@@ -55,7 +86,7 @@ pub fn set_intra_op_threads(n: usize) {
 
 /// A loaded sentence encoder.
 pub struct Encoder {
-    model: BertModel,
+    model: Model,
     tokenizer: Tokenizer,
     device: Device,
     cfg: EncoderConfig,
@@ -63,6 +94,11 @@ pub struct Encoder {
     pad_id: u32,
     dir: PathBuf,
     pool: rayon::ThreadPool,
+}
+
+enum Model {
+    Packed(bert::PackedBert),
+    Candle(BertModel),
 }
 
 /// Token ids of one text after prefixing and truncation.
@@ -93,9 +129,24 @@ impl Encoder {
         )
         .map_err(|e| Error::model(&config_path, e.to_string()))?;
         let device = Device::Cpu;
-        // SAFETY: the weights file is mapped read-only and not modified while mapped.
-        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&weights], DType::F32, &device)? };
-        let model = BertModel::load(vb, &config)?;
+        let model = match cfg.engine {
+            Engine::Packed if kernels::available() => {
+                Model::Packed(bert::PackedBert::load(&weights, &config)?)
+            }
+            Engine::Packed => {
+                return Err(Error::model(
+                    dir,
+                    "the packed engine needs a CPU with AVX2 and FMA; use the candle engine",
+                ))
+            }
+            Engine::Candle => {
+                // SAFETY: the weights file is mapped read-only and not modified while mapped.
+                let vb = unsafe {
+                    VarBuilder::from_mmaped_safetensors(&[&weights], DType::F32, &device)?
+                };
+                Model::Candle(BertModel::load(vb, &config)?)
+            }
+        };
         let mut tokenizer =
             Tokenizer::from_file(&tok_path).map_err(|e| Error::model(&tok_path, e.to_string()))?;
         tokenizer
@@ -186,12 +237,20 @@ impl Encoder {
         Ok(enc.into_iter().map(|e| e.get_ids().to_vec()).collect())
     }
 
-    /// Runs one padded batch: returns L2-normalised mean-pooled embeddings, one per input.
+    /// Runs one batch: returns L2-normalised mean-pooled embeddings, one per input.
     pub fn forward_batch(&self, batch: &[&TokenIds]) -> Result<Vec<Vec<f32>>> {
         let b = batch.len();
         if b == 0 {
             return Ok(Vec::new());
         }
+        let model = match &self.model {
+            Model::Packed(m) => {
+                let seqs: Vec<&[u32]> = batch.iter().map(|t| t.as_slice()).collect();
+                let intra = (self.cfg.threads / self.cfg.workers.max(1)).max(1);
+                return m.embed(&seqs, intra);
+            }
+            Model::Candle(m) => m,
+        };
         let l = batch.iter().map(|t| t.len()).max().unwrap_or(1).max(1);
         let mut ids = vec![self.pad_id; b * l];
         let mut mask = vec![0u32; b * l];
@@ -202,7 +261,7 @@ impl Encoder {
         let ids = Tensor::from_vec(ids, (b, l), &self.device)?;
         let mask = Tensor::from_vec(mask, (b, l), &self.device)?;
         let types = ids.zeros_like()?;
-        let out = self.model.forward(&ids, &types, Some(&mask))?; // (b, l, h)
+        let out = model.forward(&ids, &types, Some(&mask))?; // (b, l, h)
         let maskf = mask.to_dtype(DType::F32)?.unsqueeze(2)?; // (b, l, 1)
         let summed = out.broadcast_mul(&maskf)?.sum(1)?; // (b, h)
         let counts = maskf.sum(1)?; // (b, 1)

@@ -1,0 +1,746 @@
+//! CPU kernels of the packed encoder: a matrix multiply with weights packed once at load time
+//! (AVX2 + FMA micro-kernel, 6 rows x 16 columns, with the bias, GELU and residual fused into
+//! its last pass), vectorised `exp` and `erf`, layer norm and the attention of one sequence.
+//!
+//! Everything here is `unsafe` SIMD behind safe wrappers that check shapes; callers check
+//! [`available`] once (AVX2 and FMA at run time) and use the candle engine otherwise.
+
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::*;
+
+/// Columns of one packed weight panel (two AVX registers).
+pub const NR: usize = 16;
+/// Rows of one micro-tile.
+pub const MR: usize = 6;
+/// Depth of one pass over K (a 16 x KC weight panel stays in L1).
+pub const KC: usize = 384;
+/// Rows of activations kept in L2 while every panel passes over them.
+pub const MC: usize = 96;
+
+/// Whether this CPU runs the kernels (x86-64 with AVX2 and FMA).
+pub fn available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// A 64-byte aligned f32 buffer (packed panels must not straddle cache lines).
+pub struct AlignedVec {
+    buf: Vec<f32>,
+    off: usize,
+    len: usize,
+}
+
+impl AlignedVec {
+    /// `len` zeros.
+    pub fn zeros(len: usize) -> AlignedVec {
+        let buf = vec![0.0f32; len + 16];
+        let off = buf.as_ptr().align_offset(64).min(15);
+        AlignedVec { buf, off, len }
+    }
+    /// The contents.
+    pub fn as_slice(&self) -> &[f32] {
+        &self.buf[self.off..self.off + self.len]
+    }
+    /// The contents, writable.
+    pub fn as_mut_slice(&mut self) -> &mut [f32] {
+        &mut self.buf[self.off..self.off + self.len]
+    }
+}
+
+/// A weight matrix `W` (y = x W^T + b in PyTorch's layout, `out x in`), stored as panels of
+/// [`NR`] output columns: panel `p` holds `k x NR` values, row `k` = the 16 weights of input
+/// `k` for outputs `p*16 .. p*16+16`.
+pub struct PackedLinear {
+    /// Inputs (K).
+    pub k: usize,
+    /// Outputs (N, a multiple of 16).
+    pub n: usize,
+    data: AlignedVec,
+    /// Bias, length N.
+    pub bias: Vec<f32>,
+}
+
+impl PackedLinear {
+    /// Packs `w` (row-major `n x k`, PyTorch `Linear.weight`) and `bias` (length n).
+    /// `n` must be a multiple of 16 (384, 1152, 1536 for BERT-small shapes).
+    pub fn pack(w: &[f32], n: usize, k: usize, bias: Vec<f32>) -> PackedLinear {
+        assert_eq!(w.len(), n * k, "weight is not {n} x {k}");
+        assert_eq!(bias.len(), n, "bias is not {n}");
+        assert_eq!(n % NR, 0, "outputs {n} not a multiple of {NR}");
+        let mut data = AlignedVec::zeros(n * k);
+        let d = data.as_mut_slice();
+        for p in 0..n / NR {
+            for kk in 0..k {
+                for j in 0..NR {
+                    d[p * k * NR + kk * NR + j] = w[(p * NR + j) * k + kk];
+                }
+            }
+        }
+        PackedLinear { k, n, data, bias }
+    }
+}
+
+/// What the last pass over K does to each output tile besides adding the bias.
+#[derive(Clone, Copy)]
+pub enum Epilogue<'a> {
+    /// y = x W^T + b.
+    Bias,
+    /// y = gelu(x W^T + b) (erf form).
+    BiasGelu,
+    /// y = x W^T + b + r, `r` with the output's shape (the residual).
+    BiasResidual(&'a [f32]),
+}
+
+/// `out (m x n) = epilogue(x (m x k) W^T + b)`, all row-major and contiguous.
+pub fn linear(x: &[f32], m: usize, w: &PackedLinear, out: &mut [f32], ep: Epilogue) {
+    assert!(available(), "AVX2 + FMA kernels on a CPU without them");
+    assert_eq!(x.len(), m * w.k, "input is not {m} x {}", w.k);
+    assert_eq!(out.len(), m * w.n, "output is not {m} x {}", w.n);
+    if let Epilogue::BiasResidual(r) = ep {
+        assert_eq!(r.len(), m * w.n, "residual is not {m} x {}", w.n);
+    }
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: shapes checked above; AVX2 + FMA checked by `available`.
+    unsafe {
+        linear_avx2(x, m, w, out, ep)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn linear_avx2(x: &[f32], m: usize, w: &PackedLinear, out: &mut [f32], ep: Epilogue) {
+    let (k, n) = (w.k, w.n);
+    let panels = n / NR;
+    let wp = w.data.as_slice().as_ptr();
+    let xp = x.as_ptr();
+    let op = out.as_mut_ptr();
+    let mut apack = vec![0.0f32; MC * KC + 8];
+    let mut k0 = 0;
+    while k0 < k {
+        let kc = KC.min(k - k0);
+        let first = k0 == 0;
+        let last = k0 + kc == k;
+        let mut i0 = 0;
+        while i0 < m {
+            let i1 = (i0 + MC).min(m);
+            // pack the rows i0..i1 of this K block as MR-row micro-panels: [panel][kk][MR]
+            let ap = apack.as_mut_ptr();
+            let mut i = i0;
+            while i < i1 {
+                let rows = MR.min(i1 - i);
+                let dst = ap.add((i - i0) * kc);
+                if rows == MR {
+                    let src: [*const f32; MR] = std::array::from_fn(|r| xp.add((i + r) * k + k0));
+                    for kk in 0..kc {
+                        for (r, sr) in src.iter().enumerate() {
+                            *dst.add(kk * MR + r) = *sr.add(kk);
+                        }
+                    }
+                } else {
+                    for r in 0..rows {
+                        let src = xp.add((i + r) * k + k0);
+                        for kk in 0..kc {
+                            *dst.add(kk * MR + r) = *src.add(kk);
+                        }
+                    }
+                }
+                i += rows;
+            }
+            for p in 0..panels {
+                let bp = wp.add(p * k * NR + k0 * NR);
+                let mut i = i0;
+                while i < i1 {
+                    let rows = MR.min(i1 - i);
+                    let a = ap.add((i - i0) * kc);
+                    let c = op.add(i * n + p * NR);
+                    let bias = if first {
+                        w.bias.as_ptr().add(p * NR)
+                    } else {
+                        std::ptr::null()
+                    };
+                    tile_rows(rows, kc, a, bp, c, n, bias);
+                    if last {
+                        match ep {
+                            Epilogue::Bias => {}
+                            Epilogue::BiasGelu => {
+                                for r in 0..rows {
+                                    gelu_16(c.add(r * n));
+                                }
+                            }
+                            Epilogue::BiasResidual(res) => {
+                                let rp = res.as_ptr().add(i * n + p * NR);
+                                for r in 0..rows {
+                                    let cr = c.add(r * n);
+                                    let rr = rp.add(r * n);
+                                    _mm256_storeu_ps(
+                                        cr,
+                                        _mm256_add_ps(_mm256_loadu_ps(cr), _mm256_loadu_ps(rr)),
+                                    );
+                                    _mm256_storeu_ps(
+                                        cr.add(8),
+                                        _mm256_add_ps(
+                                            _mm256_loadu_ps(cr.add(8)),
+                                            _mm256_loadu_ps(rr.add(8)),
+                                        ),
+                                    );
+                                }
+                            }
+                        }
+                    }
+                    i += rows;
+                }
+            }
+            i0 = i1;
+        }
+        k0 += kc;
+    }
+}
+
+/// One `R x 16` tile over `kc` inputs (`a` packed `[kk][MR]`): `c = bias + a b` when `bias` is set, else `c += a b`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn tile<const R: usize>(
+    kc: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    bias: *const f32,
+) {
+    let mut acc0 = [_mm256_setzero_ps(); R];
+    let mut acc1 = [_mm256_setzero_ps(); R];
+    let mut bp = b;
+    for kk in 0..kc {
+        let b0 = _mm256_load_ps(bp);
+        let b1 = _mm256_load_ps(bp.add(8));
+        for r in 0..R {
+            let av = _mm256_broadcast_ss(&*a.add(kk * MR + r));
+            acc0[r] = _mm256_fmadd_ps(av, b0, acc0[r]);
+            acc1[r] = _mm256_fmadd_ps(av, b1, acc1[r]);
+        }
+        bp = bp.add(NR);
+    }
+    if bias.is_null() {
+        for r in 0..R {
+            let cr = c.add(r * ldc);
+            _mm256_storeu_ps(cr, _mm256_add_ps(_mm256_loadu_ps(cr), acc0[r]));
+            _mm256_storeu_ps(
+                cr.add(8),
+                _mm256_add_ps(_mm256_loadu_ps(cr.add(8)), acc1[r]),
+            );
+        }
+    } else {
+        let bb0 = _mm256_loadu_ps(bias);
+        let bb1 = _mm256_loadu_ps(bias.add(8));
+        for r in 0..R {
+            let cr = c.add(r * ldc);
+            _mm256_storeu_ps(cr, _mm256_add_ps(bb0, acc0[r]));
+            _mm256_storeu_ps(cr.add(8), _mm256_add_ps(bb1, acc1[r]));
+        }
+    }
+}
+
+/// `exp(x)` on 8 lanes (Cephes polynomial, relative error ~1e-7; inputs below -87 give ~0).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn exp8(x: __m256) -> __m256 {
+    let x = _mm256_min_ps(
+        _mm256_max_ps(x, _mm256_set1_ps(-87.0)),
+        _mm256_set1_ps(88.0),
+    );
+    let fx = _mm256_round_ps(
+        _mm256_mul_ps(x, _mm256_set1_ps(std::f32::consts::LOG2_E)),
+        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC,
+    );
+    let x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693_359_4), x);
+    let x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.121_944_4e-4), x);
+    let mut y = _mm256_set1_ps(1.987_569_1e-4);
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.398_199_9e-3));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(8.333_452e-3));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(4.166_579_6e-2));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.666_666_5e-1));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(0.5));
+    y = _mm256_fmadd_ps(
+        y,
+        _mm256_mul_ps(x, x),
+        _mm256_add_ps(x, _mm256_set1_ps(1.0)),
+    );
+    let e = _mm256_slli_epi32(
+        _mm256_add_epi32(_mm256_cvtps_epi32(fx), _mm256_set1_epi32(127)),
+        23,
+    );
+    _mm256_mul_ps(y, _mm256_castsi256_ps(e))
+}
+
+/// `gelu(x) = x/2 (1 + erf(x / sqrt 2))` on 8 lanes; erf by Abramowitz & Stegun 7.1.26
+/// (absolute error below 1.5e-7, the exact GELU to f32 precision, not the tanh form).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn gelu8(x: __m256) -> __m256 {
+    let z = _mm256_mul_ps(x, _mm256_set1_ps(std::f32::consts::FRAC_1_SQRT_2));
+    let sign = _mm256_and_ps(z, _mm256_set1_ps(-0.0));
+    let a = _mm256_andnot_ps(_mm256_set1_ps(-0.0), z);
+    // t = 1 / (1 + p a): reciprocal estimate refined by one Newton step (~1e-7 relative)
+    let den = _mm256_fmadd_ps(a, _mm256_set1_ps(0.327_591_1), _mm256_set1_ps(1.0));
+    let r0 = _mm256_rcp_ps(den);
+    let t = _mm256_mul_ps(r0, _mm256_fnmadd_ps(den, r0, _mm256_set1_ps(2.0)));
+    let mut p = _mm256_set1_ps(1.061_405_4);
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-1.453_152_1));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.421_413_8));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-0.284_496_74));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.254_829_6));
+    p = _mm256_mul_ps(p, t);
+    let e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), _mm256_mul_ps(a, a)));
+    let erf_abs = _mm256_fnmadd_ps(p, e, _mm256_set1_ps(1.0));
+    let erf = _mm256_or_ps(erf_abs, sign);
+    let half_x = _mm256_mul_ps(x, _mm256_set1_ps(0.5));
+    _mm256_fmadd_ps(half_x, erf, half_x)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn gelu_16(c: *mut f32) {
+    _mm256_storeu_ps(c, gelu8(_mm256_loadu_ps(c)));
+    _mm256_storeu_ps(c.add(8), gelu8(_mm256_loadu_ps(c.add(8))));
+}
+
+/// GELU (erf form) of every value, in place (a reference for tests; the encoder fuses it).
+pub fn gelu_inplace(v: &mut [f32]) {
+    assert!(available(), "AVX2 + FMA kernels on a CPU without them");
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: AVX2 + FMA checked; every access is inside `v`.
+    unsafe {
+        gelu_slice(v)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn gelu_slice(v: &mut [f32]) {
+    let mut chunks = v.chunks_exact_mut(8);
+    for c in &mut chunks {
+        _mm256_storeu_ps(c.as_mut_ptr(), gelu8(_mm256_loadu_ps(c.as_ptr())));
+    }
+    let rest = chunks.into_remainder();
+    let mut tmp = [0.0f32; 8];
+    tmp[..rest.len()].copy_from_slice(rest);
+    _mm256_storeu_ps(tmp.as_mut_ptr(), gelu8(_mm256_loadu_ps(tmp.as_ptr())));
+    let n = rest.len();
+    rest.copy_from_slice(&tmp[..n]);
+}
+
+/// Layer norm of each `width`-long row of `x`, in place: `(x - mean) / sqrt(var + eps) * g + b`.
+pub fn layer_norm(x: &mut [f32], width: usize, g: &[f32], b: &[f32], eps: f32) {
+    assert!(available(), "AVX2 + FMA kernels on a CPU without them");
+    assert!(
+        width.is_multiple_of(8)
+            && x.len().is_multiple_of(width)
+            && g.len() == width
+            && b.len() == width
+    );
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: AVX2 + FMA checked; rows are whole multiples of 8 lanes inside `x`.
+    unsafe {
+        layer_norm_avx2(x, width, g, b, eps)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn layer_norm_avx2(x: &mut [f32], width: usize, g: &[f32], b: &[f32], eps: f32) {
+    let inv_w = 1.0 / width as f32;
+    for row in x.chunks_exact_mut(width) {
+        let p = row.as_mut_ptr();
+        let mut s = _mm256_setzero_ps();
+        for j in (0..width).step_by(8) {
+            s = _mm256_add_ps(s, _mm256_loadu_ps(p.add(j)));
+        }
+        let mean = hsum(s) * inv_w;
+        let mv = _mm256_set1_ps(mean);
+        let mut q = _mm256_setzero_ps();
+        for j in (0..width).step_by(8) {
+            let d = _mm256_sub_ps(_mm256_loadu_ps(p.add(j)), mv);
+            q = _mm256_fmadd_ps(d, d, q);
+        }
+        let inv = 1.0 / (hsum(q) * inv_w + eps).sqrt();
+        let iv = _mm256_set1_ps(inv);
+        for j in (0..width).step_by(8) {
+            let d = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(p.add(j)), mv), iv);
+            let y = _mm256_fmadd_ps(
+                d,
+                _mm256_loadu_ps(g.as_ptr().add(j)),
+                _mm256_loadu_ps(b.as_ptr().add(j)),
+            );
+            _mm256_storeu_ps(p.add(j), y);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn hsum(v: __m256) -> f32 {
+    let lo = _mm256_castps256_ps128(v);
+    let hi = _mm256_extractf128_ps(v, 1);
+    let s = _mm_add_ps(lo, hi);
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+    _mm_cvtss_f32(s)
+}
+
+/// Scratch space of [`attention`] (reused across calls).
+#[derive(Default)]
+pub struct AttnScratch {
+    q: Vec<f32>,
+    k: Option<AlignedVec>,
+    v: Option<AlignedVec>,
+    scores: Vec<f32>,
+    p: Vec<f32>,
+}
+
+fn aligned(slot: &mut Option<AlignedVec>, n: usize) -> *mut f32 {
+    if slot.as_ref().is_none_or(|a| a.len < n) {
+        *slot = Some(AlignedVec::zeros(n));
+    }
+    slot.as_mut()
+        .map_or(std::ptr::null_mut(), |a| a.as_mut_slice().as_mut_ptr())
+}
+
+/// Self-attention of one sequence of `len` tokens. `qkv` holds `len` rows of `3 * hidden`
+/// (queries, keys, values side by side, as the fused projection writes them); `ctx` receives
+/// `len` rows of `hidden`. Both products (Q K^T and P V) run on the matmul's 6 x 16 tile
+/// kernel: queries and probabilities packed as 6-row micro-panels, keys and values as 16-column
+/// panels. Head widths must be multiples of 16 (32 for e5-small).
+pub fn attention(
+    qkv: &[f32],
+    len: usize,
+    hidden: usize,
+    heads: usize,
+    ctx: &mut [f32],
+    s: &mut AttnScratch,
+) {
+    assert!(available(), "AVX2 + FMA kernels on a CPU without them");
+    let hd = hidden / heads;
+    assert!(
+        hd * heads == hidden && hd.is_multiple_of(NR),
+        "head width {hd}"
+    );
+    assert_eq!(qkv.len(), len * 3 * hidden);
+    assert_eq!(ctx.len(), len * hidden);
+    let groups = len.div_ceil(MR);
+    let lp = len.div_ceil(NR) * NR;
+    s.q.resize(groups * MR * hd, 0.0);
+    s.scores.resize(len * lp, 0.0);
+    s.p.resize(groups * MR * len, 0.0);
+    let kp = aligned(&mut s.k, lp * hd);
+    let vp = aligned(&mut s.v, len * hd);
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: shapes checked above and buffers sized for them; AVX2 + FMA checked.
+    unsafe {
+        attention_avx2(qkv, len, hidden, heads, ctx, s, kp, vp)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn attention_avx2(
+    qkv: &[f32],
+    len: usize,
+    hidden: usize,
+    heads: usize,
+    ctx: &mut [f32],
+    s: &mut AttnScratch,
+    kp: *mut f32,
+    vp: *mut f32,
+) {
+    let hd = hidden / heads;
+    let stride = 3 * hidden;
+    let scale = 1.0 / (hd as f32).sqrt();
+    let lp = len.div_ceil(NR) * NR;
+    let groups = len.div_ceil(MR);
+    let zeros = [0.0f32; NR];
+    let src = qkv.as_ptr();
+    let qp = s.q.as_mut_ptr();
+    let sc = s.scores.as_mut_ptr();
+    let pp = s.p.as_mut_ptr();
+    let cp = ctx.as_mut_ptr();
+    for h in 0..heads {
+        // queries (scaled) as 6-row micro-panels [group][d][r]; rows past len stay unused
+        for i in 0..len {
+            let (g, r) = (i / MR, i % MR);
+            let row = src.add(i * stride + h * hd);
+            for d in 0..hd {
+                *qp.add(g * hd * MR + d * MR + r) = *row.add(d) * scale;
+            }
+        }
+        // keys as 16-key panels [panel][d][16], zero past len
+        for kb in 0..lp / NR {
+            for jj in 0..NR {
+                let j = kb * NR + jj;
+                let row = src.add(j.min(len - 1) * stride + hidden + h * hd);
+                for d in 0..hd {
+                    *kp.add(kb * hd * NR + d * NR + jj) = if j < len { *row.add(d) } else { 0.0 };
+                }
+            }
+        }
+        // values as 16-column panels [panel][j][16]
+        for pb in 0..hd / NR {
+            for j in 0..len {
+                let row = src.add(j * stride + 2 * hidden + h * hd + pb * NR);
+                std::ptr::copy_nonoverlapping(row, vp.add(pb * len * NR + j * NR), NR);
+            }
+        }
+        // scores = Q K^T, len x lp
+        for g in 0..groups {
+            let rows = MR.min(len - g * MR);
+            for kb in 0..lp / NR {
+                let a = qp.add(g * hd * MR);
+                let b = kp.add(kb * hd * NR);
+                let c = sc.add(g * MR * lp + kb * NR);
+                tile_rows(rows, hd, a, b, c, lp, zeros.as_ptr());
+            }
+        }
+        // softmax over the first len scores of each row, written as micro-panels [group][j][r]
+        for i in 0..len {
+            let row = sc.add(i * lp);
+            let mut mx = f32::NEG_INFINITY;
+            for j in 0..len {
+                mx = mx.max(*row.add(j));
+            }
+            let mv = _mm256_set1_ps(mx);
+            let mut j = 0;
+            while j < lp {
+                _mm256_storeu_ps(
+                    row.add(j),
+                    exp8(_mm256_sub_ps(_mm256_loadu_ps(row.add(j)), mv)),
+                );
+                j += 8;
+            }
+            let mut total = 0.0;
+            for j in 0..len {
+                total += *row.add(j);
+            }
+            let inv = 1.0 / total;
+            let (g, r) = (i / MR, i % MR);
+            let dst = pp.add(g * len * MR + r);
+            for j in 0..len {
+                *dst.add(j * MR) = *row.add(j) * inv;
+            }
+        }
+        // context = P V, written into this head's columns of ctx
+        for g in 0..groups {
+            let rows = MR.min(len - g * MR);
+            for pb in 0..hd / NR {
+                let a = pp.add(g * len * MR);
+                let b = vp.add(pb * len * NR);
+                let c = cp.add(g * MR * hidden + h * hd + pb * NR);
+                tile_rows(rows, len, a, b, c, hidden, zeros.as_ptr());
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn tile_rows(
+    rows: usize,
+    kc: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    bias: *const f32,
+) {
+    match rows {
+        6 => tile::<6>(kc, a, b, c, ldc, bias),
+        5 => tile::<5>(kc, a, b, c, ldc, bias),
+        4 => tile::<4>(kc, a, b, c, ldc, bias),
+        3 => tile::<3>(kc, a, b, c, ldc, bias),
+        2 => tile::<2>(kc, a, b, c, ldc, bias),
+        _ => tile::<1>(kc, a, b, c, ldc, bias),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rnd(n: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((s >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+            })
+            .collect()
+    }
+
+    /// erf in f64: Taylor series for |x| <= 4, the asymptotic erfc series beyond (both exact
+    /// to ~1e-10 there).
+    fn erf_ref(x: f64) -> f64 {
+        if x.abs() > 4.0 {
+            let z = x.abs();
+            let erfc = (-z * z).exp() / (z * std::f64::consts::PI.sqrt())
+                * (1.0 - 1.0 / (2.0 * z * z) + 3.0 / (4.0 * z.powi(4)));
+            return x.signum() * (1.0 - erfc);
+        }
+        let (mut term, mut sum) = (x, x);
+        for n in 1..200 {
+            term *= -x * x / n as f64;
+            sum += term / (2 * n + 1) as f64;
+        }
+        sum * 2.0 / std::f64::consts::PI.sqrt()
+    }
+
+    fn gelu_ref(x: f64) -> f64 {
+        0.5 * x * (1.0 + erf_ref(x / std::f64::consts::SQRT_2))
+    }
+
+    #[test]
+    fn linear_matches_a_plain_matmul_with_every_epilogue() {
+        if !available() {
+            eprintln!("SKIP: no AVX2 + FMA on this CPU");
+            return;
+        }
+        // k below, at and above one K block; m with a partial micro-tile and MC block
+        for &(m, k, n) in &[(13, 40, 32), (101, 384, 48), (7, 700, 16), (200, 1536, 64)] {
+            let x = rnd(m * k, 1);
+            let w = rnd(n * k, 2);
+            let b = rnd(n, 3);
+            let res = rnd(m * n, 4);
+            let pl = PackedLinear::pack(&w, n, k, b.clone());
+            let mut want = vec![0f64; m * n];
+            for i in 0..m {
+                for j in 0..n {
+                    let mut s = b[j] as f64;
+                    for kk in 0..k {
+                        s += x[i * k + kk] as f64 * w[j * k + kk] as f64;
+                    }
+                    want[i * n + j] = s;
+                }
+            }
+            let tol = 1e-5 * (k as f64).sqrt();
+            let mut out = vec![0f32; m * n];
+            for ep in [
+                Epilogue::Bias,
+                Epilogue::BiasGelu,
+                Epilogue::BiasResidual(&res),
+            ] {
+                out.iter_mut().for_each(|o| *o = f32::NAN);
+                linear(&x, m, &pl, &mut out, ep);
+                for (idx, (&o, &wv)) in out.iter().zip(&want).enumerate() {
+                    let e = match ep {
+                        Epilogue::Bias => wv,
+                        Epilogue::BiasGelu => gelu_ref(wv),
+                        Epilogue::BiasResidual(r) => wv + r[idx] as f64,
+                    };
+                    assert!(
+                        (o as f64 - e).abs() < tol,
+                        "m{m} k{k} n{n} [{idx}]: {o} vs {e}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn gelu_is_the_erf_form_to_float_precision() {
+        if !available() {
+            eprintln!("SKIP: no AVX2 + FMA on this CPU");
+            return;
+        }
+        let xs: Vec<f32> = (-600..=600).map(|i| i as f32 / 100.0).collect();
+        let mut ys = xs.clone();
+        gelu_inplace(&mut ys);
+        for (&x, &y) in xs.iter().zip(&ys) {
+            let want = gelu_ref(x as f64);
+            assert!(
+                (y as f64 - want).abs() < 3e-7 * (1.0 + x.abs() as f64),
+                "gelu({x}) = {y}, want {want}"
+            );
+        }
+        // tanh-approximate GELU differs by ~1e-4 here: this is the exact form
+        assert!((ys[600 + 100] as f64 - gelu_ref(1.0)).abs() < 1e-7);
+    }
+
+    #[test]
+    fn layer_norm_matches_the_definition() {
+        if !available() {
+            return;
+        }
+        let w = 48;
+        let mut x = rnd(3 * w, 5);
+        let g = rnd(w, 6);
+        let b = rnd(w, 7);
+        let orig = x.clone();
+        layer_norm(&mut x, w, &g, &b, 1e-12);
+        for r in 0..3 {
+            let row = &orig[r * w..(r + 1) * w];
+            let mean = row.iter().map(|&v| v as f64).sum::<f64>() / w as f64;
+            let var = row.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / w as f64;
+            for j in 0..w {
+                let want =
+                    (row[j] as f64 - mean) / (var + 1e-12).sqrt() * g[j] as f64 + b[j] as f64;
+                assert!((x[r * w + j] as f64 - want).abs() < 1e-5);
+            }
+        }
+    }
+
+    #[test]
+    fn attention_matches_softmax_of_scaled_dot_products() {
+        if !available() {
+            return;
+        }
+        let (hidden, heads) = (64, 2); // head width 32, as e5-small
+        let hd = hidden / heads;
+        let mut s = AttnScratch::default();
+        for len in [1usize, 5, 6, 17, 40] {
+            let qkv: Vec<f32> = rnd(len * 3 * hidden, len as u64)
+                .iter()
+                .map(|v| v * 4.0)
+                .collect();
+            let mut ctx = vec![f32::NAN; len * hidden];
+            attention(&qkv, len, hidden, heads, &mut ctx, &mut s);
+            let at = |i: usize, part: usize, h: usize, d: usize| {
+                qkv[i * 3 * hidden + part * hidden + h * hd + d] as f64
+            };
+            for h in 0..heads {
+                for i in 0..len {
+                    let sc: Vec<f64> = (0..len)
+                        .map(|j| {
+                            (0..hd)
+                                .map(|d| at(i, 0, h, d) * at(j, 1, h, d))
+                                .sum::<f64>()
+                                / (hd as f64).sqrt()
+                        })
+                        .collect();
+                    let mx = sc.iter().cloned().fold(f64::MIN, f64::max);
+                    let e: Vec<f64> = sc.iter().map(|v| (v - mx).exp()).collect();
+                    let z: f64 = e.iter().sum();
+                    for d in 0..hd {
+                        let want: f64 = (0..len).map(|j| e[j] / z * at(j, 2, h, d)).sum();
+                        let got = ctx[i * hidden + h * hd + d] as f64;
+                        assert!(
+                            (got - want).abs() < 1e-5,
+                            "len {len} head {h} row {i} d {d}: {got} vs {want}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
