@@ -3,36 +3,8 @@
 mod common;
 
 use std::io::BufRead;
-use vocmine::encode::{cosine, EncoderConfig};
+use vocmine::encode::{cosine, read_npy_f32, EncoderConfig};
 use vocmine::model::ModelSpec;
-
-fn read_npy_f32(path: &std::path::Path) -> (Vec<usize>, Vec<f32>) {
-    let d = std::fs::read(path).unwrap();
-    assert_eq!(&d[..6], b"\x93NUMPY");
-    let hl = u16::from_le_bytes([d[8], d[9]]) as usize;
-    let header = std::str::from_utf8(&d[10..10 + hl]).unwrap();
-    assert!(
-        header.contains("'<f4'") && header.contains("False"),
-        "{header}"
-    );
-    let shape_s = header
-        .split("'shape': (")
-        .nth(1)
-        .unwrap()
-        .split(')')
-        .next()
-        .unwrap();
-    let shape: Vec<usize> = shape_s
-        .split(',')
-        .filter(|s| !s.trim().is_empty())
-        .map(|s| s.trim().parse().unwrap())
-        .collect();
-    let data = d[10 + hl..]
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
-    (shape, data)
-}
 
 #[test]
 fn embeddings_match_the_reference_at_cosine_0999() {
@@ -42,7 +14,7 @@ fn embeddings_match_the_reference_at_cosine_0999() {
     ) else {
         return;
     };
-    let (shape, reference) = read_npy_f32(&npy);
+    let (shape, reference) = read_npy_f32(&npy).unwrap();
     assert_eq!(shape, vec![200, 384]);
     let mut texts = Vec::new();
     let mut ids = Vec::new();

@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 use vocmine::classify::{ClassWeight, Targets, TrainConfig};
 use vocmine::corpus::{read_labelled, EmbeddingCache, Labelled};
-use vocmine::encode::{set_intra_op_threads, Encoder, EncoderConfig, Engine};
+use vocmine::encode::{
+    cosine, forward_flops, read_npy_f32, set_intra_op_threads, Encoder, EncoderConfig, Engine,
+};
 use vocmine::ingest::{expand_inputs, ColumnMap, Format, IngestConfig};
 use vocmine::model::{default_model_dir, ModelSpec};
 use vocmine::normalise::NormaliseConfig;
@@ -337,6 +339,14 @@ struct BenchArgs {
     /// Write the embeddings here (little-endian f32 rows) to compare with a reference
     #[arg(long)]
     dump: Option<PathBuf>,
+    /// Compare every embedding with this float32 .npy of reference embeddings (same texts,
+    /// same order; e.g. the peer benchmark's ONNX Runtime fp32 output): prints the worst cosine
+    /// and fails if any is below --min-cosine
+    #[arg(long)]
+    reference: Option<PathBuf>,
+    /// Lowest cosine to the reference accepted
+    #[arg(long, default_value_t = 0.999)]
+    min_cosine: f32,
     #[command(flatten)]
     enc: EncoderArgs,
 }
@@ -869,10 +879,18 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
     let enc_s = t1.elapsed().as_secs_f64();
     let real: usize = toks.iter().map(Vec::len).sum();
     let cfg = encoder.config();
+    // e5-small / BERT-small: 12 layers of 4 h^2 + 2 h i linear weights
+    let (h, layers, inter) = (encoder.dim(), 12usize, 4 * encoder.dim());
+    let linear = (layers * (4 * h * h + 2 * h * inter)) as f64;
+    let flops: f64 = toks
+        .iter()
+        .map(|t| forward_flops(t.len(), linear, h, layers))
+        .sum();
     println!(
-        "bench: {} texts, {} real tokens, batch {}, threads {}, workers {}: tokenize {:.2}s; encode {:.2}s = {:.1} texts/s, {:.0} tokens/s (tokenize+encode {:.1} texts/s)",
+        "bench: {} texts, {} real tokens, engine {:?}, batch {}, threads {}, workers {}: tokenize {:.2}s; encode {:.2}s = {:.1} texts/s, {:.0} tokens/s, {:.1} GFLOP/s useful (tokenize+encode {:.1} texts/s)",
         texts.len(),
         real,
+        cfg.engine,
         cfg.batch_size,
         cfg.threads,
         cfg.workers,
@@ -880,8 +898,44 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
         enc_s,
         texts.len() as f64 / enc_s,
         real as f64 / enc_s,
+        flops / enc_s / 1e9,
         texts.len() as f64 / (enc_s + tok_s)
     );
+    if let Some(r) = &a.reference {
+        let (shape, reference) = read_npy_f32(r)?;
+        let dim = encoder.dim();
+        if shape.len() != 2 || shape[1] != dim || shape[0] < embs.len() {
+            bail!(
+                "{}: shape {shape:?}, expected at least [{}, {dim}]",
+                r.display(),
+                embs.len()
+            );
+        }
+        let cos: Vec<f32> = embs
+            .iter()
+            .enumerate()
+            .map(|(i, e)| cosine(e, &reference[i * dim..(i + 1) * dim]))
+            .collect();
+        let (worst_i, worst) = cos
+            .iter()
+            .enumerate()
+            .min_by(|a, b| a.1.total_cmp(b.1))
+            .map_or((0, 1.0), |(i, &c)| (i, c));
+        let below = cos.iter().filter(|&&c| c < a.min_cosine).count();
+        let mean = cos.iter().map(|&c| c as f64).sum::<f64>() / cos.len().max(1) as f64;
+        println!(
+            "reference {}: {} embeddings, cosine min {worst:.7} (text {worst_i}), mean {mean:.7}, {below} below {}",
+            r.display(),
+            cos.len(),
+            a.min_cosine
+        );
+        if below > 0 {
+            bail!(
+                "{below} embeddings below cosine {} to the reference",
+                a.min_cosine
+            );
+        }
+    }
     if let Some(p) = &a.dump {
         write_f32(p, &embs)?;
     }

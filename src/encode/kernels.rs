@@ -164,7 +164,7 @@ unsafe fn linear_avx2(x: &[f32], m: usize, w: &PackedLinear, out: &mut [f32], ep
                     } else {
                         std::ptr::null()
                     };
-                    tile_rows(rows, kc, a, bp, c, n, bias);
+                    tile_rows(rows, kc, a, MR, bp, c, n, bias);
                     if last {
                         match ep {
                             Epilogue::Bias => {}
@@ -202,13 +202,15 @@ unsafe fn linear_avx2(x: &[f32], m: usize, w: &PackedLinear, out: &mut [f32], ep
     }
 }
 
-/// One `R x 16` tile over `kc` inputs (`a` packed `[kk][MR]`): `c = bias + a b` when `bias` is set, else `c += a b`.
+/// One `R x 16` tile over `kc` inputs (`a[kk * ak + r]`: packed `[kk][MR]` micro-panels have
+/// `ak = MR`): `c = bias + a b` when `bias` is set, else `c += a b`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[inline]
 unsafe fn tile<const R: usize>(
     kc: usize,
     a: *const f32,
+    ak: usize,
     b: *const f32,
     c: *mut f32,
     ldc: usize,
@@ -221,7 +223,7 @@ unsafe fn tile<const R: usize>(
         let b0 = _mm256_load_ps(bp);
         let b1 = _mm256_load_ps(bp.add(8));
         for r in 0..R {
-            let av = _mm256_broadcast_ss(&*a.add(kk * MR + r));
+            let av = _mm256_broadcast_ss(&*a.add(kk * ak + r));
             acc0[r] = _mm256_fmadd_ps(av, b0, acc0[r]);
             acc1[r] = _mm256_fmadd_ps(av, b1, acc1[r]);
         }
@@ -401,11 +403,10 @@ unsafe fn hsum(v: __m256) -> f32 {
 /// Scratch space of [`attention`] (reused across calls).
 #[derive(Default)]
 pub struct AttnScratch {
-    q: Vec<f32>,
-    k: Option<AlignedVec>,
+    q: Option<AlignedVec>,
+    kt: Vec<f32>,
     v: Option<AlignedVec>,
-    scores: Vec<f32>,
-    p: Vec<f32>,
+    st: Vec<f32>,
 }
 
 fn aligned(slot: &mut Option<AlignedVec>, n: usize) -> *mut f32 {
@@ -418,9 +419,11 @@ fn aligned(slot: &mut Option<AlignedVec>, n: usize) -> *mut f32 {
 
 /// Self-attention of one sequence of `len` tokens. `qkv` holds `len` rows of `3 * hidden`
 /// (queries, keys, values side by side, as the fused projection writes them); `ctx` receives
-/// `len` rows of `hidden`. Both products (Q K^T and P V) run on the matmul's 6 x 16 tile
-/// kernel: queries and probabilities packed as 6-row micro-panels, keys and values as 16-column
-/// panels. Head widths must be multiples of 16 (32 for e5-small).
+/// `len` rows of `hidden`. Both products run on the matmul's 6 x 16 tile kernel. Scores are
+/// computed transposed (`S^T = K Q^T`: keys down, queries across), so the softmax of each query
+/// runs down a column, eight queries per vector, and `S^T`'s rows are already the
+/// probabilities' micro-panels for `P V`. Head widths must be multiples of 16 (32 for
+/// e5-small).
 pub fn attention(
     qkv: &[f32],
     len: usize,
@@ -437,17 +440,15 @@ pub fn attention(
     );
     assert_eq!(qkv.len(), len * 3 * hidden);
     assert_eq!(ctx.len(), len * hidden);
-    let groups = len.div_ceil(MR);
-    let lp = len.div_ceil(NR) * NR;
-    s.q.resize(groups * MR * hd, 0.0);
-    s.scores.resize(len * lp, 0.0);
-    s.p.resize(groups * MR * len, 0.0);
-    let kp = aligned(&mut s.k, lp * hd);
+    let lq = len.div_ceil(NR) * NR;
+    s.kt.resize(hd * len, 0.0);
+    s.st.resize(len * lq, 0.0);
+    let qp = aligned(&mut s.q, lq * hd);
     let vp = aligned(&mut s.v, len * hd);
     #[cfg(target_arch = "x86_64")]
     // SAFETY: shapes checked above and buffers sized for them; AVX2 + FMA checked.
     unsafe {
-        attention_avx2(qkv, len, hidden, heads, ctx, s, kp, vp)
+        attention_avx2(qkv, len, hidden, heads, ctx, s, qp, vp)
     }
 }
 
@@ -461,37 +462,41 @@ unsafe fn attention_avx2(
     heads: usize,
     ctx: &mut [f32],
     s: &mut AttnScratch,
-    kp: *mut f32,
+    qp: *mut f32,
     vp: *mut f32,
 ) {
     let hd = hidden / heads;
     let stride = 3 * hidden;
     let scale = 1.0 / (hd as f32).sqrt();
-    let lp = len.div_ceil(NR) * NR;
-    let groups = len.div_ceil(MR);
+    let lq = len.div_ceil(NR) * NR;
     let zeros = [0.0f32; NR];
     let src = qkv.as_ptr();
-    let qp = s.q.as_mut_ptr();
-    let sc = s.scores.as_mut_ptr();
-    let pp = s.p.as_mut_ptr();
+    let kt = s.kt.as_mut_ptr();
+    let st = s.st.as_mut_ptr();
     let cp = ctx.as_mut_ptr();
     for h in 0..heads {
-        // queries (scaled) as 6-row micro-panels [group][d][r]; rows past len stay unused
-        for i in 0..len {
-            let (g, r) = (i / MR, i % MR);
-            let row = src.add(i * stride + h * hd);
-            for d in 0..hd {
-                *qp.add(g * hd * MR + d * MR + r) = *row.add(d) * scale;
+        // queries (scaled) as 16-query panels [panel][d][16], zero past len
+        for qb in 0..lq / NR {
+            for ii in 0..NR {
+                let i = qb * NR + ii;
+                let dst = qp.add(qb * hd * NR + ii);
+                if i < len {
+                    let row = src.add(i * stride + h * hd);
+                    for d in 0..hd {
+                        *dst.add(d * NR) = *row.add(d) * scale;
+                    }
+                } else {
+                    for d in 0..hd {
+                        *dst.add(d * NR) = 0.0;
+                    }
+                }
             }
         }
-        // keys as 16-key panels [panel][d][16], zero past len
-        for kb in 0..lp / NR {
-            for jj in 0..NR {
-                let j = kb * NR + jj;
-                let row = src.add(j.min(len - 1) * stride + hidden + h * hd);
-                for d in 0..hd {
-                    *kp.add(kb * hd * NR + d * NR + jj) = if j < len { *row.add(d) } else { 0.0 };
-                }
+        // keys transposed: kt[d * len + j]
+        for j in 0..len {
+            let row = src.add(j * stride + hidden + h * hd);
+            for d in 0..hd {
+                *kt.add(d * len + j) = *row.add(d);
             }
         }
         // values as 16-column panels [panel][j][16]
@@ -501,52 +506,62 @@ unsafe fn attention_avx2(
                 std::ptr::copy_nonoverlapping(row, vp.add(pb * len * NR + j * NR), NR);
             }
         }
-        // scores = Q K^T, len x lp
-        for g in 0..groups {
-            let rows = MR.min(len - g * MR);
-            for kb in 0..lp / NR {
-                let a = qp.add(g * hd * MR);
-                let b = kp.add(kb * hd * NR);
-                let c = sc.add(g * MR * lp + kb * NR);
-                tile_rows(rows, hd, a, b, c, lp, zeros.as_ptr());
-            }
-        }
-        // softmax over the first len scores of each row, written as micro-panels [group][j][r]
-        for i in 0..len {
-            let row = sc.add(i * lp);
-            let mut mx = f32::NEG_INFINITY;
-            for j in 0..len {
-                mx = mx.max(*row.add(j));
-            }
-            let mv = _mm256_set1_ps(mx);
-            let mut j = 0;
-            while j < lp {
-                _mm256_storeu_ps(
-                    row.add(j),
-                    exp8(_mm256_sub_ps(_mm256_loadu_ps(row.add(j)), mv)),
+        // S^T = K Q^T: len keys x lq queries
+        let mut j0 = 0;
+        while j0 < len {
+            let rows = MR.min(len - j0);
+            for qb in 0..lq / NR {
+                let c = st.add(j0 * lq + qb * NR);
+                tile_rows(
+                    rows,
+                    hd,
+                    kt.add(j0),
+                    len,
+                    qp.add(qb * hd * NR),
+                    c,
+                    lq,
+                    zeros.as_ptr(),
                 );
-                j += 8;
             }
-            let mut total = 0.0;
+            j0 += rows;
+        }
+        // softmax of each query = each column, 8 queries per vector
+        for cb in 0..lq / 8 {
+            let col = st.add(cb * 8);
+            let mut mx = _mm256_set1_ps(f32::NEG_INFINITY);
             for j in 0..len {
-                total += *row.add(j);
+                mx = _mm256_max_ps(mx, _mm256_loadu_ps(col.add(j * lq)));
             }
-            let inv = 1.0 / total;
-            let (g, r) = (i / MR, i % MR);
-            let dst = pp.add(g * len * MR + r);
+            let mut sum = _mm256_setzero_ps();
             for j in 0..len {
-                *dst.add(j * MR) = *row.add(j) * inv;
+                let e = exp8(_mm256_sub_ps(_mm256_loadu_ps(col.add(j * lq)), mx));
+                sum = _mm256_add_ps(sum, e);
+                _mm256_storeu_ps(col.add(j * lq), e);
+            }
+            let inv = _mm256_div_ps(_mm256_set1_ps(1.0), sum);
+            for j in 0..len {
+                let p = col.add(j * lq);
+                _mm256_storeu_ps(p, _mm256_mul_ps(_mm256_loadu_ps(p), inv));
             }
         }
-        // context = P V, written into this head's columns of ctx
-        for g in 0..groups {
-            let rows = MR.min(len - g * MR);
+        // context = P V: P's micro-panel for queries i0.. is S^T[j][i0..], stride lq
+        let mut i0 = 0;
+        while i0 < len {
+            let rows = MR.min(len - i0);
             for pb in 0..hd / NR {
-                let a = pp.add(g * len * MR);
-                let b = vp.add(pb * len * NR);
-                let c = cp.add(g * MR * hidden + h * hd + pb * NR);
-                tile_rows(rows, len, a, b, c, hidden, zeros.as_ptr());
+                let c = cp.add(i0 * hidden + h * hd + pb * NR);
+                tile_rows(
+                    rows,
+                    len,
+                    st.add(i0),
+                    lq,
+                    vp.add(pb * len * NR),
+                    c,
+                    hidden,
+                    zeros.as_ptr(),
+                );
             }
+            i0 += rows;
         }
     }
 }
@@ -554,22 +569,24 @@ unsafe fn attention_avx2(
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[inline]
+#[allow(clippy::too_many_arguments)]
 unsafe fn tile_rows(
     rows: usize,
     kc: usize,
     a: *const f32,
+    ak: usize,
     b: *const f32,
     c: *mut f32,
     ldc: usize,
     bias: *const f32,
 ) {
     match rows {
-        6 => tile::<6>(kc, a, b, c, ldc, bias),
-        5 => tile::<5>(kc, a, b, c, ldc, bias),
-        4 => tile::<4>(kc, a, b, c, ldc, bias),
-        3 => tile::<3>(kc, a, b, c, ldc, bias),
-        2 => tile::<2>(kc, a, b, c, ldc, bias),
-        _ => tile::<1>(kc, a, b, c, ldc, bias),
+        6 => tile::<6>(kc, a, ak, b, c, ldc, bias),
+        5 => tile::<5>(kc, a, ak, b, c, ldc, bias),
+        4 => tile::<4>(kc, a, ak, b, c, ldc, bias),
+        3 => tile::<3>(kc, a, ak, b, c, ldc, bias),
+        2 => tile::<2>(kc, a, ak, b, c, ldc, bias),
+        _ => tile::<1>(kc, a, ak, b, c, ldc, bias),
     }
 }
 

@@ -316,3 +316,46 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
     let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
     dot / (na * nb).max(1e-12)
 }
+
+/// Reads a little-endian float32 C-order `.npy` array (the peer benchmark's reference
+/// embeddings): its shape and values.
+pub fn read_npy_f32(path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
+    let bad = |m: &str| Error::Invalid(format!("{}: {m}", path.display()));
+    let d = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    if d.len() < 10 || &d[..6] != b"\x93NUMPY" {
+        return Err(bad("not a .npy file"));
+    }
+    let hl = u16::from_le_bytes([d[8], d[9]]) as usize;
+    let header = d
+        .get(10..10 + hl)
+        .and_then(|h| std::str::from_utf8(h).ok())
+        .ok_or_else(|| bad("truncated header"))?;
+    if !header.contains("'<f4'") || !header.contains("'fortran_order': False") {
+        return Err(bad("expected a little-endian float32 C-order array"));
+    }
+    let shape: Vec<usize> = header
+        .split("'shape': (")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .ok_or_else(|| bad("no shape in the header"))?
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| s.trim().parse().map_err(|_| bad("bad shape")))
+        .collect::<Result<_>>()?;
+    let data: Vec<f32> = d[10 + hl..]
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    if data.len() != shape.iter().product::<usize>() {
+        return Err(bad("data length does not match the shape"));
+    }
+    Ok((shape, data))
+}
+
+/// FLOPs of one forward pass over a sequence of `len` tokens of a BERT with `linear_params`
+/// weights in its linear layers, `hidden` width and `layers` layers: 2 per weight per token
+/// plus 4 x len x hidden per token per layer for attention (the peer benchmark's count).
+pub fn forward_flops(len: usize, linear_params: f64, hidden: usize, layers: usize) -> f64 {
+    let l = len as f64;
+    l * (2.0 * linear_params + 4.0 * l * hidden as f64 * layers as f64)
+}
