@@ -469,7 +469,6 @@ unsafe fn attention_avx2(
     let stride = 3 * hidden;
     let scale = 1.0 / (hd as f32).sqrt();
     let lq = len.div_ceil(NR) * NR;
-    let zeros = [0.0f32; NR];
     let src = qkv.as_ptr();
     let kt = s.kt.as_mut_ptr();
     let st = s.st.as_mut_ptr();
@@ -507,24 +506,7 @@ unsafe fn attention_avx2(
             }
         }
         // S^T = K Q^T: len keys x lq queries
-        let mut j0 = 0;
-        while j0 < len {
-            let rows = MR.min(len - j0);
-            for qb in 0..lq / NR {
-                let c = st.add(j0 * lq + qb * NR);
-                tile_rows(
-                    rows,
-                    hd,
-                    kt.add(j0),
-                    len,
-                    qp.add(qb * hd * NR),
-                    c,
-                    lq,
-                    zeros.as_ptr(),
-                );
-            }
-            j0 += rows;
-        }
+        strided_matmul(len, hd, kt, len, qp, hd * NR, lq / NR, st, lq);
         // softmax of each query = each column, 8 queries per vector
         for cb in 0..lq / 8 {
             let col = st.add(cb * 8);
@@ -545,24 +527,46 @@ unsafe fn attention_avx2(
             }
         }
         // context = P V: P's micro-panel for queries i0.. is S^T[j][i0..], stride lq
-        let mut i0 = 0;
-        while i0 < len {
-            let rows = MR.min(len - i0);
-            for pb in 0..hd / NR {
-                let c = cp.add(i0 * hidden + h * hd + pb * NR);
-                tile_rows(
-                    rows,
-                    len,
-                    st.add(i0),
-                    lq,
-                    vp.add(pb * len * NR),
-                    c,
-                    hidden,
-                    zeros.as_ptr(),
-                );
-            }
-            i0 += rows;
+        let c = cp.add(h * hd);
+        strided_matmul(len, len, st, lq, vp, len * NR, hd / NR, c, hidden);
+    }
+}
+
+/// `c (m x panels*16) = a b` for a small product: `a[kk * ak + r]` is row `r`'s `kk`-th value
+/// (any stride between values, rows adjacent), `b` holds `panels` 16-column panels `[kk][16]`
+/// `pstride` apart.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn strided_matmul(
+    m: usize,
+    kc: usize,
+    a: *const f32,
+    ak: usize,
+    b: *const f32,
+    pstride: usize,
+    panels: usize,
+    c: *mut f32,
+    ldc: usize,
+) {
+    let zeros = [0.0f32; NR];
+    let mut r0 = 0;
+    while r0 < m {
+        let rows = MR.min(m - r0);
+        for p in 0..panels {
+            let cp = c.add(r0 * ldc + p * NR);
+            tile_rows(
+                rows,
+                kc,
+                a.add(r0),
+                ak,
+                b.add(p * pstride),
+                cp,
+                ldc,
+                zeros.as_ptr(),
+            );
         }
+        r0 += rows;
     }
 }
 
