@@ -282,28 +282,33 @@ unsafe fn exp8(x: __m256) -> __m256 {
     _mm256_mul_ps(y, _mm256_castsi256_ps(e))
 }
 
-/// `gelu(x) = x/2 (1 + erf(x / sqrt 2))` on 8 lanes; erf by Abramowitz & Stegun 7.1.26
-/// (absolute error below 1.5e-7, the exact GELU to f32 precision, not the tanh form).
+/// `gelu(x) = x/2 (1 + erf(x / sqrt 2))` on 8 lanes, the exact (erf) form, not the tanh one.
+/// erf is the rational approximation of Eigen and XLA (`z P(z^2) / Q(z^2)` on z clamped to
+/// [-4, 4], absolute error below 2e-7), with no exp; the division is a reciprocal estimate
+/// refined by one Newton step.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[inline]
 unsafe fn gelu8(x: __m256) -> __m256 {
     let z = _mm256_mul_ps(x, _mm256_set1_ps(std::f32::consts::FRAC_1_SQRT_2));
-    let sign = _mm256_and_ps(z, _mm256_set1_ps(-0.0));
-    let a = _mm256_andnot_ps(_mm256_set1_ps(-0.0), z);
-    // t = 1 / (1 + p a): reciprocal estimate refined by one Newton step (~1e-7 relative)
-    let den = _mm256_fmadd_ps(a, _mm256_set1_ps(0.327_591_1), _mm256_set1_ps(1.0));
-    let r0 = _mm256_rcp_ps(den);
-    let t = _mm256_mul_ps(r0, _mm256_fnmadd_ps(den, r0, _mm256_set1_ps(2.0)));
-    let mut p = _mm256_set1_ps(1.061_405_4);
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-1.453_152_1));
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.421_413_8));
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-0.284_496_74));
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.254_829_6));
-    p = _mm256_mul_ps(p, t);
-    let e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), _mm256_mul_ps(a, a)));
-    let erf_abs = _mm256_fnmadd_ps(p, e, _mm256_set1_ps(1.0));
-    let erf = _mm256_or_ps(erf_abs, sign);
+    let z = _mm256_min_ps(_mm256_max_ps(z, _mm256_set1_ps(-4.0)), _mm256_set1_ps(4.0));
+    let z2 = _mm256_mul_ps(z, z);
+    let mut p = _mm256_set1_ps(-2.726_142_3e-10);
+    p = _mm256_fmadd_ps(p, z2, _mm256_set1_ps(2.770_681_4e-8));
+    p = _mm256_fmadd_ps(p, z2, _mm256_set1_ps(-2.101_024e-6));
+    p = _mm256_fmadd_ps(p, z2, _mm256_set1_ps(-5.692_506_4e-5));
+    p = _mm256_fmadd_ps(p, z2, _mm256_set1_ps(-7.349_906_3e-4));
+    p = _mm256_fmadd_ps(p, z2, _mm256_set1_ps(-2.954_600_0e-3));
+    p = _mm256_fmadd_ps(p, z2, _mm256_set1_ps(-1.609_603_3e-2));
+    p = _mm256_mul_ps(p, z);
+    let mut q = _mm256_set1_ps(-1.456_607_2e-5);
+    q = _mm256_fmadd_ps(q, z2, _mm256_set1_ps(-2.133_740_6e-4));
+    q = _mm256_fmadd_ps(q, z2, _mm256_set1_ps(-1.682_827e-3));
+    q = _mm256_fmadd_ps(q, z2, _mm256_set1_ps(-7.373_329e-3));
+    q = _mm256_fmadd_ps(q, z2, _mm256_set1_ps(-1.426_473_9e-2));
+    let r0 = _mm256_rcp_ps(q);
+    let r = _mm256_mul_ps(r0, _mm256_fnmadd_ps(q, r0, _mm256_set1_ps(2.0)));
+    let erf = _mm256_mul_ps(p, r);
     let half_x = _mm256_mul_ps(x, _mm256_set1_ps(0.5));
     _mm256_fmadd_ps(half_x, erf, half_x)
 }
