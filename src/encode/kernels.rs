@@ -298,7 +298,7 @@ unsafe fn gelu8(x: __m256) -> __m256 {
     p = _mm256_fmadd_ps(p, z2, _mm256_set1_ps(-2.101_024e-6));
     p = _mm256_fmadd_ps(p, z2, _mm256_set1_ps(-5.692_506_4e-5));
     p = _mm256_fmadd_ps(p, z2, _mm256_set1_ps(-7.349_906_3e-4));
-    p = _mm256_fmadd_ps(p, z2, _mm256_set1_ps(-2.954_600_0e-3));
+    p = _mm256_fmadd_ps(p, z2, _mm256_set1_ps(-2.9546e-3));
     p = _mm256_fmadd_ps(p, z2, _mm256_set1_ps(-1.609_603_3e-2));
     p = _mm256_mul_ps(p, z);
     let mut q = _mm256_set1_ps(-1.456_607_2e-5);
