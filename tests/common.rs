@@ -42,12 +42,14 @@ pub fn read_jsonl(p: &std::path::Path) -> Vec<serde_json::Value> {
 /// Runs the vocmine binary in `dir` with its embedding cache there; panics with the output
 /// unless it succeeds, else returns stdout.
 pub fn vocmine_in(dir: &std::path::Path, args: &[&str]) -> String {
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_vocmine"))
-        .args(args)
-        .current_dir(dir)
-        .env("VOCMINE_CACHE", dir.join("cache"))
-        .output()
-        .unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_vocmine"));
+    cmd.current_dir(dir).env("VOCMINE_CACHE", dir.join("cache"));
+    run_checked(cmd, args)
+}
+
+/// Runs `cmd` with `args`; panics with the output unless it succeeds, else returns stdout.
+pub fn run_checked(mut cmd: std::process::Command, args: &[&str]) -> String {
+    let o = cmd.args(args).output().unwrap();
     let out = String::from_utf8_lossy(&o.stdout).to_string();
     assert!(
         o.status.success(),

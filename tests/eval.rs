@@ -6,19 +6,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
+/// Runs vocmine in the repository root (its embedding cache is the repository's).
 fn vocmine(args: &[&str]) -> String {
-    let o = Command::new(env!("CARGO_BIN_EXE_vocmine"))
-        .args(args)
-        .current_dir(common::root())
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&o.stdout).to_string();
-    assert!(
-        o.status.success(),
-        "{args:?}\n{out}\n{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    out
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vocmine"));
+    cmd.current_dir(common::root());
+    common::run_checked(cmd, args)
 }
 
 const DATA: &[(&str, &str)] = &[

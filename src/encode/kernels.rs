@@ -97,6 +97,12 @@ pub enum Epilogue<'a> {
     BiasResidual(&'a [f32]),
 }
 
+thread_local! {
+    /// The packed block of activations of [`linear`], kept per thread: allocating it per call
+    /// (147 KiB, above malloc's mmap threshold) cost page faults on every matmul.
+    static APACK: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// `out (m x n) = epilogue(x (m x k) W^T + b)`, all row-major and contiguous.
 pub fn linear(x: &[f32], m: usize, w: &PackedLinear, out: &mut [f32], ep: Epilogue) {
     assert!(available(), "AVX2 + FMA kernels on a CPU without them");
@@ -105,22 +111,35 @@ pub fn linear(x: &[f32], m: usize, w: &PackedLinear, out: &mut [f32], ep: Epilog
     if let Epilogue::BiasResidual(r) = ep {
         assert_eq!(r.len(), m * w.n, "residual is not {m} x {}", w.n);
     }
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: shapes checked above; AVX2 + FMA checked by `available`.
-    unsafe {
-        linear_avx2(x, m, w, out, ep)
-    }
+    APACK.with(|cell| {
+        let mut apack = cell.borrow_mut();
+        if apack.len() < MC * KC {
+            apack.resize(MC * KC, 0.0);
+        }
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: shapes checked above; AVX2 + FMA checked by `available`; `apack` holds an
+        // MC x KC block.
+        unsafe {
+            linear_avx2(x, m, w, out, ep, &mut apack)
+        }
+    })
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn linear_avx2(x: &[f32], m: usize, w: &PackedLinear, out: &mut [f32], ep: Epilogue) {
+unsafe fn linear_avx2(
+    x: &[f32],
+    m: usize,
+    w: &PackedLinear,
+    out: &mut [f32],
+    ep: Epilogue,
+    apack: &mut [f32],
+) {
     let (k, n) = (w.k, w.n);
     let panels = n / NR;
     let wp = w.data.as_slice().as_ptr();
     let xp = x.as_ptr();
     let op = out.as_mut_ptr();
-    let mut apack = vec![0.0f32; MC * KC + 8];
     let mut k0 = 0;
     while k0 < k {
         let kc = KC.min(k - k0);
