@@ -46,10 +46,10 @@ pub struct HeadMeta {
 pub struct Head {
     /// Its description.
     pub meta: HeadMeta,
-    w1: Tensor,
-    b1: Tensor,
-    w2: Option<Tensor>,
-    b2: Option<Tensor>,
+    pub(crate) w1: Tensor,
+    pub(crate) b1: Tensor,
+    pub(crate) w2: Option<Tensor>,
+    pub(crate) b2: Option<Tensor>,
 }
 
 fn paths(stem: &Path) -> (PathBuf, PathBuf) {
@@ -136,7 +136,7 @@ impl Head {
 
     /// Raw logits for a batch of embeddings `(n, input_dim)`.
     pub fn logits(&self, x: &Tensor) -> Result<Tensor> {
-        forward(x, &self.w1, &self.b1, self.w2.as_ref(), self.b2.as_ref())
+        head_forward(x, &self.w1, &self.b1, self.w2.as_ref(), self.b2.as_ref())
     }
 
     /// Calibrated probabilities, one row per embedding.
@@ -267,7 +267,8 @@ pub fn to_tensor(embs: &[Vec<f32>]) -> Result<Tensor> {
     Ok(Tensor::from_vec(flat, (embs.len(), d), &Device::Cpu)?)
 }
 
-fn forward(
+/// A head's logits: linear, or linear-GELU-linear.
+pub(crate) fn head_forward(
     x: &Tensor,
     w1: &Tensor,
     b1: &Tensor,
@@ -348,7 +349,7 @@ pub struct TrainReport {
     pub train_counts: BTreeMap<String, usize>,
 }
 
-fn init(rng: &mut Rng, out: usize, inp: usize) -> Result<(Var, Var)> {
+pub(crate) fn init(rng: &mut Rng, out: usize, inp: usize) -> Result<(Var, Var)> {
     let a = (6.0 / (inp + out) as f64).sqrt();
     let w: Vec<f32> = (0..out * inp)
         .map(|_| ((rng.next_f64() * 2.0 - 1.0) * a) as f32)
@@ -509,7 +510,7 @@ pub fn train_head(
             .collect()
     };
     let run = |x: &Tensor| {
-        forward(
+        head_forward(
             x,
             w1.as_tensor(),
             b1.as_tensor(),
@@ -564,7 +565,7 @@ pub fn train_head(
     } else {
         (None, None)
     };
-    let dev_logits = forward(&xd, &w1, &b1, w2.as_ref(), b2.as_ref())?;
+    let dev_logits = head_forward(&xd, &w1, &b1, w2.as_ref(), b2.as_ref())?;
     let (temperature, nll_raw, nll_cal) = match y_dev {
         Targets::Single(y) => fit_temperature(&dev_logits, y)?,
         Targets::Multi(_) => (1.0, f64::NAN, f64::NAN),

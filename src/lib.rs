@@ -11,6 +11,7 @@ pub mod corpus;
 pub mod encode;
 pub mod error;
 pub mod eval;
+pub mod finetune;
 pub mod index;
 pub mod ingest;
 pub mod metrics;

@@ -48,6 +48,10 @@ fn yes() -> bool {
 pub struct Manifest {
     /// Encoder folder, relative to the manifest.
     pub encoder: String,
+    /// Fine-tuned encoder weights (a safetensors file of the tuned layers), relative to the
+    /// manifest: merged over the base weights at load time, so scoring costs nothing extra.
+    #[serde(default)]
+    pub encoder_overlay: Option<String>,
     /// Token limit the heads were trained with.
     #[serde(default = "default_max_len")]
     pub max_len: usize,
@@ -77,6 +81,8 @@ pub struct ModelSpec {
     pub dir: PathBuf,
     /// The encoder folder.
     pub encoder_dir: PathBuf,
+    /// Fine-tuned weights merged over the encoder's at load time.
+    pub encoder_overlay: Option<PathBuf>,
     /// Token limit.
     pub max_len: usize,
     /// Task name -> head stem or taxonomy file.
@@ -104,6 +110,7 @@ impl ModelSpec {
             Ok(ModelSpec {
                 dir: dir.to_path_buf(),
                 encoder_dir: dir.join(&man.encoder),
+                encoder_overlay: man.encoder_overlay.as_ref().map(|o| dir.join(o)),
                 max_len: man.max_len,
                 heads: man
                     .tasks
@@ -133,6 +140,7 @@ impl ModelSpec {
             Ok(ModelSpec {
                 dir: dir.to_path_buf(),
                 encoder_dir: dir.to_path_buf(),
+                encoder_overlay: None,
                 max_len: default_max_len(),
                 heads: BTreeMap::new(),
                 default_tasks: Vec::new(),
@@ -145,9 +153,13 @@ impl ModelSpec {
         }
     }
 
-    /// Loads the encoder with `cfg` (its `max_len` is taken from the manifest).
+    /// Loads the encoder with `cfg` (its `max_len` and overlay are taken from the manifest;
+    /// an overlay already set in `cfg` wins).
     pub fn load_encoder(&self, mut cfg: EncoderConfig) -> Result<Encoder> {
         cfg.max_len = self.max_len;
+        if cfg.overlay.is_none() {
+            cfg.overlay = self.encoder_overlay.clone();
+        }
         Encoder::load(&self.encoder_dir, cfg)
     }
 

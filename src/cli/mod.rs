@@ -2,6 +2,7 @@
 
 mod bench_search;
 mod eval;
+mod finetune;
 mod report;
 mod search;
 mod topics;
@@ -251,11 +252,26 @@ struct StatusArgs {
 #[derive(Args)]
 struct TrainArgs {
     /// Task name (the key of its result in the output), e.g. sentiment
-    #[arg(long)]
+    #[arg(long, required_unless_present = "finetune", default_value = "")]
     task: String,
     /// Training files (JSONL or CSV), repeatable
-    #[arg(long, required = true)]
+    #[arg(long, required_unless_present = "finetune")]
     data: Vec<PathBuf>,
+    /// Fine-tune the encoder's top layers and the heads of several tasks jointly, as the spec
+    /// file says (tasks, data, settings; see models/finetune.toml); --out is then a folder that
+    /// receives a model bundle. Resumes from its checkpoint when interrupted
+    #[arg(long, value_name = "SPEC")]
+    finetune: Option<PathBuf>,
+    /// With --finetune: how many top layers to tune [default: the spec's]
+    #[arg(long)]
+    layers: Option<usize>,
+    /// With --finetune: stop after this many steps (a checkpoint keeps the rest; run again to
+    /// resume)
+    #[arg(long, default_value_t = 0)]
+    stop_after: usize,
+    /// With --finetune: where training steps run (cuda needs a build with --features cuda)
+    #[arg(long, default_value = "cpu", value_parser = ["cpu", "cuda"])]
+    device: String,
     /// Dev files for early stopping and calibration, repeatable [default: hold out
     /// --dev-fraction of the training data]
     #[arg(long)]
@@ -314,7 +330,7 @@ struct TrainArgs {
     /// Seed for sampling, initialisation and shuffling
     #[arg(long, default_value_t = 42)]
     seed: u64,
-    /// Output head stem (writes STEM.json and STEM.safetensors)
+    /// Output head stem (writes STEM.json and STEM.safetensors); with --finetune, a folder
     #[arg(long)]
     out: PathBuf,
     /// Embedding cache folder [default: $VOCMINE_CACHE or .cache/vocmine]
@@ -594,6 +610,16 @@ pub(crate) fn embed(
 }
 
 fn cmd_train(a: TrainArgs) -> Result<()> {
+    if let Some(spec) = &a.finetune {
+        return finetune::run(finetune::FinetuneCli {
+            spec,
+            out: &a.out,
+            layers: a.layers,
+            stop_after: a.stop_after,
+            device: &a.device,
+            enc: &a.enc,
+        });
+    }
     let t0 = Instant::now();
     let spec = a.enc.spec()?;
     let encoder = a.enc.load(&spec)?;

@@ -62,9 +62,21 @@ fn grow(v: &mut Vec<f32>, n: usize) {
 }
 
 impl PackedBert {
-    /// Loads `model.safetensors` (any float type, converted to f32) with `config`.
-    pub fn load(weights: &Path, config: &Config) -> Result<PackedBert> {
-        let tensors = candle_core::safetensors::load(weights, &Device::Cpu)?;
+    /// Loads `model.safetensors` (any float type, converted to f32) with `config`; the tensors
+    /// of `overlay` (fine-tuned layers) replace the base's of the same name.
+    pub fn load(weights: &Path, overlay: Option<&Path>, config: &Config) -> Result<PackedBert> {
+        let mut tensors = candle_core::safetensors::load(weights, &Device::Cpu)?;
+        if let Some(o) = overlay {
+            for (name, t) in candle_core::safetensors::load(o, &Device::Cpu)? {
+                if !tensors.contains_key(&name) {
+                    return Err(Error::model(
+                        o,
+                        format!("overlay tensor {name} is not in the base model"),
+                    ));
+                }
+                tensors.insert(name, t);
+            }
+        }
         let get = |name: &str, shape: &[usize]| -> Result<Vec<f32>> {
             let t: &Tensor = tensors
                 .get(name)
@@ -160,6 +172,59 @@ impl PackedBert {
     /// sequences' attention over the current rayon pool.
     pub fn embed(&self, batch: &[&[u32]], threads: usize) -> Result<Vec<Vec<f32>>> {
         let h = self.hidden;
+        self.run(batch, self.layers.len(), threads, |x, offsets| {
+            // mean pooling over each sequence's tokens, then L2 normalisation
+            offsets
+                .windows(2)
+                .map(|w| {
+                    let mut v = vec![0.0f32; h];
+                    for r in w[0]..w[1] {
+                        for (o, &val) in v.iter_mut().zip(&x[r * h..(r + 1) * h]) {
+                            *o += val;
+                        }
+                    }
+                    let n = (w[1] - w[0]) as f32;
+                    v.iter_mut().for_each(|o| *o /= n);
+                    let norm = v.iter().map(|o| o * o).sum::<f32>().sqrt().max(1e-12);
+                    v.iter_mut().for_each(|o| *o /= norm);
+                    v
+                })
+                .collect()
+        })
+    }
+
+    /// The hidden states after the first `layers` layers, one `len x hidden` block per
+    /// sequence (`layers` above the model's depth runs all of them).
+    pub fn hidden_states(
+        &self,
+        batch: &[&[u32]],
+        layers: usize,
+        threads: usize,
+    ) -> Result<Vec<Vec<f32>>> {
+        let h = self.hidden;
+        self.run(
+            batch,
+            layers.min(self.layers.len()),
+            threads,
+            |x, offsets| {
+                offsets
+                    .windows(2)
+                    .map(|w| x[w[0] * h..w[1] * h].to_vec())
+                    .collect()
+            },
+        )
+    }
+
+    /// Runs the embedding layer and the first `depth` layers, then hands the packed hidden
+    /// states and the sequences' row offsets to `finish`.
+    fn run<R>(
+        &self,
+        batch: &[&[u32]],
+        depth: usize,
+        threads: usize,
+        finish: impl FnOnce(&[f32], &[usize]) -> R,
+    ) -> Result<R> {
+        let h = self.hidden;
         let mut offsets = Vec::with_capacity(batch.len() + 1);
         offsets.push(0usize);
         for s in batch {
@@ -207,7 +272,7 @@ impl PackedBert {
             let ctx = &mut s.ctx[..t * h];
             let a = &mut s.a[..t * h];
             let inter = &mut s.inter[..t * self.inter];
-            for layer in &self.layers {
+            for layer in &self.layers[..depth] {
                 par_linear(x, t, &layer.qkv, qkv, Epilogue::Bias, threads);
                 self.attention(qkv, ctx, &offsets, &mut s.attn, threads);
                 par_linear(ctx, t, &layer.out, a, Epilogue::BiasResidual(x), threads);
@@ -223,23 +288,7 @@ impl PackedBert {
                 );
                 kernels::layer_norm(x, h, &layer.ln2.0, &layer.ln2.1, self.eps);
             }
-            // mean pooling over each sequence's tokens, then L2 normalisation
-            Ok(offsets
-                .windows(2)
-                .map(|w| {
-                    let mut v = vec![0.0f32; h];
-                    for r in w[0]..w[1] {
-                        for (o, &val) in v.iter_mut().zip(&x[r * h..(r + 1) * h]) {
-                            *o += val;
-                        }
-                    }
-                    let n = (w[1] - w[0]) as f32;
-                    v.iter_mut().for_each(|o| *o /= n);
-                    let norm = v.iter().map(|o| o * o).sum::<f32>().sqrt().max(1e-12);
-                    v.iter_mut().for_each(|o| *o /= norm);
-                    v
-                })
-                .collect())
+            Ok(finish(x, &offsets))
         })
     }
 

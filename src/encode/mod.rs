@@ -60,6 +60,9 @@ pub struct EncoderConfig {
     pub workers: usize,
     /// Forward-pass implementation (default [`Engine::best`]).
     pub engine: Engine,
+    /// A safetensors file whose tensors replace the base weights of the same name (the
+    /// fine-tuned top layers of `vocmine train --finetune`), merged at load time.
+    pub overlay: Option<PathBuf>,
 }
 
 impl Default for EncoderConfig {
@@ -72,6 +75,7 @@ impl Default for EncoderConfig {
             threads,
             workers: threads,
             engine: Engine::best(),
+            overlay: None,
         }
     }
 }
@@ -129,10 +133,17 @@ impl Encoder {
         )
         .map_err(|e| Error::model(&config_path, e.to_string()))?;
         let device = Device::Cpu;
-        let model = match cfg.engine {
-            Engine::Packed if kernels::available() => {
-                Model::Packed(bert::PackedBert::load(&weights, &config)?)
+        if let Some(o) = &cfg.overlay {
+            if !o.is_file() {
+                return Err(Error::model(o, "the encoder overlay file is missing"));
             }
+        }
+        let model = match cfg.engine {
+            Engine::Packed if kernels::available() => Model::Packed(bert::PackedBert::load(
+                &weights,
+                cfg.overlay.as_deref(),
+                &config,
+            )?),
             Engine::Packed => {
                 return Err(Error::model(
                     dir,
@@ -141,9 +152,11 @@ impl Encoder {
             }
             Engine::Candle => {
                 // SAFETY: the weights file is mapped read-only and not modified while mapped.
-                let vb = unsafe {
-                    VarBuilder::from_mmaped_safetensors(&[&weights], DType::F32, &device)?
-                };
+                // Later files win: the overlay's tensors replace the base's of the same name.
+                let mut files = vec![weights.clone()];
+                files.extend(cfg.overlay.clone());
+                let vb =
+                    unsafe { VarBuilder::from_mmaped_safetensors(&files, DType::F32, &device)? };
                 Model::Candle(BertModel::load(vb, &config)?)
             }
         };
@@ -199,8 +212,12 @@ impl Encoder {
     /// that caches and run states notice a different model.
     pub fn fingerprint(&self) -> Result<String> {
         let mut h = Sha256::new();
-        for f in ["config.json", "model.safetensors", "tokenizer.json"] {
-            let p = self.dir.join(f);
+        let mut files: Vec<PathBuf> = ["config.json", "model.safetensors", "tokenizer.json"]
+            .iter()
+            .map(|f| self.dir.join(f))
+            .collect();
+        files.extend(self.cfg.overlay.clone());
+        for p in files {
             let mut file = std::fs::File::open(&p).map_err(|e| Error::io(&p, e))?;
             let mut buf = vec![0u8; 1 << 20];
             loop {
@@ -212,6 +229,7 @@ impl Encoder {
             }
         }
         h.update(format!("max_len={};prefix={}", self.cfg.max_len, self.cfg.prefix).as_bytes());
+        // (an overlay's bytes are hashed above; without one the fingerprint is unchanged)
         let d = h.finalize();
         Ok(d[..8].iter().map(|b| format!("{b:02x}")).collect())
     }
@@ -296,6 +314,41 @@ impl Encoder {
         for (idx, embs) in batches.iter().zip(results) {
             for (&i, e) in idx.iter().zip(embs) {
                 out[i] = e;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The per-token hidden states after the first `layers` transformer layers (0: the
+    /// embedding layer's output), one `len x hidden` row-major block per sequence, in input
+    /// order. Needs the packed engine. `vocmine train --finetune` caches these once and trains
+    /// only the layers above.
+    pub fn hidden_states(&self, toks: &[TokenIds], layers: usize) -> Result<Vec<Vec<f32>>> {
+        let Model::Packed(m) = &self.model else {
+            return Err(Error::model(
+                &self.dir,
+                "caching hidden states needs the packed engine (a CPU with AVX2 and FMA)",
+            ));
+        };
+        let mut order: Vec<usize> = (0..toks.len()).collect();
+        order.sort_by_key(|&i| (toks[i].len(), i));
+        let batches: Vec<&[usize]> = order.chunks(self.cfg.batch_size.max(1)).collect();
+        let intra = (self.cfg.threads / self.cfg.workers.max(1)).max(1);
+        let run = |idx: &&[usize]| -> Result<Vec<Vec<f32>>> {
+            let seqs: Vec<&[u32]> = idx.iter().map(|&i| toks[i].as_slice()).collect();
+            m.hidden_states(&seqs, layers, intra)
+        };
+        let results: Vec<Vec<Vec<f32>>> = self.pool.install(|| {
+            batches
+                .par_iter()
+                .with_max_len(1)
+                .map(run)
+                .collect::<Result<_>>()
+        })?;
+        let mut out = vec![Vec::new(); toks.len()];
+        for (idx, hs) in batches.iter().zip(results) {
+            for (&i, x) in idx.iter().zip(hs) {
+                out[i] = x;
             }
         }
         Ok(out)
