@@ -203,7 +203,7 @@ fn suite_writes_one_markdown_table() {
 }
 
 /// Issue floor: the shipped 10-shot banking77 head (10 train examples per intent + names,
-/// refined prototypes, on the frozen encoder) reaches 80% on banking77 test.
+/// refined prototypes) reaches 80% on banking77 test.
 #[test]
 fn banking77_ten_shot_head_reaches_eighty_percent() {
     let Some(test) = common::shared("corpora/banking77/test.jsonl") else {
@@ -211,11 +211,8 @@ fn banking77_ten_shot_head_reaches_eighty_percent() {
     };
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("b77.json");
-    let frozen = common::model_dir().join("frozen");
     vocmine(&[
         "eval",
-        "--model",
-        frozen.to_str().unwrap(),
         "--task",
         "banking77_10shot",
         "--data",

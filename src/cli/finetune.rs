@@ -357,12 +357,15 @@ pub(crate) fn run(cli: FinetuneCli) -> Result<()> {
         head.meta.training = training.clone();
         let stem = cli.out.join("heads").join(&head.meta.task);
         head.save(&stem)?;
+        // a task keeps the base bundle's `default` flag (benchmark heads stay opt-in)
+        let default = !model.heads.contains_key(&head.meta.task)
+            || model.default_tasks.contains(&head.meta.task);
         entries.insert(
             head.meta.task.clone(),
             TaskEntry {
                 head: Some(format!("heads/{}", head.meta.task)),
                 taxonomy: None,
-                default: true,
+                default,
             },
         );
     }
