@@ -544,15 +544,20 @@ pub fn finetune(
         },
     };
 
-    let per_epoch = epoch_batches(
-        input.train,
-        input.tasks.len(),
-        cfg.batch_size.max(1),
-        h,
-        cfg.seed,
-        0,
-    )
-    .len();
+    let plan = |epoch: usize| {
+        epoch_batches(
+            input.train,
+            input.tasks.len(),
+            cfg.batch_size.max(1),
+            h,
+            cfg.seed,
+            epoch,
+        )
+    };
+    // every epoch has the same number of batches; the plan is rebuilt when the epoch changes
+    let mut epoch = 0;
+    let mut batches = plan(0);
+    let per_epoch = batches.len();
     let total = per_epoch * cfg.epochs.max(1);
     let eval_every = if cfg.eval_every == 0 {
         per_epoch
@@ -625,29 +630,13 @@ pub fn finetune(
         // the starting point (warm-started heads on the base encoder) is a candidate too
         evaluate_point(&mut st, &model, input, cfg, &mut best, &mut log)?;
     }
-    let mut epoch = st.step / per_epoch;
-    let mut batches = epoch_batches(
-        input.train,
-        input.tasks.len(),
-        cfg.batch_size.max(1),
-        h,
-        cfg.seed,
-        epoch,
-    );
     while !st.finished && st.step < total {
         if cfg.stop_after > 0 && st.step - steps_before >= cfg.stop_after {
             break;
         }
         if st.step / per_epoch != epoch {
             epoch = st.step / per_epoch;
-            batches = epoch_batches(
-                input.train,
-                input.tasks.len(),
-                cfg.batch_size.max(1),
-                h,
-                cfg.seed,
-                epoch,
-            );
+            batches = plan(epoch);
         }
         let idx = &batches[st.step % per_epoch];
         let ex: Vec<&Example> = idx.iter().map(|&i| &input.train[i]).collect();

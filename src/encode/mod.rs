@@ -292,28 +292,39 @@ impl Encoder {
     /// Encodes token sequences: sorts them by length, cuts batches, runs them (one at a time,
     /// or `workers` at once), and returns embeddings in input order.
     pub fn encode_ids(&self, toks: &[TokenIds]) -> Result<Vec<Vec<f32>>> {
+        self.by_length(toks, self.cfg.workers > 1, |idx| {
+            let batch: Vec<&TokenIds> = idx.iter().map(|&i| &toks[i]).collect();
+            self.forward_batch(&batch)
+        })
+    }
+
+    /// Sorts sequences by length, cuts batches of `batch_size`, runs `run` on each batch's
+    /// indices (in parallel on the pool, one batch per thread, or one after another), and
+    /// returns one row per sequence in input order.
+    fn by_length(
+        &self,
+        toks: &[TokenIds],
+        parallel: bool,
+        run: impl Fn(&[usize]) -> Result<Vec<Vec<f32>>> + Sync,
+    ) -> Result<Vec<Vec<f32>>> {
         let mut order: Vec<usize> = (0..toks.len()).collect();
         order.sort_by_key(|&i| (toks[i].len(), i));
         let batches: Vec<&[usize]> = order.chunks(self.cfg.batch_size.max(1)).collect();
-        let run = |idx: &&[usize]| -> Result<Vec<Vec<f32>>> {
-            let batch: Vec<&TokenIds> = idx.iter().map(|&i| &toks[i]).collect();
-            self.forward_batch(&batch)
-        };
         let results: Vec<Vec<Vec<f32>>> = self.pool.install(|| {
-            if self.cfg.workers > 1 {
+            if parallel {
                 batches
                     .par_iter()
                     .with_max_len(1)
-                    .map(run)
+                    .map(|b| run(b))
                     .collect::<Result<_>>()
             } else {
-                batches.iter().map(run).collect::<Result<_>>()
+                batches.iter().map(|b| run(b)).collect::<Result<_>>()
             }
         })?;
         let mut out = vec![Vec::new(); toks.len()];
-        for (idx, embs) in batches.iter().zip(results) {
-            for (&i, e) in idx.iter().zip(embs) {
-                out[i] = e;
+        for (idx, rows) in batches.iter().zip(results) {
+            for (&i, r) in idx.iter().zip(rows) {
+                out[i] = r;
             }
         }
         Ok(out)
@@ -330,28 +341,11 @@ impl Encoder {
                 "caching hidden states needs the packed engine (a CPU with AVX2 and FMA)",
             ));
         };
-        let mut order: Vec<usize> = (0..toks.len()).collect();
-        order.sort_by_key(|&i| (toks[i].len(), i));
-        let batches: Vec<&[usize]> = order.chunks(self.cfg.batch_size.max(1)).collect();
         let intra = (self.cfg.threads / self.cfg.workers.max(1)).max(1);
-        let run = |idx: &&[usize]| -> Result<Vec<Vec<f32>>> {
+        self.by_length(toks, true, |idx| {
             let seqs: Vec<&[u32]> = idx.iter().map(|&i| toks[i].as_slice()).collect();
             m.hidden_states(&seqs, layers, intra)
-        };
-        let results: Vec<Vec<Vec<f32>>> = self.pool.install(|| {
-            batches
-                .par_iter()
-                .with_max_len(1)
-                .map(run)
-                .collect::<Result<_>>()
-        })?;
-        let mut out = vec![Vec::new(); toks.len()];
-        for (idx, hs) in batches.iter().zip(results) {
-            for (&i, x) in idx.iter().zip(hs) {
-                out[i] = x;
-            }
-        }
-        Ok(out)
+        })
     }
 
     /// Tokenises and encodes texts; returns the embeddings and each text's token count.
