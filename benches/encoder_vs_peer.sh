@@ -5,11 +5,12 @@
 #
 # Texts: the 8,957 test texts of waimai_10k + online_shopping_10_cats + twitter_airline (the
 # peer benchmark's set, in its order), batch 32, sorted by length. For each thread count, one
-# after the other on an idle machine: the peer's ort-fp32 and ort-opt runs (fresh processes,
-# `../shared/bench/peer_encode.py`), then `vocmine bench` with the packed engine, whose every
-# embedding is checked against the ort-fp32 embeddings of the same texts (cosine >= 0.999).
-# PEERS=ort-fp32 skips ort-opt (slower than ort-fp32 at 1 and 2 threads here). Needs the peer venv: bash ../shared/bench/setup.sh /tmp/peer-venv --no-torch.
-# Run nothing else meanwhile: the machine has 2 cores. Takes ~16 minutes here.
+# after the other on an idle machine: the peer's ort-fp32, ort-opt and ort-int8 runs (fresh
+# processes, `../shared/bench/peer_encode.py`), then `vocmine bench` with each engine of
+# ENGINES (default "packed int8"), whose every embedding is checked against the ort-fp32
+# embeddings of the same texts (cosine >= 0.999 for packed, >= 0.995 for int8).
+# PEERS=ort-fp32,ort-int8 skips ort-opt (slower than ort-fp32 at 1 and 2 threads here). Needs the peer venv: bash ../shared/bench/setup.sh /tmp/peer-venv --no-torch.
+# Run nothing else meanwhile: the machine has 2 cores. Takes ~25 minutes here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${1:-/tmp/peer-venv}
@@ -24,10 +25,15 @@ cargo build --release --quiet
 BIN=target/release/vocmine
 for t in $THREADS; do
   echo "== threads $t" | tee -a "$OUT/results.txt"
-  "$VENV/bin/python" "$SHARED/bench/peer_encode.py" --peers "${PEERS:-ort-fp32,ort-opt}" --orders sorted \
+  "$VENV/bin/python" "$SHARED/bench/peer_encode.py" --peers "${PEERS:-ort-fp32,ort-opt,ort-int8}" --orders sorted \
     --threads "$t" --work-dir "$OUT/peer-work" --out-dir "$OUT/peer" --skip-numpy-check \
     --idle-wait 60 2>&1 | grep -E "^\| ort-" | tee -a "$OUT/results.txt"
-  /usr/bin/time -f "vocmine bench: peak RSS %M KiB" $BIN bench $FILES --threads "$t" \
-    --reference "$OUT/peer-work/emb_ort-fp32_t${t}_sorted.npy" 2>&1 | tee -a "$OUT/results.txt"
+  for e in ${ENGINES:-packed int8}; do
+    min=0.999
+    [ "$e" = int8 ] && min=0.995
+    /usr/bin/time -f "vocmine bench ($e): peak RSS %M KiB" $BIN bench $FILES --threads "$t" \
+      --engine "$e" --min-cosine "$min" \
+      --reference "$OUT/peer-work/emb_ort-fp32_t${t}_sorted.npy" 2>&1 | tee -a "$OUT/results.txt"
+  done
 done
 echo "results in $OUT/results.txt and $OUT/peer/"

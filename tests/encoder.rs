@@ -47,6 +47,34 @@ fn embeddings_match_the_reference_at_cosine_0999() {
         worst = worst.min(c);
     }
     eprintln!("worst cosine over 200 texts: {worst}");
+
+    // the int8 engine: close to the f32 reference, yet its own numbers (quantization noise);
+    // its fingerprint differs, so no cache mixes its embeddings with f32 ones
+    let int8 = spec
+        .load_encoder(EncoderConfig {
+            engine: vocmine::encode::Engine::Int8,
+            ..EncoderConfig::default()
+        })
+        .unwrap();
+    let (q, qlens) = int8.encode(&refs).unwrap();
+    assert_eq!(qlens, lens);
+    let cos: Vec<f32> = q
+        .iter()
+        .enumerate()
+        .map(|(i, e)| cosine(e, &reference[i * 384..(i + 1) * 384]))
+        .collect();
+    let (min, mean) = (
+        cos.iter().cloned().fold(1.0f32, f32::min),
+        cos.iter().sum::<f32>() / cos.len() as f32,
+    );
+    eprintln!("int8: cosine to the reference min {min}, mean {mean}");
+    assert!(min >= 0.995, "int8 worst cosine {min}");
+    assert!(mean >= 0.999, "int8 mean cosine {mean}");
+    assert!(
+        mean < 0.99999,
+        "int8 embeddings equal the f32 ones: not quantized?"
+    );
+    assert_ne!(int8.fingerprint().unwrap(), enc.fingerprint().unwrap());
 }
 
 #[test]
@@ -86,6 +114,26 @@ fn batching_and_order_do_not_change_embeddings() {
     // "shipping was slow" than to "customer service was helpful"
     assert!(cosine(&a[0], &a[1]) > cosine(&a[0], &a[3]));
     assert!(cosine(&a[2], &a[3]) > cosine(&a[2], &a[1]));
+
+    // int8: each row quantized on its own, exact integer sums: the same bits in any batch
+    if vocmine::encode::kernels::available() {
+        let int8 = |batch_size, workers| {
+            spec.load_encoder(EncoderConfig {
+                batch_size,
+                workers,
+                threads: 2,
+                engine: vocmine::encode::Engine::Int8,
+                ..EncoderConfig::default()
+            })
+            .unwrap()
+        };
+        let (qa, _) = int8(1, 1).encode(&texts).unwrap();
+        let (qb, _) = int8(4, 2).encode(&texts).unwrap();
+        assert_eq!(qa, qb);
+        for (q, f) in qa.iter().zip(&a) {
+            assert!(cosine(q, f) > 0.995, "int8 vs f32: {}", cosine(q, f));
+        }
+    }
 }
 
 #[test]

@@ -9,6 +9,7 @@
 //! `BertModel` (cosine >= 0.99999, tested), mean pooling and L2 normalisation included.
 
 use super::kernels::{self, AttnScratch, Epilogue, PackedLinear};
+use super::qkernels::{self, QLinear};
 use crate::error::{Error, Result};
 use candle_core::{DType, Device, Tensor};
 use candle_transformers::models::bert::Config;
@@ -16,12 +17,50 @@ use rayon::prelude::*;
 use std::cell::RefCell;
 use std::path::Path;
 
+/// One linear layer in f32 or int8.
+enum Linear {
+    F32(PackedLinear),
+    I8(QLinear),
+}
+
+impl Linear {
+    /// f32, or int8 ([`QLinear`]) when `int8`.
+    fn new(w: &[f32], n: usize, k: usize, bias: Vec<f32>, int8: bool) -> Linear {
+        if int8 {
+            Linear::I8(QLinear::quantize(w, n, k, bias))
+        } else {
+            Linear::F32(PackedLinear::pack(w, n, k, bias))
+        }
+    }
+
+    fn k(&self) -> usize {
+        match self {
+            Linear::F32(l) => l.k,
+            Linear::I8(l) => l.k,
+        }
+    }
+
+    fn n(&self) -> usize {
+        match self {
+            Linear::F32(l) => l.n,
+            Linear::I8(l) => l.n,
+        }
+    }
+
+    fn run(&self, x: &[f32], m: usize, out: &mut [f32], ep: Epilogue) {
+        match self {
+            Linear::F32(l) => kernels::linear(x, m, l, out, ep),
+            Linear::I8(l) => qkernels::qlinear(x, m, l, out, ep),
+        }
+    }
+}
+
 struct Layer {
-    qkv: PackedLinear,
-    out: PackedLinear,
+    qkv: Linear,
+    out: Linear,
     ln1: (Vec<f32>, Vec<f32>),
-    ffn_in: PackedLinear,
-    ffn_out: PackedLinear,
+    ffn_in: Linear,
+    ffn_out: Linear,
     ln2: (Vec<f32>, Vec<f32>),
 }
 
@@ -63,8 +102,15 @@ fn grow(v: &mut Vec<f32>, n: usize) {
 
 impl PackedBert {
     /// Loads `model.safetensors` (any float type, converted to f32) with `config`; the tensors
-    /// of `overlay` (fine-tuned layers) replace the base's of the same name.
-    pub fn load(weights: &Path, overlay: Option<&Path>, config: &Config) -> Result<PackedBert> {
+    /// of `overlay` (fine-tuned layers) replace the base's of the same name. With `int8`, the
+    /// linear layers' weights are quantized to 7-bit integers ([`QLinear`]) and their inputs
+    /// to u8 per row at run time; embeddings, layer norms and attention stay f32.
+    pub fn load(
+        weights: &Path,
+        overlay: Option<&Path>,
+        config: &Config,
+        int8: bool,
+    ) -> Result<PackedBert> {
         let mut tensors = candle_core::safetensors::load(weights, &Device::Cpu)?;
         if let Some(o) = overlay {
             for (name, t) in candle_core::safetensors::load(o, &Device::Cpu)? {
@@ -101,12 +147,13 @@ impl PackedBert {
                 format!("hidden {h} / intermediate {i} / heads {heads}: the packed engine needs multiples of 16 and head widths of 16k"),
             ));
         }
-        let lin = |p: &str, n: usize, k: usize| -> Result<PackedLinear> {
-            Ok(PackedLinear::pack(
+        let lin = |p: &str, n: usize, k: usize| -> Result<Linear> {
+            Ok(Linear::new(
                 &get(&format!("{p}.weight"), &[n, k])?,
                 n,
                 k,
                 get(&format!("{p}.bias"), &[n])?,
+                int8,
             ))
         };
         let ln = |p: &str| -> Result<(Vec<f32>, Vec<f32>)> {
@@ -120,6 +167,8 @@ impl PackedBert {
         } else {
             "bert."
         };
+        let e = format!("{prefix}embeddings");
+        let emb_ln = ln(&format!("{e}.LayerNorm"))?;
         let mut layers = Vec::with_capacity(config.num_hidden_layers);
         for l in 0..config.num_hidden_layers {
             let p = format!("{prefix}encoder.layer.{l}");
@@ -129,16 +178,17 @@ impl PackedBert {
                 w.extend(get(&format!("{p}.attention.self.{part}.weight"), &[h, h])?);
                 b.extend(get(&format!("{p}.attention.self.{part}.bias"), &[h])?);
             }
+            let ln1 = ln(&format!("{p}.attention.output.LayerNorm"))?;
+            let ln2 = ln(&format!("{p}.output.LayerNorm"))?;
             layers.push(Layer {
-                qkv: PackedLinear::pack(&w, 3 * h, h, b),
+                qkv: Linear::new(&w, 3 * h, h, b, int8),
                 out: lin(&format!("{p}.attention.output.dense"), h, h)?,
-                ln1: ln(&format!("{p}.attention.output.LayerNorm"))?,
                 ffn_in: lin(&format!("{p}.intermediate.dense"), i, h)?,
                 ffn_out: lin(&format!("{p}.output.dense"), h, i)?,
-                ln2: ln(&format!("{p}.output.LayerNorm"))?,
+                ln1,
+                ln2,
             });
         }
-        let e = format!("{prefix}embeddings");
         let vocab = config.vocab_size;
         Ok(PackedBert {
             hidden: h,
@@ -157,7 +207,7 @@ impl PackedBert {
                 &[config.type_vocab_size, h],
             )?[..h]
                 .to_vec(),
-            emb_ln: ln(&format!("{e}.LayerNorm"))?,
+            emb_ln,
             layers,
         })
     }
@@ -324,21 +374,14 @@ impl PackedBert {
     }
 }
 
-/// [`kernels::linear`], its rows split into `threads` blocks run on the current rayon pool.
-fn par_linear(
-    x: &[f32],
-    m: usize,
-    w: &PackedLinear,
-    out: &mut [f32],
-    ep: Epilogue,
-    threads: usize,
-) {
+/// One linear layer, its rows split into `threads` blocks run on the current rayon pool.
+fn par_linear(x: &[f32], m: usize, w: &Linear, out: &mut [f32], ep: Epilogue, threads: usize) {
     let rows = m.div_ceil(threads.max(1)).div_ceil(kernels::MR) * kernels::MR;
     if threads <= 1 || m < 2 * kernels::MR * 4 {
-        kernels::linear(x, m, w, out, ep);
+        w.run(x, m, out, ep);
         return;
     }
-    let (k, n) = (w.k, w.n);
+    let (k, n) = (w.k(), w.n());
     let jobs: Vec<(usize, &mut [f32])> = out.chunks_mut(rows * n).enumerate().collect();
     jobs.into_par_iter().for_each(|(j, o)| {
         let r0 = j * rows;
@@ -347,6 +390,6 @@ fn par_linear(
             Epilogue::BiasResidual(res) => Epilogue::BiasResidual(&res[r0 * n..(r0 + r) * n]),
             other => other,
         };
-        kernels::linear(&x[r0 * k..(r0 + r) * k], r, w, o, e);
+        w.run(&x[r0 * k..(r0 + r) * k], r, o, e);
     });
 }

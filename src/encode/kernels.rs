@@ -185,32 +185,7 @@ unsafe fn linear_avx2(
                     };
                     tile_rows(rows, kc, a, MR, bp, c, n, bias);
                     if last {
-                        match ep {
-                            Epilogue::Bias => {}
-                            Epilogue::BiasGelu => {
-                                for r in 0..rows {
-                                    gelu_16(c.add(r * n));
-                                }
-                            }
-                            Epilogue::BiasResidual(res) => {
-                                let rp = res.as_ptr().add(i * n + p * NR);
-                                for r in 0..rows {
-                                    let cr = c.add(r * n);
-                                    let rr = rp.add(r * n);
-                                    _mm256_storeu_ps(
-                                        cr,
-                                        _mm256_add_ps(_mm256_loadu_ps(cr), _mm256_loadu_ps(rr)),
-                                    );
-                                    _mm256_storeu_ps(
-                                        cr.add(8),
-                                        _mm256_add_ps(
-                                            _mm256_loadu_ps(cr.add(8)),
-                                            _mm256_loadu_ps(rr.add(8)),
-                                        ),
-                                    );
-                                }
-                            }
-                        }
+                        finish_tile(rows, c, n, ep, i, p * NR);
                     }
                     i += rows;
                 }
@@ -218,6 +193,41 @@ unsafe fn linear_avx2(
             i0 = i1;
         }
         k0 += kc;
+    }
+}
+
+/// Applies what `ep` adds besides the bias to the `rows x 16` output tile at `c` (row stride
+/// `n`), whose first element is output `(i, col)`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+pub(super) unsafe fn finish_tile(
+    rows: usize,
+    c: *mut f32,
+    n: usize,
+    ep: Epilogue,
+    i: usize,
+    col: usize,
+) {
+    match ep {
+        Epilogue::Bias => {}
+        Epilogue::BiasGelu => {
+            for r in 0..rows {
+                gelu_16(c.add(r * n));
+            }
+        }
+        Epilogue::BiasResidual(res) => {
+            let rp = res.as_ptr().add(i * n + col);
+            for r in 0..rows {
+                let cr = c.add(r * n);
+                let rr = rp.add(r * n);
+                _mm256_storeu_ps(cr, _mm256_add_ps(_mm256_loadu_ps(cr), _mm256_loadu_ps(rr)));
+                _mm256_storeu_ps(
+                    cr.add(8),
+                    _mm256_add_ps(_mm256_loadu_ps(cr.add(8)), _mm256_loadu_ps(rr.add(8))),
+                );
+            }
+        }
     }
 }
 
@@ -619,10 +629,11 @@ unsafe fn tile_rows(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn rnd(n: usize, seed: u64) -> Vec<f32> {
+    /// `n` pseudo-random values in -0.5..0.5 (an LCG: the same for a seed everywhere).
+    pub(crate) fn rnd(n: usize, seed: u64) -> Vec<f32> {
         let mut s = seed;
         (0..n)
             .map(|_| {

@@ -12,6 +12,8 @@
 
 pub mod bert;
 pub mod kernels;
+pub mod peak;
+pub mod qkernels;
 
 use crate::error::{Error, Result};
 use candle_core::{DType, Device, Tensor};
@@ -28,6 +30,9 @@ use tokenizers::{Tokenizer, TruncationParams};
 pub enum Engine {
     /// The packed engine ([`bert::PackedBert`]): real tokens only, fused AVX2 + FMA kernels.
     Packed,
+    /// The packed engine with int8 linear layers ([`qkernels`]): 7-bit weights per output
+    /// column, u8 activations per row. Faster, and its embeddings differ slightly from f32.
+    Int8,
     /// candle-transformers' `BertModel` on padded batches.
     Candle,
 }
@@ -139,12 +144,15 @@ impl Encoder {
             }
         }
         let model = match cfg.engine {
-            Engine::Packed if kernels::available() => Model::Packed(bert::PackedBert::load(
-                &weights,
-                cfg.overlay.as_deref(),
-                &config,
-            )?),
-            Engine::Packed => {
+            Engine::Packed | Engine::Int8 if kernels::available() => {
+                Model::Packed(bert::PackedBert::load(
+                    &weights,
+                    cfg.overlay.as_deref(),
+                    &config,
+                    cfg.engine == Engine::Int8,
+                )?)
+            }
+            Engine::Packed | Engine::Int8 => {
                 return Err(Error::model(
                     dir,
                     "the packed engine needs a CPU with AVX2 and FMA; use the candle engine",
@@ -229,6 +237,10 @@ impl Encoder {
             }
         }
         h.update(format!("max_len={};prefix={}", self.cfg.max_len, self.cfg.prefix).as_bytes());
+        if self.cfg.engine == Engine::Int8 {
+            // int8 embeddings differ from f32 ones: caches must not mix them
+            h.update(b";engine=int8");
+        }
         // (an overlay's bytes are hashed above; without one the fingerprint is unchanged)
         let d = h.finalize();
         Ok(d[..8].iter().map(|b| format!("{b:02x}")).collect())

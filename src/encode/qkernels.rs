@@ -1,0 +1,407 @@
+//! Int8 linear layers of the packed encoder (`--engine int8`).
+//!
+//! Weights are quantized once at load time: symmetric, one scale per output column. Activations
+//! are quantized per row on the fly: asymmetric u8 with a zero point, over the row's range
+//! (widened to include 0). The products run on AVX2's `vpmaddubsw`, u8 x i8 pairs summed into
+//! i16, widened by `vpmaddwd` into i32 accumulators: 32 multiply-adds in two instructions,
+//! twice what one f32 FMA does. One pass over all of K per tile. The tile's last step takes
+//! away the zero point's share (`zp x column sum`), scales back to f32, adds the bias, and
+//! runs the same epilogues as the f32 kernel (GELU, residual).
+//!
+//! `vpmaddubsw` saturates its i16 pair sums. With activations in 0..=255, the weights are kept
+//! to 7 bits (-63..=63), so that 2 x 255 x 63 = 32,130 never saturates. This is ONNX Runtime's
+//! `reduce_range` for CPUs without VNNI.
+
+use super::kernels::{available, finish_tile, Epilogue, MR, NR};
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::*;
+
+/// Largest weight magnitude after quantization (7 bits: no i16 saturation, see the module).
+pub const QMAX_W: i32 = 63;
+/// Largest activation code.
+pub const QMAX_A: i32 = 255;
+/// Rows of quantized activations kept in L2 while every weight panel passes over them.
+const MC: usize = 96;
+
+/// A weight matrix quantized to i8, packed as panels of [`NR`] output columns. Inside panel
+/// `p`, group `g` of four inputs holds 64 bytes: columns 0..8 then 8..16, each as the four
+/// weights of inputs `4g .. 4g+4`, so one 32-byte load feeds `vpmaddubsw` for 8 columns.
+pub struct QLinear {
+    /// Inputs (K).
+    pub k: usize,
+    /// K rounded up to a multiple of 4 (the padding weights are 0).
+    kp: usize,
+    /// Outputs (N, a multiple of 16).
+    pub n: usize,
+    data: Vec<i8>,
+    /// Per-column scale: weight = scale x q.
+    scale: Vec<f32>,
+    /// Per-column sum of the quantized weights (the zero point's correction).
+    colsum: Vec<i32>,
+    /// Bias, length N.
+    pub bias: Vec<f32>,
+}
+
+impl QLinear {
+    /// Quantizes `w` (row-major `n x k`, PyTorch `Linear.weight`) with `bias` (length n).
+    pub fn quantize(w: &[f32], n: usize, k: usize, bias: Vec<f32>) -> QLinear {
+        assert_eq!(w.len(), n * k, "weight is not {n} x {k}");
+        assert_eq!(bias.len(), n, "bias is not {n}");
+        assert_eq!(n % NR, 0, "outputs {n} not a multiple of {NR}");
+        let kp = k.div_ceil(4) * 4;
+        let mut data = vec![0i8; n * kp];
+        let mut scale = vec![1f32; n];
+        let mut colsum = vec![0i32; n];
+        for j in 0..n {
+            let row = &w[j * k..(j + 1) * k];
+            let amax = row.iter().fold(0f32, |m, &v| m.max(v.abs()));
+            if amax > 0.0 {
+                scale[j] = amax / QMAX_W as f32;
+            }
+            let (p, half, col) = (j / NR, (j % NR) / 8, j % 8);
+            for (kk, &v) in row.iter().enumerate() {
+                let q = (v / scale[j]).round().clamp(-QMAX_W as f32, QMAX_W as f32) as i32;
+                colsum[j] += q;
+                data[p * kp * NR + (kk / 4) * 64 + half * 32 + col * 4 + kk % 4] = q as i8;
+            }
+        }
+        QLinear {
+            k,
+            kp,
+            n,
+            data,
+            scale,
+            colsum,
+            bias,
+        }
+    }
+
+    /// The weights as the kernel sees them (dequantized), row-major `n x k`.
+    pub fn dequantized(&self) -> Vec<f32> {
+        let mut w = vec![0f32; self.n * self.k];
+        for j in 0..self.n {
+            let (p, half, col) = (j / NR, (j % NR) / 8, j % 8);
+            for kk in 0..self.k {
+                let q = self.data[p * self.kp * NR + (kk / 4) * 64 + half * 32 + col * 4 + kk % 4];
+                w[j * self.k + kk] = q as f32 * self.scale[j];
+            }
+        }
+        w
+    }
+}
+
+/// One row's activation quantization: `x ~ scale x (q - zero)`, `q` in 0..=255.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RowQuant {
+    /// Step between two codes.
+    pub scale: f32,
+    /// The code of 0.0.
+    pub zero: i32,
+}
+
+impl RowQuant {
+    /// The quantization of a row whose values lie in `lo..=hi` (the range is widened to 0).
+    pub fn of_range(lo: f32, hi: f32) -> RowQuant {
+        let (lo, hi) = (lo.min(0.0), hi.max(0.0));
+        let scale = if hi > lo {
+            (hi - lo) / QMAX_A as f32
+        } else {
+            1.0
+        };
+        let zero = (-lo / scale).round().clamp(0.0, QMAX_A as f32) as i32;
+        RowQuant { scale, zero }
+    }
+
+    /// The code of `v` (round half to even, as `vcvtps2dq` does).
+    pub fn code(&self, v: f32) -> u8 {
+        let inv = 1.0 / self.scale;
+        ((v * inv).round_ties_even() as i32 + self.zero).clamp(0, QMAX_A) as u8
+    }
+}
+
+/// Per-thread buffers of [`qlinear`]: packed codes of an MC-row block and the rows' scales
+/// and zero points.
+#[derive(Default)]
+struct QScratch {
+    codes: Vec<u8>,
+    scale: Vec<f32>,
+    zero: Vec<i32>,
+}
+
+thread_local! {
+    static QPACK: std::cell::RefCell<QScratch> = std::cell::RefCell::new(QScratch::default());
+}
+
+/// `out (m x n) = epilogue(x (m x k) W^T + b)` with `W` quantized, all row-major.
+pub fn qlinear(x: &[f32], m: usize, w: &QLinear, out: &mut [f32], ep: Epilogue) {
+    assert!(available(), "AVX2 + FMA kernels on a CPU without them");
+    assert_eq!(x.len(), m * w.k, "input is not {m} x {}", w.k);
+    assert_eq!(out.len(), m * w.n, "output is not {m} x {}", w.n);
+    if let Epilogue::BiasResidual(r) = ep {
+        assert_eq!(r.len(), m * w.n, "residual is not {m} x {}", w.n);
+    }
+    QPACK.with(|cell| {
+        let mut s = cell.borrow_mut();
+        let s = &mut *s;
+        if s.codes.len() < MC * w.kp {
+            s.codes.resize(MC * w.kp, 0);
+        }
+        s.scale.resize(MC, 1.0);
+        s.zero.resize(MC, 0);
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: shapes checked above; AVX2 + FMA checked by `available`; the buffers hold
+        // an MC-row block.
+        unsafe {
+            qlinear_avx2(x, m, w, out, ep, s)
+        }
+    })
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn qlinear_avx2(
+    x: &[f32],
+    m: usize,
+    w: &QLinear,
+    out: &mut [f32],
+    ep: Epilogue,
+    s: &mut QScratch,
+) {
+    let (k, kp, n) = (w.k, w.kp, w.n);
+    let groups = kp / 4;
+    let op = out.as_mut_ptr();
+    let mut i0 = 0;
+    while i0 < m {
+        let i1 = (i0 + MC).min(m);
+        for r in 0..i1 - i0 {
+            let q = quantize_row(
+                &x[(i0 + r) * k..(i0 + r + 1) * k],
+                kp,
+                s.codes
+                    .as_mut_ptr()
+                    .add(((r / MR) * groups * MR + r % MR) * 4),
+            );
+            s.scale[r] = q.scale;
+            s.zero[r] = q.zero;
+        }
+        for p in 0..n / NR {
+            let bp = w.data.as_ptr().add(p * kp * NR);
+            let col = p * NR;
+            let mut i = i0;
+            while i < i1 {
+                let rows = MR.min(i1 - i);
+                let r = i - i0;
+                let c = op.add(i * n + col);
+                let t = QTile {
+                    groups,
+                    a: s.codes.as_ptr().add((r / MR) * groups * MR * 4),
+                    b: bp,
+                    c,
+                    ldc: n,
+                    row_scale: s.scale.as_ptr().add(r),
+                    row_zero: s.zero.as_ptr().add(r),
+                    col_scale: w.scale.as_ptr().add(col),
+                    col_sum: w.colsum.as_ptr().add(col),
+                    bias: w.bias.as_ptr().add(col),
+                };
+                match rows {
+                    6 => qtile::<6>(&t),
+                    5 => qtile::<5>(&t),
+                    4 => qtile::<4>(&t),
+                    3 => qtile::<3>(&t),
+                    2 => qtile::<2>(&t),
+                    _ => qtile::<1>(&t),
+                }
+                finish_tile(rows, c, n, ep, i, col);
+                i += rows;
+            }
+        }
+        i0 = i1;
+    }
+}
+
+/// Quantizes one row to u8 codes written in the micro-panel layout: the four codes of inputs
+/// `4g .. 4g+4` at `dst + g * MR * 4` (inputs `k..kp` get code 0, against zero weights).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn quantize_row(row: &[f32], kp: usize, dst: *mut u8) -> RowQuant {
+    let k = row.len();
+    let p = row.as_ptr();
+    let mut lo = _mm256_setzero_ps();
+    let mut hi = _mm256_setzero_ps();
+    let k8 = k / 8 * 8;
+    let mut kk = 0;
+    while kk < k8 {
+        let v = _mm256_loadu_ps(p.add(kk));
+        lo = _mm256_min_ps(lo, v);
+        hi = _mm256_max_ps(hi, v);
+        kk += 8;
+    }
+    let mut l = [0f32; 8];
+    let mut h = [0f32; 8];
+    _mm256_storeu_ps(l.as_mut_ptr(), lo);
+    _mm256_storeu_ps(h.as_mut_ptr(), hi);
+    let mut lo_s = l.iter().fold(0f32, |a, &b| a.min(b));
+    let mut hi_s = h.iter().fold(0f32, |a, &b| a.max(b));
+    for &v in &row[k8..] {
+        lo_s = lo_s.min(v);
+        hi_s = hi_s.max(v);
+    }
+    let q = RowQuant::of_range(lo_s, hi_s);
+    let inv = _mm256_set1_ps(1.0 / q.scale);
+    let zero = _mm256_set1_epi32(q.zero);
+    let (min, max) = (_mm256_setzero_si256(), _mm256_set1_epi32(QMAX_A));
+    // byte 0 of each i32 to the low four bytes of each 128-bit lane
+    let pick = _mm256_setr_epi8(
+        0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0, 4, 8, 12, -1, -1, -1, -1,
+        -1, -1, -1, -1, -1, -1, -1, -1,
+    );
+    let mut kk = 0;
+    while kk < k8 {
+        let v = _mm256_mul_ps(_mm256_loadu_ps(p.add(kk)), inv);
+        let c = _mm256_add_epi32(_mm256_cvtps_epi32(v), zero);
+        let c = _mm256_shuffle_epi8(_mm256_min_epi32(_mm256_max_epi32(c, min), max), pick);
+        let g = kk / 4;
+        (dst.add(g * MR * 4) as *mut i32).write_unaligned(_mm256_extract_epi32::<0>(c));
+        (dst.add((g + 1) * MR * 4) as *mut i32).write_unaligned(_mm256_extract_epi32::<4>(c));
+        kk += 8;
+    }
+    for kk in k8..kp {
+        let code = row.get(kk).map_or(0, |&v| q.code(v));
+        *dst.add((kk / 4) * MR * 4 + kk % 4) = code;
+    }
+    q
+}
+
+/// The operands of one `R x 16` int8 tile.
+struct QTile {
+    groups: usize,
+    a: *const u8,
+    b: *const i8,
+    c: *mut f32,
+    ldc: usize,
+    row_scale: *const f32,
+    row_zero: *const i32,
+    col_scale: *const f32,
+    col_sum: *const i32,
+    bias: *const f32,
+}
+
+/// `c = row_scale x col_scale x (a b - zero x col_sum) + bias` for one `R x 16` tile over all
+/// of K.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn qtile<const R: usize>(t: &QTile) {
+    let ones = _mm256_set1_epi16(1);
+    let mut acc0 = [_mm256_setzero_si256(); R];
+    let mut acc1 = [_mm256_setzero_si256(); R];
+    let a = t.a as *const i32;
+    for g in 0..t.groups {
+        let b0 = _mm256_loadu_si256(t.b.add(g * 64) as *const __m256i);
+        let b1 = _mm256_loadu_si256(t.b.add(g * 64 + 32) as *const __m256i);
+        for r in 0..R {
+            let av = _mm256_set1_epi32(a.add(g * MR + r).read_unaligned());
+            acc0[r] = _mm256_add_epi32(
+                acc0[r],
+                _mm256_madd_epi16(_mm256_maddubs_epi16(av, b0), ones),
+            );
+            acc1[r] = _mm256_add_epi32(
+                acc1[r],
+                _mm256_madd_epi16(_mm256_maddubs_epi16(av, b1), ones),
+            );
+        }
+    }
+    let ws0 = _mm256_loadu_ps(t.col_scale);
+    let ws1 = _mm256_loadu_ps(t.col_scale.add(8));
+    let cs0 = _mm256_loadu_si256(t.col_sum as *const __m256i);
+    let cs1 = _mm256_loadu_si256(t.col_sum.add(8) as *const __m256i);
+    let bb0 = _mm256_loadu_ps(t.bias);
+    let bb1 = _mm256_loadu_ps(t.bias.add(8));
+    for r in 0..R {
+        let z = _mm256_set1_epi32(*t.row_zero.add(r));
+        let sa = _mm256_set1_ps(*t.row_scale.add(r));
+        let v0 = _mm256_cvtepi32_ps(_mm256_sub_epi32(acc0[r], _mm256_mullo_epi32(z, cs0)));
+        let v1 = _mm256_cvtepi32_ps(_mm256_sub_epi32(acc1[r], _mm256_mullo_epi32(z, cs1)));
+        let cr = t.c.add(r * t.ldc);
+        _mm256_storeu_ps(cr, _mm256_fmadd_ps(v0, _mm256_mul_ps(sa, ws0), bb0));
+        _mm256_storeu_ps(cr.add(8), _mm256_fmadd_ps(v1, _mm256_mul_ps(sa, ws1), bb1));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::kernels::tests::rnd;
+    use super::*;
+
+    #[test]
+    fn qlinear_is_the_exact_product_of_the_quantized_operands() {
+        if !available() {
+            eprintln!("SKIP: no AVX2 + FMA on this CPU");
+            return;
+        }
+        // k not a multiple of 8 or 4, a partial micro-tile, more than one MC block
+        for &(m, k, n) in &[(13, 42, 32), (101, 384, 48), (7, 37, 16), (200, 1536, 64)] {
+            let mut x = rnd(m * k, 1);
+            // one row all positive (zero point 0), one all negative (zero point 255)
+            x[..k].iter_mut().for_each(|v| *v = v.abs() + 0.1);
+            x[k..2 * k].iter_mut().for_each(|v| *v = -v.abs() - 0.1);
+            let w = rnd(n * k, 2);
+            let b = rnd(n, 3);
+            let q = QLinear::quantize(&w, n, k, b.clone());
+            let wq = q.dequantized();
+            let mut out = vec![f32::NAN; m * n];
+            qlinear(&x, m, &q, &mut out, Epilogue::Bias);
+            for i in 0..m {
+                let row = &x[i * k..(i + 1) * k];
+                let (lo, hi) = row
+                    .iter()
+                    .fold((0f32, 0f32), |(l, h), &v| (l.min(v), h.max(v)));
+                let rq = RowQuant::of_range(lo, hi);
+                for j in 0..n {
+                    // exact: the quantized operands' product; bound: the quantization error
+                    let (mut exact, mut truth, mut bound) = (b[j] as f64, b[j] as f64, 0f64);
+                    for kk in 0..k {
+                        let xq = rq.scale as f64 * (rq.code(row[kk]) as f64 - rq.zero as f64);
+                        let xv = row[kk] as f64;
+                        exact += xq * wq[j * k + kk] as f64;
+                        truth += xv * w[j * k + kk] as f64;
+                        bound += xv.abs() * q.scale[j] as f64 / 2.0
+                            + wq[j * k + kk].abs() as f64 * rq.scale as f64 / 2.0;
+                    }
+                    let o = out[i * n + j] as f64;
+                    assert!(
+                        (o - exact).abs() < 1e-4 * (1.0 + exact.abs()),
+                        "m{m} k{k} n{n} [{i},{j}]: {o} vs exact {exact}"
+                    );
+                    assert!(
+                        (o - truth).abs() <= bound * 1.001 + 1e-5,
+                        "m{m} k{k} n{n} [{i},{j}]: {o} vs {truth}, bound {bound}"
+                    );
+                }
+            }
+            // the epilogues are the f32 kernel's
+            let res = rnd(m * n, 4);
+            let mut with_res = vec![0f32; m * n];
+            qlinear(&x, m, &q, &mut with_res, Epilogue::BiasResidual(&res));
+            for idx in 0..m * n {
+                assert!((with_res[idx] - (out[idx] + res[idx])).abs() < 1e-5);
+            }
+        }
+    }
+
+    #[test]
+    fn weights_keep_seven_bits_and_the_extremes() {
+        let w = [0.5, -1.0, 0.25, 0.0, 0.0, 0.0, 0.0, 0.0];
+        let q = QLinear::quantize(&w.repeat(16), 16, 8, vec![0.0; 16]);
+        let d = q.dequantized();
+        assert_eq!(d[1], -1.0);
+        assert!((d[0] - 0.5).abs() <= 1.0 / 126.0);
+        assert!(q.data.iter().all(|&v| (v as i32).abs() <= QMAX_W));
+        assert_eq!(RowQuant::of_range(0.0, 0.0).scale, 1.0);
+        let rq = RowQuant::of_range(-1.0, 3.0);
+        assert_eq!(rq.code(-1.0), 0);
+        assert_eq!(rq.code(3.0), 255);
+        assert_eq!(rq.code(0.0) as i32, rq.zero);
+    }
+}
