@@ -8,7 +8,7 @@
 # after the other on an idle machine: the peer's ort-fp32, ort-opt and ort-int8 runs (fresh
 # processes, `../shared/bench/peer_encode.py`), then `vocmine bench` with each engine of
 # ENGINES (default "packed int8"), whose every embedding is checked against the ort-fp32
-# embeddings of the same texts (cosine >= 0.999 for packed, >= 0.995 for int8).
+# embeddings of the same texts (cosine >= 0.999 for both).
 # PEERS=ort-fp32,ort-int8 skips ort-opt (slower than ort-fp32 at 1 and 2 threads here). Needs the peer venv: bash ../shared/bench/setup.sh /tmp/peer-venv --no-torch.
 # Run nothing else meanwhile: the machine has 2 cores. Takes ~25 minutes here.
 set -euo pipefail
@@ -30,7 +30,6 @@ for t in $THREADS; do
     --idle-wait 60 2>&1 | grep -E "^\| ort-" | tee -a "$OUT/results.txt"
   for e in ${ENGINES:-packed int8}; do
     min=0.999
-    [ "$e" = int8 ] && min=0.995
     /usr/bin/time -f "vocmine bench ($e): peak RSS %M KiB" $BIN bench $FILES --threads "$t" \
       --engine "$e" --min-cosine "$min" \
       --reference "$OUT/peer-work/emb_ort-fp32_t${t}_sorted.npy" 2>&1 | tee -a "$OUT/results.txt"

@@ -68,8 +68,8 @@ fn embeddings_match_the_reference_at_cosine_0999() {
         cos.iter().sum::<f32>() / cos.len() as f32,
     );
     eprintln!("int8: cosine to the reference min {min}, mean {mean}");
-    assert!(min >= 0.995, "int8 worst cosine {min}");
-    assert!(mean >= 0.999, "int8 mean cosine {mean}");
+    assert!(min >= 0.999, "int8 worst cosine {min}");
+    assert!(mean >= 0.9998, "int8 mean cosine {mean}");
     assert!(
         mean < 0.99999,
         "int8 embeddings equal the f32 ones: not quantized?"
@@ -131,7 +131,7 @@ fn batching_and_order_do_not_change_embeddings() {
         let (qb, _) = int8(4, 2).encode(&texts).unwrap();
         assert_eq!(qa, qb);
         for (q, f) in qa.iter().zip(&a) {
-            assert!(cosine(q, f) > 0.995, "int8 vs f32: {}", cosine(q, f));
+            assert!(cosine(q, f) > 0.999, "int8 vs f32: {}", cosine(q, f));
         }
     }
 }

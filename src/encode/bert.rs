@@ -24,10 +24,11 @@ enum Linear {
 }
 
 impl Linear {
-    /// f32, or int8 ([`QLinear`]) when `int8`.
+    /// f32, or int8 ([`QLinear`], each row's [`qkernels::OUTLIERS`] largest inputs in f32)
+    /// when `int8`.
     fn new(w: &[f32], n: usize, k: usize, bias: Vec<f32>, int8: bool) -> Linear {
         if int8 {
-            Linear::I8(QLinear::quantize(w, n, k, bias))
+            Linear::I8(QLinear::quantize(w, n, k, bias, qkernels::OUTLIERS))
         } else {
             Linear::F32(PackedLinear::pack(w, n, k, bias))
         }

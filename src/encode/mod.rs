@@ -239,7 +239,7 @@ impl Encoder {
         h.update(format!("max_len={};prefix={}", self.cfg.max_len, self.cfg.prefix).as_bytes());
         if self.cfg.engine == Engine::Int8 {
             // int8 embeddings differ from f32 ones: caches must not mix them
-            h.update(b";engine=int8");
+            h.update(format!(";engine=int8-w8a7;outliers={}", qkernels::OUTLIERS).as_bytes());
         }
         // (an overlay's bytes are hashed above; without one the fingerprint is unchanged)
         let d = h.finalize();

@@ -1,25 +1,38 @@
 //! Int8 linear layers of the packed encoder (`--engine int8`).
 //!
-//! Weights are quantized once at load time: symmetric, one scale per output column. Activations
-//! are quantized per row on the fly: asymmetric u8 with a zero point, over the row's range
-//! (widened to include 0). The products run on AVX2's `vpmaddubsw`, u8 x i8 pairs summed into
-//! i16, widened by `vpmaddwd` into i32 accumulators: 32 multiply-adds in two instructions,
-//! twice what one f32 FMA does. One pass over all of K per tile. The tile's last step takes
-//! away the zero point's share (`zp x column sum`), scales back to f32, adds the bias, and
-//! runs the same epilogues as the f32 kernel (GELU, residual).
+//! Weights are quantized once at load time: symmetric, 8 bits (-127..=127), one scale per
+//! output column. Activations are quantized per row on the fly: asymmetric, 7 bits (0..=127)
+//! with a zero point, over the row's range (widened to include 0). The products run on AVX2's
+//! `vpmaddubsw`, u8 x i8 pairs summed into i16, widened by `vpmaddwd` into i32 accumulators:
+//! 32 multiply-adds in two instructions, twice what one f32 FMA does. One pass over all of K
+//! per tile. The tile's last step takes away the zero point's share (`zp x column sum`), scales
+//! back to f32, adds the bias, and runs the same epilogues as the f32 kernel (GELU, residual).
 //!
-//! `vpmaddubsw` saturates its i16 pair sums. With activations in 0..=255, the weights are kept
-//! to 7 bits (-63..=63), so that 2 x 255 x 63 = 32,130 never saturates. This is ONNX Runtime's
-//! `reduce_range` for CPUs without VNNI.
+//! Outliers: a row's quantization step is set by its range, and a few channels of BERT's
+//! activations run 10 to 30 times larger than the rest (the layer norms' outlier dimensions,
+//! single GELU outputs). Each row's [`OUTLIERS`] largest-magnitude values are therefore taken
+//! out before the row is quantized (their codes become the zero point, so they add nothing to
+//! the integer sums) and multiplied in f32 against their channels' (dequantized) weights in the
+//! tile's last step: LLM.int8's decomposition, with the outliers chosen per row at run time, so
+//! no calibration data is needed. The weights are read from the very cache line of the panel
+//! that the integer loop has just streamed, so the f32 part costs no extra memory and no cache
+//! miss.
+//!
+//! `vpmaddubsw` saturates its i16 pair sums: with 7-bit activations and 8-bit weights the
+//! largest is 2 x 127 x 127 = 32,258, so it never does. (Once the outliers are out, the weights
+//! carry most of the error, so they get the eighth bit.)
 
 use super::kernels::{available, finish_tile, Epilogue, MR, NR};
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
-/// Largest weight magnitude after quantization (7 bits: no i16 saturation, see the module).
-pub const QMAX_W: i32 = 63;
-/// Largest activation code.
-pub const QMAX_A: i32 = 255;
+/// Largest weight magnitude after quantization (8 bits; no i16 saturation, see the module).
+pub const QMAX_W: i32 = 127;
+/// Largest activation code (7 bits; see the module).
+pub const QMAX_A: i32 = 127;
+/// Values per row taken out of the quantization by the encoder's int8 layers (see the module;
+/// 8 measured best: benches/README.md).
+pub const OUTLIERS: usize = 8;
 /// Rows of quantized activations kept in L2 while every weight panel passes over them.
 const MC: usize = 96;
 
@@ -40,11 +53,14 @@ pub struct QLinear {
     colsum: Vec<i32>,
     /// Bias, length N.
     pub bias: Vec<f32>,
+    /// Values per row taken out of the quantization and multiplied in f32 (see the module).
+    pub outliers: usize,
 }
 
 impl QLinear {
-    /// Quantizes `w` (row-major `n x k`, PyTorch `Linear.weight`) with `bias` (length n).
-    pub fn quantize(w: &[f32], n: usize, k: usize, bias: Vec<f32>) -> QLinear {
+    /// Quantizes `w` (row-major `n x k`, PyTorch `Linear.weight`) with `bias` (length n);
+    /// each row's `outliers` largest inputs run in f32 (see the module).
+    pub fn quantize(w: &[f32], n: usize, k: usize, bias: Vec<f32>, outliers: usize) -> QLinear {
         assert_eq!(w.len(), n * k, "weight is not {n} x {k}");
         assert_eq!(bias.len(), n, "bias is not {n}");
         assert_eq!(n % NR, 0, "outputs {n} not a multiple of {NR}");
@@ -65,6 +81,7 @@ impl QLinear {
                 data[p * kp * NR + (kk / 4) * 64 + half * 32 + col * 4 + kk % 4] = q as i8;
             }
         }
+        let outliers = outliers.min(k);
         QLinear {
             k,
             kp,
@@ -73,6 +90,7 @@ impl QLinear {
             scale,
             colsum,
             bias,
+            outliers,
         }
     }
 
@@ -90,7 +108,7 @@ impl QLinear {
     }
 }
 
-/// One row's activation quantization: `x ~ scale x (q - zero)`, `q` in 0..=255.
+/// One row's activation quantization: `x ~ scale x (q - zero)`, `q` in 0..=[`QMAX_A`].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RowQuant {
     /// Step between two codes.
@@ -119,13 +137,15 @@ impl RowQuant {
     }
 }
 
-/// Per-thread buffers of [`qlinear`]: packed codes of an MC-row block and the rows' scales
-/// and zero points.
+/// Per-thread buffers of [`qlinear`]: packed codes of an MC-row block, the rows' scales and
+/// zero points, and their outliers (input index and value).
 #[derive(Default)]
 struct QScratch {
     codes: Vec<u8>,
     scale: Vec<f32>,
     zero: Vec<i32>,
+    oidx: Vec<u32>,
+    oval: Vec<f32>,
 }
 
 thread_local! {
@@ -148,6 +168,8 @@ pub fn qlinear(x: &[f32], m: usize, w: &QLinear, out: &mut [f32], ep: Epilogue) 
         }
         s.scale.resize(MC, 1.0);
         s.zero.resize(MC, 0);
+        s.oidx.resize(MC * w.outliers, 0);
+        s.oval.resize(MC * w.outliers, 0.0);
         #[cfg(target_arch = "x86_64")]
         // SAFETY: shapes checked above; AVX2 + FMA checked by `available`; the buffers hold
         // an MC-row block.
@@ -173,6 +195,7 @@ unsafe fn qlinear_avx2(
     let mut i0 = 0;
     while i0 < m {
         let i1 = (i0 + MC).min(m);
+        let no = w.outliers;
         for r in 0..i1 - i0 {
             let q = quantize_row(
                 &x[(i0 + r) * k..(i0 + r + 1) * k],
@@ -180,6 +203,8 @@ unsafe fn qlinear_avx2(
                 s.codes
                     .as_mut_ptr()
                     .add(((r / MR) * groups * MR + r % MR) * 4),
+                &mut s.oidx[r * no..(r + 1) * no],
+                &mut s.oval[r * no..(r + 1) * no],
             );
             s.scale[r] = q.scale;
             s.zero[r] = q.zero;
@@ -203,6 +228,9 @@ unsafe fn qlinear_avx2(
                     col_scale: w.scale.as_ptr().add(col),
                     col_sum: w.colsum.as_ptr().add(col),
                     bias: w.bias.as_ptr().add(col),
+                    outliers: no,
+                    oidx: s.oidx.as_ptr().add(r * no),
+                    oval: s.oval.as_ptr().add(r * no),
                 };
                 match rows {
                     6 => qtile::<6>(&t),
@@ -221,10 +249,36 @@ unsafe fn qlinear_avx2(
 }
 
 /// Quantizes one row to u8 codes written in the micro-panel layout: the four codes of inputs
-/// `4g .. 4g+4` at `dst + g * MR * 4` (inputs `k..kp` get code 0, against zero weights).
+/// `4g .. 4g+4` at `dst + g * MR * 4` (inputs `k..kp` get code 0, against zero weights). The
+/// row's `idx.len()` largest values are its outliers: written to `idx` / `val`, left out of
+/// the range, and given the zero point's code, so that they add nothing to the integer sums.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn quantize_row(row: &[f32], kp: usize, dst: *mut u8) -> RowQuant {
+unsafe fn quantize_row(
+    row: &[f32],
+    kp: usize,
+    dst: *mut u8,
+    idx: &mut [u32],
+    val: &mut [f32],
+) -> RowQuant {
+    let (lo, hi) = if idx.is_empty() {
+        min_max(row)
+    } else {
+        take_outliers(row, idx, val)
+    };
+    let q = RowQuant::of_range(lo, hi);
+    write_codes(row, kp, dst, q);
+    for &c in idx.iter() {
+        let c = c as usize;
+        *dst.add((c / 4) * MR * 4 + c % 4) = q.zero as u8;
+    }
+    q
+}
+
+/// The smallest and largest value of `row`, widened to include 0.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn min_max(row: &[f32]) -> (f32, f32) {
     let k = row.len();
     let p = row.as_ptr();
     let mut lo = _mm256_setzero_ps();
@@ -247,7 +301,16 @@ unsafe fn quantize_row(row: &[f32], kp: usize, dst: *mut u8) -> RowQuant {
         lo_s = lo_s.min(v);
         hi_s = hi_s.max(v);
     }
-    let q = RowQuant::of_range(lo_s, hi_s);
+    (lo_s, hi_s)
+}
+
+/// Writes the codes of `row` under `q` in the micro-panel layout (see [`quantize_row`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn write_codes(row: &[f32], kp: usize, dst: *mut u8, q: RowQuant) {
+    let k = row.len();
+    let k8 = k / 8 * 8;
+    let p = row.as_ptr();
     let inv = _mm256_set1_ps(1.0 / q.scale);
     let zero = _mm256_set1_epi32(q.zero);
     let (min, max) = (_mm256_setzero_si256(), _mm256_set1_epi32(QMAX_A));
@@ -270,7 +333,6 @@ unsafe fn quantize_row(row: &[f32], kp: usize, dst: *mut u8) -> RowQuant {
         let code = row.get(kk).map_or(0, |&v| q.code(v));
         *dst.add((kk / 4) * MR * 4 + kk % 4) = code;
     }
-    q
 }
 
 /// The operands of one `R x 16` int8 tile.
@@ -285,10 +347,14 @@ struct QTile {
     col_scale: *const f32,
     col_sum: *const i32,
     bias: *const f32,
+    /// Outliers per row and their input indices and values (`R x outliers`).
+    outliers: usize,
+    oidx: *const u32,
+    oval: *const f32,
 }
 
-/// `c = row_scale x col_scale x (a b - zero x col_sum) + bias` for one `R x 16` tile over all
-/// of K.
+/// `c = col_scale x (row_scale x (a b - zero x col_sum) + outliers x b[outliers]) + bias` for
+/// one `R x 16` tile over all of K.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[inline]
@@ -323,9 +389,148 @@ unsafe fn qtile<const R: usize>(t: &QTile) {
         let sa = _mm256_set1_ps(*t.row_scale.add(r));
         let v0 = _mm256_cvtepi32_ps(_mm256_sub_epi32(acc0[r], _mm256_mullo_epi32(z, cs0)));
         let v1 = _mm256_cvtepi32_ps(_mm256_sub_epi32(acc1[r], _mm256_mullo_epi32(z, cs1)));
+        // the outliers' products with their channels' integer weights, sign-extended from
+        // byte `c % 4` of each column's four bytes in group `c / 4` of the panel
+        let (mut g0, mut g1) = (_mm256_mul_ps(v0, sa), _mm256_mul_ps(v1, sa));
+        for o in r * t.outliers..(r + 1) * t.outliers {
+            let c = *t.oidx.add(o) as usize;
+            let xv = _mm256_set1_ps(*t.oval.add(o));
+            let wp = t.b.add((c / 4) * 64) as *const __m256i;
+            let up = _mm_cvtsi32_si128(24 - 8 * (c % 4) as i32);
+            let w0 = _mm256_srai_epi32::<24>(_mm256_sll_epi32(_mm256_loadu_si256(wp), up));
+            let w1 = _mm256_srai_epi32::<24>(_mm256_sll_epi32(_mm256_loadu_si256(wp.add(1)), up));
+            g0 = _mm256_fmadd_ps(xv, _mm256_cvtepi32_ps(w0), g0);
+            g1 = _mm256_fmadd_ps(xv, _mm256_cvtepi32_ps(w1), g1);
+        }
+        let f0 = _mm256_fmadd_ps(g0, ws0, bb0);
+        let f1 = _mm256_fmadd_ps(g1, ws1, bb1);
         let cr = t.c.add(r * t.ldc);
-        _mm256_storeu_ps(cr, _mm256_fmadd_ps(v0, _mm256_mul_ps(sa, ws0), bb0));
-        _mm256_storeu_ps(cr.add(8), _mm256_fmadd_ps(v1, _mm256_mul_ps(sa, ws1), bb1));
+        _mm256_storeu_ps(cr, f0);
+        _mm256_storeu_ps(cr.add(8), f1);
+    }
+}
+
+/// [`largest`] and the range of the other values, widened to include 0, in two passes: the
+/// `t`-th largest of 32 buckets' maxima bounds the `t`-th largest magnitude from below,
+/// so only the values at or above it (a few) go through the insertion; the values below it
+/// are in the range, and so is each candidate the insertion turns away or pushes out.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn take_outliers(row: &[f32], idx: &mut [u32], val: &mut [f32]) -> (f32, f32) {
+    let (k, t) = (row.len(), idx.len());
+    if t > 8 || k < 8 {
+        largest(row, idx, val);
+        let mut range = (0f32, 0f32);
+        for (i, &v) in row.iter().enumerate() {
+            if !idx.contains(&(i as u32)) {
+                range = (range.0.min(v), range.1.max(v));
+            }
+        }
+        return range;
+    }
+    let k8 = k / 8 * 8;
+    let p = row.as_ptr();
+    let abs = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
+    // 32 buckets (4 accumulators x 8 lanes): their t-th largest maximum is a tight bound
+    let mut mx = [_mm256_setzero_ps(); 4];
+    let mut kk = 0;
+    while kk < k8 {
+        let b = (kk / 8) % 4;
+        mx[b] = _mm256_max_ps(mx[b], _mm256_and_ps(_mm256_loadu_ps(p.add(kk)), abs));
+        kk += 8;
+    }
+    let mut buckets = [0f32; 32];
+    for (b, m) in mx.iter().enumerate() {
+        _mm256_storeu_ps(buckets.as_mut_ptr().add(8 * b), *m);
+    }
+    let (_, &mut thr, _) = buckets.select_nth_unstable_by(t - 1, |a, b| b.total_cmp(a));
+    let tv = _mm256_set1_ps(thr);
+    let mut top = Top::new(idx, val);
+    let (mut lo, mut hi) = (0f32, 0f32);
+    let mut out = |v: Option<f32>| {
+        if let Some(v) = v {
+            lo = lo.min(v);
+            hi = hi.max(v);
+        }
+    };
+    let (mut vlo, mut vhi) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+    kk = 0;
+    while kk < k8 {
+        let v = _mm256_loadu_ps(p.add(kk));
+        let big = _mm256_cmp_ps::<_CMP_GE_OQ>(_mm256_and_ps(v, abs), tv);
+        let small = _mm256_andnot_ps(big, v);
+        vlo = _mm256_min_ps(vlo, small);
+        vhi = _mm256_max_ps(vhi, small);
+        let mut bits = _mm256_movemask_ps(big) as u32;
+        while bits != 0 {
+            let l = bits.trailing_zeros() as usize;
+            out(top.insert(kk + l, row[kk + l]));
+            bits &= bits - 1;
+        }
+        kk += 8;
+    }
+    for (i, &v) in row.iter().enumerate().skip(k8) {
+        out(if v.abs() >= thr {
+            top.insert(i, v)
+        } else {
+            Some(v)
+        });
+    }
+    let mut l = [0f32; 8];
+    let mut h = [0f32; 8];
+    _mm256_storeu_ps(l.as_mut_ptr(), vlo);
+    _mm256_storeu_ps(h.as_mut_ptr(), vhi);
+    let lo = l.iter().fold(lo, |a, &b| a.min(b));
+    let hi = h.iter().fold(hi, |a, &b| a.max(b));
+    (lo, hi)
+}
+
+/// The `idx.len()` values of `row` largest in magnitude, largest first (the first of equals),
+/// written to `idx` (their inputs) and `val`.
+pub fn largest(row: &[f32], idx: &mut [u32], val: &mut [f32]) {
+    if idx.is_empty() {
+        return;
+    }
+    let mut top = Top::new(idx, val);
+    for (i, &v) in row.iter().enumerate() {
+        let _ = top.insert(i, v);
+    }
+}
+
+/// The largest magnitudes seen so far, sorted by (magnitude down, index up).
+struct Top<'a> {
+    idx: &'a mut [u32],
+    val: &'a mut [f32],
+    filled: usize,
+}
+
+impl<'a> Top<'a> {
+    fn new(idx: &'a mut [u32], val: &'a mut [f32]) -> Top<'a> {
+        Top {
+            idx,
+            val,
+            filled: 0,
+        }
+    }
+
+    /// Offers value `v` of input `i`; returns the value that is out: `v` itself when it is
+    /// not among the largest, the one it pushes out, or none while places are free.
+    fn insert(&mut self, i: usize, v: f32) -> Option<f32> {
+        let (t, a) = (self.idx.len(), v.abs());
+        if self.filled == t && a <= self.val[t - 1].abs() {
+            return Some(v);
+        }
+        let gone = (self.filled == t).then(|| self.val[t - 1]);
+        let mut q = self.filled.min(t - 1);
+        while q > 0 && a > self.val[q - 1].abs() {
+            self.idx[q] = self.idx[q - 1];
+            self.val[q] = self.val[q - 1];
+            q -= 1;
+        }
+        self.idx[q] = i as u32;
+        self.val[q] = v;
+        self.filled = (self.filled + 1).min(t);
+        gone
     }
 }
 
@@ -337,35 +542,64 @@ mod tests {
     #[test]
     fn qlinear_is_the_exact_product_of_the_quantized_operands() {
         if !available() {
-            eprintln!("SKIP: no AVX2 + FMA on this CPU");
+            eprintln!("SKIP: no AVX2 + FMA + F16C on this CPU");
             return;
         }
-        // k not a multiple of 8 or 4, a partial micro-tile, more than one MC block
-        for &(m, k, n) in &[(13, 42, 32), (101, 384, 48), (7, 37, 16), (200, 1536, 64)] {
+        // k not a multiple of 8 or 4, a partial micro-tile, more than one MC block; with and
+        // without outliers taken out of the quantization
+        let shapes = [(13, 42, 32), (101, 384, 48), (7, 37, 16), (200, 1536, 64)];
+        for (&(m, k, n), outliers) in shapes.iter().zip([0, 4, 3, 8]) {
             let mut x = rnd(m * k, 1);
             // one row all positive (zero point 0), one all negative (zero point 255)
             x[..k].iter_mut().for_each(|v| *v = v.abs() + 0.1);
             x[k..2 * k].iter_mut().for_each(|v| *v = -v.abs() - 0.1);
+            // outlier channels, as BERT's layer norms make them
+            for i in 2..m {
+                x[i * k + 5] *= 30.0;
+                x[i * k + k / 2] *= -20.0;
+            }
             let w = rnd(n * k, 2);
             let b = rnd(n, 3);
-            let q = QLinear::quantize(&w, n, k, b.clone());
+            let q = QLinear::quantize(&w, n, k, b.clone(), outliers);
             let wq = q.dequantized();
             let mut out = vec![f32::NAN; m * n];
             qlinear(&x, m, &q, &mut out, Epilogue::Bias);
+            let (mut err, mut err_plain) = (0f64, 0f64);
             for i in 0..m {
                 let row = &x[i * k..(i + 1) * k];
+                let mut idx = vec![0u32; outliers];
+                let mut val = vec![0f32; outliers];
+                largest(row, &mut idx, &mut val);
+                let out_of = |kk: usize| idx.contains(&(kk as u32));
                 let (lo, hi) = row
                     .iter()
-                    .fold((0f32, 0f32), |(l, h), &v| (l.min(v), h.max(v)));
+                    .enumerate()
+                    .filter(|&(kk, _)| !out_of(kk))
+                    .fold((0f32, 0f32), |(l, h), (_, &v)| (l.min(v), h.max(v)));
                 let rq = RowQuant::of_range(lo, hi);
+                let (plo, phi) = row
+                    .iter()
+                    .fold((0f32, 0f32), |(l, h), &v| (l.min(v), h.max(v)));
+                let plain = RowQuant::of_range(plo, phi);
                 for j in 0..n {
-                    // exact: the quantized operands' product; bound: the quantization error
+                    // exact: the quantized operands' product, the outliers' in f32 against
+                    // the dequantized weights; bound: the quantization error
                     let (mut exact, mut truth, mut bound) = (b[j] as f64, b[j] as f64, 0f64);
+                    let mut with_plain = b[j] as f64;
                     for kk in 0..k {
-                        let xq = rq.scale as f64 * (rq.code(row[kk]) as f64 - rq.zero as f64);
                         let xv = row[kk] as f64;
-                        exact += xq * wq[j * k + kk] as f64;
                         truth += xv * w[j * k + kk] as f64;
+                        with_plain += plain.scale as f64
+                            * (plain.code(row[kk]) as f64 - plain.zero as f64)
+                            * wq[j * k + kk] as f64;
+                        if out_of(kk) {
+                            let wo = wq[j * k + kk] as f64;
+                            exact += xv * wo;
+                            bound += xv.abs() * (wo - w[j * k + kk] as f64).abs();
+                            continue;
+                        }
+                        let xq = rq.scale as f64 * (rq.code(row[kk]) as f64 - rq.zero as f64);
+                        exact += xq * wq[j * k + kk] as f64;
                         bound += xv.abs() * q.scale[j] as f64 / 2.0
                             + wq[j * k + kk].abs() as f64 * rq.scale as f64 / 2.0;
                     }
@@ -378,7 +612,16 @@ mod tests {
                         (o - truth).abs() <= bound * 1.001 + 1e-5,
                         "m{m} k{k} n{n} [{i},{j}]: {o} vs {truth}, bound {bound}"
                     );
+                    err += (o - truth).powi(2);
+                    err_plain += (with_plain - truth).powi(2);
                 }
+            }
+            if outliers > 0 {
+                // taking the outliers out cuts the error several times over
+                assert!(
+                    err * 9.0 < err_plain,
+                    "m{m} k{k} n{n}: squared error {err} against {err_plain} without"
+                );
             }
             // the epilogues are the f32 kernel's
             let res = rnd(m * n, 4);
@@ -391,17 +634,55 @@ mod tests {
     }
 
     #[test]
-    fn weights_keep_seven_bits_and_the_extremes() {
+    fn largest_keeps_the_top_magnitudes_in_order() {
+        let row = [0.5, -3.0, 2.0, 0.0, 3.0, -0.1, 7.0];
+        let (mut idx, mut val) = ([0u32; 3], [0f32; 3]);
+        largest(&row, &mut idx, &mut val);
+        assert_eq!(idx, [6, 1, 4]);
+        assert_eq!(val, [7.0, -3.0, 3.0]);
+        let (mut idx, mut val) = ([9u32; 2], [9f32; 2]);
+        largest(&[0.0; 5], &mut idx, &mut val);
+        assert_eq!((idx, val), ([0, 1], [0.0, 0.0]));
+        if !available() {
+            return;
+        }
+        // the vectorised search finds the same, ties and tails included
+        for (case, &k) in [8usize, 13, 384, 1536, 1541].iter().enumerate() {
+            let mut row = rnd(k, 10 + case as u64);
+            row[k - 1] = 9.0;
+            row[3] = -9.0;
+            for t in [1, 3, 8] {
+                let (mut i1, mut v1) = (vec![0u32; t], vec![0f32; t]);
+                let (mut i2, mut v2) = (vec![0u32; t], vec![0f32; t]);
+                largest(&row, &mut i1, &mut v1);
+                // SAFETY: AVX2 + FMA checked above.
+                let range = unsafe { take_outliers(&row, &mut i2, &mut v2) };
+                assert_eq!((&i1, &v1), (&i2, &v2), "k {k} t {t}");
+                let rest = row
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| !i1.contains(&(*i as u32)))
+                    .fold((0f32, 0f32), |(l, h), (_, &v)| (l.min(v), h.max(v)));
+                assert_eq!(range, rest, "k {k} t {t}");
+                assert_eq!(i1[..2.min(t)], [3, k as u32 - 1][..2.min(t)]);
+            }
+        }
+    }
+
+    #[test]
+    fn codes_keep_their_range_and_the_extremes() {
         let w = [0.5, -1.0, 0.25, 0.0, 0.0, 0.0, 0.0, 0.0];
-        let q = QLinear::quantize(&w.repeat(16), 16, 8, vec![0.0; 16]);
+        let q = QLinear::quantize(&w.repeat(16), 16, 8, vec![0.0; 16], 0);
         let d = q.dequantized();
         assert_eq!(d[1], -1.0);
-        assert!((d[0] - 0.5).abs() <= 1.0 / 126.0);
+        assert!((d[0] - 0.5).abs() <= 1.0 / (2 * QMAX_W) as f32);
         assert!(q.data.iter().all(|&v| (v as i32).abs() <= QMAX_W));
         assert_eq!(RowQuant::of_range(0.0, 0.0).scale, 1.0);
         let rq = RowQuant::of_range(-1.0, 3.0);
         assert_eq!(rq.code(-1.0), 0);
-        assert_eq!(rq.code(3.0), 255);
+        assert_eq!(rq.code(3.0) as i32, QMAX_A);
+        // the largest pair sum of `vpmaddubsw` stays inside i16
+        assert!(2 * QMAX_A * QMAX_W <= i16::MAX as i32);
         assert_eq!(rq.code(0.0) as i32, rq.zero);
     }
 }
