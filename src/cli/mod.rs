@@ -86,7 +86,7 @@ pub(crate) struct EncoderArgs {
     #[arg(long)]
     workers: Option<usize>,
     /// Forward pass: packed (real tokens only, fused AVX2 kernels), int8 (the packed engine
-    /// with int8 linear layers: faster, embeddings within cosine ~0.99 of f32) or candle
+    /// with int8 linear layers: faster, embeddings within cosine ~0.9999 of f32) or candle
     /// (candle's BertModel on padded batches) [default: packed where the CPU has AVX2 + FMA]
     #[arg(long, value_parser = ["packed", "int8", "candle"])]
     engine: Option<String>,

@@ -14,9 +14,11 @@
 //! out before the row is quantized (their codes become the zero point, so they add nothing to
 //! the integer sums) and multiplied in f32 against their channels' (dequantized) weights in the
 //! tile's last step: LLM.int8's decomposition, with the outliers chosen per row at run time, so
-//! no calibration data is needed. The weights are read from the very cache line of the panel
-//! that the integer loop has just streamed, so the f32 part costs no extra memory and no cache
-//! miss.
+//! no calibration data is needed. Those products use the same int8 weights, from a transposed
+//! copy (`k x n`, one input's weights to every output contiguous, 1 byte a weight): an outlier
+//! costs a broadcast, two sign-extending loads, two conversions and two FMAs per 16 outputs.
+//! (Reading them from the tile's panel instead, sign-extended in place, cost twice the uops;
+//! an f32 copy was slower still, from its 4x larger footprint: benches/README.md.)
 //!
 //! `vpmaddubsw` saturates its i16 pair sums: with 7-bit activations and 8-bit weights the
 //! largest is 2 x 127 x 127 = 32,258, so it never does. (Once the outliers are out, the weights
@@ -55,6 +57,9 @@ pub struct QLinear {
     pub bias: Vec<f32>,
     /// Values per row taken out of the quantization and multiplied in f32 (see the module).
     pub outliers: usize,
+    /// The quantized weights again, transposed (`k x n`: row `c` holds input `c`'s weights to
+    /// every output, contiguous), for the outliers' products; empty without outliers.
+    wt: Vec<i8>,
 }
 
 impl QLinear {
@@ -82,6 +87,17 @@ impl QLinear {
             }
         }
         let outliers = outliers.min(k);
+        let mut wt = Vec::new();
+        if outliers > 0 {
+            wt = vec![0i8; k * n];
+            for j in 0..n {
+                let (p, half, col) = (j / NR, (j % NR) / 8, j % 8);
+                for kk in 0..k {
+                    wt[kk * n + j] =
+                        data[p * kp * NR + (kk / 4) * 64 + half * 32 + col * 4 + kk % 4];
+                }
+            }
+        }
         QLinear {
             k,
             kp,
@@ -91,6 +107,7 @@ impl QLinear {
             colsum,
             bias,
             outliers,
+            wt,
         }
     }
 
@@ -229,6 +246,7 @@ unsafe fn qlinear_avx2(
                     col_sum: w.colsum.as_ptr().add(col),
                     bias: w.bias.as_ptr().add(col),
                     outliers: no,
+                    wt: w.wt.as_ptr().wrapping_add(col),
                     oidx: s.oidx.as_ptr().add(r * no),
                     oval: s.oval.as_ptr().add(r * no),
                 };
@@ -349,6 +367,9 @@ struct QTile {
     bias: *const f32,
     /// Outliers per row and their input indices and values (`R x outliers`).
     outliers: usize,
+    /// The transposed int8 weights of the tile's first column for input 0 (row stride `ldc`,
+    /// see [`QLinear`]).
+    wt: *const i8,
     oidx: *const u32,
     oval: *const f32,
 }
@@ -389,16 +410,14 @@ unsafe fn qtile<const R: usize>(t: &QTile) {
         let sa = _mm256_set1_ps(*t.row_scale.add(r));
         let v0 = _mm256_cvtepi32_ps(_mm256_sub_epi32(acc0[r], _mm256_mullo_epi32(z, cs0)));
         let v1 = _mm256_cvtepi32_ps(_mm256_sub_epi32(acc1[r], _mm256_mullo_epi32(z, cs1)));
-        // the outliers' products with their channels' integer weights, sign-extended from
-        // byte `c % 4` of each column's four bytes in group `c / 4` of the panel
+        // the outliers' products with their channels' integer weights: input `c`'s 16
+        // weights of this tile, contiguous in the transposed copy, sign-extended
         let (mut g0, mut g1) = (_mm256_mul_ps(v0, sa), _mm256_mul_ps(v1, sa));
         for o in r * t.outliers..(r + 1) * t.outliers {
-            let c = *t.oidx.add(o) as usize;
             let xv = _mm256_set1_ps(*t.oval.add(o));
-            let wp = t.b.add((c / 4) * 64) as *const __m256i;
-            let up = _mm_cvtsi32_si128(24 - 8 * (c % 4) as i32);
-            let w0 = _mm256_srai_epi32::<24>(_mm256_sll_epi32(_mm256_loadu_si256(wp), up));
-            let w1 = _mm256_srai_epi32::<24>(_mm256_sll_epi32(_mm256_loadu_si256(wp.add(1)), up));
+            let wp = t.wt.add(*t.oidx.add(o) as usize * t.ldc) as *const __m128i;
+            let w0 = _mm256_cvtepi8_epi32(_mm_loadl_epi64(wp));
+            let w1 = _mm256_cvtepi8_epi32(_mm_loadl_epi64(wp.cast::<i8>().add(8).cast()));
             g0 = _mm256_fmadd_ps(xv, _mm256_cvtepi32_ps(w0), g0);
             g1 = _mm256_fmadd_ps(xv, _mm256_cvtepi32_ps(w1), g1);
         }
