@@ -73,6 +73,9 @@ impl QLinear {
         let mut data = vec![0i8; n * kp];
         let mut scale = vec![1f32; n];
         let mut colsum = vec![0i32; n];
+        let outliers = outliers.min(k);
+        // the transposed copy for the outliers' products (see `QLinear::wt`)
+        let mut wt = vec![0i8; if outliers > 0 { k * n } else { 0 }];
         for j in 0..n {
             let row = &w[j * k..(j + 1) * k];
             let amax = row.iter().fold(0f32, |m, &v| m.max(v.abs()));
@@ -84,17 +87,8 @@ impl QLinear {
                 let q = (v / scale[j]).round().clamp(-QMAX_W as f32, QMAX_W as f32) as i32;
                 colsum[j] += q;
                 data[p * kp * NR + (kk / 4) * 64 + half * 32 + col * 4 + kk % 4] = q as i8;
-            }
-        }
-        let outliers = outliers.min(k);
-        let mut wt = Vec::new();
-        if outliers > 0 {
-            wt = vec![0i8; k * n];
-            for j in 0..n {
-                let (p, half, col) = (j / NR, (j % NR) / 8, j % 8);
-                for kk in 0..k {
-                    wt[kk * n + j] =
-                        data[p * kp * NR + (kk / 4) * 64 + half * 32 + col * 4 + kk % 4];
+                if outliers > 0 {
+                    wt[kk * n + j] = q as i8;
                 }
             }
         }
