@@ -85,7 +85,8 @@ pub(crate) struct EncoderArgs {
     /// single-threaded matmuls, the fastest split measured here]
     #[arg(long)]
     workers: Option<usize>,
-    /// Forward pass: packed (real tokens only, fused AVX2 kernels), int8 (the packed engine
+    /// Forward pass: packed (real tokens only, fused AVX2 / AVX-512 kernels; set
+    /// VOCMINE_NO_AVX512=1 to keep to AVX2), int8 (the packed engine
     /// with int8 linear layers: faster, embeddings within cosine ~0.9999 of f32) or candle
     /// (candle's BertModel on padded batches) [default: packed where the CPU has AVX2 + FMA]
     #[arg(long, value_parser = ["packed", "int8", "candle"])]
@@ -936,8 +937,13 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
     );
     if f32_peak > 0.0 {
         println!(
-            "peak measured now on {} threads: f32 FMA {f32_peak:.1} GFLOP/s, int8 (vpmaddubsw) {int8_peak:.1} GOP/s; this pass: {:.0}% of the f32 peak{}",
+            "peak measured now on {} threads ({}): f32 FMA {f32_peak:.1} GFLOP/s, int8 {int8_peak:.1} GOP/s; this pass: {:.0}% of the f32 peak{}",
             cfg.threads,
+            if vocmine::encode::kernels512::use_avx512() {
+                "AVX-512, int8 vpdpbusd"
+            } else {
+                "AVX2, int8 vpmaddubsw"
+            },
             100.0 * flops / enc_s / 1e9 / f32_peak,
             if cfg.engine == vocmine::encode::Engine::Int8 {
                 format!(", {:.0}% of the int8 peak", 100.0 * flops / enc_s / 1e9 / int8_peak)

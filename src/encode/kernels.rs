@@ -8,6 +8,8 @@
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
+use super::kernels512;
+
 /// Columns of one packed weight panel (two AVX registers).
 pub const NR: usize = 16;
 /// Rows of one micro-tile.
@@ -70,9 +72,7 @@ impl PackedLinear {
     /// Packs `w` (row-major `n x k`, PyTorch `Linear.weight`) and `bias` (length n).
     /// `n` must be a multiple of 16 (384, 1152, 1536 for BERT-small shapes).
     pub fn pack(w: &[f32], n: usize, k: usize, bias: Vec<f32>) -> PackedLinear {
-        assert_eq!(w.len(), n * k, "weight is not {n} x {k}");
-        assert_eq!(bias.len(), n, "bias is not {n}");
-        assert_eq!(n % NR, 0, "outputs {n} not a multiple of {NR}");
+        check_weight(w, n, k, &bias);
         let mut data = AlignedVec::zeros(n * k);
         let d = data.as_mut_slice();
         for p in 0..n / NR {
@@ -97,6 +97,25 @@ pub enum Epilogue<'a> {
     BiasResidual(&'a [f32]),
 }
 
+/// Panics unless `w` is `n x k`, `bias` has length `n`, and `n` is a multiple of [`NR`]: the
+/// shapes every packed linear layer (f32 or int8) is built from.
+pub(crate) fn check_weight(w: &[f32], n: usize, k: usize, bias: &[f32]) {
+    assert_eq!(w.len(), n * k, "weight is not {n} x {k}");
+    assert_eq!(bias.len(), n, "bias is not {n}");
+    assert_eq!(n % NR, 0, "outputs {n} not a multiple of {NR}");
+}
+
+/// Panics unless the kernels run on this CPU and `x` is `m x k`, `out` (and a residual) `m x n`:
+/// the checks every linear-layer call (f32 or int8) makes before its unsafe kernel.
+pub(crate) fn check_call(x: &[f32], m: usize, k: usize, n: usize, out: &[f32], ep: Epilogue) {
+    assert!(available(), "AVX2 + FMA kernels on a CPU without them");
+    assert_eq!(x.len(), m * k, "input is not {m} x {k}");
+    assert_eq!(out.len(), m * n, "output is not {m} x {n}");
+    if let Epilogue::BiasResidual(r) = ep {
+        assert_eq!(r.len(), m * n, "residual is not {m} x {n}");
+    }
+}
+
 thread_local! {
     /// The packed block of activations of [`linear`], kept per thread: allocating it per call
     /// (147 KiB, above malloc's mmap threshold) cost page faults on every matmul.
@@ -105,12 +124,20 @@ thread_local! {
 
 /// `out (m x n) = epilogue(x (m x k) W^T + b)`, all row-major and contiguous.
 pub fn linear(x: &[f32], m: usize, w: &PackedLinear, out: &mut [f32], ep: Epilogue) {
-    assert!(available(), "AVX2 + FMA kernels on a CPU without them");
-    assert_eq!(x.len(), m * w.k, "input is not {m} x {}", w.k);
-    assert_eq!(out.len(), m * w.n, "output is not {m} x {}", w.n);
-    if let Epilogue::BiasResidual(r) = ep {
-        assert_eq!(r.len(), m * w.n, "residual is not {m} x {}", w.n);
-    }
+    linear_on(x, m, w, out, ep, kernels512::use_avx512());
+}
+
+/// [`linear`] on AVX-512 tiles when `wide` (the CPU must have AVX-512), else on AVX2 tiles.
+pub(crate) fn linear_on(
+    x: &[f32],
+    m: usize,
+    w: &PackedLinear,
+    out: &mut [f32],
+    ep: Epilogue,
+    wide: bool,
+) {
+    check_call(x, m, w.k, w.n, out, ep);
+    assert!(!wide || kernels512::has_avx512(), "AVX-512 tiles on a CPU without AVX-512");
     APACK.with(|cell| {
         let mut apack = cell.borrow_mut();
         if apack.len() < MC * KC {
@@ -120,7 +147,7 @@ pub fn linear(x: &[f32], m: usize, w: &PackedLinear, out: &mut [f32], ep: Epilog
         // SAFETY: shapes checked above; AVX2 + FMA checked by `available`; `apack` holds an
         // MC x KC block.
         unsafe {
-            linear_avx2(x, m, w, out, ep, &mut apack)
+            linear_avx2(x, m, w, out, ep, &mut apack, wide)
         }
     })
 }
@@ -134,6 +161,7 @@ unsafe fn linear_avx2(
     out: &mut [f32],
     ep: Epilogue,
     apack: &mut [f32],
+    wide: bool,
 ) {
     let (k, n) = (w.k, w.n);
     let panels = n / NR;
@@ -171,7 +199,33 @@ unsafe fn linear_avx2(
                 }
                 i += rows;
             }
-            for p in 0..panels {
+            if wide {
+                // AVX-512: 12 x 32 tiles (two micro-panels, two weight panels); an odd last
+                // panel goes on below
+                for p in (0..panels - panels % 2).step_by(2) {
+                    let b0 = wp.add(p * k * NR + k0 * NR);
+                    let b1 = b0.add(k * NR);
+                    let mut i = i0;
+                    while i < i1 {
+                        let rows = (2 * MR).min(i1 - i);
+                        let c = op.add(i * n + p * NR);
+                        let bias = if first {
+                            w.bias.as_ptr().add(p * NR)
+                        } else {
+                            std::ptr::null()
+                        };
+                        let a = ap.add((i - i0) * kc);
+                        kernels512::tile_rows(rows, kc, a, b0, b1, c, n, bias);
+                        if last {
+                            finish_tile(rows, c, n, ep, i, p * NR);
+                            finish_tile(rows, c.add(NR), n, ep, i, p * NR + NR);
+                        }
+                        i += rows;
+                    }
+                }
+            }
+            let narrow = if wide { panels - panels % 2 } else { 0 };
+            for p in narrow..panels {
                 let bp = wp.add(p * k * NR + k0 * NR);
                 let mut i = i0;
                 while i < i1 {

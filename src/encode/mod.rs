@@ -12,6 +12,7 @@
 
 pub mod bert;
 pub mod kernels;
+pub mod kernels512;
 pub mod peak;
 pub mod qkernels;
 

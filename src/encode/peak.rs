@@ -1,29 +1,46 @@
 //! The machine's arithmetic peak, measured: what the kernels could reach at best on this CPU at
 //! its current clock. `vocmine bench` prints its achieved GFLOP/s against these.
 //!
-//! Each loop runs 12 independent accumulator chains (as the 6 x 16 tiles do), enough to hide
-//! the instructions' latency, for a fixed time on every thread at once.
+//! Each loop runs 12 (AVX2) or 24 (AVX-512) independent accumulator chains, as the tiles do,
+//! enough to hide the instructions' latency, for a fixed time on every thread at once.
 
 use super::kernels::available;
+use super::kernels512::use_avx512;
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 use std::time::{Duration, Instant};
 
-/// f32 peak in GFLOP/s (an FMA counts 2 per lane) of `threads` threads running AVX2 FMAs
-/// together for about `ms` milliseconds; 0 without AVX2 + FMA.
+/// f32 peak in GFLOP/s (an FMA counts 2 per lane) of `threads` threads running the FMAs the
+/// kernels use (AVX-512 where [`use_avx512`], else AVX2) together for about `ms`
+/// milliseconds; 0 without AVX2 + FMA.
 pub fn f32_gflops(threads: usize, ms: u64) -> f64 {
+    let wide = use_avx512();
     measure(threads, ms, |n| {
-        // SAFETY: AVX2 + FMA checked by `measure`.
-        unsafe { fma_loop(n) }
+        // SAFETY: AVX2 + FMA checked by `measure`, AVX-512 by `use_avx512`.
+        unsafe {
+            if wide {
+                fma512_loop(n)
+            } else {
+                fma_loop(n)
+            }
+        }
     })
 }
 
-/// int8 peak in GOP/s (a multiply-add counts 2) of `vpmaddubsw` + `vpmaddwd` + `vpaddd`, the
-/// int8 kernel's inner step, on `threads` threads for about `ms` milliseconds.
+/// int8 peak in GOP/s (a multiply-add counts 2) of the int8 kernel's inner step (`vpdpbusd`
+/// where [`use_avx512`], else `vpmaddubsw` + `vpmaddwd` + `vpaddd`) on `threads` threads for
+/// about `ms` milliseconds.
 pub fn int8_gops(threads: usize, ms: u64) -> f64 {
+    let wide = use_avx512();
     measure(threads, ms, |n| {
-        // SAFETY: AVX2 + FMA checked by `measure`.
-        unsafe { int8_loop(n) }
+        // SAFETY: AVX2 + FMA checked by `measure`, AVX-512 VNNI by `use_avx512`.
+        unsafe {
+            if wide {
+                vnni_loop(n)
+            } else {
+                int8_loop(n)
+            }
+        }
     })
 }
 
@@ -85,6 +102,39 @@ unsafe fn int8_loop(n: u64) -> f64 {
     }
     std::hint::black_box(acc);
     n as f64 * 12.0 * 32.0
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,fma")]
+unsafe fn fma512_loop(n: u64) -> f64 {
+    let mut acc = [_mm512_setzero_ps(); 24];
+    let (b0, b1) = (_mm512_set1_ps(0.999_9), _mm512_set1_ps(1.000_1));
+    for i in 0..n {
+        let a = _mm512_set1_ps(i as f32 * 1e-9);
+        for r in 0..12 {
+            acc[2 * r] = _mm512_fmadd_ps(a, b0, acc[2 * r]);
+            acc[2 * r + 1] = _mm512_fmadd_ps(a, b1, acc[2 * r + 1]);
+        }
+    }
+    std::hint::black_box(acc);
+    n as f64 * 24.0 * 16.0
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+unsafe fn vnni_loop(n: u64) -> f64 {
+    let mut acc = [_mm512_setzero_si512(); 24];
+    let (b0, b1) = (_mm512_set1_epi8(3), _mm512_set1_epi8(-5));
+    for i in 0..n {
+        let a0 = _mm512_set1_epi32(i as i32);
+        for r in 0..12 {
+            let a = _mm512_add_epi32(a0, _mm512_set1_epi32(r as i32 * 77));
+            acc[2 * r] = _mm512_dpbusd_epi32(acc[2 * r], a, b0);
+            acc[2 * r + 1] = _mm512_dpbusd_epi32(acc[2 * r + 1], a, b1);
+        }
+    }
+    std::hint::black_box(acc);
+    n as f64 * 24.0 * 64.0
 }
 
 #[cfg(test)]

@@ -24,7 +24,8 @@
 //! largest is 2 x 127 x 127 = 32,258, so it never does. (Once the outliers are out, the weights
 //! carry most of the error, so they get the eighth bit.)
 
-use super::kernels::{available, finish_tile, Epilogue, MR, NR};
+use super::kernels::{check_call, check_weight, finish_tile, Epilogue, MR, NR};
+use super::kernels512;
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
@@ -66,9 +67,7 @@ impl QLinear {
     /// Quantizes `w` (row-major `n x k`, PyTorch `Linear.weight`) with `bias` (length n);
     /// each row's `outliers` largest inputs run in f32 (see the module).
     pub fn quantize(w: &[f32], n: usize, k: usize, bias: Vec<f32>, outliers: usize) -> QLinear {
-        assert_eq!(w.len(), n * k, "weight is not {n} x {k}");
-        assert_eq!(bias.len(), n, "bias is not {n}");
-        assert_eq!(n % NR, 0, "outputs {n} not a multiple of {NR}");
+        check_weight(w, n, k, &bias);
         let kp = k.div_ceil(4) * 4;
         let mut data = vec![0i8; n * kp];
         let mut scale = vec![1f32; n];
@@ -165,12 +164,20 @@ thread_local! {
 
 /// `out (m x n) = epilogue(x (m x k) W^T + b)` with `W` quantized, all row-major.
 pub fn qlinear(x: &[f32], m: usize, w: &QLinear, out: &mut [f32], ep: Epilogue) {
-    assert!(available(), "AVX2 + FMA kernels on a CPU without them");
-    assert_eq!(x.len(), m * w.k, "input is not {m} x {}", w.k);
-    assert_eq!(out.len(), m * w.n, "output is not {m} x {}", w.n);
-    if let Epilogue::BiasResidual(r) = ep {
-        assert_eq!(r.len(), m * w.n, "residual is not {m} x {}", w.n);
-    }
+    qlinear_on(x, m, w, out, ep, kernels512::use_avx512());
+}
+
+/// [`qlinear`] on AVX-512 VNNI tiles when `wide` (the CPU must have them), else on AVX2 tiles.
+pub(crate) fn qlinear_on(
+    x: &[f32],
+    m: usize,
+    w: &QLinear,
+    out: &mut [f32],
+    ep: Epilogue,
+    wide: bool,
+) {
+    check_call(x, m, w.k, w.n, out, ep);
+    assert!(!wide || kernels512::has_avx512(), "AVX-512 tiles on a CPU without AVX-512");
     QPACK.with(|cell| {
         let mut s = cell.borrow_mut();
         let s = &mut *s;
@@ -185,7 +192,7 @@ pub fn qlinear(x: &[f32], m: usize, w: &QLinear, out: &mut [f32], ep: Epilogue) 
         // SAFETY: shapes checked above; AVX2 + FMA checked by `available`; the buffers hold
         // an MC-row block.
         unsafe {
-            qlinear_avx2(x, m, w, out, ep, s)
+            qlinear_avx2(x, m, w, out, ep, s, wide)
         }
     })
 }
@@ -199,6 +206,7 @@ unsafe fn qlinear_avx2(
     out: &mut [f32],
     ep: Epilogue,
     s: &mut QScratch,
+    wide: bool,
 ) {
     let (k, kp, n) = (w.k, w.kp, w.n);
     let groups = kp / 4;
@@ -220,30 +228,31 @@ unsafe fn qlinear_avx2(
             s.scale[r] = q.scale;
             s.zero[r] = q.zero;
         }
-        for p in 0..n / NR {
-            let bp = w.data.as_ptr().add(p * kp * NR);
+        let panels = n / NR;
+        let pairs = if wide { panels / 2 } else { 0 };
+        for p in 0..pairs {
+            // AVX-512: 12 x 32 tiles on two panels
+            let col = 2 * p * NR;
+            let mut i = i0;
+            while i < i1 {
+                let rows = (2 * MR).min(i1 - i);
+                let r = i - i0;
+                let c = op.add(i * n + col);
+                let t = tile_at(w, s, col, r, c);
+                kernels512::qtile_rows(rows, &t);
+                finish_tile(rows, c, n, ep, i, col);
+                finish_tile(rows, c.add(NR), n, ep, i, col + NR);
+                i += rows;
+            }
+        }
+        for p in 2 * pairs..panels {
             let col = p * NR;
             let mut i = i0;
             while i < i1 {
                 let rows = MR.min(i1 - i);
                 let r = i - i0;
                 let c = op.add(i * n + col);
-                let t = QTile {
-                    groups,
-                    a: s.codes.as_ptr().add((r / MR) * groups * MR * 4),
-                    b: bp,
-                    c,
-                    ldc: n,
-                    row_scale: s.scale.as_ptr().add(r),
-                    row_zero: s.zero.as_ptr().add(r),
-                    col_scale: w.scale.as_ptr().add(col),
-                    col_sum: w.colsum.as_ptr().add(col),
-                    bias: w.bias.as_ptr().add(col),
-                    outliers: no,
-                    wt: w.wt.as_ptr().wrapping_add(col),
-                    oidx: s.oidx.as_ptr().add(r * no),
-                    oval: s.oval.as_ptr().add(r * no),
-                };
+                let t = tile_at(w, s, col, r, c);
                 match rows {
                     6 => qtile::<6>(&t),
                     5 => qtile::<5>(&t),
@@ -285,6 +294,32 @@ unsafe fn quantize_row(
         *dst.add((c / 4) * MR * 4 + c % 4) = q.zero as u8;
     }
     q
+}
+
+/// The operands of the tile whose first row is row `r` of the block in `s` and whose first
+/// column is `col` (a multiple of 16), writing to `c`.
+///
+/// # Safety
+/// `s` holds the block's quantized rows, `col < w.n`, `c` points into the output.
+unsafe fn tile_at(w: &QLinear, s: &QScratch, col: usize, r: usize, c: *mut f32) -> QTile {
+    let groups = w.kp / 4;
+    let no = w.outliers;
+    QTile {
+        groups,
+        a: s.codes.as_ptr().add((r / MR) * groups * MR * 4),
+        b: w.data.as_ptr().add(col * w.kp),
+        c,
+        ldc: w.n,
+        row_scale: s.scale.as_ptr().add(r),
+        row_zero: s.zero.as_ptr().add(r),
+        col_scale: w.scale.as_ptr().add(col),
+        col_sum: w.colsum.as_ptr().add(col),
+        bias: w.bias.as_ptr().add(col),
+        outliers: no,
+        wt: w.wt.as_ptr().wrapping_add(col),
+        oidx: s.oidx.as_ptr().add(r * no),
+        oval: s.oval.as_ptr().add(r * no),
+    }
 }
 
 /// The smallest and largest value of `row`, widened to include 0.
@@ -347,25 +382,25 @@ unsafe fn write_codes(row: &[f32], kp: usize, dst: *mut u8, q: RowQuant) {
     }
 }
 
-/// The operands of one `R x 16` int8 tile.
-struct QTile {
-    groups: usize,
-    a: *const u8,
-    b: *const i8,
-    c: *mut f32,
-    ldc: usize,
-    row_scale: *const f32,
-    row_zero: *const i32,
-    col_scale: *const f32,
-    col_sum: *const i32,
-    bias: *const f32,
+/// The operands of one `R x 16` int8 tile (`R x 32` on AVX-512: two panels).
+pub(super) struct QTile {
+    pub(super) groups: usize,
+    pub(super) a: *const u8,
+    pub(super) b: *const i8,
+    pub(super) c: *mut f32,
+    pub(super) ldc: usize,
+    pub(super) row_scale: *const f32,
+    pub(super) row_zero: *const i32,
+    pub(super) col_scale: *const f32,
+    pub(super) col_sum: *const i32,
+    pub(super) bias: *const f32,
     /// Outliers per row and their input indices and values (`R x outliers`).
-    outliers: usize,
+    pub(super) outliers: usize,
     /// The transposed int8 weights of the tile's first column for input 0 (row stride `ldc`,
     /// see [`QLinear`]).
-    wt: *const i8,
-    oidx: *const u32,
-    oval: *const f32,
+    pub(super) wt: *const i8,
+    pub(super) oidx: *const u32,
+    pub(super) oval: *const f32,
 }
 
 /// `c = col_scale x (row_scale x (a b - zero x col_sum) + outliers x b[outliers]) + bias` for
@@ -456,7 +491,20 @@ unsafe fn take_outliers(row: &[f32], idx: &mut [u32], val: &mut [f32]) -> (f32, 
     for (b, m) in mx.iter().enumerate() {
         _mm256_storeu_ps(buckets.as_mut_ptr().add(8 * b), *m);
     }
-    let (_, &mut thr, _) = buckets.select_nth_unstable_by(t - 1, |a, b| b.total_cmp(a));
+    // the t-th largest bucket maximum, by insertion into the t largest (t <= 8; a general
+    // selection cost 1.5% of the whole int8 pass)
+    let mut best = [0f32; 8];
+    for &m in &buckets {
+        if m > best[t - 1] {
+            let mut q = t - 1;
+            while q > 0 && m > best[q - 1] {
+                best[q] = best[q - 1];
+                q -= 1;
+            }
+            best[q] = m;
+        }
+    }
+    let thr = best[t - 1];
     let tv = _mm256_set1_ps(thr);
     let mut top = Top::new(idx, val);
     let (mut lo, mut hi) = (0f32, 0f32);
@@ -551,6 +599,7 @@ impl<'a> Top<'a> {
 mod tests {
     use super::super::kernels::tests::rnd;
     use super::*;
+    use crate::encode::kernels::available;
 
     #[test]
     fn qlinear_is_the_exact_product_of_the_quantized_operands() {
