@@ -137,7 +137,10 @@ pub(crate) fn linear_on(
     wide: bool,
 ) {
     check_call(x, m, w.k, w.n, out, ep);
-    assert!(!wide || kernels512::has_avx512(), "AVX-512 tiles on a CPU without AVX-512");
+    assert!(
+        !wide || kernels512::has_avx512(),
+        "AVX-512 tiles on a CPU without AVX-512"
+    );
     APACK.with(|cell| {
         let mut apack = cell.borrow_mut();
         if apack.len() < MC * KC {
@@ -215,7 +218,8 @@ unsafe fn linear_avx2(
                             std::ptr::null()
                         };
                         let a = ap.add((i - i0) * kc);
-                        kernels512::tile_rows(rows, kc, a, b0, b1, c, n, bias);
+                        let a1 = a.add(MR * kc);
+                        kernels512::tile_rows(rows, kc, a, a1, MR, b0, b1, c, n, bias);
                         if last {
                             finish_tile(rows, c, n, ep, i, p * NR);
                             finish_tile(rows, c.add(NR), n, ep, i, p * NR + NR);
@@ -520,7 +524,25 @@ pub fn attention(
     ctx: &mut [f32],
     s: &mut AttnScratch,
 ) {
+    attention_on(qkv, len, hidden, heads, ctx, s, kernels512::use_avx512());
+}
+
+/// [`attention`] with its products on AVX-512 tiles when `wide` (the CPU must have AVX-512),
+/// else on AVX2 tiles.
+pub(crate) fn attention_on(
+    qkv: &[f32],
+    len: usize,
+    hidden: usize,
+    heads: usize,
+    ctx: &mut [f32],
+    s: &mut AttnScratch,
+    wide: bool,
+) {
     assert!(available(), "AVX2 + FMA kernels on a CPU without them");
+    assert!(
+        !wide || kernels512::has_avx512(),
+        "AVX-512 tiles on a CPU without AVX-512"
+    );
     let hd = hidden / heads;
     assert!(
         hd * heads == hidden && hd.is_multiple_of(NR),
@@ -536,7 +558,7 @@ pub fn attention(
     #[cfg(target_arch = "x86_64")]
     // SAFETY: shapes checked above and buffers sized for them; AVX2 + FMA checked.
     unsafe {
-        attention_avx2(qkv, len, hidden, heads, ctx, s, qp, vp)
+        attention_avx2(qkv, len, hidden, heads, ctx, s, qp, vp, wide)
     }
 }
 
@@ -552,6 +574,7 @@ unsafe fn attention_avx2(
     s: &mut AttnScratch,
     qp: *mut f32,
     vp: *mut f32,
+    wide: bool,
 ) {
     let hd = hidden / heads;
     let stride = 3 * hidden;
@@ -594,7 +617,7 @@ unsafe fn attention_avx2(
             }
         }
         // S^T = K Q^T: len keys x lq queries
-        strided_matmul(len, hd, kt, len, qp, hd * NR, lq / NR, st, lq);
+        strided_matmul(len, hd, kt, len, qp, hd * NR, lq / NR, st, lq, wide);
         // softmax of each query = each column, 8 queries per vector
         for cb in 0..lq / 8 {
             let col = st.add(cb * 8);
@@ -616,13 +639,13 @@ unsafe fn attention_avx2(
         }
         // context = P V: P's micro-panel for queries i0.. is S^T[j][i0..], stride lq
         let c = cp.add(h * hd);
-        strided_matmul(len, len, st, lq, vp, len * NR, hd / NR, c, hidden);
+        strided_matmul(len, len, st, lq, vp, len * NR, hd / NR, c, hidden, wide);
     }
 }
 
 /// `c (m x panels*16) = a b` for a small product: `a[kk * ak + r]` is row `r`'s `kk`-th value
 /// (any stride between values, rows adjacent), `b` holds `panels` 16-column panels `[kk][16]`
-/// `pstride` apart.
+/// `pstride` apart. With `wide`, pairs of panels go through AVX-512 12 x 32 tiles.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
@@ -636,8 +659,51 @@ unsafe fn strided_matmul(
     panels: usize,
     c: *mut f32,
     ldc: usize,
+    wide: bool,
 ) {
-    let zeros = [0.0f32; NR];
+    let zeros = [0.0f32; 2 * NR];
+    if wide && panels >= 2 {
+        let pairs = panels / 2;
+        let mut r0 = 0;
+        while r0 < m {
+            let rows = (2 * MR).min(m - r0);
+            let ar = a.add(r0);
+            for p in 0..pairs {
+                let b0 = b.add(2 * p * pstride);
+                let cp = c.add(r0 * ldc + 2 * p * NR);
+                kernels512::tile_rows(
+                    rows,
+                    kc,
+                    ar,
+                    ar.add(MR),
+                    ak,
+                    b0,
+                    b0.add(pstride),
+                    cp,
+                    ldc,
+                    zeros.as_ptr(),
+                );
+            }
+            r0 += rows;
+        }
+        if panels % 2 == 0 {
+            return;
+        }
+        // the odd last panel on AVX2 tiles
+        let p = panels - 1;
+        return strided_matmul(
+            m,
+            kc,
+            a,
+            ak,
+            b.add(p * pstride),
+            pstride,
+            1,
+            c.add(p * NR),
+            ldc,
+            false,
+        );
+    }
     let mut r0 = 0;
     while r0 < m {
         let rows = MR.min(m - r0);

@@ -38,16 +38,19 @@ pub fn has_avx512() -> bool {
     }
 }
 
-/// One `R x 32` tile over `kc` inputs. `a` holds the tile's rows as packed 6-row micro-panels
-/// (`[kk][MR]`, the second one `MR * kc` further), `b0` / `b1` the two 16-column weight panels
-/// at the K block's start; `c = bias + a b` when `bias` is set, else `c += a b` (row stride
-/// `ldc`).
+/// One `R x 32` tile over `kc` inputs. Row `r < 6`'s `kk`-th value is `a[kk * ak + r]`, row
+/// `r >= 6`'s is `a1[kk * ak + r - 6]` (packed micro-panels: `ak = MR`, `a1 = a + MR * kc`;
+/// attention: any `ak`, `a1 = a + MR`); `b0` / `b1` are two 16-column panels `[kk][16]`;
+/// `c = bias + a b` when `bias` is set, else `c += a b` (row stride `ldc`).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,fma")]
 #[inline]
+#[allow(clippy::too_many_arguments)]
 unsafe fn tile<const R: usize>(
     kc: usize,
     a: *const f32,
+    a1: *const f32,
+    ak: usize,
     b0: *const f32,
     b1: *const f32,
     c: *mut f32,
@@ -56,15 +59,14 @@ unsafe fn tile<const R: usize>(
 ) {
     let mut acc0 = [_mm512_setzero_ps(); R];
     let mut acc1 = [_mm512_setzero_ps(); R];
-    let a1 = a.add(MR * kc);
     for kk in 0..kc {
-        let w0 = _mm512_load_ps(b0.add(kk * NR));
-        let w1 = _mm512_load_ps(b1.add(kk * NR));
+        let w0 = _mm512_loadu_ps(b0.add(kk * NR));
+        let w1 = _mm512_loadu_ps(b1.add(kk * NR));
         for r in 0..R {
             let src = if r < MR {
-                a.add(kk * MR + r)
+                a.add(kk * ak + r)
             } else {
-                a1.add(kk * MR + r - MR)
+                a1.add(kk * ak + r - MR)
             };
             let av = _mm512_set1_ps(*src);
             acc0[r] = _mm512_fmadd_ps(av, w0, acc0[r]);
@@ -91,12 +93,12 @@ unsafe fn tile<const R: usize>(
     }
 }
 
-/// [`tile`] for `rows` (1 to 12) rows.
+/// [`tile`] for `rows` (1 to 12) rows (see there for `a`, `a1`, `ak`).
 ///
 /// # Safety
-/// AVX-512 F and FMA present; `a` holds `rows` packed rows of `kc` inputs (two micro-panels
-/// when `rows > 6`), `b0` / `b1` two 64-byte aligned panels of `kc` x 16, `c` a `rows` x 32
-/// block with row stride `ldc`, `bias` null or 32 values.
+/// AVX-512 F and FMA present; `a` / `a1` hold `rows` rows of `kc` values as [`tile`] reads
+/// them, `b0` / `b1` two panels of `kc` x 16, `c` a `rows` x 32 block with row stride `ldc`,
+/// `bias` null or 32 values.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,fma")]
 #[allow(clippy::too_many_arguments)]
@@ -104,6 +106,8 @@ pub(super) unsafe fn tile_rows(
     rows: usize,
     kc: usize,
     a: *const f32,
+    a1: *const f32,
+    ak: usize,
     b0: *const f32,
     b1: *const f32,
     c: *mut f32,
@@ -111,18 +115,18 @@ pub(super) unsafe fn tile_rows(
     bias: *const f32,
 ) {
     match rows {
-        12 => tile::<12>(kc, a, b0, b1, c, ldc, bias),
-        11 => tile::<11>(kc, a, b0, b1, c, ldc, bias),
-        10 => tile::<10>(kc, a, b0, b1, c, ldc, bias),
-        9 => tile::<9>(kc, a, b0, b1, c, ldc, bias),
-        8 => tile::<8>(kc, a, b0, b1, c, ldc, bias),
-        7 => tile::<7>(kc, a, b0, b1, c, ldc, bias),
-        6 => tile::<6>(kc, a, b0, b1, c, ldc, bias),
-        5 => tile::<5>(kc, a, b0, b1, c, ldc, bias),
-        4 => tile::<4>(kc, a, b0, b1, c, ldc, bias),
-        3 => tile::<3>(kc, a, b0, b1, c, ldc, bias),
-        2 => tile::<2>(kc, a, b0, b1, c, ldc, bias),
-        _ => tile::<1>(kc, a, b0, b1, c, ldc, bias),
+        12 => tile::<12>(kc, a, a1, ak, b0, b1, c, ldc, bias),
+        11 => tile::<11>(kc, a, a1, ak, b0, b1, c, ldc, bias),
+        10 => tile::<10>(kc, a, a1, ak, b0, b1, c, ldc, bias),
+        9 => tile::<9>(kc, a, a1, ak, b0, b1, c, ldc, bias),
+        8 => tile::<8>(kc, a, a1, ak, b0, b1, c, ldc, bias),
+        7 => tile::<7>(kc, a, a1, ak, b0, b1, c, ldc, bias),
+        6 => tile::<6>(kc, a, a1, ak, b0, b1, c, ldc, bias),
+        5 => tile::<5>(kc, a, a1, ak, b0, b1, c, ldc, bias),
+        4 => tile::<4>(kc, a, a1, ak, b0, b1, c, ldc, bias),
+        3 => tile::<3>(kc, a, a1, ak, b0, b1, c, ldc, bias),
+        2 => tile::<2>(kc, a, a1, ak, b0, b1, c, ldc, bias),
+        _ => tile::<1>(kc, a, a1, ak, b0, b1, c, ldc, bias),
     }
 }
 
@@ -204,7 +208,9 @@ pub(super) unsafe fn qtile_rows(rows: usize, t: &QTile) {
 #[cfg(test)]
 mod tests {
     use super::super::kernels::tests::rnd;
-    use super::super::kernels::{available, linear_on, Epilogue, PackedLinear};
+    use super::super::kernels::{
+        attention_on, available, linear_on, AttnScratch, Epilogue, PackedLinear,
+    };
     use super::super::qkernels::{qlinear_on, QLinear};
     use super::*;
 
@@ -237,7 +243,11 @@ mod tests {
                 linear_on(&x, m, &pl, &mut narrow, ep, false);
                 linear_on(&x, m, &pl, &mut wide, ep, true);
                 for (idx, (a, b)) in narrow.iter().zip(&wide).enumerate() {
-                    assert_eq!(a.to_bits(), b.to_bits(), "m{m} k{k} n{n} [{idx}]: {a} vs {b}");
+                    assert_eq!(
+                        a.to_bits(),
+                        b.to_bits(),
+                        "m{m} k{k} n{n} [{idx}]: {a} vs {b}"
+                    );
                 }
             }
         }
@@ -273,8 +283,36 @@ mod tests {
                 qlinear_on(&x, m, &ql, &mut narrow, ep, false);
                 qlinear_on(&x, m, &ql, &mut wide, ep, true);
                 for (idx, (a, b)) in narrow.iter().zip(&wide).enumerate() {
-                    assert_eq!(a.to_bits(), b.to_bits(), "m{m} k{k} n{n} [{idx}]: {a} vs {b}");
+                    assert_eq!(
+                        a.to_bits(),
+                        b.to_bits(),
+                        "m{m} k{k} n{n} [{idx}]: {a} vs {b}"
+                    );
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn avx512_attention_gives_the_avx2_attention_bit_for_bit() {
+        if !available() || !has_avx512() {
+            eprintln!("SKIP: no AVX-512 on this CPU (the AVX2 tiles run alone)");
+            return;
+        }
+        // e5-small's heads (12 x 32); lengths with odd and even query panels, partial tiles
+        let (hidden, heads) = (384, 12);
+        let mut s = AttnScratch::default();
+        for len in [1usize, 5, 12, 17, 40, 128] {
+            let qkv: Vec<f32> = rnd(len * 3 * hidden, 30 + len as u64)
+                .iter()
+                .map(|v| v * 4.0)
+                .collect();
+            let mut narrow = vec![f32::NAN; len * hidden];
+            let mut wide = vec![f32::NAN; len * hidden];
+            attention_on(&qkv, len, hidden, heads, &mut narrow, &mut s, false);
+            attention_on(&qkv, len, hidden, heads, &mut wide, &mut s, true);
+            for (idx, (a, b)) in narrow.iter().zip(&wide).enumerate() {
+                assert_eq!(a.to_bits(), b.to_bits(), "len {len} [{idx}]: {a} vs {b}");
             }
         }
     }
