@@ -686,7 +686,7 @@ unsafe fn strided_matmul(
             }
             r0 += rows;
         }
-        if panels % 2 == 0 {
+        if panels.is_multiple_of(2) {
             return;
         }
         // the odd last panel on AVX2 tiles
