@@ -3,7 +3,9 @@
 //! its last pass), vectorised `exp` and `erf`, layer norm and the attention of one sequence.
 //!
 //! Everything here is `unsafe` SIMD behind safe wrappers that check shapes; callers check
-//! [`available`] once (AVX2 and FMA at run time) and use the candle engine otherwise.
+//! [`available`] once (AVX2 and FMA at run time) and use the candle engine otherwise. Where the
+//! CPU has AVX-512, the matmul and attention products run on the 12 x 32 tiles of
+//! [`kernels512`](super::kernels512) over the same packed operands, with the same result bits.
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;

@@ -23,6 +23,10 @@
 //! `vpmaddubsw` saturates its i16 pair sums: with 7-bit activations and 8-bit weights the
 //! largest is 2 x 127 x 127 = 32,258, so it never does. (Once the outliers are out, the weights
 //! carry most of the error, so they get the eighth bit.)
+//!
+//! On CPUs with AVX-512 VNNI the tiles are [`kernels512`](super::kernels512)'s 12 x 32 ones:
+//! `vpdpbusd` adds a group's four u8 x i8 products into i32 in one instruction, exactly the
+//! integers the AVX2 pair gives, so the output is the same bit for bit.
 
 use super::kernels::{check_call, check_weight, finish_tile, Epilogue, MR, NR};
 use super::kernels512;
