@@ -107,10 +107,28 @@ pub(crate) fn check_weight(w: &[f32], n: usize, k: usize, bias: &[f32]) {
     assert_eq!(n % NR, 0, "outputs {n} not a multiple of {NR}");
 }
 
-/// Panics unless the kernels run on this CPU and `x` is `m x k`, `out` (and a residual) `m x n`:
-/// the checks every linear-layer call (f32 or int8) makes before its unsafe kernel.
-pub(crate) fn check_call(x: &[f32], m: usize, k: usize, n: usize, out: &[f32], ep: Epilogue) {
+/// Panics unless the kernels (the AVX-512 ones when `wide`) run on this CPU.
+pub(crate) fn check_cpu(wide: bool) {
     assert!(available(), "AVX2 + FMA kernels on a CPU without them");
+    assert!(
+        !wide || kernels512::has_avx512(),
+        "AVX-512 tiles on a CPU without AVX-512"
+    );
+}
+
+/// Panics unless the kernels (the AVX-512 ones when `wide`) run on this CPU and `x` is `m x k`,
+/// `out` (and a residual) `m x n`: the checks every linear-layer call (f32 or int8) makes
+/// before its unsafe kernel.
+pub(crate) fn check_call(
+    x: &[f32],
+    m: usize,
+    k: usize,
+    n: usize,
+    out: &[f32],
+    ep: Epilogue,
+    wide: bool,
+) {
+    check_cpu(wide);
     assert_eq!(x.len(), m * k, "input is not {m} x {k}");
     assert_eq!(out.len(), m * n, "output is not {m} x {n}");
     if let Epilogue::BiasResidual(r) = ep {
@@ -138,11 +156,7 @@ pub(crate) fn linear_on(
     ep: Epilogue,
     wide: bool,
 ) {
-    check_call(x, m, w.k, w.n, out, ep);
-    assert!(
-        !wide || kernels512::has_avx512(),
-        "AVX-512 tiles on a CPU without AVX-512"
-    );
+    check_call(x, m, w.k, w.n, out, ep, wide);
     APACK.with(|cell| {
         let mut apack = cell.borrow_mut();
         if apack.len() < MC * KC {
@@ -540,11 +554,7 @@ pub(crate) fn attention_on(
     s: &mut AttnScratch,
     wide: bool,
 ) {
-    assert!(available(), "AVX2 + FMA kernels on a CPU without them");
-    assert!(
-        !wide || kernels512::has_avx512(),
-        "AVX-512 tiles on a CPU without AVX-512"
-    );
+    check_cpu(wide);
     let hd = hidden / heads;
     assert!(
         hd * heads == hidden && hd.is_multiple_of(NR),

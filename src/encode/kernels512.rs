@@ -214,6 +214,24 @@ mod tests {
     use super::super::qkernels::{qlinear_on, QLinear};
     use super::*;
 
+    /// Runs `run(epilogue, wide, out)` narrow and wide with every epilogue (`res` the residual)
+    /// and asserts the same bits in all `len` outputs.
+    fn same_bits(what: &str, len: usize, res: &[f32], run: impl Fn(Epilogue, bool, &mut [f32])) {
+        for ep in [
+            Epilogue::Bias,
+            Epilogue::BiasGelu,
+            Epilogue::BiasResidual(res),
+        ] {
+            let mut narrow = vec![f32::NAN; len];
+            let mut wide = vec![f32::NAN; len];
+            run(ep, false, &mut narrow);
+            run(ep, true, &mut wide);
+            for (idx, (a, b)) in narrow.iter().zip(&wide).enumerate() {
+                assert_eq!(a.to_bits(), b.to_bits(), "{what} [{idx}]: {a} vs {b}");
+            }
+        }
+    }
+
     #[test]
     fn avx512_tiles_give_the_avx2_tiles_sums_bit_for_bit() {
         if !available() || !has_avx512() {
@@ -233,23 +251,10 @@ mod tests {
             let b = rnd(n, 13);
             let res = rnd(m * n, 14);
             let pl = PackedLinear::pack(&w, n, k, b);
-            for ep in [
-                Epilogue::Bias,
-                Epilogue::BiasGelu,
-                Epilogue::BiasResidual(&res),
-            ] {
-                let mut narrow = vec![f32::NAN; m * n];
-                let mut wide = vec![f32::NAN; m * n];
-                linear_on(&x, m, &pl, &mut narrow, ep, false);
-                linear_on(&x, m, &pl, &mut wide, ep, true);
-                for (idx, (a, b)) in narrow.iter().zip(&wide).enumerate() {
-                    assert_eq!(
-                        a.to_bits(),
-                        b.to_bits(),
-                        "m{m} k{k} n{n} [{idx}]: {a} vs {b}"
-                    );
-                }
-            }
+            let what = format!("m{m} k{k} n{n}");
+            same_bits(&what, m * n, &res, |ep, wide, out| {
+                linear_on(&x, m, &pl, out, ep, wide)
+            });
         }
     }
 
@@ -273,23 +278,10 @@ mod tests {
             let b = rnd(n, 23);
             let res = rnd(m * n, 24);
             let ql = QLinear::quantize(&w, n, k, b, outliers);
-            for ep in [
-                Epilogue::Bias,
-                Epilogue::BiasGelu,
-                Epilogue::BiasResidual(&res),
-            ] {
-                let mut narrow = vec![f32::NAN; m * n];
-                let mut wide = vec![f32::NAN; m * n];
-                qlinear_on(&x, m, &ql, &mut narrow, ep, false);
-                qlinear_on(&x, m, &ql, &mut wide, ep, true);
-                for (idx, (a, b)) in narrow.iter().zip(&wide).enumerate() {
-                    assert_eq!(
-                        a.to_bits(),
-                        b.to_bits(),
-                        "m{m} k{k} n{n} [{idx}]: {a} vs {b}"
-                    );
-                }
-            }
+            let what = format!("m{m} k{k} n{n} outliers {outliers}");
+            same_bits(&what, m * n, &res, |ep, wide, out| {
+                qlinear_on(&x, m, &ql, out, ep, wide)
+            });
         }
     }
 

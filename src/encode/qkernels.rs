@@ -180,11 +180,7 @@ pub(crate) fn qlinear_on(
     ep: Epilogue,
     wide: bool,
 ) {
-    check_call(x, m, w.k, w.n, out, ep);
-    assert!(
-        !wide || kernels512::has_avx512(),
-        "AVX-512 tiles on a CPU without AVX-512"
-    );
+    check_call(x, m, w.k, w.n, out, ep, wide);
     QPACK.with(|cell| {
         let mut s = cell.borrow_mut();
         let s = &mut *s;
