@@ -163,8 +163,8 @@ pub(crate) fn linear_on(
             apack.resize(MC * KC, 0.0);
         }
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: shapes checked above; AVX2 + FMA checked by `available`; `apack` holds an
-        // MC x KC block.
+        // SAFETY: shapes and the CPU (AVX2 + FMA, AVX-512 when `wide`) checked by `check_call`;
+        // `apack` holds an MC x KC block.
         unsafe {
             linear_avx2(x, m, w, out, ep, &mut apack, wide)
         }
@@ -568,7 +568,7 @@ pub(crate) fn attention_on(
     let qp = aligned(&mut s.q, lq * hd);
     let vp = aligned(&mut s.v, len * hd);
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: shapes checked above and buffers sized for them; AVX2 + FMA checked.
+    // SAFETY: shapes checked above and buffers sized for them; the CPU checked by `check_cpu`.
     unsafe {
         attention_avx2(qkv, len, hidden, heads, ctx, s, qp, vp, wide)
     }

@@ -192,8 +192,8 @@ pub(crate) fn qlinear_on(
         s.oidx.resize(MC * w.outliers, 0);
         s.oval.resize(MC * w.outliers, 0.0);
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: shapes checked above; AVX2 + FMA checked by `available`; the buffers hold
-        // an MC-row block.
+        // SAFETY: shapes and the CPU (AVX2 + FMA, AVX-512 VNNI when `wide`) checked by
+        // `check_call`; the buffers hold an MC-row block.
         unsafe {
             qlinear_avx2(x, m, w, out, ep, s, wide)
         }
