@@ -31,6 +31,9 @@ pub struct Example {
     pub label: usize,
     /// Hidden states after the frozen layers: `len x hidden`, row-major.
     pub states: Vec<f32>,
+    /// The base (untuned) encoder's pooled, L2-normalised embedding of the text, which the
+    /// anchor term holds the tuned embedding near; empty when `anchor` is 0.
+    pub anchor: Vec<f32>,
 }
 
 impl Example {
@@ -83,6 +86,10 @@ pub struct FinetuneConfig {
     /// Stop after this many steps in this invocation (the checkpoint keeps the rest for a
     /// later resume); 0 = no limit.
     pub stop_after: usize,
+    /// Weight of the anchor term: the mean squared distance between each training text's
+    /// tuned embedding and the base encoder's (0 = off). It keeps the embedding geometry that
+    /// the few-shot taxonomy heads and topic clustering rely on.
+    pub anchor: f64,
 }
 
 impl FinetuneConfig {
@@ -112,6 +119,7 @@ impl Default for FinetuneConfig {
             checkpoint_every: 200,
             seed: 42,
             stop_after: 0,
+            anchor: 0.0,
         }
     }
 }
@@ -649,7 +657,22 @@ pub fn finetune(
         let y: Vec<u32> = ex.iter().map(|e| e.label as u32).collect();
         let y = Tensor::from_vec(y, ex.len(), dev)?;
         let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
-        let loss = (logp.gather(&y.unsqueeze(1)?, 1)?.sum_all()? / -(ex.len() as f64))?;
+        let mut loss = (logp.gather(&y.unsqueeze(1)?, 1)?.sum_all()? / -(ex.len() as f64))?;
+        if cfg.anchor > 0.0 {
+            let h = pooled.dim(1)?;
+            let mut a = Vec::with_capacity(ex.len() * h);
+            for e in &ex {
+                if e.anchor.len() != h {
+                    return Err(Error::Invalid(
+                        "anchor > 0 needs the base embedding of every training text".into(),
+                    ));
+                }
+                a.extend_from_slice(&e.anchor);
+            }
+            let a = Tensor::from_vec(a, (ex.len(), h), dev)?;
+            let dist = ((&pooled - a)?.sqr()?.sum_all()? / ex.len() as f64)?;
+            loss = (loss + (dist * cfg.anchor)?)?;
+        }
         let grads = loss.backward()?;
         // global gradient norm over every parameter that has a gradient
         let mut sq = 0f64;

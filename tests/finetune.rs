@@ -8,10 +8,11 @@ use std::path::Path;
 use vocmine::encode::{cosine, EncoderConfig, Engine};
 use vocmine::model::ModelSpec;
 
-fn spec(dir: &Path, corpora: &Path) -> std::path::PathBuf {
+fn spec(dir: &Path, corpora: &Path, file: &str, extra: &str) -> std::path::PathBuf {
     let s = format!(
         r#"corpora = "{}"
 [settings]
+{extra}
 layers = 1
 epochs = 4
 batch_size = 16
@@ -33,7 +34,7 @@ hidden = 0
 "#,
         corpora.display()
     );
-    let p = dir.join("ft.toml");
+    let p = dir.join(file);
     std::fs::write(&p, s).unwrap();
     p
 }
@@ -49,10 +50,11 @@ fn finetune_learns_resumes_exactly_and_loads_merged() {
     };
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let spec = spec(d, &corpora);
+    let anchored = spec(d, &corpora, "anchored.toml", "anchor = 2.0");
+    let spec = spec(d, &corpora, "ft.toml", "");
     let model = common::model_dir();
     let base_encoder = model.join("multilingual-e5-small-zh-en");
-    let args = |out: &str| -> Vec<String> {
+    let args = |spec: &Path, out: &str| -> Vec<String> {
         [
             "train",
             "--finetune",
@@ -67,7 +69,7 @@ fn finetune_learns_resumes_exactly_and_loads_merged() {
         .collect()
     };
     let run = |extra: &[&str], out: &str| {
-        let mut a = args(out);
+        let mut a = args(&spec, out);
         a.extend(extra.iter().map(|s| s.to_string()));
         let refs: Vec<&str> = a.iter().map(String::as_str).collect();
         common::vocmine_in(d, &refs)
@@ -173,4 +175,31 @@ fn finetune_learns_resumes_exactly_and_loads_merged() {
     let probs = heads[0].predict(&ep).unwrap();
     assert_eq!(probs[0].len(), 2);
     assert!((probs[0].iter().sum::<f32>() - 1.0).abs() < 1e-4);
+
+    // the anchor term holds the tuned embeddings near the base encoder's, and still learns
+    let a2 = args(&anchored, "c");
+    common::vocmine_in(d, &a2.iter().map(String::as_str).collect::<Vec<_>>());
+    let c = d.join("c");
+    let report: serde_json::Value =
+        serde_json::from_slice(&read(&c.join("finetune.json"))).unwrap();
+    let best_c = report["report"]["best"]["score"].as_f64().unwrap();
+    assert!(
+        best_c > start + 0.05,
+        "anchored best dev accuracy {best_c} (start {start})"
+    );
+    let anchored = ModelSpec::open(&c)
+        .unwrap()
+        .load_encoder(cfg(Engine::Packed))
+        .unwrap();
+    let (ea, _) = anchored.encode(&texts).unwrap();
+    let drift = |e: &[Vec<f32>]| -> f32 {
+        (0..texts.len())
+            .map(|i| 1.0 - cosine(&e[i], &eb[i]))
+            .sum::<f32>()
+    };
+    let (free, held) = (drift(&ep), drift(&ea));
+    assert!(
+        held < 0.75 * free,
+        "anchored drift {held} should be well under the free run's {free}"
+    );
 }

@@ -129,13 +129,15 @@ fn read_files(
     Ok(all)
 }
 
-/// Normalises, tokenises and runs the frozen layers over a set; one example per row.
+/// Normalises, tokenises and runs the frozen layers over a set; one example per row. With
+/// `anchor`, also the whole base encoder's embedding of each text (for the anchor term).
 fn states(
     enc: &Encoder,
     set: &Labelled,
     task: usize,
     labels: &[String],
     frozen: usize,
+    anchor: bool,
     what: &str,
 ) -> Result<Vec<Example>> {
     let pb = bar(set.len(), what);
@@ -148,6 +150,11 @@ fn states(
         let refs: Vec<&str> = norm.iter().map(String::as_str).collect();
         let toks = enc.tokenize(&refs)?;
         let hs = enc.hidden_states(&toks, frozen)?;
+        let mut anchors = if anchor {
+            enc.encode_ids(&toks)?
+        } else {
+            vec![Vec::new(); hs.len()]
+        };
         for (j, states) in hs.into_iter().enumerate() {
             let i = c * 2048 + j;
             let l = &set.labels[i];
@@ -162,6 +169,7 @@ fn states(
                 task,
                 label,
                 states,
+                anchor: std::mem::take(&mut anchors[j]),
             });
         }
         pb.inc(chunk.len() as u64);
@@ -278,6 +286,7 @@ pub(crate) fn run(cli: FinetuneCli) -> Result<()> {
             ti,
             &labels,
             frozen,
+            cfg.anchor > 0.0,
             &format!("{} train", t.name),
         )?);
         dev.extend(states(
@@ -286,6 +295,7 @@ pub(crate) fn run(cli: FinetuneCli) -> Result<()> {
             ti,
             &labels,
             frozen,
+            false,
             &format!("{} dev", t.name),
         )?);
         tasks.push(TaskSpec {
