@@ -468,6 +468,12 @@ pub fn finetune(
             cfg.layers
         )));
     }
+    if !(cfg.anchor.is_finite() && cfg.anchor >= 0.0) {
+        return Err(Error::Invalid(format!(
+            "anchor must be a finite number >= 0, not {}",
+            cfg.anchor
+        )));
+    }
     if input.train.is_empty() || input.dev.is_empty() {
         return Err(Error::Invalid(
             "fine-tuning needs train and dev examples".into(),

@@ -203,3 +203,26 @@ fn finetune_learns_resumes_exactly_and_loads_merged() {
         "anchored drift {held} should be well under the free run's {free}"
     );
 }
+
+#[test]
+fn negative_anchor_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // checked before any data or model is read, so the corpora need not exist
+    let spec = spec(d, &d.join("no-corpora"), "bad.toml", "anchor = -1.0");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_vocmine"))
+        .current_dir(d)
+        .args(["train", "--finetune"])
+        .arg(&spec)
+        .args(["--out"])
+        .arg(d.join("out"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("bad.toml") && err.contains("settings.anchor = -1"),
+        "{err}"
+    );
+    assert!(!d.join("out").exists());
+}

@@ -207,6 +207,13 @@ pub(crate) fn run(cli: FinetuneCli) -> Result<()> {
         cfg.layers = l;
     }
     cfg.stop_after = cli.stop_after;
+    if !(cfg.anchor.is_finite() && cfg.anchor >= 0.0) {
+        bail!(
+            "{}: settings.anchor = {} must be a finite number >= 0 (0 turns the anchor term off)",
+            cli.spec.display(),
+            cfg.anchor
+        );
+    }
     let device = match cli.device {
         "cpu" => Device::Cpu,
         "cuda" => Device::new_cuda(0).context(
