@@ -100,6 +100,50 @@ impl FinetuneConfig {
             ..self.clone()
         }
     }
+
+    /// Checks the settings that need no model: each error names the spec setting
+    /// (`settings.NAME = value`) and its allowed range.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |name: &str, v: String, want: &str| {
+            Err(Error::Invalid(format!(
+                "settings.{name} = {v} must be {want}"
+            )))
+        };
+        if !(self.anchor.is_finite() && self.anchor >= 0.0) {
+            return bad(
+                "anchor",
+                self.anchor.to_string(),
+                "a finite number >= 0 (0 turns the anchor term off)",
+            );
+        }
+        for (name, v) in [("lr", self.lr), ("head_lr", self.head_lr)] {
+            if !(v.is_finite() && v > 0.0) {
+                return bad(name, v.to_string(), "a finite number > 0");
+            }
+        }
+        for (name, v) in [
+            ("warmup", self.warmup),
+            ("dropout", self.dropout),
+            ("weight_decay", self.weight_decay),
+        ] {
+            if !(0.0..1.0).contains(&v) {
+                return bad(name, v.to_string(), "in [0, 1)");
+            }
+        }
+        if !(self.clip.is_finite() && self.clip >= 0.0) {
+            return bad(
+                "clip",
+                self.clip.to_string(),
+                "a finite number >= 0 (0 = off)",
+            );
+        }
+        for (name, v) in [("epochs", self.epochs), ("batch_size", self.batch_size)] {
+            if v == 0 {
+                return bad(name, "0".into(), "at least 1");
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Default for FinetuneConfig {
@@ -468,12 +512,7 @@ pub fn finetune(
             cfg.layers
         )));
     }
-    if !(cfg.anchor.is_finite() && cfg.anchor >= 0.0) {
-        return Err(Error::Invalid(format!(
-            "anchor must be a finite number >= 0, not {}",
-            cfg.anchor
-        )));
-    }
+    cfg.validate()?;
     if input.train.is_empty() || input.dev.is_empty() {
         return Err(Error::Invalid(
             "fine-tuning needs train and dev examples".into(),

@@ -9,19 +9,19 @@ use vocmine::encode::{cosine, EncoderConfig, Engine};
 use vocmine::model::ModelSpec;
 
 fn spec(dir: &Path, corpora: &Path, file: &str, extra: &str) -> std::path::PathBuf {
+    // `extra` lines replace the defaults of the same key
+    let defaults = "layers = 1\nepochs = 4\nbatch_size = 16\nlr = 3e-4\nhead_lr = 1e-2\n\
+                    eval_every = 8\npatience = 10\ncheckpoint_every = 2\nseed = 7";
+    let key = |l: &str| l.split('=').next().unwrap_or("").trim().to_string();
+    let given: Vec<String> = extra.lines().map(key).collect();
+    let settings: Vec<&str> = extra
+        .lines()
+        .chain(defaults.lines().filter(|l| !given.contains(&key(l))))
+        .collect();
     let s = format!(
         r#"corpora = "{}"
 [settings]
-{extra}
-layers = 1
-epochs = 4
-batch_size = 16
-lr = 3e-4
-head_lr = 1e-2
-eval_every = 8
-patience = 10
-checkpoint_every = 2
-seed = 7
+{}
 
 [[task]]
 name = "sentiment"
@@ -32,7 +32,8 @@ max_per_file = 128
 max_dev_per_file = 64
 hidden = 0
 "#,
-        corpora.display()
+        corpora.display(),
+        settings.join("\n")
     );
     let p = dir.join(file);
     std::fs::write(&p, s).unwrap();
@@ -205,24 +206,27 @@ fn finetune_learns_resumes_exactly_and_loads_merged() {
 }
 
 #[test]
-fn negative_anchor_is_a_clear_error() {
+fn bad_settings_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     // checked before any data or model is read, so the corpora need not exist
-    let spec = spec(d, &d.join("no-corpora"), "bad.toml", "anchor = -1.0");
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_vocmine"))
-        .current_dir(d)
-        .args(["train", "--finetune"])
-        .arg(&spec)
-        .args(["--out"])
-        .arg(d.join("out"))
-        .output()
-        .unwrap();
-    assert!(!o.status.success());
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        err.contains("bad.toml") && err.contains("settings.anchor = -1"),
-        "{err}"
-    );
-    assert!(!d.join("out").exists());
+    for (file, setting, expect) in [
+        ("bad.toml", "anchor = -1.0", "settings.anchor = -1"),
+        ("zero.toml", "batch_size = 0", "settings.batch_size = 0"),
+        ("warm.toml", "warmup = 1.5", "settings.warmup = 1.5"),
+    ] {
+        let spec = spec(d, &d.join("no-corpora"), file, setting);
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_vocmine"))
+            .current_dir(d)
+            .args(["train", "--finetune"])
+            .arg(&spec)
+            .args(["--out"])
+            .arg(d.join("out"))
+            .output()
+            .unwrap();
+        assert!(!o.status.success(), "{setting} was accepted");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(file) && err.contains(expect), "{err}");
+        assert!(!d.join("out").exists());
+    }
 }

@@ -207,13 +207,9 @@ pub(crate) fn run(cli: FinetuneCli) -> Result<()> {
         cfg.layers = l;
     }
     cfg.stop_after = cli.stop_after;
-    if !(cfg.anchor.is_finite() && cfg.anchor >= 0.0) {
-        bail!(
-            "{}: settings.anchor = {} must be a finite number >= 0 (0 turns the anchor term off)",
-            cli.spec.display(),
-            cfg.anchor
-        );
-    }
+    // before any data is read or embedded: a bad setting fails in a second, not after caching
+    cfg.validate()
+        .with_context(|| format!("{}: invalid [settings]", cli.spec.display()))?;
     let device = match cli.device {
         "cpu" => Device::Cpu,
         "cuda" => Device::new_cuda(0).context(
