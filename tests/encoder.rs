@@ -176,3 +176,42 @@ fn packed_engine_agrees_with_candle_bert() {
         }
     }
 }
+
+#[test]
+fn states_and_embeddings_in_one_pass_match_the_two_calls() {
+    use vocmine::encode::{kernels, Engine};
+    if !kernels::available() {
+        eprintln!("SKIP: hidden states need the packed engine (AVX2 + FMA)");
+        return;
+    }
+    let spec = ModelSpec::open(&common::model_dir()).unwrap();
+    let enc = spec
+        .load_encoder(EncoderConfig {
+            engine: Engine::Packed,
+            batch_size: 3,
+            workers: 2,
+            threads: 2,
+            ..EncoderConfig::default()
+        })
+        .unwrap();
+    let texts = [
+        "物流太慢了，等了一个星期",
+        "shipping was slow",
+        "質量太差了，退貨退款都很麻煩",
+        "ok",
+        "The app crashes every time I open my order history, please fix it.",
+    ];
+    let toks = enc.tokenize(&texts).unwrap();
+    for layers in [0, 8, 12] {
+        let (states, embs) = enc.hidden_states_and_embeddings(&toks, layers).unwrap();
+        assert_eq!(
+            states,
+            enc.hidden_states(&toks, layers).unwrap(),
+            "layers {layers}"
+        );
+        assert_eq!(embs, enc.encode_ids(&toks).unwrap(), "layers {layers}");
+        for (s, t) in states.iter().zip(&toks) {
+            assert_eq!(s.len(), t.len() * enc.dim());
+        }
+    }
+}

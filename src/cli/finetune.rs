@@ -149,11 +149,13 @@ fn states(
             .collect();
         let refs: Vec<&str> = norm.iter().map(String::as_str).collect();
         let toks = enc.tokenize(&refs)?;
-        let hs = enc.hidden_states(&toks, frozen)?;
-        let mut anchors = if anchor {
-            enc.encode_ids(&toks)?
+        // with the anchor, the base embedding comes from the same pass as the states
+        let (hs, mut anchors) = if anchor {
+            enc.hidden_states_and_embeddings(&toks, frozen)?
         } else {
-            vec![Vec::new(); hs.len()]
+            let hs = enc.hidden_states(&toks, frozen)?;
+            let none = vec![Vec::new(); hs.len()];
+            (hs, none)
         };
         for (j, states) in hs.into_iter().enumerate() {
             let i = c * 2048 + j;

@@ -223,23 +223,10 @@ impl PackedBert {
     /// sequences' attention over the current rayon pool.
     pub fn embed(&self, batch: &[&[u32]], threads: usize) -> Result<Vec<Vec<f32>>> {
         let h = self.hidden;
-        self.run(batch, self.layers.len(), threads, |x, offsets| {
-            // mean pooling over each sequence's tokens, then L2 normalisation
+        self.run(batch, self.layers.len(), None, threads, |x, _, offsets| {
             offsets
                 .windows(2)
-                .map(|w| {
-                    let mut v = vec![0.0f32; h];
-                    for r in w[0]..w[1] {
-                        for (o, &val) in v.iter_mut().zip(&x[r * h..(r + 1) * h]) {
-                            *o += val;
-                        }
-                    }
-                    let n = (w[1] - w[0]) as f32;
-                    v.iter_mut().for_each(|o| *o /= n);
-                    let norm = v.iter().map(|o| o * o).sum::<f32>().sqrt().max(1e-12);
-                    v.iter_mut().for_each(|o| *o /= norm);
-                    v
-                })
+                .map(|w| pool(&x[w[0] * h..w[1] * h], h))
                 .collect()
         })
     }
@@ -256,8 +243,9 @@ impl PackedBert {
         self.run(
             batch,
             layers.min(self.layers.len()),
+            None,
             threads,
-            |x, offsets| {
+            |x, _, offsets| {
                 offsets
                     .windows(2)
                     .map(|w| x[w[0] * h..w[1] * h].to_vec())
@@ -266,14 +254,45 @@ impl PackedBert {
         )
     }
 
+    /// `hidden_states(batch, layers)` and `embed(batch)` in one pass over all the layers: per
+    /// sequence, its `len x hidden` states after the first `layers` layers followed by its
+    /// `hidden` embedding floats. The same bits as the two calls.
+    pub fn states_and_embed(
+        &self,
+        batch: &[&[u32]],
+        layers: usize,
+        threads: usize,
+    ) -> Result<Vec<Vec<f32>>> {
+        let h = self.hidden;
+        let keep = layers.min(self.layers.len());
+        self.run(
+            batch,
+            self.layers.len(),
+            Some(keep),
+            threads,
+            |x, kept, offsets| {
+                offsets
+                    .windows(2)
+                    .map(|w| {
+                        let mut row = kept[w[0] * h..w[1] * h].to_vec();
+                        row.extend(pool(&x[w[0] * h..w[1] * h], h));
+                        row
+                    })
+                    .collect()
+            },
+        )
+    }
+
     /// Runs the embedding layer and the first `depth` layers, then hands the packed hidden
-    /// states and the sequences' row offsets to `finish`.
+    /// states, a copy of them after the first `keep` layers (empty without `keep`) and the
+    /// sequences' row offsets to `finish`.
     fn run<R>(
         &self,
         batch: &[&[u32]],
         depth: usize,
+        keep: Option<usize>,
         threads: usize,
-        finish: impl FnOnce(&[f32], &[usize]) -> R,
+        finish: impl FnOnce(&[f32], &[f32], &[usize]) -> R,
     ) -> Result<R> {
         let h = self.hidden;
         let mut offsets = Vec::with_capacity(batch.len() + 1);
@@ -323,7 +342,11 @@ impl PackedBert {
             let ctx = &mut s.ctx[..t * h];
             let a = &mut s.a[..t * h];
             let inter = &mut s.inter[..t * self.inter];
-            for layer in &self.layers[..depth] {
+            let mut kept = Vec::new();
+            if keep == Some(0) {
+                kept = x.to_vec();
+            }
+            for (l, layer) in self.layers[..depth].iter().enumerate() {
                 par_linear(x, t, &layer.qkv, qkv, Epilogue::Bias, threads);
                 self.attention(qkv, ctx, &offsets, &mut s.attn, threads);
                 par_linear(ctx, t, &layer.out, a, Epilogue::BiasResidual(x), threads);
@@ -338,8 +361,11 @@ impl PackedBert {
                     threads,
                 );
                 kernels::layer_norm(x, h, &layer.ln2.0, &layer.ln2.1, self.eps);
+                if keep == Some(l + 1) {
+                    kept = x.to_vec();
+                }
             }
-            Ok(finish(x, &offsets))
+            Ok(finish(x, &kept, &offsets))
         })
     }
 
@@ -393,4 +419,19 @@ fn par_linear(x: &[f32], m: usize, w: &Linear, out: &mut [f32], ep: Epilogue, th
         };
         w.run(&x[r0 * k..(r0 + r) * k], r, o, e);
     });
+}
+
+/// Mean pooling of one sequence's `len x h` rows, then L2 normalisation.
+fn pool(rows: &[f32], h: usize) -> Vec<f32> {
+    let mut v = vec![0.0f32; h];
+    for row in rows.chunks_exact(h) {
+        for (o, &val) in v.iter_mut().zip(row) {
+            *o += val;
+        }
+    }
+    let n = (rows.len() / h) as f32;
+    v.iter_mut().for_each(|o| *o /= n);
+    let norm = v.iter().map(|o| o * o).sum::<f32>().sqrt().max(1e-12);
+    v.iter_mut().for_each(|o| *o /= norm);
+    v
 }

@@ -26,6 +26,9 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use tokenizers::{Tokenizer, TruncationParams};
 
+/// One `Vec<f32>` per sequence (a block of hidden states or an embedding), in input order.
+pub type Rows = Vec<Vec<f32>>;
+
 /// Which implementation runs the forward pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
@@ -359,6 +362,35 @@ impl Encoder {
             let seqs: Vec<&[u32]> = idx.iter().map(|&i| toks[i].as_slice()).collect();
             m.hidden_states(&seqs, layers, intra)
         })
+    }
+
+    /// `hidden_states(toks, layers)` and `encode_ids(toks)` in one pass over the layers (the
+    /// same bits as the two calls, for the cost of the second): `vocmine train --finetune`
+    /// with an anchor needs both. Needs the packed engine.
+    pub fn hidden_states_and_embeddings(
+        &self,
+        toks: &[TokenIds],
+        layers: usize,
+    ) -> Result<(Rows, Rows)> {
+        let Model::Packed(m) = &self.model else {
+            return Err(Error::model(
+                &self.dir,
+                "caching hidden states needs the packed engine (a CPU with AVX2 and FMA)",
+            ));
+        };
+        let intra = (self.cfg.threads / self.cfg.workers.max(1)).max(1);
+        let h = self.dim();
+        let rows = self.by_length(toks, true, |idx| {
+            let seqs: Vec<&[u32]> = idx.iter().map(|&i| toks[i].as_slice()).collect();
+            m.states_and_embed(&seqs, layers, intra)
+        })?;
+        Ok(rows
+            .into_iter()
+            .map(|mut r| {
+                let e = r.split_off(r.len() - h);
+                (r, e)
+            })
+            .unzip())
     }
 
     /// Tokenises and encodes texts; returns the embeddings and each text's token count.
