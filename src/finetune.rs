@@ -104,43 +104,35 @@ impl FinetuneConfig {
     /// Checks the settings that need no model: each error names the spec setting
     /// (`settings.NAME = value`) and its allowed range.
     pub fn validate(&self) -> Result<()> {
-        let bad = |name: &str, v: String, want: &str| {
-            Err(Error::Invalid(format!(
-                "settings.{name} = {v} must be {want}"
-            )))
-        };
-        if !(self.anchor.is_finite() && self.anchor >= 0.0) {
-            return bad(
+        let non_neg = |v: f64| v.is_finite() && v >= 0.0;
+        let pos = |v: f64| v.is_finite() && v > 0.0;
+        let unit = |v: f64| (0.0..1.0).contains(&v);
+        let (a, c, e, b) = (self.anchor, self.clip, self.epochs, self.batch_size);
+        let checks = [
+            (
                 "anchor",
-                self.anchor.to_string(),
-                "a finite number >= 0 (0 turns the anchor term off)",
-            );
-        }
-        for (name, v) in [("lr", self.lr), ("head_lr", self.head_lr)] {
-            if !(v.is_finite() && v > 0.0) {
-                return bad(name, v.to_string(), "a finite number > 0");
-            }
-        }
-        for (name, v) in [
-            ("warmup", self.warmup),
-            ("dropout", self.dropout),
-            ("weight_decay", self.weight_decay),
-        ] {
-            if !(0.0..1.0).contains(&v) {
-                return bad(name, v.to_string(), "in [0, 1)");
-            }
-        }
-        if !(self.clip.is_finite() && self.clip >= 0.0) {
-            return bad(
-                "clip",
-                self.clip.to_string(),
-                "a finite number >= 0 (0 = off)",
-            );
-        }
-        for (name, v) in [("epochs", self.epochs), ("batch_size", self.batch_size)] {
-            if v == 0 {
-                return bad(name, "0".into(), "at least 1");
-            }
+                a,
+                non_neg(a),
+                ">= 0 (0 turns the anchor term off)",
+            ),
+            ("lr", self.lr, pos(self.lr), "> 0"),
+            ("head_lr", self.head_lr, pos(self.head_lr), "> 0"),
+            ("warmup", self.warmup, unit(self.warmup), "in [0, 1)"),
+            ("dropout", self.dropout, unit(self.dropout), "in [0, 1)"),
+            (
+                "weight_decay",
+                self.weight_decay,
+                unit(self.weight_decay),
+                "in [0, 1)",
+            ),
+            ("clip", c, non_neg(c), ">= 0 (0 = off)"),
+            ("epochs", e as f64, e > 0, "at least 1"),
+            ("batch_size", b as f64, b > 0, "at least 1"),
+        ];
+        if let Some((name, v, _, want)) = checks.iter().find(|c| !c.2) {
+            return Err(Error::Invalid(format!(
+                "settings.{name} = {v} must be {want}"
+            )));
         }
         Ok(())
     }
