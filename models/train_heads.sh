@@ -6,7 +6,7 @@
 #     written by `vocmine train --finetune models/finetune.toml`). banking77 and clinc150 are
 #     skipped: the fine-tuning run trained those heads jointly with the encoder.
 #   VOCMINE_MODEL=models/multilingual-e5-small-zh-en VOCMINE_HEADS=models/frozen/heads VOCMINE_SKIP= \
-#     VOCMINE_SENTIMENT_NAME=sentiment bash models/train_heads.sh
+#     VOCMINE_SENTIMENT_NAME=sentiment VOCMINE_NEUTRAL= bash models/train_heads.sh
 #     the frozen-encoder heads in models/frozen/heads/ (the fine-tuning run starts from these).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,12 +22,20 @@ train() {
   if [[ $SKIP == *" $name "* ]]; then echo "skipping $name (VOCMINE_SKIP)"; else $V train "$@"; fi
 }
 
-# Sentiment (negative / neutral / positive): MLP 1024 on the four sentiment corpora. On the tuned
-# encoder it is the shipped sentiment head (better on dev than the linear head fine-tuned with the
-# encoder, MODEL_CARD.md); on the frozen encoder it is models/frozen/heads/sentiment.
+# Sentiment (negative / neutral / positive): MLP 1024 on the four sentiment corpora and 1,500
+# neutral support-desk requests and questions (bitext's informational intents relabelled
+# `neutral`; its complaint, review, payment_issue and registration_problems rows left out). On
+# the tuned encoder it is the shipped sentiment head (better on dev than the linear head
+# fine-tuned with the encoder, MODEL_CARD.md); on the frozen encoder it is
+# models/frozen/heads/sentiment, which was trained without the bitext rows (set
+# VOCMINE_NEUTRAL= to leave them out).
+NEUTRAL=(--data $S/bitext_customer_support/train.jsonl
+  --relabel 'complaint=-,review=-,payment_issue=-,registration_problems=-,*=neutral'
+  --max-per-file 16000,16000,16000,16000,1500)
+[[ -n ${VOCMINE_NEUTRAL-1} ]] || NEUTRAL=(--max-per-file 16000)
 train --task sentiment $M \
   --data $S/online_shopping_10_cats/train.jsonl --data $S/waimai_10k/train.jsonl \
-  --data $S/twitter_airline/train.jsonl --data $S/chnsenticorp_12k/train.jsonl --max-per-file 16000 \
+  --data $S/twitter_airline/train.jsonl --data $S/chnsenticorp_12k/train.jsonl "${NEUTRAL[@]}" \
   --dev $S/online_shopping_10_cats/dev.jsonl --dev $S/waimai_10k/dev.jsonl \
   --dev $S/twitter_airline/dev.jsonl --dev $S/chnsenticorp_12k/dev.jsonl \
   --test $S/chnsenticorp_12k/test.jsonl --test $S/waimai_10k/test.jsonl \

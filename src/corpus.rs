@@ -231,6 +231,101 @@ fn label_of(v: &serde_json::Value) -> Option<String> {
     }
 }
 
+/// A label mapping applied to training data as it is read (`vocmine train --relabel FROM=TO`):
+/// it merges fine labels into coarse ones (an intent corpus's questions and requests into
+/// `neutral`, star ratings into sentiment), drops a label's rows (`FROM=-`), and `*=TO` maps
+/// every label that is neither named nor in the head's label set.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Relabel {
+    /// (from, to); `None` drops the rows.
+    pairs: Vec<(String, Option<String>)>,
+    /// What `*` maps to, when given (`Some(None)` drops).
+    other: Option<Option<String>>,
+}
+
+impl Relabel {
+    /// Parses `FROM=TO` items (`TO` = `-` drops the rows; `FROM` = `*` stands for every label
+    /// that is neither named nor kept).
+    pub fn parse(items: &[String]) -> Result<Relabel> {
+        let mut r = Relabel::default();
+        for item in items {
+            let bad = |why: &str| {
+                Error::Invalid(format!(
+                    "--relabel {item:?}: {why} (expected FROM=TO; TO may be - to drop the rows, FROM may be * for every other label)"
+                ))
+            };
+            let (from, to) = item.split_once('=').ok_or_else(|| bad("no '='"))?;
+            let (from, to) = (from.trim(), to.trim());
+            if from.is_empty() || to.is_empty() {
+                return Err(bad("empty label"));
+            }
+            let to = (to != "-").then(|| to.to_string());
+            if from == "*" {
+                if r.other.is_some() {
+                    return Err(bad("'*' is given twice"));
+                }
+                r.other = Some(to);
+            } else if r.pairs.iter().any(|(f, _)| f == from) {
+                return Err(bad("this label is mapped twice"));
+            } else {
+                r.pairs.push((from.to_string(), to));
+            }
+        }
+        Ok(r)
+    }
+
+    /// True when the mapping changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.pairs.is_empty() && self.other.is_none()
+    }
+
+    /// The new label of `label` (`None`: drop it); labels in `keep` are left alone unless named.
+    fn map(&self, label: &str, keep: &[String]) -> Option<String> {
+        if let Some((_, to)) = self.pairs.iter().find(|(f, _)| f == label) {
+            return to.clone();
+        }
+        match &self.other {
+            Some(to) if !keep.iter().any(|k| k == label) => to.clone(),
+            _ => Some(label.to_string()),
+        }
+    }
+
+    /// Applies the mapping to every row of `set`. Returns the new set (file order kept), the
+    /// number of rows whose label changed and the number dropped (a multi-label row is dropped
+    /// when none of its labels is left).
+    pub fn apply(&self, set: Labelled, keep: &[String]) -> (Labelled, usize, usize) {
+        if self.is_empty() {
+            return (set, 0, 0);
+        }
+        let (mut changed, mut dropped) = (0, 0);
+        let mut out = Labelled {
+            multi: set.multi,
+            ..Labelled::default()
+        };
+        for i in 0..set.len() {
+            let mut ls: Vec<String> = set.label_sets[i]
+                .iter()
+                .filter_map(|l| self.map(l, keep))
+                .collect();
+            ls.sort();
+            ls.dedup();
+            if ls.is_empty() {
+                dropped += 1;
+                continue;
+            }
+            if ls != set.label_sets[i] {
+                changed += 1;
+            }
+            out.ids.push(set.ids[i].clone());
+            out.texts.push(set.texts[i].clone());
+            out.labels.push(ls.join("|"));
+            out.label_sets.push(ls);
+            out.sources.push(set.sources[i].clone());
+        }
+        (out, changed, dropped)
+    }
+}
+
 /// Caches embeddings of text lists on disk, keyed by the encoder fingerprint and the texts.
 pub struct EmbeddingCache {
     dir: PathBuf,
@@ -361,6 +456,32 @@ mod tests {
             vec!["价格".to_string(), "动力".to_string()]
         );
         l
+    }
+
+    #[test]
+    fn relabel_maps_drops_and_keeps() {
+        let l = set(); // labels a, b, c in turn, 10 rows each
+        let keep = ["a".to_string()];
+        let items = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let r = Relabel::parse(&items(&["b=-", "*=z"])).unwrap();
+        let (m, changed, dropped) = r.apply(l.clone(), &keep);
+        assert_eq!((m.len(), changed, dropped), (20, 10, 10));
+        // a is kept (in the label set), b dropped, c mapped by '*'; order and ids kept
+        assert_eq!(&m.labels[..4], ["a", "z", "a", "z"]);
+        assert_eq!(&m.ids[..4], ["r0", "r2", "r3", "r5"]);
+        assert_eq!(m.label_sets[1], vec!["z".to_string()]);
+        // a named label wins over the label set; without '*' other labels stay
+        let r = Relabel::parse(&items(&["a=c"])).unwrap();
+        let (m, changed, dropped) = r.apply(l.clone(), &keep);
+        assert_eq!((m.len(), changed, dropped), (30, 10, 0));
+        assert_eq!(m.labels.iter().filter(|x| *x == "c").count(), 20);
+        // an empty mapping is the identity
+        let (m, changed, dropped) = Relabel::default().apply(l.clone(), &keep);
+        assert_eq!((m.labels, changed, dropped), (l.labels, 0, 0));
+        for bad in ["nolabel", "=x", "a=", "a=b,a=c"] {
+            let err = Relabel::parse(&items(&bad.split(',').collect::<Vec<_>>())).unwrap_err();
+            assert!(err.to_string().contains("--relabel"), "{bad}: {err}");
+        }
     }
 
     #[test]

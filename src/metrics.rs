@@ -24,7 +24,9 @@ pub struct ClassMetrics {
 pub struct Metrics {
     /// Share of correct predictions.
     pub accuracy: f64,
-    /// Unweighted mean F1 over the classes that have gold support or were predicted.
+    /// Unweighted mean F1 over the classes that have gold support (as reported for these
+    /// corpora): a 3-way head's `neutral` answers on a 2-label corpus count against the gold
+    /// classes' recall, not as a third class of F1 0.
     pub macro_f1: f64,
     /// Support-weighted mean F1.
     pub weighted_f1: f64,
@@ -68,7 +70,7 @@ pub fn single_label(labels: &[String], gold: &[usize], pred: &[usize]) -> Metric
             0.0
         };
         let f = f1(precision, recall);
-        if support > 0 || predicted > 0 {
+        if support > 0 {
             macro_sum += f;
             macro_n += 1;
         }
@@ -359,6 +361,18 @@ mod tests {
         // maj: P=0.9 R=1 F=18/19 ; min: F=0 -> macro = 9/19
         assert!((m.macro_f1 - 9.0 / 19.0).abs() < 1e-12);
         assert!((m.weighted_f1 - 0.9 * 18.0 / 19.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn macro_f1_averages_the_gold_classes_only() {
+        // a 3-way head on a 2-label corpus: gold a a b b ; pred a n b b
+        let labels = l(&["a", "b", "n"]);
+        let m = single_label(&labels, &[0, 0, 1, 1], &[0, 2, 1, 1]);
+        assert!((m.accuracy - 0.75).abs() < 1e-12);
+        // a: P=1 R=1/2 F=2/3 ; b: P=1 R=1 F=1 ; n has no gold row and is left out
+        assert!((m.macro_f1 - (2.0 / 3.0 + 1.0) / 2.0).abs() < 1e-12);
+        assert_eq!(m.per_class["n"].support, 0);
+        assert!((m.per_class["a"].recall - 0.5).abs() < 1e-12);
     }
 
     #[test]

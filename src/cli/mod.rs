@@ -13,7 +13,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use vocmine::classify::{ClassWeight, Targets, TrainConfig};
-use vocmine::corpus::{read_labelled, EmbeddingCache, Labelled};
+use vocmine::corpus::{read_labelled, EmbeddingCache, Labelled, Relabel};
 use vocmine::encode::{
     cosine, forward_flops, read_npy_f32, set_intra_op_threads, Encoder, EncoderConfig, Engine,
 };
@@ -294,9 +294,16 @@ struct TrainArgs {
     /// Label order, comma-separated [default: sorted labels of the training data]
     #[arg(long, value_delimiter = ',')]
     labels: Option<Vec<String>>,
-    /// Use at most this many examples of each training file (seeded sample)
-    #[arg(long)]
-    max_per_file: Option<usize>,
+    /// Use at most this many examples of each training file (seeded sample, after
+    /// --relabel); one value for every file, or comma-separated, one per --data file in order
+    #[arg(long, value_delimiter = ',', value_name = "N")]
+    max_per_file: Vec<usize>,
+    /// Map labels of the training and dev files before training, FROM=TO, comma-separated or
+    /// repeated: merges fine labels into coarse ones (e.g. an intent corpus's requests into
+    /// `neutral`); TO = - drops the rows; FROM = * maps every label neither named nor in
+    /// --labels
+    #[arg(long, value_delimiter = ',', value_name = "FROM=TO")]
+    relabel: Vec<String>,
     /// Few-shot: build a nearest-prototype head from K examples per label of the training data
     /// (seeded sample); no dev set or gradient training
     #[arg(long, value_name = "K")]
@@ -568,17 +575,31 @@ fn load_sets(
     files: &[PathBuf],
     text: &str,
     label: &str,
-    max: Option<usize>,
-    seed: u64,
+    (max, seed): (&[usize], u64),
+    (relabel, keep): (&Relabel, &[String]),
 ) -> Result<Labelled> {
+    if max.len() > 1 && max.len() != files.len() {
+        bail!(
+            "--max-per-file has {} values for {} --data files: give one value, or one per file",
+            max.len(),
+            files.len()
+        );
+    }
     let mut all = Labelled::default();
-    for f in files {
+    for (i, f) in files.iter().enumerate() {
         let (l, skipped) = read_labelled(f, text, label)?;
         if skipped > 0 {
             eprintln!("{}: {skipped} rows without {label:?} skipped", f.display());
         }
-        all.extend(match max {
-            Some(n) => l.sample(n, seed),
+        let (l, changed, dropped) = relabel.apply(l, keep);
+        if changed + dropped > 0 {
+            eprintln!(
+                "{}: --relabel changed {changed} rows and dropped {dropped}",
+                f.display()
+            );
+        }
+        all.extend(match max.get(i).or(max.first()) {
+            Some(&n) => l.sample(n, seed),
             None => l,
         });
     }
@@ -628,12 +649,14 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
     let encoder = a.enc.load(&spec)?;
     let fp = encoder.fingerprint()?;
     let cache = EmbeddingCache::new(a.cache.clone().unwrap_or_else(EmbeddingCache::default_dir));
+    let relabel = Relabel::parse(&a.relabel)?;
+    let keep = a.labels.clone().unwrap_or_default();
     let train = load_sets(
         &a.data,
         &a.text_field,
         &a.label_field,
-        a.max_per_file,
-        a.seed,
+        (&a.max_per_file, a.seed),
+        (&relabel, &keep),
     )?;
     if let Some(k) = a.few_shot {
         return few_shot(&a, k, train, &encoder, &fp, &cache, t0);
@@ -648,10 +671,14 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
         );
         (t, d)
     } else {
-        (
-            train,
-            load_sets(&a.dev, &a.text_field, &a.label_field, None, a.seed)?,
-        )
+        let dev = load_sets(
+            &a.dev,
+            &a.text_field,
+            &a.label_field,
+            (&[], a.seed),
+            (&relabel, &keep),
+        )?;
+        (train, dev)
     };
     let multi = train.multi;
     let labels: Vec<String> = match &a.labels {
@@ -739,7 +766,7 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
     head.meta.encoder = fp;
     head.meta.training = serde_json::json!({
         "command": std::env::args().collect::<Vec<_>>().join(" "),
-        "data": a.data, "dev": a.dev, "max_per_file": a.max_per_file,
+        "data": a.data, "dev": a.dev, "max_per_file": a.max_per_file, "relabel": a.relabel,
         "n_train": train.len(), "n_dev": dev.len(),
         "config": cfg, "report": rep, "test": tests,
         "train_seconds": train_secs,
@@ -854,8 +881,11 @@ fn test_set(
         &[f.to_path_buf()],
         &a.text_field,
         &a.label_field,
-        None,
-        a.seed,
+        (&[], a.seed),
+        (
+            &Relabel::parse(&a.relabel)?,
+            a.labels.as_deref().unwrap_or_default(),
+        ),
     )?;
     let x = embed(
         encoder,
