@@ -229,3 +229,102 @@ fn banking77_ten_shot_head_reaches_eighty_percent() {
     assert!(acc >= 0.80, "banking77 10-shot accuracy {acc}");
     assert!(r["ece"].as_f64().unwrap() < 0.08);
 }
+
+/// `train --relabel` maps and drops labels as the files are read, before `--max-per-file`
+/// takes its per-file cap; a cap list of the wrong length is a clear error.
+#[test]
+fn train_relabels_then_caps_each_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let sentiment = write_data(d);
+    let intents = d.join("intents.jsonl");
+    let rows = [
+        ("Where is my order 1234?", "track_order"),
+        ("How do I change my delivery address?", "change_address"),
+        ("请问可以开发票吗？", "get_invoice"),
+        ("Can you send me the invoice again?", "get_invoice"),
+        ("请帮我取消订单", "cancel_order"),
+        ("What payment methods do you accept?", "payment_methods"),
+        ("I want to file a complaint about your staff", "complaint"),
+        ("你们的服务太差了，我要投诉", "complaint"),
+        ("Your service is terrible, complaint incoming", "complaint"),
+    ];
+    let body: String = rows
+        .iter()
+        .enumerate()
+        .map(|(i, (t, l))| {
+            serde_json::json!({"id": format!("i{i}"), "text": t, "label": l}).to_string() + "\n"
+        })
+        .collect();
+    std::fs::write(&intents, body).unwrap();
+    let model = common::model_dir();
+    let (s, i) = (sentiment.to_str().unwrap(), intents.to_str().unwrap());
+    let args = |caps: &str| -> Vec<String> {
+        [
+            "train",
+            "--task",
+            "sentiment",
+            "--model",
+            model.to_str().unwrap(),
+            "--data",
+            s,
+            "--data",
+            i,
+            "--relabel",
+            "complaint=-,*=neutral",
+            "--labels",
+            "negative,neutral,positive",
+            "--max-per-file",
+            caps,
+            "--hidden",
+            "0",
+            "--epochs",
+            "3",
+            "--out",
+            "head",
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect()
+    };
+    let train = |caps: &str| -> serde_json::Value {
+        let a = args(caps);
+        let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+        common::vocmine_in(d, &refs);
+        serde_json::from_slice(&std::fs::read(d.join("head.json")).unwrap()).unwrap()
+    };
+    let rows_used = |meta: &serde_json::Value| {
+        let t = &meta["training"];
+        t["n_train"].as_u64().unwrap() + t["n_dev"].as_u64().unwrap()
+    };
+    // 12 sentiment rows + the 6 intent rows left after dropping the 3 complaints
+    let meta = train("12,8");
+    assert_eq!(rows_used(&meta), 18);
+    assert_eq!(
+        meta["labels"],
+        serde_json::json!(["negative", "neutral", "positive"])
+    );
+    let t = &meta["training"];
+    assert_eq!(
+        t["relabel"],
+        serde_json::json!(["complaint=-", "*=neutral"])
+    );
+    assert_eq!(t["max_per_file"], serde_json::json!([12, 8]));
+    // the second file's own cap
+    assert_eq!(rows_used(&train("12,4")), 16);
+
+    // three caps for two files
+    let a = args("12,4,4");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_vocmine"))
+        .current_dir(d)
+        .env("VOCMINE_CACHE", d.join("cache"))
+        .args(&a)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("--max-per-file has 3 values for 2 --data files"),
+        "{err}"
+    );
+}
