@@ -38,16 +38,21 @@ const DATA: &[(&str, &str)] = &[
 ];
 
 fn write_data(dir: &Path) -> std::path::PathBuf {
-    let p = dir.join("labelled.jsonl");
-    let body: String = DATA
+    write_rows(&dir.join("labelled.jsonl"), "e", DATA)
+}
+
+/// Writes (text, label) rows as JSONL with ids PREFIX0, PREFIX1, ...
+fn write_rows(p: &Path, prefix: &str, rows: &[(&str, &str)]) -> std::path::PathBuf {
+    let body: String = rows
         .iter()
         .enumerate()
         .map(|(i, (t, l))| {
-            serde_json::json!({"id": format!("e{i}"), "text": t, "label": l}).to_string() + "\n"
+            serde_json::json!({"id": format!("{prefix}{i}"), "text": t, "label": l}).to_string()
+                + "\n"
         })
         .collect();
-    std::fs::write(&p, body).unwrap();
-    p
+    std::fs::write(p, body).unwrap();
+    p.to_path_buf()
 }
 
 #[test]
@@ -249,14 +254,7 @@ fn train_relabels_then_caps_each_file() {
         ("你们的服务太差了，我要投诉", "complaint"),
         ("Your service is terrible, complaint incoming", "complaint"),
     ];
-    let body: String = rows
-        .iter()
-        .enumerate()
-        .map(|(i, (t, l))| {
-            serde_json::json!({"id": format!("i{i}"), "text": t, "label": l}).to_string() + "\n"
-        })
-        .collect();
-    std::fs::write(&intents, body).unwrap();
+    write_rows(&intents, "i", &rows);
     let model = common::model_dir();
     let (s, i) = (sentiment.to_str().unwrap(), intents.to_str().unwrap());
     let args = |caps: &str| -> Vec<String> {
