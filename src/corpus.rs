@@ -297,31 +297,26 @@ impl Relabel {
         if self.is_empty() {
             return (set, 0, 0);
         }
-        let (mut changed, mut dropped) = (0, 0);
-        let mut out = Labelled {
-            multi: set.multi,
-            ..Labelled::default()
-        };
-        for i in 0..set.len() {
-            let mut ls: Vec<String> = set.label_sets[i]
-                .iter()
-                .filter_map(|l| self.map(l, keep))
-                .collect();
+        let mut kept = Vec::with_capacity(set.len());
+        let mut sets = Vec::with_capacity(set.len());
+        for (i, old) in set.label_sets.iter().enumerate() {
+            let mut ls: Vec<String> = old.iter().filter_map(|l| self.map(l, keep)).collect();
             ls.sort();
             ls.dedup();
-            if ls.is_empty() {
-                dropped += 1;
-                continue;
+            if !ls.is_empty() {
+                kept.push(i);
+                sets.push(ls);
             }
-            if ls != set.label_sets[i] {
-                changed += 1;
-            }
-            out.ids.push(set.ids[i].clone());
-            out.texts.push(set.texts[i].clone());
-            out.labels.push(ls.join("|"));
-            out.label_sets.push(ls);
-            out.sources.push(set.sources[i].clone());
         }
+        let changed = kept
+            .iter()
+            .zip(&sets)
+            .filter(|(&i, ls)| **ls != set.label_sets[i])
+            .count();
+        let dropped = set.len() - kept.len();
+        let mut out = set.pick(&kept);
+        out.labels = sets.iter().map(|ls| ls.join("|")).collect();
+        out.label_sets = sets;
         (out, changed, dropped)
     }
 }

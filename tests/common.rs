@@ -47,6 +47,15 @@ pub fn vocmine_in(dir: &std::path::Path, args: &[&str]) -> String {
     run_checked(cmd, args)
 }
 
+/// Runs `cmd` (its arguments set) expecting it to fail; panics if it succeeds, else returns
+/// stderr (the error message the user sees).
+pub fn stderr_of_failure(mut cmd: std::process::Command) -> String {
+    let o = cmd.output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(!o.status.success(), "{cmd:?} succeeded\n{err}");
+    err
+}
+
 /// Runs `cmd` with `args`; panics with the output unless it succeeds, else returns stdout.
 pub fn run_checked(mut cmd: std::process::Command, args: &[&str]) -> String {
     let o = cmd.args(args).output().unwrap();

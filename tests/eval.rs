@@ -312,15 +312,11 @@ fn train_relabels_then_caps_each_file() {
     assert_eq!(rows_used(&train("12,4")), 16);
 
     // three caps for two files
-    let a = args("12,4,4");
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_vocmine"))
-        .current_dir(d)
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_vocmine"));
+    cmd.current_dir(d)
         .env("VOCMINE_CACHE", d.join("cache"))
-        .args(&a)
-        .output()
-        .unwrap();
-    assert!(!o.status.success());
-    let err = String::from_utf8_lossy(&o.stderr);
+        .args(args("12,4,4"));
+    let err = common::stderr_of_failure(cmd);
     assert!(
         err.contains("--max-per-file has 3 values for 2 --data files"),
         "{err}"

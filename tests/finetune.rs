@@ -216,16 +216,13 @@ fn bad_settings_are_clear_errors() {
         ("warm.toml", "warmup = 1.5", "settings.warmup = 1.5"),
     ] {
         let spec = spec(d, &d.join("no-corpora"), file, setting);
-        let o = std::process::Command::new(env!("CARGO_BIN_EXE_vocmine"))
-            .current_dir(d)
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_vocmine"));
+        cmd.current_dir(d)
             .args(["train", "--finetune"])
             .arg(&spec)
             .args(["--out"])
-            .arg(d.join("out"))
-            .output()
-            .unwrap();
-        assert!(!o.status.success(), "{setting} was accepted");
-        let err = String::from_utf8_lossy(&o.stderr);
+            .arg(d.join("out"));
+        let err = common::stderr_of_failure(cmd);
         assert!(err.contains(file) && err.contains(expect), "{err}");
         assert!(!d.join("out").exists());
     }

@@ -219,16 +219,13 @@ fn a_second_run_on_a_busy_workspace_is_refused() {
     write_comments(&input, 10);
     let ws_dir = dir.path().join("ws");
     let _held = vocmine::workspace::Workspace::open(&ws_dir).unwrap();
-    let o = bin()
-        .args(score_args(
-            input.to_str().unwrap(),
-            ws_dir.to_str().unwrap(),
-            "sentiment",
-        ))
-        .output()
-        .unwrap();
-    assert!(!o.status.success());
-    let err = String::from_utf8_lossy(&o.stderr);
+    let mut cmd = bin();
+    cmd.args(score_args(
+        input.to_str().unwrap(),
+        ws_dir.to_str().unwrap(),
+        "sentiment",
+    ));
+    let err = common::stderr_of_failure(cmd);
     assert!(
         err.contains("another vocmine run is using this workspace"),
         "{err}"

@@ -273,14 +273,9 @@ fn cli_search_json_and_clear_errors() {
         (vec!["x", "--since", "last week"], "since"),
         (vec!["x", "--sort", "random"], "sort"),
     ] {
-        let o = vocmine()
-            .arg("search")
-            .arg(run)
-            .args(&args)
-            .output()
-            .unwrap();
-        assert!(!o.status.success());
-        let err = String::from_utf8_lossy(&o.stderr);
+        let mut cmd = vocmine();
+        cmd.arg("search").arg(run).args(&args);
+        let err = common::stderr_of_failure(cmd);
         assert!(
             err.contains(want) && !err.contains("panicked"),
             "{args:?}: {err}"

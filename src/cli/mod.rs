@@ -659,7 +659,7 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
         (&relabel, &keep),
     )?;
     if let Some(k) = a.few_shot {
-        return few_shot(&a, k, train, &encoder, &fp, &cache, t0);
+        return few_shot(&a, k, train, (&encoder, &fp, &cache), (&relabel, &keep), t0);
     }
     let (train, dev) = if a.dev.is_empty() {
         let (t, d) = train.split(a.dev_fraction, a.seed);
@@ -732,7 +732,7 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
     let train_secs = tt.elapsed().as_secs_f64();
     let mut tests = serde_json::Map::new();
     for f in &a.test {
-        let (set, x) = test_set(&a, f, &encoder, &fp, &cache)?;
+        let (set, x) = test_set(&a, f, (&encoder, &fp, &cache), (&relabel, &keep))?;
         let probs = head.predict(&x)?;
         let entry = if multi {
             let gold = index(&set, "test")?;
@@ -797,9 +797,8 @@ fn few_shot(
     a: &TrainArgs,
     k: usize,
     train: Labelled,
-    encoder: &Encoder,
-    fp: &str,
-    cache: &EmbeddingCache,
+    (encoder, fp, cache): (&Encoder, &str, &EmbeddingCache),
+    label_map: (&Relabel, &[String]),
     t0: Instant,
 ) -> Result<()> {
     let mut sample = train.per_label_sample(k, a.seed);
@@ -835,7 +834,7 @@ fn few_shot(
     }
     let mut tests = serde_json::Map::new();
     for f in &a.test {
-        let (set, xt) = test_set(a, f, encoder, fp, cache)?;
+        let (set, xt) = test_set(a, f, (encoder, fp, cache), label_map)?;
         let probs = head.predict(&xt)?;
         let (acc, _) = accuracy(&probs, &labels, &set.labels);
         println!(
@@ -869,23 +868,19 @@ fn few_shot(
     Ok(())
 }
 
-/// A test file of `train`, read and embedded.
+/// A test file of `train`, read (with the --relabel mapping) and embedded.
 fn test_set(
     a: &TrainArgs,
     f: &Path,
-    encoder: &Encoder,
-    fp: &str,
-    cache: &EmbeddingCache,
+    (encoder, fp, cache): (&Encoder, &str, &EmbeddingCache),
+    label_map: (&Relabel, &[String]),
 ) -> Result<(Labelled, Vec<Vec<f32>>)> {
     let set = load_sets(
         &[f.to_path_buf()],
         &a.text_field,
         &a.label_field,
         (&[], a.seed),
-        (
-            &Relabel::parse(&a.relabel)?,
-            a.labels.as_deref().unwrap_or_default(),
-        ),
+        label_map,
     )?;
     let x = embed(
         encoder,
