@@ -51,6 +51,10 @@ pub struct TaskSpec {
     pub labels: Vec<String>,
     /// Hidden width of the head (0 = linear).
     pub hidden: usize,
+    /// Weight of the anchor term for this task's texts, where it differs from
+    /// [`FinetuneConfig::anchor`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anchor: Option<f64>,
 }
 
 /// Settings of a fine-tuning run.
@@ -695,7 +699,8 @@ pub fn finetune(
         let y = Tensor::from_vec(y, ex.len(), dev)?;
         let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
         let mut loss = (logp.gather(&y.unsqueeze(1)?, 1)?.sum_all()? / -(ex.len() as f64))?;
-        if cfg.anchor > 0.0 {
+        let anchor = input.tasks[task].anchor.unwrap_or(cfg.anchor);
+        if anchor > 0.0 {
             let h = pooled.dim(1)?;
             let mut a = Vec::with_capacity(ex.len() * h);
             for e in &ex {
@@ -708,7 +713,7 @@ pub fn finetune(
             }
             let a = Tensor::from_vec(a, (ex.len(), h), dev)?;
             let dist = ((&pooled - a)?.sqr()?.sum_all()? / ex.len() as f64)?;
-            loss = (loss + (dist * cfg.anchor)?)?;
+            loss = (loss + (dist * anchor)?)?;
         }
         let grads = loss.backward()?;
         // global gradient norm over every parameter that has a gradient

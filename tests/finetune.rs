@@ -9,7 +9,17 @@ use vocmine::encode::{cosine, EncoderConfig, Engine};
 use vocmine::model::ModelSpec;
 
 fn spec(dir: &Path, corpora: &Path, file: &str, extra: &str) -> std::path::PathBuf {
-    // `extra` lines replace the defaults of the same key
+    spec_with(dir, corpora, file, extra, "")
+}
+
+fn spec_with(
+    dir: &Path,
+    corpora: &Path,
+    file: &str,
+    extra: &str,
+    task_extra: &str,
+) -> std::path::PathBuf {
+    // `extra` lines replace the defaults of the same key; `task_extra` lines go in the task
     let defaults = "layers = 1\nepochs = 4\nbatch_size = 16\nlr = 3e-4\nhead_lr = 1e-2\n\
                     eval_every = 8\npatience = 10\ncheckpoint_every = 2\nseed = 7";
     let key = |l: &str| l.split('=').next().unwrap_or("").trim().to_string();
@@ -31,9 +41,11 @@ dev = ["chnsenticorp_12k/dev.jsonl"]
 max_per_file = 128
 max_dev_per_file = 64
 hidden = 0
+{}
 "#,
         corpora.display(),
-        settings.join("\n")
+        settings.join("\n"),
+        task_extra
     );
     let p = dir.join(file);
     std::fs::write(&p, s).unwrap();
@@ -52,6 +64,8 @@ fn finetune_learns_resumes_exactly_and_loads_merged() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let anchored = spec(d, &corpora, "anchored.toml", "anchor = 2.0");
+    // the same anchor in the settings, turned off for the (only) task: the free run again
+    let unanchored_task = spec_with(d, &corpora, "off.toml", "anchor = 2.0", "anchor = 0.0");
     let spec = spec(d, &corpora, "ft.toml", "");
     let model = common::model_dir();
     let base_encoder = model.join("multilingual-e5-small-zh-en");
@@ -203,6 +217,19 @@ fn finetune_learns_resumes_exactly_and_loads_merged() {
         held < 0.75 * free,
         "anchored drift {held} should be well under the free run's {free}"
     );
+
+    // a task's own `anchor = 0` overrides the settings' 2.0: the weights of the free run
+    let a3 = args(&unanchored_task, "e");
+    common::vocmine_in(d, &a3.iter().map(String::as_str).collect::<Vec<_>>());
+    let e = d.join("e");
+    assert!(
+        read(&e.join("encoder-top.safetensors")) == read(&a.join("encoder-top.safetensors")),
+        "a task with anchor = 0 trains as if the anchor were off"
+    );
+    assert!(
+        read(&e.join("encoder-top.safetensors")) != read(&c.join("encoder-top.safetensors")),
+        "and unlike the anchored run"
+    );
 }
 
 #[test]
@@ -226,4 +253,18 @@ fn bad_settings_are_clear_errors() {
         assert!(err.contains(file) && err.contains(expect), "{err}");
         assert!(!d.join("out").exists());
     }
+    // a task's own anchor is checked as early, and the error names the task
+    let spec = spec_with(d, &d.join("no-corpora"), "task.toml", "", "anchor = -2.0");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_vocmine"));
+    cmd.current_dir(d)
+        .args(["train", "--finetune"])
+        .arg(&spec)
+        .args(["--out"])
+        .arg(d.join("out"));
+    let err = common::stderr_of_failure(cmd);
+    assert!(
+        err.contains("task.toml") && err.contains("task sentiment: anchor = -2"),
+        "{err}"
+    );
+    assert!(!d.join("out").exists());
 }

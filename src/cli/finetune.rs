@@ -61,6 +61,9 @@ struct TaskFiles {
     /// Start the head from this trained head (a stem relative to the model folder, e.g.
     /// `heads/sentiment`): its labels and width are taken from it.
     init_head: Option<String>,
+    /// Weight of the anchor term for this task's training texts [default: `settings.anchor`];
+    /// 0 lets this task's texts move freely.
+    anchor: Option<f64>,
 }
 
 fn default_label() -> String {
@@ -212,6 +215,15 @@ pub(crate) fn run(cli: FinetuneCli) -> Result<()> {
     // before any data is read or embedded: a bad setting fails in a second, not after caching
     cfg.validate()
         .with_context(|| format!("{}: invalid [settings]", cli.spec.display()))?;
+    for t in &spec.task {
+        if let Some(a) = t.anchor.filter(|a| !(a.is_finite() && *a >= 0.0)) {
+            bail!(
+                "{}: task {}: anchor = {a} must be >= 0 (0 turns its anchor term off)",
+                cli.spec.display(),
+                t.name
+            );
+        }
+    }
     let device = match cli.device {
         "cpu" => Device::Cpu,
         "cuda" => Device::new_cuda(0).context(
@@ -242,6 +254,7 @@ pub(crate) fn run(cli: FinetuneCli) -> Result<()> {
     let mut counts = Vec::new();
     let mut init_heads = Vec::new();
     for (ti, t) in spec.task.iter().enumerate() {
+        let anchor = t.anchor.unwrap_or(cfg.anchor);
         let tr = read_files(&root, &t.train, t, t.max_per_file, cfg.seed)?;
         let (tr, dv) = if t.dev.is_empty() {
             tr.split(t.dev_fraction, cfg.seed)
@@ -291,7 +304,7 @@ pub(crate) fn run(cli: FinetuneCli) -> Result<()> {
             ti,
             &labels,
             frozen,
-            cfg.anchor > 0.0,
+            anchor > 0.0,
             &format!("{} train", t.name),
         )?);
         dev.extend(states(
@@ -307,6 +320,7 @@ pub(crate) fn run(cli: FinetuneCli) -> Result<()> {
             name: t.name.clone(),
             labels,
             hidden: init.as_ref().map_or(t.hidden, |h| h.meta.hidden),
+            anchor: t.anchor,
         });
         init_heads.push(init);
     }
