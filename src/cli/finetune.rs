@@ -320,7 +320,7 @@ pub(crate) fn run(cli: FinetuneCli) -> Result<()> {
             name: t.name.clone(),
             labels,
             hidden: init.as_ref().map_or(t.hidden, |h| h.meta.hidden),
-            anchor: t.anchor,
+            anchor,
         });
         init_heads.push(init);
     }

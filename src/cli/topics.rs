@@ -1,7 +1,8 @@
 //! `topics` (cluster a run folder's comments into stable topics) and `topics-eval` (NMI/ARI
 //! of the topics against a labelled corpus, and clustering time by input size).
 
-use crate::cli::{bar, embed, EncoderArgs};
+use crate::cli::train::embed;
+use crate::cli::{bar, EncoderArgs};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use std::collections::{BTreeMap, HashMap};

@@ -13,13 +13,17 @@
 //! tasks' accuracies) with early stopping, and checkpoints from which an interrupted run
 //! resumes where it stopped, with the same result as an uninterrupted one.
 
-use crate::classify::{self, fit_temperature, Head, HeadMeta};
+mod checkpoint;
+mod model;
+
+use crate::classify::{fit_temperature, Head, HeadMeta};
 use crate::error::{Error, Result};
 use crate::rng::Rng;
-use candle_core::{DType, Device, Tensor, Var, D};
+use candle_core::{DType, Device, Tensor, D};
 use candle_transformers::models::bert::Config;
+use checkpoint::CheckpointState;
+use model::{epoch_batches, Model, Params};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -51,10 +55,9 @@ pub struct TaskSpec {
     pub labels: Vec<String>,
     /// Hidden width of the head (0 = linear).
     pub hidden: usize,
-    /// Weight of the anchor term for this task's texts, where it differs from
-    /// [`FinetuneConfig::anchor`].
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub anchor: Option<f64>,
+    /// Weight of the anchor term for this task's training texts (0 = off): the spec's
+    /// per-task `anchor` where it sets one, else [`FinetuneConfig::anchor`].
+    pub anchor: f64,
 }
 
 /// Settings of a fine-tuning run.
@@ -211,262 +214,6 @@ pub struct Finetuned {
     pub report: FinetuneReport,
 }
 
-const PARTS: [&str; 16] = [
-    "attention.self.query.weight",
-    "attention.self.query.bias",
-    "attention.self.key.weight",
-    "attention.self.key.bias",
-    "attention.self.value.weight",
-    "attention.self.value.bias",
-    "attention.output.dense.weight",
-    "attention.output.dense.bias",
-    "attention.output.LayerNorm.weight",
-    "attention.output.LayerNorm.bias",
-    "intermediate.dense.weight",
-    "intermediate.dense.bias",
-    "output.dense.weight",
-    "output.dense.bias",
-    "output.LayerNorm.weight",
-    "output.LayerNorm.bias",
-];
-
-/// The trainable state: tuned layers, heads, and AdamW's moments.
-struct Params {
-    names: Vec<String>,
-    vars: Vec<Var>,
-    /// Index of the first head parameter in `vars`.
-    heads_from: usize,
-    m: Vec<Tensor>,
-    v: Vec<Tensor>,
-}
-
-fn lin(x: &Tensor, w: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
-    x.matmul(&w.t()?)?.broadcast_add(b)
-}
-
-/// Inverted dropout with a mask from our own seeded generator (candle's CPU RNG cannot be
-/// seeded), so runs and resumes are reproducible.
-fn dropout(x: &Tensor, p: f64, rng: &mut Rng) -> Result<Tensor> {
-    if p <= 0.0 {
-        return Ok(x.clone());
-    }
-    let keep = 1.0 - p;
-    let mask: Vec<f32> = (0..x.elem_count())
-        .map(|_| {
-            if rng.next_f64() < keep {
-                (1.0 / keep) as f32
-            } else {
-                0.0
-            }
-        })
-        .collect();
-    let mask = Tensor::from_vec(mask, x.shape(), x.device())?;
-    Ok(x.mul(&mask)?)
-}
-
-/// One task's dev logits and gold labels.
-type TaskLogits = (Tensor, Vec<usize>);
-
-/// The tuned top of the encoder plus the heads, as candle tensors on `device`.
-struct Model<'a> {
-    cfg: &'a Config,
-    tasks: &'a [TaskSpec],
-    device: Device,
-    p: Params,
-}
-
-impl Model<'_> {
-    fn layer_count(&self) -> usize {
-        self.p.heads_from / PARTS.len()
-    }
-
-    fn var(&self, layer: usize, part: usize) -> &Tensor {
-        self.p.vars[layer * PARTS.len() + part].as_tensor()
-    }
-
-    /// Head parameters of task `t`: (w1, b1, w2, b2).
-    fn head(&self, t: usize) -> (Tensor, Tensor, Option<Tensor>, Option<Tensor>) {
-        let mut i = self.p.heads_from;
-        for (k, spec) in self.tasks.iter().enumerate() {
-            let n = if spec.hidden > 0 { 4 } else { 2 };
-            if k == t {
-                let g = |j: usize| self.p.vars[i + j].as_tensor().clone();
-                return if n == 4 {
-                    (g(0), g(1), Some(g(2)), Some(g(3)))
-                } else {
-                    (g(0), g(1), None, None)
-                };
-            }
-            i += n;
-        }
-        unreachable!("task index out of range")
-    }
-
-    /// Pooled, L2-normalised embeddings of a batch: `x` (b, t, h) after the frozen layers,
-    /// `mask` (b, t) of 1 for real tokens.
-    fn pooled(&self, x: &Tensor, mask: &Tensor, drop: Option<(f64, &mut Rng)>) -> Result<Tensor> {
-        let (b, t, h) = x.dims3()?;
-        let heads = self.cfg.num_attention_heads;
-        let d = h / heads;
-        let eps = self.cfg.layer_norm_eps as f32;
-        let add_mask = ((mask.ones_like()? - mask)? * -1e9)?.reshape((b, 1, 1, t))?;
-        let mut drop = drop;
-        let mut x2 = x.reshape((b * t, h))?;
-        for l in 0..self.layer_count() {
-            let w = |i: usize| self.var(l, i);
-            let split = |y: Tensor| -> candle_core::Result<Tensor> {
-                y.reshape((b, t, heads, d))?.transpose(1, 2)?.contiguous()
-            };
-            let q = split(lin(&x2, w(0), w(1))?)?;
-            let k = split(lin(&x2, w(2), w(3))?)?;
-            let v = split(lin(&x2, w(4), w(5))?)?;
-            let s = (q.matmul(&k.t()?)? * (1.0 / (d as f64).sqrt()))?.broadcast_add(&add_mask)?;
-            let p = candle_nn::ops::softmax(&s, D::Minus1)?;
-            let c = p
-                .matmul(&v)?
-                .transpose(1, 2)?
-                .contiguous()?
-                .reshape((b * t, h))?;
-            let mut o = lin(&c, w(6), w(7))?;
-            if let Some((pd, rng)) = drop.as_mut() {
-                o = dropout(&o, *pd, rng)?;
-            }
-            let a = candle_nn::ops::layer_norm_slow(&(o + &x2)?, w(8), w(9), eps)?;
-            let i = lin(&a, w(10), w(11))?.gelu_erf()?;
-            let mut f = lin(&i, w(12), w(13))?;
-            if let Some((pd, rng)) = drop.as_mut() {
-                f = dropout(&f, *pd, rng)?;
-            }
-            x2 = candle_nn::ops::layer_norm_slow(&(f + a)?, w(14), w(15), eps)?;
-        }
-        let m = mask.reshape((b, t, 1))?;
-        let summed = x2.reshape((b, t, h))?.broadcast_mul(&m)?.sum(1)?;
-        let mean = summed.broadcast_div(&m.sum(1)?)?;
-        let norm = mean.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
-        Ok(mean.broadcast_div(&norm)?)
-    }
-
-    fn logits(&self, task: usize, pooled: &Tensor) -> Result<Tensor> {
-        let (w1, b1, w2, b2) = self.head(task);
-        classify::head_forward(pooled, &w1, &b1, w2.as_ref(), b2.as_ref())
-    }
-
-    /// Pads a batch of examples into (b, t, h) states and a (b, t) mask.
-    fn batch(&self, ex: &[&Example]) -> Result<(Tensor, Tensor)> {
-        let h = self.cfg.hidden_size;
-        let t = ex.iter().map(|e| e.len(h)).max().unwrap_or(1).max(1);
-        let mut x = vec![0f32; ex.len() * t * h];
-        let mut m = vec![0f32; ex.len() * t];
-        for (i, e) in ex.iter().enumerate() {
-            x[i * t * h..i * t * h + e.states.len()].copy_from_slice(&e.states);
-            m[i * t..i * t + e.len(h)].iter_mut().for_each(|v| *v = 1.0);
-        }
-        Ok((
-            Tensor::from_vec(x, (ex.len(), t, h), &self.device)?,
-            Tensor::from_vec(m, (ex.len(), t), &self.device)?,
-        ))
-    }
-
-    /// Dev accuracy per task and each task's dev logits (rows in dev order of that task).
-    fn evaluate(&self, dev: &[Example]) -> Result<(Vec<f64>, Vec<TaskLogits>)> {
-        let h = self.cfg.hidden_size;
-        let mut out = Vec::new();
-        let mut acc = Vec::new();
-        for t in 0..self.tasks.len() {
-            let mut idx: Vec<usize> = (0..dev.len()).filter(|&i| dev[i].task == t).collect();
-            idx.sort_by_key(|&i| (dev[i].len(h), i));
-            let mut rows = Vec::new();
-            let mut labels = Vec::new();
-            for chunk in idx.chunks(64) {
-                let ex: Vec<&Example> = chunk.iter().map(|&i| &dev[i]).collect();
-                let (x, m) = self.batch(&ex)?;
-                let pooled = self.pooled(&x, &m, None)?;
-                rows.push(self.logits(t, &pooled)?.detach());
-                labels.extend(ex.iter().map(|e| e.label));
-            }
-            if rows.is_empty() {
-                return Err(Error::Invalid(format!(
-                    "task {}: no dev examples",
-                    self.tasks[t].name
-                )));
-            }
-            let logits = Tensor::cat(&rows, 0)?;
-            let pred: Vec<u32> = logits.argmax(D::Minus1)?.to_vec1()?;
-            let hits = pred
-                .iter()
-                .zip(&labels)
-                .filter(|(p, y)| **p as usize == **y)
-                .count();
-            acc.push(hits as f64 / labels.len() as f64);
-            out.push((logits.to_device(&Device::Cpu)?, labels));
-        }
-        Ok((acc, out))
-    }
-}
-
-/// Single-task batches of one epoch: each task's examples shuffled, cut into windows of 50
-/// batches, sorted by length inside a window (little padding), cut into batches; then the
-/// batches of all tasks shuffled together. Depends only on the seed and the epoch.
-fn epoch_batches(
-    train: &[Example],
-    tasks: usize,
-    bs: usize,
-    h: usize,
-    seed: u64,
-    epoch: usize,
-) -> Vec<Vec<usize>> {
-    let mut rng = Rng::new(seed ^ (0x9e37_79b9_7f4a_7c15u64.wrapping_mul(epoch as u64 + 1)));
-    let mut batches = Vec::new();
-    for t in 0..tasks {
-        let mut idx: Vec<usize> = (0..train.len()).filter(|&i| train[i].task == t).collect();
-        rng.shuffle(&mut idx);
-        for window in idx.chunks_mut(bs * 50) {
-            window.sort_by_key(|&i| train[i].len(h));
-            batches.extend(window.chunks(bs).map(<[usize]>::to_vec));
-        }
-    }
-    rng.shuffle(&mut batches);
-    batches
-}
-
-/// The run's checkpoint: `checkpoint.safetensors` (parameters, moments, best parameters)
-/// plus `checkpoint.json` (progress and the run's key).
-#[derive(Serialize, Deserialize)]
-struct CheckpointState {
-    key: String,
-    step: usize,
-    seconds: f64,
-    loss_sum: f64,
-    loss_n: usize,
-    bad_evals: usize,
-    finished: bool,
-    history: Vec<EvalPoint>,
-    best: Option<EvalPoint>,
-}
-
-fn save_checkpoint(dir: &Path, st: &CheckpointState, p: &Params, best: &[Tensor]) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let mut map: HashMap<String, Tensor> = HashMap::new();
-    for (i, v) in p.vars.iter().enumerate() {
-        map.insert(format!("p.{i}"), v.as_tensor().to_device(&Device::Cpu)?);
-        map.insert(format!("m.{i}"), p.m[i].to_device(&Device::Cpu)?);
-        map.insert(format!("v.{i}"), p.v[i].to_device(&Device::Cpu)?);
-    }
-    for (i, t) in best.iter().enumerate() {
-        map.insert(format!("best.{i}"), t.to_device(&Device::Cpu)?);
-    }
-    let w = dir.join("checkpoint.safetensors");
-    let tmp = dir.join("checkpoint.safetensors.tmp");
-    candle_core::safetensors::save(&map, &tmp)?;
-    std::fs::rename(&tmp, &w).map_err(|e| Error::io(&w, e))?;
-    // the JSON is written last: it names the step the weights file belongs to
-    let j = dir.join("checkpoint.json");
-    let tmp = dir.join("checkpoint.json.tmp");
-    let s = serde_json::to_string_pretty(st).map_err(|e| Error::Invalid(e.to_string()))?;
-    std::fs::write(&tmp, s).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, &j).map_err(|e| Error::io(&j, e))
-}
-
 /// Everything a fine-tuning run needs.
 pub struct FinetuneInput<'a> {
     /// The base weights (safetensors) the tuned layers start from.
@@ -514,84 +261,24 @@ pub fn finetune(
             "fine-tuning needs train and dev examples".into(),
         ));
     }
+    if let Some(t) = input
+        .tasks
+        .iter()
+        .find(|t| !(t.anchor.is_finite() && t.anchor >= 0.0))
+    {
+        return Err(Error::Invalid(format!(
+            "task {}: anchor = {} must be >= 0 (0 turns its anchor term off)",
+            t.name, t.anchor
+        )));
+    }
     let dev = &input.device;
-    let first = depth - cfg.layers;
-    let mut base = candle_core::safetensors::load(input.weights, &Device::Cpu)?;
-    if let Some(o) = input.overlay {
-        base.extend(candle_core::safetensors::load(o, &Device::Cpu)?);
-    }
-    let prefix = if base.contains_key("embeddings.word_embeddings.weight") {
-        ""
-    } else {
-        "bert."
-    };
-    let mut names = Vec::new();
-    let mut vars = Vec::new();
-    for l in first..depth {
-        for part in PARTS {
-            let name = format!("{prefix}encoder.layer.{l}.{part}");
-            let t = base
-                .get(&name)
-                .ok_or_else(|| Error::model(input.weights, format!("tensor {name} is missing")))?;
-            vars.push(Var::from_tensor(&t.to_dtype(DType::F32)?.to_device(dev)?)?);
-            names.push(name);
-        }
-    }
-    drop(base);
-    let heads_from = vars.len();
-    let mut rng = Rng::new(cfg.seed);
-    for (ti, spec) in input.tasks.iter().enumerate() {
-        if let Some(Some(head)) = input.init_heads.get(ti) {
-            if head.meta.labels != spec.labels || head.meta.hidden != spec.hidden {
-                return Err(Error::Invalid(format!(
-                    "task {}: the initial head's labels or width differ from the task's",
-                    spec.name
-                )));
-            }
-            let mut parts = vec![head.w1.clone(), head.b1.clone()];
-            parts.extend(head.w2.clone());
-            parts.extend(head.b2.clone());
-            for (j, t) in parts.iter().enumerate() {
-                vars.push(Var::from_tensor(&t.to_dtype(DType::F32)?.to_device(dev)?)?);
-                names.push(format!("head.{}.{j}", spec.name));
-            }
-            continue;
-        }
-        let k = spec.labels.len();
-        let dims: Vec<(usize, usize)> = if spec.hidden > 0 {
-            vec![(spec.hidden, h), (k, spec.hidden)]
-        } else {
-            vec![(k, h)]
-        };
-        for (j, (out, inp)) in dims.into_iter().enumerate() {
-            let (w, b) = classify::init(&mut rng, out, inp)?;
-            vars.push(Var::from_tensor(&w.as_tensor().to_device(dev)?)?);
-            vars.push(Var::from_tensor(&b.as_tensor().to_device(dev)?)?);
-            names.push(format!("head.{}.w{}", spec.name, j + 1));
-            names.push(format!("head.{}.b{}", spec.name, j + 1));
-        }
-    }
-    let zeros = |v: &Var| v.as_tensor().zeros_like();
-    let m = vars
-        .iter()
-        .map(zeros)
-        .collect::<candle_core::Result<Vec<_>>>()?;
-    let v = vars
-        .iter()
-        .map(zeros)
-        .collect::<candle_core::Result<Vec<_>>>()?;
     let mut model = Model {
         cfg: bert,
         tasks: input.tasks,
         device: dev.clone(),
-        p: Params {
-            names,
-            vars,
-            heads_from,
-            m,
-            v,
-        },
+        p: Params::new(input, cfg)?,
     };
+    let heads_from = model.p.heads_from;
 
     let plan = |epoch: usize| {
         epoch_batches(
@@ -624,49 +311,20 @@ pub fn finetune(
         history: Vec::new(),
         best: None,
     };
-    let mut best: Vec<Tensor> = model
-        .p
-        .vars
-        .iter()
-        .map(|v| v.as_tensor().copy())
-        .collect::<candle_core::Result<_>>()?;
+    let mut best = model.p.snapshot()?;
     let ck = &input.checkpoint_dir;
-    let ck_json = ck.join("checkpoint.json");
-    if let Ok(s) = std::fs::read_to_string(&ck_json) {
-        match serde_json::from_str::<CheckpointState>(&s) {
-            Ok(old) if old.key == input.key => {
-                let w = ck.join("checkpoint.safetensors");
-                let saved = candle_core::safetensors::load(&w, dev)?;
-                let get = |n: String| -> Result<Tensor> {
-                    saved
-                        .get(&n)
-                        .cloned()
-                        .ok_or_else(|| Error::model(&w, format!("{n} is missing")))
-                };
-                for (i, kept) in best.iter_mut().enumerate() {
-                    model.p.vars[i].set(&get(format!("p.{i}"))?)?;
-                    model.p.m[i] = get(format!("m.{i}"))?;
-                    model.p.v[i] = get(format!("v.{i}"))?;
-                    *kept = get(format!("best.{i}"))?;
-                }
-                log(&format!(
-                    "resuming from the checkpoint at step {} of {total}",
-                    old.step
-                ));
-                st = old;
-            }
-            Ok(_) => {
-                log("a checkpoint of another run is here; starting afresh (it will be replaced)")
-            }
-            Err(e) => log(&format!("unreadable checkpoint ({e}); starting afresh")),
-        }
+    if let Some(old) = checkpoint::resume(ck, &input.key, &mut model.p, &mut best, dev, &mut log)? {
+        log(&format!(
+            "resuming from the checkpoint at step {} of {total}",
+            old.step
+        ));
+        st = old;
     }
 
     let started = Instant::now();
     let seconds_before = st.seconds;
     let steps_before = st.step;
     let mut texts = 0usize;
-    let (b1, b2, adam_eps) = (0.9f64, 0.999f64, 1e-8f64);
     let lr_at = |step: usize, peak: f64| -> f64 {
         let warm = ((total as f64 * cfg.warmup).round() as usize).max(1);
         if step < warm {
@@ -699,7 +357,7 @@ pub fn finetune(
         let y = Tensor::from_vec(y, ex.len(), dev)?;
         let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
         let mut loss = (logp.gather(&y.unsqueeze(1)?, 1)?.sum_all()? / -(ex.len() as f64))?;
-        let anchor = input.tasks[task].anchor.unwrap_or(cfg.anchor);
+        let anchor = input.tasks[task].anchor;
         if anchor > 0.0 {
             let h = pooled.dim(1)?;
             let mut a = Vec::with_capacity(ex.len() * h);
@@ -716,50 +374,8 @@ pub fn finetune(
             loss = (loss + (dist * anchor)?)?;
         }
         let grads = loss.backward()?;
-        // global gradient norm over every parameter that has a gradient
-        let mut sq = 0f64;
-        let gs: Vec<Option<Tensor>> = model
-            .p
-            .vars
-            .iter()
-            .map(|v| grads.get(v.as_tensor()).cloned())
-            .collect();
-        for g in gs.iter().flatten() {
-            sq += g
-                .sqr()?
-                .sum_all()?
-                .to_dtype(DType::F64)?
-                .to_scalar::<f64>()?;
-        }
-        let scale = if cfg.clip > 0.0 {
-            (cfg.clip / (sq.sqrt() + 1e-6)).min(1.0)
-        } else {
-            1.0
-        };
-        let t = (st.step + 1) as i32;
-        let (c1, c2) = (1.0 - b1.powi(t), 1.0 - b2.powi(t));
-        for (i, g) in gs.into_iter().enumerate() {
-            let Some(g) = g else { continue };
-            let g = (g * scale)?;
-            let peak = if i < model.p.heads_from {
-                cfg.lr
-            } else {
-                cfg.head_lr
-            };
-            let lr = lr_at(st.step, peak);
-            let m = ((&model.p.m[i] * b1)? + (&g * (1.0 - b1))?)?;
-            let v = ((&model.p.v[i] * b2)? + (g.sqr()? * (1.0 - b2))?)?;
-            let upd = ((&m / c1)? / ((&v / c2)?.sqrt()? + adam_eps)?)?;
-            let w = model.p.vars[i].as_tensor();
-            let decayed = if w.rank() >= 2 && cfg.weight_decay > 0.0 {
-                (w * (1.0 - lr * cfg.weight_decay))?
-            } else {
-                w.clone()
-            };
-            model.p.vars[i].set(&(decayed - (upd * lr)?)?)?;
-            model.p.m[i] = m;
-            model.p.v[i] = v;
-        }
+        let (lr, head_lr) = (lr_at(st.step, cfg.lr), lr_at(st.step, cfg.head_lr));
+        model.p.adamw_step(&grads, st.step, cfg, lr, head_lr)?;
         st.loss_sum += loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
         st.loss_n += 1;
         st.step += 1;
@@ -786,11 +402,11 @@ pub fn finetune(
             || (cfg.checkpoint_every > 0 && st.step.is_multiple_of(cfg.checkpoint_every))
         {
             st.seconds = now;
-            save_checkpoint(ck, &st, &model.p, &best)?;
+            checkpoint::save(ck, &st, &model.p, &best)?;
         }
     }
     st.seconds = seconds_before + started.elapsed().as_secs_f64();
-    save_checkpoint(ck, &st, &model.p, &best)?;
+    checkpoint::save(ck, &st, &model.p, &best)?;
     let texts_per_second = texts as f64 / started.elapsed().as_secs_f64().max(1e-9);
 
     // the kept weights: the best evaluation's
@@ -882,12 +498,7 @@ fn evaluate_point(
     if st.best.as_ref().is_none_or(|b| score > b.score) {
         st.best = Some(point.clone());
         st.bad_evals = 0;
-        *best = model
-            .p
-            .vars
-            .iter()
-            .map(|v| v.as_tensor().copy())
-            .collect::<candle_core::Result<_>>()?;
+        *best = model.p.snapshot()?;
     } else {
         st.bad_evals += 1;
         if st.bad_evals >= cfg.patience.max(1) {
