@@ -150,22 +150,24 @@ pub fn peak_rss_mib() -> f64 {
 /// Calibrated probabilities, uncalibrated probabilities, encoder tokens and seconds.
 pub type SetPredictions = (Vec<Vec<f32>>, Vec<Vec<f32>>, usize, f64);
 
-/// Encodes the set exactly as `score` does (normalise with masking, encode, head) and returns
+/// Encodes the set exactly as `score` does (normalise with masking, encode, the head of each
+/// text's language) and returns
 /// calibrated and uncalibrated probabilities, token counts and seconds.
 pub fn predict_set(encoder: &Encoder, head: &Head, texts: &[String]) -> Result<SetPredictions> {
     let t0 = Instant::now();
-    let norm: Vec<String> = encoder.pool().install(|| {
+    let norm: Vec<_> = encoder.pool().install(|| {
         use rayon::prelude::*;
         texts
             .par_iter()
-            .map(|t| normalise(t, NormaliseConfig::default()).text)
+            .map(|t| normalise(t, NormaliseConfig::default()))
             .collect()
     });
-    let refs: Vec<&str> = norm.iter().map(String::as_str).collect();
+    let refs: Vec<&str> = norm.iter().map(|n| n.text.as_str()).collect();
+    let langs: Vec<&str> = norm.iter().map(|n| n.lang.as_str()).collect();
     let (embs, lens) = encoder.encode(&refs)?;
-    let probs = head.predict(&embs)?;
+    let probs = head.predict_routed(&embs, &langs)?;
     let secs = t0.elapsed().as_secs_f64();
-    let raw = head.predict_at(&embs, 1.0)?;
+    let raw = head.predict_routed_at(&embs, &langs, 1.0)?;
     Ok((probs, raw, lens.iter().sum(), secs))
 }
 

@@ -6,6 +6,7 @@
 //! max_len = 128
 //! [tasks.sentiment]
 //! head = "heads/sentiment"                  # STEM of STEM.json + STEM.safetensors
+//! by_language = { en = "heads/sentiment_en" }  # optional: this head answers English comments
 //! ```
 //!
 //! A bare encoder folder (config.json, model.safetensors, tokenizer.json) also loads, with no
@@ -37,6 +38,11 @@ pub struct TaskEntry {
     /// clinc150, ...) set `default = false`: they stay available to `eval` and `--tasks`.
     #[serde(default = "yes")]
     pub default: bool,
+    /// Heads that answer instead of `head` for the comments of a language (the code `normalise`
+    /// detects: `en`, `zh`, `zh-Hant`, `mixed`, `other`), as language -> head stem. Each has the
+    /// task's labels; the encoder, and so the cost of a comment, stays the same.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub by_language: BTreeMap<String, String>,
 }
 
 fn yes() -> bool {
@@ -89,6 +95,8 @@ pub struct ModelSpec {
     pub heads: BTreeMap<String, TaskSource>,
     /// Tasks run when none are named.
     pub default_tasks: Vec<String>,
+    /// Per task, the heads routed by language (language -> head stem), from `by_language`.
+    pub routes: BTreeMap<String, BTreeMap<String, PathBuf>>,
 }
 
 /// Where a task's head comes from.
@@ -135,6 +143,19 @@ impl ModelSpec {
                     .filter(|(_, v)| v.default)
                     .map(|(k, _)| k.clone())
                     .collect(),
+                routes: man
+                    .tasks
+                    .iter()
+                    .filter(|(_, v)| !v.by_language.is_empty())
+                    .map(|(k, v)| {
+                        let by = v
+                            .by_language
+                            .iter()
+                            .map(|(l, h)| (l.clone(), dir.join(h)))
+                            .collect();
+                        (k.clone(), by)
+                    })
+                    .collect(),
             })
         } else if dir.join("config.json").is_file() {
             Ok(ModelSpec {
@@ -144,6 +165,7 @@ impl ModelSpec {
                 max_len: default_max_len(),
                 heads: BTreeMap::new(),
                 default_tasks: Vec::new(),
+                routes: BTreeMap::new(),
             })
         } else {
             Err(Error::model(
@@ -182,10 +204,16 @@ impl ModelSpec {
                         ),
                     )
                 })?;
-                match stem {
-                    TaskSource::Head(p) => Head::load(p),
-                    TaskSource::Taxonomy(p) => few_shot_head(p, encoder),
+                let mut head = match stem {
+                    TaskSource::Head(p) => Head::load(p)?,
+                    TaskSource::Taxonomy(p) => few_shot_head(p, encoder)?,
+                };
+                for (lang, p) in self.routes.get(n).into_iter().flatten() {
+                    let routed = Head::load(p)?;
+                    head.route(lang, routed)
+                        .map_err(|e| Error::model(self.dir.join(MANIFEST), e.to_string()))?;
                 }
+                Ok(head)
             })
             .collect()
     }
@@ -201,7 +229,7 @@ impl ModelSpec {
         for t in tasks {
             h.update(b"\0task:");
             h.update(t.as_bytes());
-            let files: Vec<PathBuf> = match self.heads.get(t) {
+            let mut files: Vec<PathBuf> = match self.heads.get(t) {
                 Some(TaskSource::Head(stem)) => vec![
                     stem.with_extension("json"),
                     stem.with_extension("safetensors"),
@@ -209,6 +237,11 @@ impl ModelSpec {
                 Some(TaskSource::Taxonomy(p)) => vec![p.clone()],
                 None => Vec::new(),
             };
+            for (lang, stem) in self.routes.get(t).into_iter().flatten() {
+                h.update(format!("\0lang:{lang}").as_bytes());
+                files.push(stem.with_extension("json"));
+                files.push(stem.with_extension("safetensors"));
+            }
             for f in files {
                 h.update(std::fs::read(&f).map_err(|e| Error::io(&f, e))?);
             }

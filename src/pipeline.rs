@@ -262,10 +262,11 @@ fn score_chunk(
     let te = Instant::now();
     let (embs, lens) = st.encoder.encode(&texts)?;
     sum.encode_seconds += te.elapsed().as_secs_f64();
+    let langs: Vec<&str> = keep.iter().map(|(_, n, _)| n.lang.as_str()).collect();
     let probs: Vec<Vec<Vec<f32>>> = st
         .heads
         .iter()
-        .map(|h| h.predict(&embs))
+        .map(|h| h.predict_routed(&embs, &langs))
         .collect::<Result<_>>()?;
     for (i, ((c, n, h), tokens)) in keep.into_iter().zip(toks).enumerate() {
         let mut tasks = BTreeMap::new();

@@ -310,3 +310,101 @@ fn bad_model_folder_is_a_clear_error() {
         "{err}"
     );
 }
+
+/// A bundle like the shipped one whose `sentiment` head is `head`, and, with `en`, a
+/// `by_language` route that answers English comments with another head.
+fn bundle(dir: &Path, head: &str, en: Option<&str>) -> std::path::PathBuf {
+    let m = common::model_dir();
+    let route = en.map_or(String::new(), |h| {
+        format!("by_language = {{ en = \"{}\" }}\n", m.join(h).display())
+    });
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(
+        dir.join("vocmine.toml"),
+        format!(
+            "encoder = \"{}\"\nencoder_overlay = \"{}\"\n[tasks.sentiment]\nhead = \"{}\"\n{route}",
+            m.join("multilingual-e5-small-zh-en").display(),
+            m.join("finetuned/encoder-top.safetensors").display(),
+            m.join(head).display()
+        ),
+    )
+    .unwrap();
+    dir.to_path_buf()
+}
+
+#[test]
+fn a_language_route_answers_that_language_and_only_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("mixed.csv");
+    std::fs::write(
+        &csv,
+        "id,text\nz1,物流太慢了，等了一个星期还没到\ne1,The flight was delayed three hours and nobody told us\n\
+         z2,客服态度很好，问题很快解决了\ne2,Can you tell me how to change my seat?\nm1,App 一直 crash，登录不了\n",
+    )
+    .unwrap();
+    let mlp = "finetuned/heads/sentiment_mlp";
+    let linear = "finetuned/heads/sentiment";
+    let sentiment = |model: &Path, out: &str| {
+        let spec = ModelSpec::open(model).unwrap();
+        let enc = spec.load_encoder(EncoderConfig::default()).unwrap();
+        let heads = spec.load_heads(None, &enc).unwrap();
+        let cfg = ScoreConfig {
+            inputs: vec![csv.clone()],
+            out_dir: dir.path().join(out),
+            ingest: IngestConfig::default(),
+            normalise: NormaliseConfig::default(),
+            chunk_size: 64,
+            checkpoint_every: 1,
+            keep_tokens: false,
+            save_embeddings: false,
+            model_version: "test".into(),
+        };
+        score(&cfg, &enc, &heads, &Segmenter::new(), |_| {}).unwrap();
+        let rows = common::read_jsonl(&dir.path().join(out).join("scored.jsonl"));
+        let by_id: BTreeMap<String, (String, serde_json::Value)> = rows
+            .iter()
+            .map(|r| {
+                let lang = r["lang"].as_str().unwrap().to_string();
+                let sentiment = r["sentiment"].clone();
+                assert!(sentiment["probs"].is_object(), "{r}");
+                (r["id"].as_str().unwrap().to_string(), (lang, sentiment))
+            })
+            .collect();
+        (by_id, spec)
+    };
+    let (plain, plain_spec) = sentiment(&bundle(&dir.path().join("m1"), mlp, None), "o1");
+    let (lin, _) = sentiment(&bundle(&dir.path().join("m2"), linear, None), "o2");
+    let (routed, routed_spec) = sentiment(&bundle(&dir.path().join("m3"), mlp, Some(linear)), "o3");
+    assert_eq!(routed.len(), 5);
+    let mut english = 0;
+    for (id, (lang, r)) in &routed {
+        if lang == "en" {
+            english += 1;
+            assert_eq!(r, &lin[id].1, "{id}: English goes to the route");
+            assert_ne!(r["confidence"], plain[id].1["confidence"], "{id}");
+        } else {
+            assert_eq!(r, &plain[id].1, "{id} ({lang}): the task's own head");
+        }
+    }
+    assert_eq!(english, 2, "{routed:?}");
+    // the route is part of the model version, so a workspace rescored with it sees a new model
+    let fp = "same encoder";
+    let tasks = ["sentiment".to_string()];
+    assert_ne!(
+        plain_spec.version(fp, &tasks).unwrap(),
+        routed_spec.version(fp, &tasks).unwrap()
+    );
+    // a route whose labels differ from the task's is refused when the model loads
+    let bad = bundle(
+        &dir.path().join("m4"),
+        mlp,
+        Some("finetuned/heads/banking77"),
+    );
+    let spec = ModelSpec::open(&bad).unwrap();
+    let enc = spec.load_encoder(EncoderConfig::default()).unwrap();
+    let e = spec.load_heads(None, &enc).err().unwrap().to_string();
+    assert!(
+        e.contains("vocmine.toml") && e.contains("same labels"),
+        "{e}"
+    );
+}

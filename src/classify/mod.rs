@@ -54,6 +54,10 @@ pub struct Head {
     pub(crate) b1: Tensor,
     pub(crate) w2: Option<Tensor>,
     pub(crate) b2: Option<Tensor>,
+    /// Heads that answer instead of this one for the comments of a language (the code
+    /// `normalise` detects: `en`, `zh`, `zh-Hant`, `mixed`, `other`), with the same labels.
+    /// Empty for most heads; the model bundle's `by_language` fills it.
+    pub routes: Vec<(String, Head)>,
 }
 
 fn paths(stem: &Path) -> (PathBuf, PathBuf) {
@@ -72,6 +76,7 @@ impl Head {
             b1: b,
             w2: None,
             b2: None,
+            routes: Vec::new(),
         }
     }
 
@@ -108,6 +113,7 @@ impl Head {
             w2,
             b2,
             meta,
+            routes: Vec::new(),
         };
         let out = head.w2.as_ref().unwrap_or(&head.w1).dim(0)?;
         if out != head.meta.labels.len() || head.w1.dim(1)? != head.meta.input_dim {
@@ -159,6 +165,77 @@ impl Head {
             return Ok(candle_nn::ops::sigmoid(&logits)?.to_vec2()?);
         }
         Ok(candle_nn::ops::softmax(&logits, D::Minus1)?.to_vec2()?)
+    }
+
+    /// Adds `head` as this head's answer for comments in language `lang`. It must have the same
+    /// labels, input width and kind (single- or multi-label); `lang` may be routed once.
+    pub fn route(&mut self, lang: &str, head: Head) -> Result<()> {
+        let (a, b) = (&self.meta, &head.meta);
+        if a.labels != b.labels || a.input_dim != b.input_dim || a.multi_label != b.multi_label {
+            return Err(Error::Invalid(format!(
+                "task {}: the head for language {lang:?} ({}) must have the same labels and input width as the task's head",
+                a.task, b.task
+            )));
+        }
+        if self.routes.iter().any(|(l, _)| l == lang) {
+            return Err(Error::Invalid(format!(
+                "task {}: language {lang:?} is routed twice",
+                a.task
+            )));
+        }
+        self.routes.push((lang.to_string(), head));
+        Ok(())
+    }
+
+    /// Calibrated probabilities with each row answered by the head of its language
+    /// (`langs[i]` is row i's), or by this head where no route names the language.
+    pub fn predict_routed(&self, embs: &[Vec<f32>], langs: &[&str]) -> Result<Vec<Vec<f32>>> {
+        self.routed(embs, langs, None)
+    }
+
+    /// [`Head::predict_routed`] at softmax temperature `t` for every head.
+    pub fn predict_routed_at(
+        &self,
+        embs: &[Vec<f32>],
+        langs: &[&str],
+        t: f32,
+    ) -> Result<Vec<Vec<f32>>> {
+        self.routed(embs, langs, Some(t))
+    }
+
+    fn routed(&self, embs: &[Vec<f32>], langs: &[&str], t: Option<f32>) -> Result<Vec<Vec<f32>>> {
+        if langs.len() != embs.len() {
+            return Err(Error::Invalid(format!(
+                "{} embeddings but {} languages",
+                embs.len(),
+                langs.len()
+            )));
+        }
+        let run = |h: &Head, rows: &[Vec<f32>]| h.predict_at(rows, t.unwrap_or(h.meta.temperature));
+        if self.routes.is_empty() {
+            return run(self, embs);
+        }
+        // rows grouped by the head that answers them (index 0 = this head), order kept
+        let pick = |lang: &str| {
+            self.routes
+                .iter()
+                .position(|(l, _)| l == lang)
+                .map_or(0, |i| i + 1)
+        };
+        let who: Vec<usize> = langs.iter().map(|l| pick(l)).collect();
+        let mut out = vec![Vec::new(); embs.len()];
+        for k in 0..=self.routes.len() {
+            let idx: Vec<usize> = (0..embs.len()).filter(|&i| who[i] == k).collect();
+            if idx.is_empty() {
+                continue;
+            }
+            let rows: Vec<Vec<f32>> = idx.iter().map(|&i| embs[i].clone()).collect();
+            let head = if k == 0 { self } else { &self.routes[k - 1].1 };
+            for (i, p) in idx.into_iter().zip(run(head, &rows)?) {
+                out[i] = p;
+            }
+        }
+        Ok(out)
     }
 
     /// Turns one probability row into a task result (label, confidence, top alternatives,
@@ -305,6 +382,57 @@ mod tests {
             y.push(c);
         }
         (x, y)
+    }
+
+    #[test]
+    fn routes_rows_by_language_and_keeps_their_order() {
+        let labels: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
+        let meta = |task: &str, labels: &[String]| HeadMeta {
+            task: task.into(),
+            labels: labels.to_vec(),
+            input_dim: 8,
+            hidden: 0,
+            temperature: 1.0,
+            encoder: String::new(),
+            unknown_below: None,
+            multi_label: false,
+            kinds: None,
+            training: serde_json::Value::Null,
+        };
+        // the main head follows the input's largest coordinate, the English one reverses it
+        let eye: Vec<f32> = (0..3)
+            .flat_map(|i| (0..8).map(move |j| if i == j { 10.0 } else { 0.0 }))
+            .collect();
+        let rev: Vec<f32> = (0..3)
+            .flat_map(|i| (0..8).map(move |j| if 2 - i == j { 10.0 } else { 0.0 }))
+            .collect();
+        let w = |v: Vec<f32>| Tensor::from_vec(v, (3, 8), &Device::Cpu).unwrap();
+        let b = || Tensor::zeros(3, DType::F32, &Device::Cpu).unwrap();
+        let mut head = Head::linear(meta("t", &labels), w(eye.clone()), b());
+        let en = Head::linear(meta("t", &labels), w(rev.clone()), b());
+        head.route("en", en).unwrap();
+        let (x, _) = toy(6, 3); // rows 0..6 belong to clusters 0, 1, 2, 0, 1, 2
+        let langs = ["zh", "en", "zh", "en", "mixed", "en"];
+        let p = head.predict_routed(&x, &langs).unwrap();
+        let top: Vec<usize> = p
+            .iter()
+            .map(|r| (0..3).max_by(|&i, &j| r[i].total_cmp(&r[j])).unwrap())
+            .collect();
+        assert_eq!(top, vec![0, 1, 2, 2, 1, 0]);
+        // rows of an unrouted language get exactly the main head's answer
+        let plain = head.predict(&x).unwrap();
+        assert_eq!(p[0], plain[0]);
+        assert_eq!(p[4], plain[4]);
+        assert_ne!(p[3], plain[3]);
+        // a route must have the task's labels, and a language is routed once
+        let other: Vec<String> = ["a", "b", "x"].iter().map(|s| s.to_string()).collect();
+        let bad = Head::linear(meta("t", &other), w(rev.clone()), b());
+        let e = head.route("zh", bad).unwrap_err().to_string();
+        assert!(e.contains("same labels"), "{e}");
+        let again = Head::linear(meta("t", &labels), w(rev), b());
+        let e = head.route("en", again).unwrap_err().to_string();
+        assert!(e.contains("routed twice"), "{e}");
+        assert!(head.predict_routed(&x, &langs[..2]).is_err());
     }
 
     #[test]

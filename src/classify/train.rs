@@ -323,6 +323,7 @@ pub fn train_head(
         b1,
         w2,
         b2,
+        routes: Vec::new(),
     };
     Ok((head, report))
 }

@@ -395,6 +395,7 @@ pub(crate) fn run(cli: FinetuneCli) -> Result<()> {
                 head: Some(format!("heads/{}", head.meta.task)),
                 taxonomy: None,
                 default,
+                by_language: BTreeMap::new(),
             },
         );
     }
@@ -412,6 +413,7 @@ pub(crate) fn run(cli: FinetuneCli) -> Result<()> {
                         head: None,
                         taxonomy: Some(relative(p, cli.out)?),
                         default: model.default_tasks.contains(name),
+                        by_language: BTreeMap::new(),
                     },
                 );
             }

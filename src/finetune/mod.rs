@@ -439,6 +439,7 @@ pub fn finetune(
             b1: cpu(&b1)?,
             w2: w2.as_ref().map(cpu).transpose()?,
             b2: b2.as_ref().map(cpu).transpose()?,
+            routes: Vec::new(),
         });
     }
     let overlay = model.p.names[..heads_from]
