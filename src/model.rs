@@ -16,6 +16,7 @@ use crate::classify::Head;
 use crate::corpus::EmbeddingCache;
 use crate::encode::{Encoder, EncoderConfig};
 use crate::error::{Error, Result};
+use crate::normalise::Lang;
 use crate::taxonomy::{prototype_head, Taxonomy};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -151,11 +152,20 @@ impl ModelSpec {
                         let by = v
                             .by_language
                             .iter()
-                            .map(|(l, h)| (l.clone(), dir.join(h)))
-                            .collect();
-                        (k.clone(), by)
+                            .map(|(l, h)| {
+                                let code = serde_json::Value::String(l.clone());
+                                if serde_json::from_value::<Lang>(code).is_err() {
+                                    return Err(Error::model(
+                                        &m,
+                                        format!("task {k:?}: by_language names {l:?}, not a language code (en, zh, zh-Hant, mixed, other)"),
+                                    ));
+                                }
+                                Ok((l.clone(), dir.join(h)))
+                            })
+                            .collect::<Result<_>>()?;
+                        Ok((k.clone(), by))
                     })
-                    .collect(),
+                    .collect::<Result<_>>()?,
             })
         } else if dir.join("config.json").is_file() {
             Ok(ModelSpec {

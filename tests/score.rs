@@ -407,4 +407,14 @@ fn a_language_route_answers_that_language_and_only_it() {
         e.contains("vocmine.toml") && e.contains("same labels"),
         "{e}"
     );
+    // and a language code that `normalise` never gives is refused when the bundle is opened
+    let typo = bundle(&dir.path().join("m5"), mlp, Some(linear));
+    let man = typo.join("vocmine.toml");
+    let text = std::fs::read_to_string(&man).unwrap();
+    std::fs::write(&man, text.replace("{ en =", "{ english =")).unwrap();
+    let e = ModelSpec::open(&typo).err().unwrap().to_string();
+    assert!(
+        e.contains("\"english\"") && e.contains("not a language code"),
+        "{e}"
+    );
 }
