@@ -13,7 +13,9 @@ use std::time::Instant;
 use vocmine::classify::Head;
 use vocmine::corpus::{read_labelled, Labelled};
 use vocmine::encode::Encoder;
-use vocmine::finetune::{finetune, Example, FinetuneConfig, FinetuneInput, TaskSpec};
+use vocmine::finetune::{
+    check_task_anchor, finetune, Example, FinetuneConfig, FinetuneInput, TaskSpec,
+};
 use vocmine::model::{Manifest, TaskEntry, TaskSource, MANIFEST};
 use vocmine::normalise::{normalise, NormaliseConfig};
 
@@ -216,12 +218,8 @@ pub(crate) fn run(cli: FinetuneCli) -> Result<()> {
     cfg.validate()
         .with_context(|| format!("{}: invalid [settings]", cli.spec.display()))?;
     for t in &spec.task {
-        if let Some(a) = t.anchor.filter(|a| !(a.is_finite() && *a >= 0.0)) {
-            bail!(
-                "{}: task {}: anchor = {a} must be >= 0 (0 turns its anchor term off)",
-                cli.spec.display(),
-                t.name
-            );
+        if let Some(a) = t.anchor {
+            check_task_anchor(&t.name, a).with_context(|| cli.spec.display().to_string())?;
         }
     }
     let device = match cli.device {

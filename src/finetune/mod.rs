@@ -239,6 +239,16 @@ pub struct FinetuneInput<'a> {
     pub device: Device,
 }
 
+/// Checks a task's anchor weight (finite, >= 0); the error names the task.
+pub fn check_task_anchor(task: &str, anchor: f64) -> Result<()> {
+    if anchor.is_finite() && anchor >= 0.0 {
+        return Ok(());
+    }
+    Err(Error::Invalid(format!(
+        "task {task}: anchor = {anchor} must be >= 0 (0 turns its anchor term off)"
+    )))
+}
+
 /// Fine-tunes: resumes from the checkpoint when one of the same run exists, trains, and returns
 /// the best weights seen on dev. `log` receives progress lines.
 pub fn finetune(
@@ -261,15 +271,8 @@ pub fn finetune(
             "fine-tuning needs train and dev examples".into(),
         ));
     }
-    if let Some(t) = input
-        .tasks
-        .iter()
-        .find(|t| !(t.anchor.is_finite() && t.anchor >= 0.0))
-    {
-        return Err(Error::Invalid(format!(
-            "task {}: anchor = {} must be >= 0 (0 turns its anchor term off)",
-            t.name, t.anchor
-        )));
+    for t in input.tasks {
+        check_task_anchor(&t.name, t.anchor)?;
     }
     let dev = &input.device;
     let mut model = Model {
