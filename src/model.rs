@@ -153,11 +153,15 @@ impl ModelSpec {
                             .by_language
                             .iter()
                             .map(|(l, h)| {
-                                let code = serde_json::Value::String(l.clone());
-                                if serde_json::from_value::<Lang>(code).is_err() {
+                                if Lang::from_code(l).is_none() {
+                                    let codes: Vec<&str> =
+                                        Lang::ALL.iter().map(|c| c.as_str()).collect();
                                     return Err(Error::model(
                                         &m,
-                                        format!("task {k:?}: by_language names {l:?}, not a language code (en, zh, zh-Hant, mixed, other)"),
+                                        format!(
+                                            "task {k:?}: by_language names {l:?}, not a language code ({})",
+                                            codes.join(", ")
+                                        ),
                                     ));
                                 }
                                 Ok((l.clone(), dir.join(h)))

@@ -31,6 +31,14 @@ pub enum Lang {
 }
 
 impl Lang {
+    /// Every language, in the order of its codes in messages.
+    pub const ALL: [Lang; 5] = [Lang::En, Lang::Zh, Lang::ZhHant, Lang::Mixed, Lang::Other];
+
+    /// The language with this code (`en`, `zh`, `zh-Hant`, `mixed`, `other`), if any.
+    pub fn from_code(code: &str) -> Option<Lang> {
+        Lang::ALL.into_iter().find(|l| l.as_str() == code)
+    }
+
     /// The code written to outputs.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -351,6 +359,19 @@ mod tests {
         assert_eq!(lang("App 一直 crash，登录不了"), Lang::Mixed);
         assert_eq!(lang("👍👍👍 !!!"), Lang::Other);
         assert_eq!(lang("12345"), Lang::Other);
+    }
+
+    #[test]
+    fn language_codes_round_trip_and_match_serde() {
+        for l in Lang::ALL {
+            assert_eq!(Lang::from_code(l.as_str()), Some(l));
+            assert_eq!(
+                serde_json::to_value(l).unwrap(),
+                serde_json::Value::String(l.as_str().into())
+            );
+        }
+        assert_eq!(Lang::from_code("zh-hant"), None, "codes are case-sensitive");
+        assert_eq!(Lang::from_code("fr"), None);
     }
 
     #[test]

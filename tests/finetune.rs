@@ -230,6 +230,54 @@ fn finetune_learns_resumes_exactly_and_loads_merged() {
         read(&e.join("encoder-top.safetensors")) != read(&c.join("encoder-top.safetensors")),
         "and unlike the anchored run"
     );
+
+    // per-label weights override the task's: every label at 0 is the free run again, bit for bit
+    let by_label = |file: &str, setting: &str, map: &str| {
+        spec_with(
+            d,
+            &corpora,
+            file,
+            setting,
+            &format!("anchor_by_label = {{ {map} }}"),
+        )
+    };
+    let zeros = by_label(
+        "zeros.toml",
+        "anchor = 2.0",
+        "negative = 0.0, positive = 0.0",
+    );
+    let a4 = args(&zeros, "f");
+    common::vocmine_in(d, &a4.iter().map(String::as_str).collect::<Vec<_>>());
+    let top = |dir: &str| read(&d.join(dir).join("encoder-top.safetensors"));
+    assert!(
+        top("f") == top("a"),
+        "every label at anchor 0 trains as if the anchor were off"
+    );
+    // only the negative texts held: neither the free nor the fully anchored run, and it learns
+    let neg = by_label("neg.toml", "anchor = 0.0", "negative = 2.0");
+    let a5 = args(&neg, "g");
+    common::vocmine_in(d, &a5.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(top("g") != top("a") && top("g") != top("c"));
+    let report: serde_json::Value =
+        serde_json::from_slice(&read(&d.join("g").join("finetune.json"))).unwrap();
+    assert_eq!(
+        report["tasks"][0]["label_anchor"],
+        serde_json::json!([2.0, 0.0]),
+        "the resolved per-label weights are recorded"
+    );
+    let best_g = report["report"]["best"]["score"].as_f64().unwrap();
+    assert!(best_g > start + 0.05, "best dev {best_g} (start {start})");
+    // a label the task does not have is an error naming it and the task's labels
+    let typo = by_label("typo.toml", "", "neutral = 1.0");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_vocmine"));
+    cmd.current_dir(d).args(args(&typo, "h"));
+    let err = common::stderr_of_failure(cmd);
+    assert!(
+        err.contains("typo.toml")
+            && err.contains("\"neutral\"")
+            && err.contains("negative, positive"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -247,6 +295,12 @@ fn bad_settings_are_clear_errors() {
             "",
             "anchor = -2.0",
             "task sentiment: anchor = -2",
+        ),
+        (
+            "label.toml",
+            "",
+            "anchor_by_label = { negative = -1.0 }",
+            "task sentiment (label negative): anchor = -1",
         ),
     ] {
         let spec = spec_with(d, &d.join("no-corpora"), file, setting, task_setting);

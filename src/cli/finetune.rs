@@ -66,6 +66,10 @@ struct TaskFiles {
     /// Weight of the anchor term for this task's training texts [default: `settings.anchor`];
     /// 0 lets this task's texts move freely.
     anchor: Option<f64>,
+    /// Anchor weights for the texts of some labels, overriding `anchor` for them, e.g.
+    /// `{ negative = 5.0 }` holds the negative texts while the others move.
+    #[serde(default)]
+    anchor_by_label: BTreeMap<String, f64>,
 }
 
 fn default_label() -> String {
@@ -221,6 +225,10 @@ pub(crate) fn run(cli: FinetuneCli) -> Result<()> {
         if let Some(a) = t.anchor {
             check_task_anchor(&t.name, a).with_context(|| cli.spec.display().to_string())?;
         }
+        for (l, &a) in &t.anchor_by_label {
+            check_task_anchor(&format!("{} (label {l})", t.name), a)
+                .with_context(|| cli.spec.display().to_string())?;
+        }
     }
     let device = match cli.device {
         "cpu" => Device::Cpu,
@@ -295,6 +303,23 @@ pub(crate) fn run(cli: FinetuneCli) -> Result<()> {
             dv.len(),
             labels.len()
         );
+        let label_anchor = if t.anchor_by_label.is_empty() {
+            Vec::new()
+        } else {
+            if let Some(l) = t.anchor_by_label.keys().find(|l| !labels.contains(l)) {
+                bail!(
+                    "{}: task {}: anchor_by_label names {l:?}, which is not one of its labels ({})",
+                    cli.spec.display(),
+                    t.name,
+                    labels.join(", ")
+                );
+            }
+            labels
+                .iter()
+                .map(|l| t.anchor_by_label.get(l).copied().unwrap_or(anchor))
+                .collect()
+        };
+        let anchored = anchor > 0.0 || label_anchor.iter().any(|&a| a > 0.0);
         counts.push((tr.len(), dv.len()));
         train.extend(states(
             &enc,
@@ -302,7 +327,7 @@ pub(crate) fn run(cli: FinetuneCli) -> Result<()> {
             ti,
             &labels,
             frozen,
-            anchor > 0.0,
+            anchored,
             &format!("{} train", t.name),
         )?);
         dev.extend(states(
@@ -319,6 +344,7 @@ pub(crate) fn run(cli: FinetuneCli) -> Result<()> {
             labels,
             hidden: init.as_ref().map_or(t.hidden, |h| h.meta.hidden),
             anchor,
+            label_anchor,
         });
         init_heads.push(init);
     }

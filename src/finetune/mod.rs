@@ -58,6 +58,22 @@ pub struct TaskSpec {
     /// Weight of the anchor term for this task's training texts (0 = off): the spec's
     /// per-task `anchor` where it sets one, else [`FinetuneConfig::anchor`].
     pub anchor: f64,
+    /// Per-label anchor weights in label order, overriding `anchor` for the texts of each
+    /// label; empty when the spec sets none (every text then has `anchor`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub label_anchor: Vec<f64>,
+}
+
+impl TaskSpec {
+    /// The anchor weight of a training text with gold label `label`.
+    pub fn anchor_of(&self, label: usize) -> f64 {
+        self.label_anchor.get(label).copied().unwrap_or(self.anchor)
+    }
+
+    /// Whether any of this task's texts has an anchor term (so their base embeddings are needed).
+    pub fn anchored(&self) -> bool {
+        self.anchor > 0.0 || self.label_anchor.iter().any(|&a| a > 0.0)
+    }
 }
 
 /// Settings of a fine-tuning run.
@@ -273,6 +289,17 @@ pub fn finetune(
     }
     for t in input.tasks {
         check_task_anchor(&t.name, t.anchor)?;
+        if !t.label_anchor.is_empty() && t.label_anchor.len() != t.labels.len() {
+            return Err(Error::Invalid(format!(
+                "task {}: {} per-label anchor weights for {} labels",
+                t.name,
+                t.label_anchor.len(),
+                t.labels.len()
+            )));
+        }
+        for (l, &a) in t.labels.iter().zip(&t.label_anchor) {
+            check_task_anchor(&format!("{} (label {l})", t.name), a)?;
+        }
     }
     let dev = &input.device;
     let mut model = Model {
@@ -360,8 +387,8 @@ pub fn finetune(
         let y = Tensor::from_vec(y, ex.len(), dev)?;
         let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
         let mut loss = (logp.gather(&y.unsqueeze(1)?, 1)?.sum_all()? / -(ex.len() as f64))?;
-        let anchor = input.tasks[task].anchor;
-        if anchor > 0.0 {
+        let spec = &input.tasks[task];
+        if spec.anchored() {
             let h = pooled.dim(1)?;
             let mut a = Vec::with_capacity(ex.len() * h);
             for e in &ex {
@@ -373,8 +400,16 @@ pub fn finetune(
                 a.extend_from_slice(&e.anchor);
             }
             let a = Tensor::from_vec(a, (ex.len(), h), dev)?;
-            let dist = ((&pooled - a)?.sqr()?.sum_all()? / ex.len() as f64)?;
-            loss = (loss + (dist * anchor)?)?;
+            let sq = (&pooled - a)?.sqr()?;
+            let dist = if spec.label_anchor.is_empty() {
+                // one weight for the task (the same arithmetic as before per-label weights)
+                ((sq.sum_all()? / ex.len() as f64)? * spec.anchor)?
+            } else {
+                let w: Vec<f32> = ex.iter().map(|e| spec.anchor_of(e.label) as f32).collect();
+                let w = Tensor::from_vec(w, (ex.len(), 1), dev)?;
+                (sq.broadcast_mul(&w)?.sum_all()? / ex.len() as f64)?
+            };
+            loss = (loss + dist)?;
         }
         let grads = loss.backward()?;
         let (lr, head_lr) = (lr_at(st.step, cfg.lr), lr_at(st.step, cfg.head_lr));
