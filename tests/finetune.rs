@@ -267,6 +267,59 @@ fn finetune_learns_resumes_exactly_and_loads_merged() {
     );
     let best_g = report["report"]["best"]["score"].as_f64().unwrap();
     assert!(best_g > start + 0.05, "best dev {best_g} (start {start})");
+    // relations instead of positions: the anchor holds the pairwise similarities of the texts,
+    // which drift less than in the free run, while the positions may move
+    let rel = spec_with(
+        d,
+        &corpora,
+        "rel.toml",
+        "anchor = 20.0",
+        "anchor_relations = true",
+    );
+    let a6 = args(&rel, "k");
+    common::vocmine_in(d, &a6.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(top("k") != top("c") && top("k") != top("a"));
+    let report: serde_json::Value =
+        serde_json::from_slice(&read(&d.join("k").join("finetune.json"))).unwrap();
+    assert_eq!(report["tasks"][0]["anchor_relations"], true);
+    let best_k = report["report"]["best"]["score"].as_f64().unwrap();
+    assert!(best_k > start + 0.05, "best dev {best_k} (start {start})");
+    let dev_texts: Vec<String> =
+        std::fs::read_to_string(corpora.join("chnsenticorp_12k/dev.jsonl"))
+            .unwrap()
+            .lines()
+            .take(24)
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v["text"].as_str().unwrap().to_string()
+            })
+            .collect();
+    let dev_texts: Vec<&str> = dev_texts.iter().map(String::as_str).collect();
+    let embed = |dir: &Path| {
+        ModelSpec::open(dir)
+            .unwrap()
+            .load_encoder(cfg(Engine::Packed))
+            .unwrap()
+            .encode(&dev_texts)
+            .unwrap()
+            .0
+    };
+    let (e_base, e_free, e_rel) = (embed(&base_encoder), embed(&a), embed(&d.join("k")));
+    let relation_drift = |e: &[Vec<f32>]| -> f32 {
+        let mut s = 0.0;
+        for i in 0..e.len() {
+            for j in i + 1..e.len() {
+                s += (cosine(&e[i], &e[j]) - cosine(&e_base[i], &e_base[j])).abs();
+            }
+        }
+        s
+    };
+    let (free, held) = (relation_drift(&e_free), relation_drift(&e_rel));
+    assert!(
+        held < 0.75 * free,
+        "relation drift {held} should be well under the free run's {free}"
+    );
+
     // a label the task does not have is an error naming it and the task's labels
     let typo = by_label("typo.toml", "", "neutral = 1.0");
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_vocmine"));

@@ -70,6 +70,9 @@ struct TaskFiles {
     /// `{ negative = 5.0 }` holds the negative texts while the others move.
     #[serde(default)]
     anchor_by_label: BTreeMap<String, f64>,
+    /// Anchor the pairwise similarities of the texts instead of their positions.
+    #[serde(default)]
+    anchor_relations: bool,
 }
 
 fn default_label() -> String {
@@ -345,6 +348,7 @@ pub(crate) fn run(cli: FinetuneCli) -> Result<()> {
             hidden: init.as_ref().map_or(t.hidden, |h| h.meta.hidden),
             anchor,
             label_anchor,
+            anchor_relations: t.anchor_relations,
         });
         init_heads.push(init);
     }

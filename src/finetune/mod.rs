@@ -62,6 +62,10 @@ pub struct TaskSpec {
     /// label; empty when the spec sets none (every text then has `anchor`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub label_anchor: Vec<f64>,
+    /// Anchor the relations between the texts (their pairwise cosine similarities within a
+    /// batch) instead of each text's position; a pair weighs sqrt(w_i * w_j).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub anchor_relations: bool,
 }
 
 impl TaskSpec {
@@ -265,6 +269,44 @@ pub fn check_task_anchor(task: &str, anchor: f64) -> Result<()> {
     )))
 }
 
+/// The anchor term of one batch (all of one task): each text's weight is its label's. By
+/// position, the weighted mean squared distance of the tuned embeddings to the base ones; by
+/// relations (`anchor_relations`), the squared change of every pair's cosine similarity, a pair
+/// weighing sqrt(w_i * w_j), summed and divided by the batch size.
+fn anchor_term(spec: &TaskSpec, ex: &[&Example], pooled: &Tensor) -> Result<Tensor> {
+    let (n, h) = pooled.dims2()?;
+    let dev = pooled.device();
+    let mut a = Vec::with_capacity(n * h);
+    for e in ex {
+        if e.anchor.len() != h {
+            return Err(Error::Invalid(
+                "anchor > 0 needs the base embedding of every training text".into(),
+            ));
+        }
+        a.extend_from_slice(&e.anchor);
+    }
+    let a = Tensor::from_vec(a, (n, h), dev)?;
+    let weights = |f: fn(f64) -> f64| -> Result<Tensor> {
+        let w: Vec<f32> = ex
+            .iter()
+            .map(|e| f(spec.anchor_of(e.label)) as f32)
+            .collect();
+        Ok(Tensor::from_vec(w, (n, 1), dev)?)
+    };
+    Ok(if spec.anchor_relations {
+        let w = weights(f64::sqrt)?;
+        let pairs = w.matmul(&w.t()?)?;
+        let change = (pooled.matmul(&pooled.t()?)? - a.matmul(&a.t()?)?)?;
+        ((change.sqr()? * pairs)?.sum_all()? / n as f64)?
+    } else if spec.label_anchor.is_empty() {
+        // one weight for the task (the same arithmetic as before per-label weights)
+        (((pooled - a)?.sqr()?.sum_all()? / n as f64)? * spec.anchor)?
+    } else {
+        let w = weights(|x| x)?;
+        ((pooled - a)?.sqr()?.broadcast_mul(&w)?.sum_all()? / n as f64)?
+    })
+}
+
 /// Fine-tunes: resumes from the checkpoint when one of the same run exists, trains, and returns
 /// the best weights seen on dev. `log` receives progress lines.
 pub fn finetune(
@@ -389,27 +431,7 @@ pub fn finetune(
         let mut loss = (logp.gather(&y.unsqueeze(1)?, 1)?.sum_all()? / -(ex.len() as f64))?;
         let spec = &input.tasks[task];
         if spec.anchored() {
-            let h = pooled.dim(1)?;
-            let mut a = Vec::with_capacity(ex.len() * h);
-            for e in &ex {
-                if e.anchor.len() != h {
-                    return Err(Error::Invalid(
-                        "anchor > 0 needs the base embedding of every training text".into(),
-                    ));
-                }
-                a.extend_from_slice(&e.anchor);
-            }
-            let a = Tensor::from_vec(a, (ex.len(), h), dev)?;
-            let sq = (&pooled - a)?.sqr()?;
-            let dist = if spec.label_anchor.is_empty() {
-                // one weight for the task (the same arithmetic as before per-label weights)
-                ((sq.sum_all()? / ex.len() as f64)? * spec.anchor)?
-            } else {
-                let w: Vec<f32> = ex.iter().map(|e| spec.anchor_of(e.label) as f32).collect();
-                let w = Tensor::from_vec(w, (ex.len(), 1), dev)?;
-                (sq.broadcast_mul(&w)?.sum_all()? / ex.len() as f64)?
-            };
-            loss = (loss + dist)?;
+            loss = (loss + anchor_term(spec, &ex, &pooled)?)?;
         }
         let grads = loss.backward()?;
         let (lr, head_lr) = (lr_at(st.step, cfg.lr), lr_at(st.step, cfg.head_lr));
