@@ -2,9 +2,11 @@
 //! mask personal data.
 //!
 //! Order of work for one comment: control characters are removed from the raw text, personal
-//! data is masked in it (the masked original is what every output shows), then the masked text
-//! is NFKC-normalised (full-width forms fold to half-width) with whitespace collapsed, for the
-//! encoder. A simplified-Chinese copy of that is made for segmentation and keywords only.
+//! data is masked in it (the masked original is what every output shows; detection reads a
+//! width-folded view of the text and maps what it finds back to the text as written, see
+//! [`mask_pii`]), then the masked text is NFKC-normalised (full-width forms fold to half-width)
+//! with whitespace collapsed, for the encoder. A simplified-Chinese copy of that is made for
+//! segmentation and keywords only.
 
 use unicode_normalization::UnicodeNormalization;
 
