@@ -107,6 +107,10 @@ impl Labelled {
 /// Reads a labelled JSONL (or CSV) file: `text_field` and `label_field` on every row. Rows
 /// without a label (e.g. the complaint `reason` of a non-negative tweet) are skipped and
 /// counted; any other bad row is an error naming file and line.
+///
+/// In JSONL, `label_field` may be `FIELD.SUB`: the label is the `SUB` value that every object
+/// of the array `FIELD` shares (a SemEval sentence whose aspects all have one polarity,
+/// `aspects.polarity`); rows whose objects disagree, or that have none, are skipped.
 pub fn read_labelled(
     path: &Path,
     text_field: &str,
@@ -186,6 +190,19 @@ pub fn read_labelled(
                 ),
             )
         })?;
+        if let Some((field, sub)) = label_field.split_once('.') {
+            match shared_value(&v, field, sub) {
+                Some(label) => {
+                    out.ids.push(row_id(&v, &src, i));
+                    out.texts.push(text.to_string());
+                    out.label_sets.push(vec![label.clone()]);
+                    out.labels.push(label);
+                    out.sources.push(src.clone());
+                }
+                None => skipped += 1,
+            }
+            continue;
+        }
         let set = match v.get(label_field) {
             None | Some(serde_json::Value::Null) => {
                 skipped += 1;
@@ -202,21 +219,33 @@ pub fn read_labelled(
             Some(other) => vec![other.to_string()],
         };
         let label = set.join("|");
-        let id = v
-            .get("id")
-            .map(|x| {
-                x.as_str()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| x.to_string())
-            })
-            .unwrap_or_else(|| format!("{}:{}", src, i + 1));
-        out.ids.push(id);
+        out.ids.push(row_id(&v, &src, i));
         out.texts.push(text.to_string());
         out.labels.push(label);
         out.label_sets.push(set);
         out.sources.push(src.clone());
     }
     Ok((out, skipped))
+}
+
+/// A row's `id`, or `FILE:LINE` (line `i + 1`).
+fn row_id(v: &serde_json::Value, src: &str, i: usize) -> String {
+    v.get("id")
+        .map(|x| {
+            x.as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| x.to_string())
+        })
+        .unwrap_or_else(|| format!("{}:{}", src, i + 1))
+}
+
+/// The string value of `sub` shared by every object of the array `field` of `v`; `None` when
+/// the array is missing or empty, or its objects disagree or lack `sub`.
+fn shared_value(v: &serde_json::Value, field: &str, sub: &str) -> Option<String> {
+    let items = v.get(field)?.as_array()?;
+    let mut values = items.iter().map(|o| o.get(sub).and_then(|x| x.as_str()));
+    let first = values.next()??;
+    values.all(|x| x == Some(first)).then(|| first.to_string())
 }
 
 /// The label of one element of a label array: a string, or an object's `aspect`, `category`
@@ -451,6 +480,27 @@ mod tests {
             vec!["价格".to_string(), "动力".to_string()]
         );
         l
+    }
+
+    #[test]
+    fn a_dotted_label_field_takes_the_value_every_element_shares() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("absa.jsonl");
+        let rows = [
+            r#"{"id": "one", "text": "staff was rude", "aspects": [{"term": "staff", "polarity": "negative"}]}"#,
+            r#"{"id": "agree", "text": "food and wine great", "aspects": [{"polarity": "positive"}, {"polarity": "positive"}]}"#,
+            r#"{"id": "mixed", "text": "good food, slow staff", "aspects": [{"polarity": "positive"}, {"polarity": "negative"}]}"#,
+            r#"{"id": "none", "text": "we went on a Sunday", "aspects": []}"#,
+            r#"{"id": "lacks", "text": "x", "aspects": [{"term": "x"}]}"#,
+            r#"{"text": "no id", "aspects": [{"polarity": "neutral"}]}"#,
+        ];
+        std::fs::write(&p, rows.join("\n")).unwrap();
+        let (l, skipped) = read_labelled(&p, "text", "aspects.polarity").unwrap();
+        assert_eq!(skipped, 3, "mixed, empty and lacking rows are skipped");
+        assert!(!l.multi);
+        assert_eq!(l.labels, ["negative", "positive", "neutral"]);
+        assert_eq!(&l.ids[..2], ["one", "agree"]);
+        assert!(l.ids[2].ends_with("absa.jsonl:6"), "{}", l.ids[2]);
     }
 
     #[test]

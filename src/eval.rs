@@ -125,6 +125,10 @@ pub struct EvalReport {
     /// Out-of-scope figures when an out-of-scope label was named.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub oos: Option<OosMetrics>,
+    /// Heads with a `neutral` label: neutral recall and the share of polar gold answered
+    /// neutral.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub neutral: Option<metrics::NeutralMetrics>,
     /// Speed and memory.
     pub throughput: Throughput,
     /// The most confident mistakes.
@@ -235,6 +239,12 @@ pub fn evaluate(
         .as_ref()
         .and_then(|o| index.get(o.as_str()))
         .map(|&o| metrics::out_of_scope(&gold, &pred, o));
+    let neutral = head
+        .meta
+        .labels
+        .iter()
+        .position(|l| l == "neutral")
+        .map(|n| metrics::neutral(&gold, &pred, n));
     let mut wrong: Vec<usize> = (0..gold.len()).filter(|&i| !correct[i]).collect();
     wrong.sort_by(|&a, &b| conf[b].total_cmp(&conf[a]).then(a.cmp(&b)));
     let errors = wrong
@@ -276,6 +286,7 @@ pub fn evaluate(
         micro_f1: None,
         micro_f1_ci: None,
         oos,
+        neutral,
         throughput: Throughput {
             texts_per_s: gold.len() as f64 / secs.max(1e-9),
             tokens_per_s: tokens as f64 / secs.max(1e-9),
@@ -379,6 +390,7 @@ fn evaluate_multi(
         micro_f1: Some(m.micro_f1),
         micro_f1_ci: Some(micro_ci),
         oos: None,
+        neutral: None,
         throughput: Throughput {
             texts_per_s: gold.len() as f64 / secs.max(1e-9),
             tokens_per_s: tokens as f64 / secs.max(1e-9),
@@ -434,6 +446,16 @@ impl EvalReport {
                 o.n_in_scope,
                 pct(o.oos_recall),
                 o.n_oos
+            );
+        }
+        if let Some(n) = &self.neutral {
+            s += &format!(
+                "neutral recall {} (n = {}); polar answered neutral {}% (n = {})\n",
+                n.neutral_recall
+                    .map_or("n/a".to_string(), |r| format!("{}%", pct(r))),
+                n.n_neutral,
+                pct(n.polar_called_neutral),
+                n.n_polar
             );
         }
         s += &format!(
@@ -660,6 +682,18 @@ pub fn suite_markdown(rows: &[(SuiteRun, SuiteRow)], total_seconds: f64) -> Stri
                         " (in-scope {:.2}, oos recall {:.2})",
                         o.in_scope_accuracy * 100.0,
                         o.oos_recall * 100.0
+                    );
+                }
+                if let Some(n) = &r.neutral {
+                    if let Some(rec) = n.neutral_recall {
+                        acc += &format!(" (neutral recall {:.2}", rec * 100.0);
+                    } else {
+                        acc += " (";
+                    }
+                    acc += &format!(
+                        "{}polar as neutral {:.2})",
+                        if n.neutral_recall.is_some() { ", " } else { "" },
+                        n.polar_called_neutral * 100.0
                     );
                 }
                 s += &format!(

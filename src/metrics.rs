@@ -323,9 +323,61 @@ pub fn out_of_scope(gold: &[usize], pred: &[usize], oos: usize) -> OosMetrics {
     }
 }
 
+/// How a sentiment head treats its `neutral` class: whether neutral comments are found, and
+/// how often a clearly polar comment is answered neutral (the failure that hides complaints).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct NeutralMetrics {
+    /// Share of gold-neutral examples predicted neutral (None when the data has none).
+    pub neutral_recall: Option<f64>,
+    /// Share of gold-polar (not neutral) examples predicted neutral.
+    pub polar_called_neutral: f64,
+    /// Gold-neutral examples.
+    pub n_neutral: usize,
+    /// Gold-polar examples.
+    pub n_polar: usize,
+}
+
+/// Computes [`NeutralMetrics`] with `neutral` the index of the neutral label.
+pub fn neutral(gold: &[usize], pred: &[usize], neutral: usize) -> NeutralMetrics {
+    let (mut n, mut n_ok, mut polar, mut polar_neutral) = (0, 0, 0, 0);
+    for (&g, &p) in gold.iter().zip(pred) {
+        if g == neutral {
+            n += 1;
+            n_ok += usize::from(p == neutral);
+        } else {
+            polar += 1;
+            polar_neutral += usize::from(p == neutral);
+        }
+    }
+    NeutralMetrics {
+        neutral_recall: (n > 0).then(|| n_ok as f64 / n as f64),
+        polar_called_neutral: if polar == 0 {
+            0.0
+        } else {
+            polar_neutral as f64 / polar as f64
+        },
+        n_neutral: n,
+        n_polar: polar,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn neutral_recall_and_polar_answered_neutral() {
+        // labels: 0 negative, 1 neutral, 2 positive
+        let gold = [0, 0, 2, 2, 1, 1, 1, 0];
+        let pred = [0, 1, 2, 1, 1, 0, 1, 0];
+        let m = neutral(&gold, &pred, 1);
+        assert_eq!((m.n_neutral, m.n_polar), (3, 5));
+        assert_eq!(m.neutral_recall, Some(2.0 / 3.0));
+        assert_eq!(m.polar_called_neutral, 2.0 / 5.0);
+        let none = neutral(&[0, 2], &[1, 2], 1);
+        assert_eq!(none.neutral_recall, None);
+        assert_eq!(none.polar_called_neutral, 0.5);
+    }
 
     fn l(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()

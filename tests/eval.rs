@@ -101,6 +101,21 @@ fn eval_reports_metrics_and_agrees_with_score() {
         .flat_map(|row| row.as_array().unwrap().iter().map(|v| v.as_u64().unwrap()))
         .sum();
     assert_eq!(conf, 12);
+    // every gold label here is polar: the neutral figures count the ones answered neutral
+    let answered_neutral = r["predictions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["pred"] == "neutral")
+        .count();
+    assert_eq!(r["neutral"]["n_polar"], 12);
+    assert_eq!(r["neutral"]["n_neutral"], 0);
+    assert!(r["neutral"]["neutral_recall"].is_null());
+    assert_eq!(
+        r["neutral"]["polar_called_neutral"].as_f64().unwrap(),
+        answered_neutral as f64 / 12.0
+    );
+    assert!(text.contains("polar answered neutral"), "{text}");
     assert!(r["throughput"]["texts_per_s"].as_f64().unwrap() > 0.0);
     assert!(r["throughput"]["peak_rss_mib"].as_f64().unwrap() > 50.0);
     let errors = std::fs::read_to_string(dir.path().join("errors.jsonl")).unwrap();

@@ -344,6 +344,12 @@ fn bad_settings_are_clear_errors() {
         ("zero.toml", "batch_size = 0", "", "settings.batch_size = 0"),
         ("warm.toml", "warmup = 1.5", "", "settings.warmup = 1.5"),
         (
+            "budget.toml",
+            "time_budget = -1.0",
+            "",
+            "settings.time_budget = -1",
+        ),
+        (
             "task.toml",
             "",
             "anchor = -2.0",
@@ -367,4 +373,88 @@ fn bad_settings_are_clear_errors() {
         assert!(err.contains(file) && err.contains(expect), "{err}");
         assert!(!d.join("out").exists());
     }
+}
+
+#[test]
+fn spec_relabels_caps_per_file_and_stops_at_the_time_budget() {
+    let Some(corpora) = common::shared("corpora") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // clinc150's assistant queries join the sentiment task as `neutral` rows (16 of them), the
+    // review corpus gives 64; a budget of a millisecond ends the run after its first step
+    let s = format!(
+        r#"corpora = "{}"
+[settings]
+layers = 1
+epochs = 2
+batch_size = 16
+eval_every = 4
+seed = 3
+
+[[task]]
+name = "sentiment"
+labels = ["negative", "neutral", "positive"]
+train = ["chnsenticorp_12k/train.jsonl", "clinc150/train.jsonl"]
+max_per_file = [64, 16]
+relabel = ["*=neutral"]
+dev = ["chnsenticorp_12k/dev.jsonl"]
+max_dev_per_file = 32
+hidden = 0
+"#,
+        corpora.display()
+    );
+    let spec = d.join("mixed.toml");
+    std::fs::write(&spec, s).unwrap();
+    let base = common::model_dir().join("multilingual-e5-small-zh-en");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vocmine"))
+        .current_dir(d)
+        .env("VOCMINE_CACHE", d.join("cache"))
+        .args(["train", "--finetune"])
+        .arg(&spec)
+        .arg("--model")
+        .arg(&base)
+        .args(["--out", "out", "--time-budget", "0.001"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("clinc150/train.jsonl: relabel changed")
+            && err.contains("time budget of 0 s reached at step 1 of 10"),
+        "{err}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&read(&d.join("out/finetune.json"))).unwrap();
+    assert_eq!(report["train_dev_counts"], serde_json::json!([[80, 32]]));
+    let rep = &report["report"];
+    assert_eq!(rep["steps"], 1);
+    assert_eq!(rep["finished"], true);
+    assert_eq!(rep["stopped_by_budget"], true);
+    // the starting point and the point where the budget ran out
+    assert_eq!(rep["history"].as_array().unwrap().len(), 2);
+    assert!(d.join("out/encoder-top.safetensors").exists());
+
+    // a list of caps must have one value per train file
+    let bad = d.join("bad.toml");
+    std::fs::write(
+        &bad,
+        std::fs::read_to_string(&spec)
+            .unwrap()
+            .replace("[64, 16]", "[64, 16, 8]"),
+    )
+    .unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_vocmine"));
+    cmd.current_dir(d)
+        .args(["train", "--finetune"])
+        .arg(&bad)
+        .args(["--model"])
+        .arg(&base)
+        .args(["--out", "bad"]);
+    let err = common::stderr_of_failure(cmd);
+    assert!(
+        err.contains("max_per_file has 3 values for 2 train files"),
+        "{err}"
+    );
 }

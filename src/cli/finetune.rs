@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use vocmine::classify::Head;
-use vocmine::corpus::{read_labelled, Labelled};
+use vocmine::corpus::{read_labelled, Labelled, Relabel};
 use vocmine::encode::Encoder;
 use vocmine::finetune::{
     check_task_anchor, finetune, Example, FinetuneConfig, FinetuneInput, TaskSpec,
@@ -50,8 +50,14 @@ struct TaskFiles {
     label_field: String,
     #[serde(default = "default_text")]
     text_field: String,
-    /// At most this many training rows per file (seeded sample).
-    max_per_file: Option<usize>,
+    /// At most this many training rows per file (seeded sample): one number for every file,
+    /// or a list with one per `train` file.
+    max_per_file: Option<PerFile>,
+    /// Label mapping applied to every train and dev file as it is read, in `train --relabel`'s
+    /// syntax: `["complaint=-", "*=neutral"]` drops `complaint` rows and maps every label that
+    /// is not one of the task's `labels` to `neutral` (so intent corpora can add neutral rows).
+    #[serde(default)]
+    relabel: Vec<String>,
     /// At most this many dev rows per file (seeded sample).
     max_dev_per_file: Option<usize>,
     /// Share of train held out as dev when no dev file is given.
@@ -75,6 +81,28 @@ struct TaskFiles {
     anchor_relations: bool,
 }
 
+/// A per-file cap: one number for every file, or one per file.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum PerFile {
+    All(usize),
+    Each(Vec<usize>),
+}
+
+impl PerFile {
+    /// The cap of file `i` of `n`, or an error when a list has the wrong length.
+    fn of(&self, i: usize, n: usize, task: &str) -> Result<usize> {
+        match self {
+            PerFile::All(v) => Ok(*v),
+            PerFile::Each(v) if v.len() == n => Ok(v[i]),
+            PerFile::Each(v) => bail!(
+                "task {task}: max_per_file has {} values for {n} train files: give one value, or one per file",
+                v.len()
+            ),
+        }
+    }
+}
+
 fn default_label() -> String {
     "label".into()
 }
@@ -94,6 +122,7 @@ pub(crate) struct FinetuneCli<'a> {
     pub out: &'a Path,
     pub layers: Option<usize>,
     pub stop_after: usize,
+    pub time_budget: Option<f64>,
     pub device: &'a str,
     pub enc: &'a EncoderArgs,
 }
@@ -111,14 +140,23 @@ fn read_files(
     root: &Path,
     files: &[String],
     t: &TaskFiles,
-    max: Option<usize>,
+    max: Option<&PerFile>,
     seed: u64,
 ) -> Result<Labelled> {
+    let relabel = Relabel::parse(&t.relabel).with_context(|| format!("task {}", t.name))?;
+    let keep = t.labels.clone().unwrap_or_default();
     let mut all = Labelled::default();
-    for f in files {
+    for (i, f) in files.iter().enumerate() {
         let p = root.join(f);
         let (l, skipped) = read_labelled(&p, &t.text_field, &t.label_field)
             .with_context(|| format!("task {}: cannot read {}", t.name, p.display()))?;
+        let (l, changed, dropped) = relabel.apply(l, &keep);
+        if changed + dropped > 0 {
+            eprintln!(
+                "{}: relabel changed {changed} rows and dropped {dropped}",
+                p.display()
+            );
+        }
         if skipped > 0 {
             eprintln!(
                 "{}: {skipped} rows without {:?} skipped",
@@ -134,7 +172,7 @@ fn read_files(
             );
         }
         all.extend(match max {
-            Some(n) => l.sample(n, seed),
+            Some(m) => l.sample(m.of(i, files.len(), &t.name)?, seed),
             None => l,
         });
     }
@@ -221,6 +259,9 @@ pub(crate) fn run(cli: FinetuneCli) -> Result<()> {
         cfg.layers = l;
     }
     cfg.stop_after = cli.stop_after;
+    if let Some(b) = cli.time_budget {
+        cfg.time_budget = b;
+    }
     // before any data is read or embedded: a bad setting fails in a second, not after caching
     cfg.validate()
         .with_context(|| format!("{}: invalid [settings]", cli.spec.display()))?;
@@ -264,13 +305,19 @@ pub(crate) fn run(cli: FinetuneCli) -> Result<()> {
     let mut init_heads = Vec::new();
     for (ti, t) in spec.task.iter().enumerate() {
         let anchor = t.anchor.unwrap_or(cfg.anchor);
-        let tr = read_files(&root, &t.train, t, t.max_per_file, cfg.seed)?;
+        let tr = read_files(&root, &t.train, t, t.max_per_file.as_ref(), cfg.seed)?;
         let (tr, dv) = if t.dev.is_empty() {
             tr.split(t.dev_fraction, cfg.seed)
         } else {
             (
                 tr,
-                read_files(&root, &t.dev, t, t.max_dev_per_file, cfg.seed)?,
+                read_files(
+                    &root,
+                    &t.dev,
+                    t,
+                    t.max_dev_per_file.map(PerFile::All).as_ref(),
+                    cfg.seed,
+                )?,
             )
         };
         let init = match &t.init_head {

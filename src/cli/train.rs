@@ -31,6 +31,10 @@ pub(crate) struct TrainArgs {
     /// resume)
     #[arg(long, default_value_t = 0)]
     stop_after: usize,
+    /// With --finetune: end training after this many seconds (all invocations), keeping the
+    /// best dev weights and writing the bundle (for a machine lent for a fixed time)
+    #[arg(long, value_name = "SECONDS")]
+    time_budget: Option<f64>,
     /// With --finetune: where training steps run (cuda needs a build with --features cuda)
     #[arg(long, default_value = "cpu", value_parser = ["cpu", "cuda"])]
     device: String,
@@ -44,9 +48,17 @@ pub(crate) struct TrainArgs {
     /// Test files to report accuracy on after training, repeatable
     #[arg(long)]
     test: Vec<PathBuf>,
-    /// Label field
-    #[arg(long, default_value = "label")]
-    label_field: String,
+    /// Label field; one for every file, or comma-separated, one per --data file in order
+    /// (--dev and --test files use the first). `FIELD.SUB` takes the `SUB` value that every
+    /// object of the array FIELD shares, e.g. `aspects.polarity` for the SemEval sentences
+    /// whose aspects agree (the others are skipped)
+    #[arg(
+        long,
+        default_value = "label",
+        value_delimiter = ',',
+        value_name = "FIELD"
+    )]
+    label_field: Vec<String>,
     /// Text field
     #[arg(long, default_value = "text")]
     text_field: String,
@@ -112,7 +124,7 @@ pub(crate) struct TrainArgs {
 fn load_sets(
     files: &[PathBuf],
     text: &str,
-    label: &str,
+    label: &[String],
     (max, seed): (&[usize], u64),
     (relabel, keep): (&Relabel, &[String]),
 ) -> Result<Labelled> {
@@ -123,8 +135,19 @@ fn load_sets(
             files.len()
         );
     }
+    if label.len() > 1 && label.len() != files.len() {
+        bail!(
+            "--label-field has {} values for {} --data files: give one value, or one per file",
+            label.len(),
+            files.len()
+        );
+    }
     let mut all = Labelled::default();
     for (i, f) in files.iter().enumerate() {
+        let label = label
+            .get(i)
+            .or(label.first())
+            .map_or("label", String::as_str);
         let (l, skipped) = read_labelled(f, text, label)?;
         if skipped > 0 {
             eprintln!("{}: {skipped} rows without {label:?} skipped", f.display());
@@ -178,6 +201,7 @@ pub(crate) fn cmd_train(a: TrainArgs) -> Result<()> {
             out: &a.out,
             layers: a.layers,
             stop_after: a.stop_after,
+            time_budget: a.time_budget,
             device: &a.device,
             enc: &a.enc,
         });
@@ -212,7 +236,7 @@ pub(crate) fn cmd_train(a: TrainArgs) -> Result<()> {
         let dev = load_sets(
             &a.dev,
             &a.text_field,
-            &a.label_field,
+            &a.label_field[..a.label_field.len().min(1)],
             (&[], a.seed),
             (&relabel, &keep),
         )?;
@@ -416,7 +440,7 @@ fn test_set(
     let set = load_sets(
         &[f.to_path_buf()],
         &a.text_field,
-        &a.label_field,
+        &a.label_field[..a.label_field.len().min(1)],
         (&[], a.seed),
         label_map,
     )?;

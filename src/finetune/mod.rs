@@ -113,6 +113,11 @@ pub struct FinetuneConfig {
     /// Stop after this many steps in this invocation (the checkpoint keeps the rest for a
     /// later resume); 0 = no limit.
     pub stop_after: usize,
+    /// Seconds of training (all invocations) after which the run ends as if its last epoch
+    /// were done: the best evaluation's weights are kept and the bundle is written, the report
+    /// saying where it stopped; 0 = no limit. For a lease of fixed length (a borrowed GPU):
+    /// where it stops depends on the machine's speed, so it is not part of the run's identity.
+    pub time_budget: f64,
     /// Weight of the anchor term: the mean squared distance between each training text's
     /// tuned embedding and the base encoder's (0 = off). It keeps the embedding geometry that
     /// the few-shot taxonomy heads and topic clustering rely on.
@@ -120,10 +125,12 @@ pub struct FinetuneConfig {
 }
 
 impl FinetuneConfig {
-    /// The settings that define the result (`stop_after` only splits the work).
+    /// The settings that define the result (`stop_after` and `time_budget` only split or cut
+    /// the work).
     pub fn clone_without_stop(&self) -> FinetuneConfig {
         FinetuneConfig {
             stop_after: 0,
+            time_budget: 0.0,
             ..self.clone()
         }
     }
@@ -153,6 +160,12 @@ impl FinetuneConfig {
                 "in [0, 1)",
             ),
             ("clip", c, non_neg(c), ">= 0 (0 = off)"),
+            (
+                "time_budget",
+                self.time_budget,
+                non_neg(self.time_budget),
+                ">= 0 seconds (0 = no limit)",
+            ),
             ("epochs", e as f64, e > 0, "at least 1"),
             ("batch_size", b as f64, b > 0, "at least 1"),
         ];
@@ -182,6 +195,7 @@ impl Default for FinetuneConfig {
             checkpoint_every: 200,
             seed: 42,
             stop_after: 0,
+            time_budget: 0.0,
             anchor: 0.0,
         }
     }
@@ -222,6 +236,9 @@ pub struct FinetuneReport {
     pub texts_per_second: f64,
     /// Fitted softmax temperature of each head on dev.
     pub temperatures: Vec<f64>,
+    /// True when the run ended at `time_budget` before its last epoch.
+    #[serde(default)]
+    pub stopped_by_budget: bool,
 }
 
 /// The result: the tuned layers under the base's tensor names, the heads, and the report.
@@ -397,6 +414,7 @@ pub fn finetune(
     let seconds_before = st.seconds;
     let steps_before = st.step;
     let mut texts = 0usize;
+    let mut stopped_by_budget = false;
     let lr_at = |step: usize, peak: f64| -> f64 {
         let warm = ((total as f64 * cfg.warmup).round() as usize).max(1);
         if step < warm {
@@ -456,6 +474,18 @@ pub fn finetune(
         }
         if st.step == total {
             st.finished = true;
+        }
+        if !st.finished && cfg.time_budget > 0.0 && now >= cfg.time_budget {
+            log(&format!(
+                "time budget of {:.0} s reached at step {} of {total}",
+                cfg.time_budget, st.step
+            ));
+            if !eval_now {
+                st.seconds = now;
+                evaluate_point(&mut st, &model, input, cfg, &mut best, &mut log)?;
+            }
+            st.finished = true;
+            stopped_by_budget = true;
         }
         if eval_now
             || st.finished
@@ -519,6 +549,7 @@ pub fn finetune(
             seconds: st.seconds,
             texts_per_second,
             temperatures,
+            stopped_by_budget,
         },
     })
 }

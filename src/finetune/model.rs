@@ -149,14 +149,17 @@ impl Params {
             .iter()
             .map(|v| grads.get(v.as_tensor()).cloned())
             .collect();
-        let mut sq = 0f64;
-        for g in gs.iter().flatten() {
-            sq += g
-                .sqr()?
-                .sum_all()?
-                .to_dtype(DType::F64)?
-                .to_scalar::<f64>()?;
-        }
+        // one read-back per step, not one per parameter (each is a device sync on a GPU)
+        let sums = gs
+            .iter()
+            .flatten()
+            .map(|g| g.sqr()?.sum_all()?.to_dtype(DType::F64))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let sq = if sums.is_empty() {
+            0.0
+        } else {
+            Tensor::stack(&sums, 0)?.sum_all()?.to_scalar::<f64>()?
+        };
         let scale = if cfg.clip > 0.0 {
             (cfg.clip / (sq.sqrt() + 1e-6)).min(1.0)
         } else {
@@ -189,13 +192,21 @@ fn lin(x: &Tensor, w: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
     x.matmul(&w.t()?)?.broadcast_add(b)
 }
 
-/// Inverted dropout with a mask from our own seeded generator (candle's CPU RNG cannot be
-/// seeded), so runs and resumes are reproducible.
+/// Inverted dropout with a seeded mask, so runs and resumes are reproducible. On the CPU the mask
+/// comes from our own generator (candle's CPU RNG cannot be seeded); on a GPU it is drawn on the
+/// device from the device generator, which `Model::pooled` seeds from `rng` once per batch
+/// (drawing tens of millions of numbers on the host and copying them over would cost more than
+/// the step itself).
 fn dropout(x: &Tensor, p: f64, rng: &mut Rng) -> Result<Tensor> {
     if p <= 0.0 {
         return Ok(x.clone());
     }
     let keep = 1.0 - p;
+    if !x.device().is_cpu() {
+        let u = Tensor::rand(0f32, 1f32, x.shape(), x.device())?;
+        let mask = (u.ge(p)?.to_dtype(DType::F32)? * (1.0 / keep))?;
+        return Ok(x.mul(&mask)?);
+    }
     let mask: Vec<f32> = (0..x.elem_count())
         .map(|_| {
             if rng.next_f64() < keep {
@@ -261,6 +272,11 @@ impl Model<'_> {
         let eps = self.cfg.layer_norm_eps as f32;
         let add_mask = ((mask.ones_like()? - mask)? * -1e9)?.reshape((b, 1, 1, t))?;
         let mut drop = drop;
+        if let Some((_, rng)) = drop.as_mut() {
+            if !self.device.is_cpu() {
+                self.device.set_seed(rng.next_u64())?;
+            }
+        }
         let mut x2 = x.reshape((b * t, h))?;
         for l in 0..self.layer_count() {
             let w = |i: usize| self.var(l, i);
