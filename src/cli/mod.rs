@@ -293,7 +293,7 @@ pub(crate) fn bar(total: usize, msg: &str) -> ProgressBar {
 
 fn cmd_score(a: ScoreArgs) -> Result<()> {
     let spec = a.enc.spec()?;
-    let inputs = expand_inputs(&a.inputs)?;
+    let inputs = input_files(&a.inputs)?;
     if inputs.is_empty() {
         bail!("no input files found in {:?}", a.inputs);
     }
@@ -419,7 +419,7 @@ fn cmd_status(a: StatusArgs) -> Result<()> {
     let model = spec.version(&encoder.fingerprint()?, &tasks)?;
     let plan = vocmine::pipeline::plan(
         &a.workspace,
-        &expand_inputs(&a.inputs)?,
+        &input_files(&a.inputs)?,
         &a.cols.config()?,
         &model,
     )?;
@@ -434,6 +434,16 @@ fn cmd_status(a: StatusArgs) -> Result<()> {
         plan.rejected
     );
     Ok(())
+}
+
+/// The files to read from the inputs named, with a note on stderr for each entry of an input
+/// folder that is not read.
+fn input_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let found = expand_inputs(inputs)?;
+    for (path, why) in &found.skipped {
+        eprintln!("note: skipped {}: {why}", path.display());
+    }
+    Ok(found.files)
 }
 
 fn fmt_counts(m: &std::collections::BTreeMap<String, u64>) -> String {
