@@ -28,7 +28,9 @@ pub struct TopicConfig {
     pub min_samples: usize,
     /// Cluster at most this many comments; the rest are assigned to the topics found.
     pub max_sample: usize,
-    /// Largest topic as a share of the comments clustered (HDBSCAN splits bigger ones).
+    /// Largest topic as a share of the comments clustered, a soft target: a first clustering
+    /// splits bigger clusters unless that leaves more than half of the comments unplaced (then
+    /// the uncapped clustering is kept), and assignment to centroids can grow a topic past it.
     pub max_share: f32,
     /// PCA dimensions the clustering runs in.
     pub dims: usize,

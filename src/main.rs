@@ -5,6 +5,10 @@ mod cli;
 
 fn main() {
     if let Err(e) = cli::run() {
+        if cli::is_broken_pipe(&e) {
+            // stdout was closed by its reader (`| head`): the work is done, nothing to report
+            std::process::exit(0);
+        }
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }

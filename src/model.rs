@@ -71,14 +71,44 @@ fn default_max_len() -> usize {
     128
 }
 
-/// Where the shipped model lives: `./models` when it exists, else the `models/` folder of the
-/// source tree this binary was built from.
-pub fn default_model_dir() -> PathBuf {
-    let local = PathBuf::from("models");
-    if local.join(MANIFEST).is_file() {
-        return local;
+/// Where the model is looked for when none is named: `$VOCMINE_MODEL` when set, else the first
+/// of `<exe dir>/models`, `<exe dir>/../models`, `<exe dir>/../../models` (beside the binary,
+/// for a copied install or `target/release/`) and the `models/` folder of the source tree the
+/// binary was built from that holds a `vocmine.toml`. The error names every place looked at.
+pub fn default_model_dir() -> Result<PathBuf> {
+    let env = std::env::var_os("VOCMINE_MODEL")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
+    let exe = std::env::current_exe().ok();
+    find_model_dir(
+        env,
+        exe.as_deref(),
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("models"),
+    )
+}
+
+/// [`default_model_dir`] with its inputs given: the `$VOCMINE_MODEL` value, the binary's path
+/// and the build-time folder.
+pub fn find_model_dir(env: Option<PathBuf>, exe: Option<&Path>, built: &Path) -> Result<PathBuf> {
+    if let Some(dir) = env {
+        return Ok(dir);
     }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("models")
+    let mut tried = Vec::new();
+    if let Some(bin) = exe.and_then(Path::parent) {
+        tried.push(bin.join("models"));
+        tried.push(bin.join("..").join("models"));
+        tried.push(bin.join("..").join("..").join("models"));
+    }
+    tried.push(built.to_path_buf());
+    if let Some(found) = tried.iter().find(|d| d.join(MANIFEST).is_file()) {
+        return Ok(found.clone());
+    }
+    let places: Vec<String> = tried.iter().map(|p| p.display().to_string()).collect();
+    Err(Error::Invalid(format!(
+        "no model folder found: $VOCMINE_MODEL is not set and none of {} holds a {MANIFEST}; \
+         name one with --model DIR or VOCMINE_MODEL=DIR",
+        places.join(", ")
+    )))
 }
 
 /// A resolved model folder: where the encoder is and which heads belong to it.
@@ -284,4 +314,47 @@ pub fn few_shot_head(path: &Path, encoder: &Encoder) -> Result<Head> {
         head.meta.kinds = Some(kinds);
     }
     Ok(head)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_model_folder_is_looked_for_beside_the_binary_then_at_the_build_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let exe = d.join("opt").join("bin").join("vocmine");
+        let built = d.join("src").join("models");
+        // nothing anywhere: the error lists every place looked at
+        let err = find_model_dir(None, Some(&exe), &built)
+            .unwrap_err()
+            .to_string();
+        for p in [
+            d.join("opt/bin/models"),
+            d.join("opt/bin/../models"),
+            d.join("opt/bin/../../models"),
+            built.clone(),
+        ] {
+            assert!(err.contains(&p.display().to_string()), "{err}");
+        }
+        assert!(
+            err.contains("VOCMINE_MODEL") && err.contains("--model"),
+            "{err}"
+        );
+        // the build path, then one folder above the binary first
+        std::fs::create_dir_all(&built).unwrap();
+        std::fs::write(built.join(MANIFEST), "").unwrap();
+        assert_eq!(find_model_dir(None, Some(&exe), &built).unwrap(), built);
+        let beside = d.join("opt/bin/../models");
+        std::fs::create_dir_all(&beside).unwrap();
+        std::fs::write(beside.join(MANIFEST), "").unwrap();
+        assert_eq!(find_model_dir(None, Some(&exe), &built).unwrap(), beside);
+        // $VOCMINE_MODEL wins, as given
+        let env = d.join("elsewhere");
+        assert_eq!(
+            find_model_dir(Some(env.clone()), Some(&exe), &built).unwrap(),
+            env
+        );
+    }
 }

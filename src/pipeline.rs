@@ -11,7 +11,7 @@
 use crate::classify::Head;
 use crate::encode::Encoder;
 use crate::error::Result;
-use crate::ingest::{IngestConfig, Item, Reader};
+use crate::ingest::{IngestConfig, Item, Reader, SeenIds};
 use crate::normalise::{normalise, NormaliseConfig, Normalised};
 use crate::record::{Comment, Reject, Scored};
 use crate::segment::Segmenter;
@@ -139,18 +139,20 @@ pub fn score(
         model: cfg.model_version.clone(),
         ..Summary::default()
     };
+    let mut ids = SeenIds::default();
     for input in &cfg.inputs {
         let path = input.display().to_string();
         sum.files.push(path.clone());
         let sha = file_sha256(input)?;
         if ws.file_done(&sha, &cfg.model_version) {
             sum.files_skipped.push(path);
+            ids = register_ids(input, &cfg.ingest, ids)?;
             continue;
         }
-        let reader = Reader::open(input, &cfg.ingest)?;
+        let mut reader = Reader::open(input, &cfg.ingest)?.with_ids(std::mem::take(&mut ids));
         let mut chunk: Vec<Comment> = Vec::with_capacity(cfg.chunk_size);
         let (mut in_chunk, mut since_commit, mut records) = (0usize, 0usize, 0u64);
-        for item in reader {
+        for item in &mut reader {
             sum.records += 1;
             records += 1;
             in_chunk += 1;
@@ -173,6 +175,7 @@ pub fn score(
                 progress(sum.records);
             }
         }
+        ids = reader.into_ids();
         score_chunk(&st, chunk, &mut ws, &mut sum)?;
         ws.commit(Some(FileRecord {
             path,
@@ -196,6 +199,17 @@ pub fn score(
         (serde_json::to_string_pretty(&json)? + "\n").as_bytes(),
     )?;
     Ok(sum)
+}
+
+/// Reads a file that is skipped (scored to the end before) for its ids alone, so that the files
+/// after it see the same ids as in a run that read it: a resumed run rejects and numbers ids
+/// exactly as an uninterrupted one.
+fn register_ids(input: &std::path::Path, ingest: &IngestConfig, ids: SeenIds) -> Result<SeenIds> {
+    let mut reader = Reader::open(input, ingest)?.with_ids(ids);
+    for item in &mut reader {
+        item?;
+    }
+    Ok(reader.into_ids())
 }
 
 fn score_chunk(
@@ -321,14 +335,17 @@ pub fn plan(
         model: model.to_string(),
         ..Summary::default()
     };
+    let mut ids = SeenIds::default();
     for input in inputs {
         let path = input.display().to_string();
         sum.files.push(path.clone());
         if ws.file_done(&file_sha256(input)?, model) {
             sum.files_skipped.push(path);
+            ids = register_ids(input, ingest, ids)?;
             continue;
         }
-        for item in Reader::open(input, ingest)? {
+        let mut reader = Reader::open(input, ingest)?.with_ids(std::mem::take(&mut ids));
+        for item in &mut reader {
             sum.records += 1;
             match item? {
                 Item::Reject(_) => sum.rejected += 1,
@@ -347,6 +364,7 @@ pub fn plan(
                 }
             }
         }
+        ids = reader.into_ids();
     }
     Ok(sum)
 }

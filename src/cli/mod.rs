@@ -1,5 +1,14 @@
 //! Command definitions (clap) and their handlers.
 
+/// `println!` for results: returns the write's `io::Result` instead of panicking when stdout is
+/// closed early (`vocmine search ... | head -1`); [`is_broken_pipe`] lets `main` end quietly.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
 mod bench;
 mod bench_search;
 mod eval;
@@ -69,7 +78,9 @@ enum Cmd {
 
 #[derive(Args, Clone)]
 pub(crate) struct EncoderArgs {
-    /// Model folder: a vocmine.toml bundle or a bare encoder folder [default: the shipped models/]
+    /// Model folder: a vocmine.toml bundle or a bare encoder folder [default: $VOCMINE_MODEL,
+    /// else models/ beside the binary or one or two folders above it, else the models/ of the
+    /// source tree it was built from]
     #[arg(long)]
     model: Option<PathBuf>,
     /// Texts per encoder batch
@@ -92,8 +103,12 @@ pub(crate) struct EncoderArgs {
 
 impl EncoderArgs {
     pub(crate) fn spec(&self) -> Result<ModelSpec> {
-        let dir = self.model.clone().unwrap_or_else(default_model_dir);
-        ModelSpec::open(&dir).with_context(|| format!("cannot open model folder {}", dir.display()))
+        let (dir, from) = match &self.model {
+            Some(d) => (d.clone(), ""),
+            None => (default_model_dir()?, " (the default model folder)"),
+        };
+        ModelSpec::open(&dir)
+            .with_context(|| format!("cannot open model folder {}{from}", dir.display()))
     }
 
     /// Sets the thread split and loads the encoder.
@@ -249,6 +264,15 @@ struct StatusArgs {
     tasks: Option<Vec<String>>,
 }
 
+/// Whether `e` comes from writing to a closed pipe (the reader of stdout went away): not a
+/// failure of the command, whose work is done by the time it prints.
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 /// Parses the command line and runs the command.
 pub fn run() -> Result<()> {
     let cli = Cli::parse();
@@ -293,7 +317,7 @@ pub(crate) fn bar(total: usize, msg: &str) -> ProgressBar {
 
 fn cmd_score(a: ScoreArgs) -> Result<()> {
     let spec = a.enc.spec()?;
-    let inputs = expand_inputs(&a.inputs)?;
+    let inputs = input_files(&a.inputs)?;
     if inputs.is_empty() {
         bail!("no input files found in {:?}", a.inputs);
     }
@@ -321,7 +345,18 @@ fn cmd_score(a: ScoreArgs) -> Result<()> {
     let pb = spinner("scoring");
     let sum = score(&cfg, &encoder, &heads, &segmenter, |n| pb.set_position(n))?;
     pb.finish_and_clear();
-    println!(
+    // All the work (the index included) is done before anything is printed, so a closed stdout
+    // (`| head -1`) cannot cut it short.
+    let index_stats = if a.no_index {
+        None
+    } else {
+        let opts = vocmine::index::UpdateOptions {
+            tier_weights: search::parse_tier_weights(&a.tier_weights)?,
+            ..Default::default()
+        };
+        Some(search::index_run(&a.out, None, None, &opts)?)
+    };
+    outln!(
         "scored {} of {} records ({} rejected, {} unchanged and skipped) in {:.1}s: {:.1} comments/s, {} encoder tokens ({:.0} tokens/s in the encoder)",
         sum.scored,
         sum.records,
@@ -331,44 +366,41 @@ fn cmd_score(a: ScoreArgs) -> Result<()> {
         sum.texts_per_second,
         sum.tokens,
         sum.tokens as f64 / sum.encode_seconds.max(1e-9)
-    );
+    )?;
     if sum.scored > 0 {
-        println!(
+        outln!(
             "scored: {} new, {} with changed text, {} scored before by another model version",
-            sum.new, sum.changed_text, sum.older_model
-        );
+            sum.new,
+            sum.changed_text,
+            sum.older_model
+        )?;
     }
     if !sum.files_skipped.is_empty() {
-        println!(
+        outln!(
             "skipped {} input file(s) already scored to the end by this model: {}",
             sum.files_skipped.len(),
             sum.files_skipped.join(", ")
-        );
+        )?;
     }
     if !sum.languages.is_empty() {
-        println!("languages: {}", fmt_counts(&sum.languages));
+        outln!("languages: {}", fmt_counts(&sum.languages))?;
     }
     for (task, counts) in &sum.labels {
-        println!("{task}: {}", fmt_counts(counts));
+        outln!("{task}: {}", fmt_counts(counts))?;
     }
     if sum.masked_comments > 0 {
-        println!("personal data masked in {} comments", sum.masked_comments);
+        outln!("personal data masked in {} comments", sum.masked_comments)?;
     }
-    println!(
+    outln!(
         "workspace {}: {} comments in scored.jsonl, {} in rejects.jsonl (model {}, {} checkpoints this run)",
         a.out.display(),
         sum.total_scored,
         sum.total_rejected,
         sum.model,
         sum.checkpoints
-    );
-    if !a.no_index {
-        let opts = vocmine::index::UpdateOptions {
-            tier_weights: search::parse_tier_weights(&a.tier_weights)?,
-            ..Default::default()
-        };
-        let stats = search::index_run(&a.out, None, None, &opts)?;
-        search::print_index_stats(&stats, &a.out.join("index"));
+    )?;
+    if let Some(stats) = index_stats {
+        search::print_index_stats(&stats, &a.out.join("index"))?;
     }
     Ok(())
 }
@@ -377,36 +409,37 @@ fn cmd_status(a: StatusArgs) -> Result<()> {
     use vocmine::workspace::read_manifest;
     let m = read_manifest(&a.workspace)?;
     if m.parts.is_empty() && m.runs.is_empty() {
-        println!("{}: no scoring run yet", a.workspace.display());
+        outln!("{}: no scoring run yet", a.workspace.display())?;
     }
     let scored: u64 = m.parts.iter().map(|p| p.scored).sum();
-    println!(
+    outln!(
         "{}: {} checkpoints, {} scored lines (before compaction), {} runs, {} input files done",
         a.workspace.display(),
         m.parts.len(),
         scored,
         m.runs.len(),
         m.files.len()
-    );
+    )?;
     if let Some(last) = m.runs.last() {
-        println!(
+        outln!(
             "last run: {} scored ({} new, {} changed, {} older model), {} unchanged, {} rejected, model {}, {:.1}s",
             last["scored"], last["new"], last["changed_text"], last["older_model"], last["unchanged"],
             last["rejected"], last["model"].as_str().unwrap_or("?"), last["seconds"].as_f64().unwrap_or(0.0)
-        );
-        println!(
+        )?;
+        outln!(
             "in scored.jsonl: {} comments; rejects.jsonl: {}",
-            last["total_scored"], last["total_rejected"]
-        );
+            last["total_scored"],
+            last["total_rejected"]
+        )?;
     }
     for f in &m.files {
-        println!(
+        outln!(
             "  done: {} (sha256 {}…, {} records, model {})",
             f.path,
             &f.sha256[..12],
             f.records,
             f.model
-        );
+        )?;
     }
     if a.inputs.is_empty() {
         return Ok(());
@@ -419,11 +452,11 @@ fn cmd_status(a: StatusArgs) -> Result<()> {
     let model = spec.version(&encoder.fingerprint()?, &tasks)?;
     let plan = vocmine::pipeline::plan(
         &a.workspace,
-        &expand_inputs(&a.inputs)?,
+        &input_files(&a.inputs)?,
         &a.cols.config()?,
         &model,
     )?;
-    println!(
+    outln!(
         "a run now (model {model}) would score {} ({} new, {} changed text, {} older model), skip {} unchanged and {} whole files, reject {}",
         plan.new + plan.changed_text + plan.older_model,
         plan.new,
@@ -432,8 +465,18 @@ fn cmd_status(a: StatusArgs) -> Result<()> {
         plan.unchanged,
         plan.files_skipped.len(),
         plan.rejected
-    );
+    )?;
     Ok(())
+}
+
+/// The files to read from the inputs named, with a note on stderr for each entry of an input
+/// folder that is not read.
+fn input_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let found = expand_inputs(inputs)?;
+    for (path, why) in &found.skipped {
+        eprintln!("note: skipped {}: {why}", path.display());
+    }
+    Ok(found.files)
 }
 
 fn fmt_counts(m: &std::collections::BTreeMap<String, u64>) -> String {

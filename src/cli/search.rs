@@ -31,7 +31,7 @@ pub(crate) struct IndexArgs {
     #[arg(long = "tier-weight", value_name = "TIER=W")]
     tier_weights: Vec<String>,
     /// Indexing threads [default: tantivy's choice]
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, hide_default_value = true)]
     threads: usize,
 }
 
@@ -40,7 +40,7 @@ pub(crate) struct SearchArgs {
     /// Index folder (a run folder's index/, or a run folder)
     index: PathBuf,
     /// Query: words (all must match), "a phrase", -excluded, a OR b [default: everything]
-    #[arg(default_value = "")]
+    #[arg(default_value = "", hide_default_value = true)]
     query: String,
     /// Sentiment filter, comma-separated values (any of them)
     #[arg(long)]
@@ -192,8 +192,8 @@ pub(crate) fn index_run(
     Ok(stats)
 }
 
-pub(crate) fn print_index_stats(s: &UpdateStats, dir: &Path) {
-    println!(
+pub(crate) fn print_index_stats(s: &UpdateStats, dir: &Path) -> std::io::Result<()> {
+    outln!(
         "index {}: {} documents ({} read: {} added, {} replaced, {} unchanged; {} commits)",
         dir.display(),
         s.docs,
@@ -202,7 +202,7 @@ pub(crate) fn print_index_stats(s: &UpdateStats, dir: &Path) {
         s.replaced,
         s.unchanged,
         s.commits
-    );
+    )
 }
 
 pub(crate) fn cmd_index(a: IndexArgs) -> Result<()> {
@@ -215,7 +215,7 @@ pub(crate) fn cmd_index(a: IndexArgs) -> Result<()> {
     let t = Instant::now();
     let stats = index_run(&a.input, a.index.as_deref(), a.topics.as_deref(), &opts)?;
     let dir = a.index.clone().unwrap_or_else(|| a.input.join("index"));
-    print_index_stats(&stats, &dir);
+    print_index_stats(&stats, &dir)?;
     eprintln!(
         "{:.2}s, {:.0} records/s",
         t.elapsed().as_secs_f64(),
@@ -279,11 +279,11 @@ fn strip_tags(html: &str) -> String {
         .replace("&amp;", "&")
 }
 
-fn print_human(r: &SearchResponse) {
-    println!("{} comments match", r.total);
+fn print_human(r: &SearchResponse) -> std::io::Result<()> {
+    outln!("{} comments match", r.total)?;
     for h in &r.hits {
         let tag = |k: &str| h.tags.get(k).map(String::as_str).unwrap_or("-");
-        println!(
+        outln!(
             "\n{}  score {:.2}  {} {} {}  {} {}  {}",
             h.id,
             h.score,
@@ -293,16 +293,16 @@ fn print_human(r: &SearchResponse) {
             tag("channel"),
             tag("tier"),
             h.time.as_deref().unwrap_or("")
-        );
-        println!("  {}", strip_tags(&h.snippet));
+        )?;
+        outln!("  {}", strip_tags(&h.snippet))?;
     }
-    println!();
+    outln!()?;
     for (name, counts) in &r.facets.tags {
         if counts.is_empty() {
             continue;
         }
         let parts: Vec<String> = counts.iter().map(|(k, v)| format!("{k} {v}")).collect();
-        println!("{name}: {}", parts.join(", "));
+        outln!("{name}: {}", parts.join(", "))?;
     }
     if !r.facets.topic.is_empty() {
         let parts: Vec<String> = r
@@ -311,7 +311,7 @@ fn print_human(r: &SearchResponse) {
             .iter()
             .map(|(k, v)| format!("{k} {v}"))
             .collect();
-        println!("topic: {}", parts.join(", "));
+        outln!("topic: {}", parts.join(", "))?;
     }
     let days: Vec<String> = r
         .facets
@@ -321,8 +321,9 @@ fn print_human(r: &SearchResponse) {
         .map(|b| format!("{} {}", b.date, b.count))
         .collect();
     if !days.is_empty() {
-        println!("date: {}", days.join(", "));
+        outln!("date: {}", days.join(", "))?;
     }
+    Ok(())
 }
 
 pub(crate) fn cmd_search(a: SearchArgs) -> Result<()> {
@@ -331,9 +332,9 @@ pub(crate) fn cmd_search(a: SearchArgs) -> Result<()> {
     let reader = idx.reader()?;
     let res = search(&idx, &reader.searcher(), &req)?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&res)?);
+        outln!("{}", serde_json::to_string_pretty(&res)?)?;
     } else {
-        print_human(&res);
+        print_human(&res)?;
     }
     Ok(())
 }

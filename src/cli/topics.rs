@@ -18,10 +18,10 @@ use vocmine::segment::Segmenter;
 #[derive(Args, Clone)]
 pub(crate) struct ClusterArgs {
     /// Smallest topic [default: 0.5% of the comments clustered, at least 10]
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, hide_default_value = true)]
     min_topic_size: usize,
     /// HDBSCAN's min_samples [default: 5]
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, hide_default_value = true)]
     min_samples: usize,
     /// Cluster at most this many comments (seeded sample); the rest are assigned
     #[arg(long, default_value_t = 10_000)]
@@ -29,7 +29,11 @@ pub(crate) struct ClusterArgs {
     /// PCA dimensions the clustering runs in
     #[arg(long, default_value_t = 20)]
     dims: usize,
-    /// Largest topic as a share of the comments clustered
+    /// Largest topic as a share of the comments clustered: a soft target. It caps the clusters
+    /// of a first clustering, unless the cap would leave more than half of the comments
+    /// unplaced (the data has one or two big topics), in which case the uncapped clustering is
+    /// kept; comments assigned to a topic's centroid afterwards, and on later runs, can make a
+    /// topic larger
     #[arg(long, default_value_t = 0.25)]
     max_share: f32,
     /// A topic's radius covers this share of its members (assignment threshold)
@@ -261,7 +265,7 @@ pub(crate) fn cmd_topics(a: TopicsArgs) -> Result<()> {
             None,
             &vocmine::index::UpdateOptions::default(),
         )?;
-        crate::cli::search::print_index_stats(&stats, &a.run.join("index"));
+        crate::cli::search::print_index_stats(&stats, &a.run.join("index"))?;
     }
     Ok(())
 }
