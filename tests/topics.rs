@@ -76,7 +76,7 @@ fn topics_are_complete_deterministic_stable_and_searchable() {
     // Same seed, same input: byte-identical model and assignments.
     let again = d.join("again");
     std::fs::create_dir_all(again.join("topics")).unwrap();
-    for f in ["scored.jsonl", "embeddings.f32"] {
+    for f in ["scored.jsonl", "embeddings.f32", "embeddings.json"] {
         std::fs::copy(run.join(f), again.join(f)).unwrap();
     }
     common::vocmine_in(
