@@ -17,7 +17,7 @@
 use crate::rng::Rng;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Clustering settings.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -372,8 +372,19 @@ pub fn fit(
     Ok((model, labels))
 }
 
+/// The topic ids `model` defines (below its `next_id`): an earlier assignment to any other id
+/// (a leftover of an interrupted or other run) means nothing to it.
+pub fn known_ids(model: &TopicModel) -> HashSet<i64> {
+    model
+        .topics
+        .iter()
+        .map(|t| t.id)
+        .filter(|&id| (0..model.next_id).contains(&id))
+        .collect()
+}
+
 /// Assigns comments to `model`'s topics, keeping every id in `previous` (id -> topic) where it
-/// was, and opens new topics from dense groups of the remaining unassigned comments. Topic ids
+/// was (when the model knows that topic, see [`known_ids`], or it is -1), and opens new topics from dense groups of the remaining unassigned comments. Topic ids
 /// never change; labels, sizes and representatives are recomputed over all comments.
 pub fn update(
     model: &mut TopicModel,
@@ -388,12 +399,13 @@ pub fn update(
         ));
     }
     let cfg = model.config;
+    let known = known_ids(model);
     let mut labels: Vec<i64> = Vec::with_capacity(ids.len());
     let mut fresh = Vec::new();
     for (i, id) in ids.iter().enumerate() {
         match previous.get(id) {
-            Some(&t) => labels.push(t),
-            None => {
+            Some(&t) if t == -1 || known.contains(&t) => labels.push(t),
+            _ => {
                 let t = assign_one(&model.topics, &embs[i]);
                 labels.push(t.unwrap_or(-1));
                 if t.is_none() {
@@ -625,6 +637,27 @@ mod tests {
         assert_eq!(new_ids[2], 2);
         // A new comment near blob 0 joins blob 0's topic.
         assert_eq!(assign_one(&model.topics, &x[0]), Some(l1[0]));
+
+        // Earlier assignments to ids the first model does not know (a crashed run's) are not
+        // kept: blob 2 gets a fresh topic at next_id, and only its own comments are in it.
+        let (mut model1, _) = fit(&x1, &w1, &i1, &cfg).unwrap();
+        let mut stale = previous.clone();
+        stale.insert(ids[first[0]].clone(), model1.next_id);
+        assert!(!known_ids(&model1).contains(&model1.next_id));
+        let l3 = update(&mut model1, &x2, &w2, &i2, &stale).unwrap();
+        let pos = i2.iter().position(|x| *x == ids[first[0]]).unwrap();
+        assert_eq!(
+            l3[pos], l1[0],
+            "the stale assignment was replaced by its real topic"
+        );
+        let fresh = model1.topics[2].id;
+        for id in previous.keys() {
+            let p = i2.iter().position(|x| x == id).unwrap();
+            assert_ne!(
+                l3[p], fresh,
+                "{id}, a first-night comment, is in the new topic"
+            );
+        }
     }
 
     #[test]

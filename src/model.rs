@@ -316,6 +316,107 @@ pub fn few_shot_head(path: &Path, encoder: &Encoder) -> Result<Head> {
     Ok(head)
 }
 
+/// How the manifest `manifest` names the head `stem`: relative to the manifest's folder when
+/// the head lies under it, else absolute (with `/` separators).
+pub fn head_path_for(manifest: &Path, stem: &Path) -> Result<String> {
+    let dir = match manifest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let canon = |p: &Path| std::fs::canonicalize(p).map_err(|e| Error::io(p, e));
+    let head_json = stem.with_extension("json");
+    let head_dir = canon(match head_json.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    })?;
+    let name = stem
+        .file_name()
+        .ok_or_else(|| Error::model(manifest, format!("{}: not a head stem", stem.display())))?;
+    let abs = head_dir.join(name);
+    let rel = match abs.strip_prefix(canon(dir)?) {
+        Ok(r) => r.to_path_buf(),
+        Err(_) => abs.clone(),
+    };
+    Ok(rel.to_string_lossy().replace('\\', "/"))
+}
+
+/// The `vocmine.toml` lines that make the head `stem` task `task`'s head.
+pub fn head_entry(manifest: &Path, task: &str, stem: &Path) -> Result<String> {
+    Ok(format!(
+        "[tasks.{task}]\nhead = {}",
+        toml::Value::String(head_path_for(manifest, stem)?)
+    ))
+}
+
+/// Names the head `stem` (STEM.json + STEM.safetensors) as task `task`'s head in the bundle
+/// manifest `manifest` (a `vocmine.toml`), keeping the rest of the file (comments included)
+/// as it is: a new task gets a `[tasks.TASK]` table at the end; an existing one has its `head`
+/// (or `taxonomy`) line replaced and keeps its other keys. The path is written relative to the
+/// manifest when the head lies under its folder. The result is checked (it must parse and
+/// name the head) before it atomically replaces the file. Returns the lines written.
+pub fn set_task_head(manifest: &Path, task: &str, stem: &Path) -> Result<String> {
+    if task.is_empty()
+        || !task
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(Error::model(
+            manifest,
+            format!("task name {task:?}: use letters, digits, _ and - only"),
+        ));
+    }
+    let text = std::fs::read_to_string(manifest).map_err(|e| Error::io(manifest, e))?;
+    let rel = head_path_for(manifest, stem)?;
+    let head_line = format!("head = {}", toml::Value::String(rel.clone()));
+    let header = format!("[tasks.{task}]");
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines.iter().position(|l| l.trim() == header);
+    let mut out: Vec<String> = Vec::with_capacity(lines.len() + 3);
+    let written = match start {
+        Some(s) => {
+            let end = (s + 1..lines.len())
+                .find(|&i| lines[i].trim_start().starts_with('['))
+                .unwrap_or(lines.len());
+            out.extend(lines[..=s].iter().map(|l| l.to_string()));
+            out.push(head_line.clone());
+            for l in &lines[s + 1..end] {
+                let key = l.split('=').next().unwrap_or("").trim();
+                if key != "head" && key != "taxonomy" {
+                    out.push(l.to_string());
+                }
+            }
+            out.extend(lines[end..].iter().map(|l| l.to_string()));
+            format!("{header}\n{head_line}")
+        }
+        None => {
+            out.extend(lines.iter().map(|l| l.to_string()));
+            if out.last().is_some_and(|l| !l.trim().is_empty()) {
+                out.push(String::new());
+            }
+            out.push(header.clone());
+            out.push(head_line.clone());
+            format!("{header}\n{head_line}")
+        }
+    };
+    let new_text = out.join("\n") + "\n";
+    let parsed: Manifest = toml::from_str(&new_text).map_err(|e| {
+        Error::model(
+            manifest,
+            format!("the file would not parse after adding {task:?} ({e}); add these lines by hand:\n{written}"),
+        )
+    })?;
+    if parsed.tasks.get(task).and_then(|t| t.head.as_deref()) != Some(rel.as_str()) {
+        return Err(Error::model(
+            manifest,
+            format!(
+                "could not set task {task:?} in this file; add these lines by hand:\n{written}"
+            ),
+        ));
+    }
+    crate::workspace::write_atomic(manifest, new_text.as_bytes())?;
+    Ok(written)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -356,5 +457,40 @@ mod tests {
             find_model_dir(Some(env.clone()), Some(&exe), &built).unwrap(),
             env
         );
+    fn set_task_head_adds_or_replaces_one_table_and_keeps_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = dir.path().join(MANIFEST);
+        std::fs::create_dir_all(dir.path().join("heads")).unwrap();
+        std::fs::write(
+            &m,
+            "# my bundle\nencoder = \"enc\"\n\n# intents, by hand\n[tasks.intent]\ntaxonomy = \"t.toml\"\ndefault = false\n\n[tasks.sentiment]\nhead = \"s\"\n",
+        )
+        .unwrap();
+        let lines = set_task_head(&m, "intent", &dir.path().join("heads/intent")).unwrap();
+        assert_eq!(lines, "[tasks.intent]\nhead = \"heads/intent\"");
+        let text = std::fs::read_to_string(&m).unwrap();
+        assert!(text.contains("# my bundle") && text.contains("# intents, by hand"));
+        let man: Manifest = toml::from_str(&text).unwrap();
+        let intent = &man.tasks["intent"];
+        assert_eq!(intent.head.as_deref(), Some("heads/intent"));
+        assert!(intent.taxonomy.is_none() && !intent.default);
+        assert_eq!(man.tasks["sentiment"].head.as_deref(), Some("s"));
+
+        set_task_head(&m, "reason", &dir.path().join("heads/reason")).unwrap();
+        let man: Manifest = toml::from_str(&std::fs::read_to_string(&m).unwrap()).unwrap();
+        assert_eq!(man.tasks["reason"].head.as_deref(), Some("heads/reason"));
+        assert!(man.tasks["reason"].default);
+        assert_eq!(man.tasks.len(), 3);
+
+        // a head elsewhere is named by its absolute path; a bad task name is refused
+        let other = tempfile::tempdir().unwrap();
+        let lines = set_task_head(&m, "x", &other.path().join("h")).unwrap();
+        assert!(lines.contains(
+            &std::fs::canonicalize(other.path())
+                .unwrap()
+                .display()
+                .to_string()
+        ));
+        assert!(set_task_head(&m, "a]\nb", &dir.path().join("h")).is_err());
     }
 }

@@ -40,7 +40,9 @@ pub struct ScoreConfig {
     pub checkpoint_every: usize,
     /// Write the segmented tokens into each output line.
     pub keep_tokens: bool,
-    /// Write `embeddings.f32` (row i = line i of scored.jsonl, little-endian f32).
+    /// Keep the pooled embeddings: in the checkpoint parts and, when every part has them, in
+    /// `embeddings.f32` (row i = line i of scored.jsonl, little-endian f32; 4 x dim bytes per
+    /// comment in each place).
     pub save_embeddings: bool,
     /// Version of the model (encoder + heads); comments scored by another version are rescored.
     pub model_version: String,
@@ -73,6 +75,11 @@ pub struct Summary {
     pub total_scored: u64,
     /// Distinct rejects in the workspace's rejects.jsonl after the run.
     pub total_rejected: u64,
+    /// Per task, comments per label in the workspace's scored.jsonl after the run (all runs,
+    /// so a rerun that scores nothing still reports them).
+    pub total_labels: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Comments per detected language in scored.jsonl after the run.
+    pub total_languages: BTreeMap<String, u64>,
     /// Model version.
     pub model: String,
     /// Encoder tokens read (after truncation, special tokens included).
@@ -89,7 +96,7 @@ pub struct Summary {
     pub labels: BTreeMap<String, BTreeMap<String, u64>>,
     /// Comments in which personal data was masked (this run).
     pub masked_comments: u64,
-    /// Embedding width when embeddings were saved.
+    /// Width of the rows of embeddings.f32, when the workspace has it after the run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub embedding_dim: Option<usize>,
 }
@@ -135,7 +142,6 @@ pub fn score(
         segmenter,
     };
     let mut sum = Summary {
-        embedding_dim: cfg.save_embeddings.then(|| encoder.dim()),
         model: cfg.model_version.clone(),
         ..Summary::default()
     };
@@ -187,9 +193,14 @@ pub fn score(
         sum.checkpoints += 1;
         progress(sum.records);
     }
-    let (total, total_rej) = ws.compact(sum.embedding_dim)?;
-    sum.total_scored = total;
-    sum.total_rejected = total_rej;
+    // embeddings.f32 is written whenever every part has embeddings (of this width), also
+    // when this run kept none: it lines up with the scored.jsonl written now
+    let c = ws.compact(Some(encoder.dim()))?;
+    sum.total_scored = c.scored;
+    sum.total_rejected = c.rejected;
+    sum.total_labels = c.labels;
+    sum.total_languages = c.languages;
+    sum.embedding_dim = c.embedding_dim;
     sum.seconds = t0.elapsed().as_secs_f64();
     sum.texts_per_second = sum.scored as f64 / sum.seconds.max(1e-9);
     let json = serde_json::to_value(&sum)?;

@@ -221,17 +221,37 @@ pub struct RefineConfig {
 /// towards the starting (prototype) weights, i.e. logistic regression anchored at the nearest-
 /// prototype solution. Deterministic (no sampling).
 pub fn refine_head(head: &Head, embs: &[Vec<f32>], y: &[usize], cfg: RefineConfig) -> Result<Head> {
+    Ok(refine_head_dev(head, embs, y, cfg, None)?.0)
+}
+
+/// A dev set for [`refine_head_dev`]: embeddings, their labels, and how many steps apart the
+/// dev accuracy is checked.
+pub type RefineDev<'a> = (&'a [Vec<f32>], &'a [usize], usize);
+
+/// [`refine_head`], and with a dev set `(embs, labels, every)`: the dev accuracy is measured at
+/// step 0 and every `every` steps, and the weights of the best (earliest on ties) are kept.
+/// Returns the head, the step kept and its dev accuracy (NaN without a dev set).
+pub fn refine_head_dev(
+    head: &Head,
+    embs: &[Vec<f32>],
+    y: &[usize],
+    cfg: RefineConfig,
+    dev: Option<RefineDev>,
+) -> Result<(Head, usize, f64)> {
     use candle_core::Var;
     use candle_nn::{AdamW, Optimizer, ParamsAdamW};
     let (w0, b0) = head
         .linear_parts()
         .ok_or_else(|| Error::Invalid("only a linear head can be refined".into()))?;
     let dim = embs.first().map_or(0, Vec::len);
-    let x = Tensor::from_vec(
-        embs.iter().flatten().copied().collect(),
-        (embs.len(), dim),
-        &Device::Cpu,
-    )?;
+    let rows = |e: &[Vec<f32>]| {
+        Tensor::from_vec(
+            e.iter().flatten().copied().collect(),
+            (e.len(), dim),
+            &Device::Cpu,
+        )
+    };
+    let x = rows(embs)?;
     let yt = Tensor::from_vec(y.iter().map(|&c| c as u32).collect(), y.len(), &Device::Cpu)?;
     let w = Var::from_tensor(w0)?;
     let b = Var::from_tensor(b0)?;
@@ -243,7 +263,29 @@ pub fn refine_head(head: &Head, embs: &[Vec<f32>], y: &[usize], cfg: RefineConfi
             ..Default::default()
         },
     )?;
-    for _ in 0..cfg.steps {
+    let dev = match dev {
+        Some((e, l, every)) if !e.is_empty() && e.len() == l.len() => {
+            Some((rows(e)?, l, every.max(1)))
+        }
+        _ => None,
+    };
+    let accuracy = |w: &Tensor, b: &Tensor| -> Result<f64> {
+        let Some((xd, yd, _)) = &dev else {
+            return Ok(f64::NAN);
+        };
+        let pred: Vec<u32> = xd
+            .matmul(&w.t()?)?
+            .broadcast_add(b)?
+            .argmax(candle_core::D::Minus1)?
+            .to_vec1()?;
+        let hits = pred
+            .iter()
+            .zip(yd.iter())
+            .filter(|(p, y)| **p as usize == **y);
+        Ok(hits.count() as f64 / yd.len().max(1) as f64)
+    };
+    let mut best = (accuracy(w0, b0)?, 0usize, w0.copy()?, b0.copy()?);
+    for step in 1..=cfg.steps {
         let logits = x
             .matmul(&w.as_tensor().t()?)?
             .broadcast_add(b.as_tensor())?;
@@ -253,18 +295,21 @@ pub fn refine_head(head: &Head, embs: &[Vec<f32>], y: &[usize], cfg: RefineConfi
             .sum_all()?
             .affine(cfg.anchor, 0.0)?;
         opt.backward_step(&(ce + reg)?)?;
+        let check = dev.as_ref().map_or(step == cfg.steps, |d| step % d.2 == 0);
+        if check {
+            let acc = accuracy(w.as_tensor(), b.as_tensor())?;
+            if dev.is_none() || acc > best.0 {
+                best = (acc, step, w.as_tensor().copy()?, b.as_tensor().copy()?);
+            }
+        }
     }
     let mut meta = head.meta.clone();
     meta.training = serde_json::json!({
         "method": "nearest prototype, refined (anchored logistic regression)",
         "prototype": head.meta.training,
-        "refine": {"steps": cfg.steps, "lr": cfg.lr, "anchor": cfg.anchor},
+        "refine": {"steps": cfg.steps, "lr": cfg.lr, "anchor": cfg.anchor, "kept_step": best.1},
     });
-    Ok(Head::linear(
-        meta,
-        w.as_tensor().copy()?,
-        b.as_tensor().copy()?,
-    ))
+    Ok((Head::linear(meta, best.2, best.3), best.1, best.0))
 }
 
 #[cfg(test)]

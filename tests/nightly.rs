@@ -142,14 +142,29 @@ fn reruns_skip_what_is_scored_and_rescore_changes() {
     let ws = dir.path().join("ws");
     let (i, w) = (input.to_str().unwrap(), ws.to_str().unwrap());
     run_ok(&score_args(i, w, "sentiment"));
-    assert_eq!(summary(&ws)["new"], 300);
+    let first = summary(&ws);
+    assert_eq!(first["new"], 300);
+    // the workspace's totals: every comment's label and language, counted in scored.jsonl
+    let sum_of = |v: &serde_json::Value| {
+        v.as_object()
+            .unwrap()
+            .values()
+            .map(|x| x.as_u64().unwrap())
+            .sum::<u64>()
+    };
+    assert_eq!(first["total_labels"], first["labels"]);
+    assert_eq!(sum_of(&first["total_labels"]["sentiment"]), 300);
+    assert_eq!(sum_of(&first["total_languages"]), 300);
 
-    // the same night again: a no-op
+    // the same night again: a no-op, which keeps the run's totals
     let out = run_ok(&score_args(i, w, "sentiment"));
     let s = summary(&ws);
     assert_eq!(s["scored"], 0, "{out}");
     assert_eq!(s["files_skipped"].as_array().unwrap().len(), 1);
     assert_eq!(s["total_scored"], 300);
+    assert_eq!(s["total_labels"], first["labels"], "{out}");
+    assert_eq!(s["total_languages"], first["languages"]);
+    assert!(out.contains("in the whole workspace:"), "{out}");
 
     // a second file: one changed text, one new comment, the rest the same
     let day2 = dir.path().join("day2.jsonl");
@@ -172,6 +187,7 @@ fn reruns_skip_what_is_scored_and_rescore_changes() {
         (Some(1), Some(1), Some(299))
     );
     assert_eq!(s["total_scored"], 301);
+    assert_eq!(sum_of(&s["total_labels"]["sentiment"]), 301);
     let scored = std::fs::read_to_string(ws.join("scored.jsonl")).unwrap();
     let n0: Vec<&str> = scored
         .lines()

@@ -36,7 +36,7 @@ fn report_figures_spikes_determinism_and_html() {
     // Same input, same seed: byte-identical topic model and report from a fresh copy.
     let again = d.join("again");
     std::fs::create_dir_all(&again).unwrap();
-    for f in ["scored.jsonl", "embeddings.f32"] {
+    for f in ["scored.jsonl", "embeddings.f32", "embeddings.json"] {
         std::fs::copy(run.join(f), again.join(f)).unwrap();
     }
     common::vocmine_in(

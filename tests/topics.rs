@@ -76,7 +76,7 @@ fn topics_are_complete_deterministic_stable_and_searchable() {
     // Same seed, same input: byte-identical model and assignments.
     let again = d.join("again");
     std::fs::create_dir_all(again.join("topics")).unwrap();
-    for f in ["scored.jsonl", "embeddings.f32"] {
+    for f in ["scored.jsonl", "embeddings.f32", "embeddings.json"] {
         std::fs::copy(run.join(f), again.join(f)).unwrap();
     }
     common::vocmine_in(
@@ -158,4 +158,339 @@ fn topics_are_complete_deterministic_stable_and_searchable() {
     assert!(v["hits"][0]["topic_label"]
         .as_str()
         .is_some_and(|l| !l.is_empty()));
+}
+
+/// Runs vocmine in `dir` (its embedding cache there), with `env` set; panics unless it
+/// succeeds, else returns (stdout, stderr).
+fn vocmine_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (String, String) {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_vocmine"))
+        .current_dir(dir)
+        .env("VOCMINE_CACHE", dir.join("cache"))
+        .envs(env.iter().copied())
+        .args(args)
+        .output()
+        .unwrap();
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout).to_string(),
+        String::from_utf8_lossy(&o.stderr).to_string(),
+    );
+    assert!(o.status.success(), "{args:?}\n{out}\n{err}");
+    (out, err)
+}
+
+/// Starts vocmine with `VOCMINE_PAUSE_AT=point`, waits until it stops there, and kills it with
+/// SIGKILL: the state a crash at exactly that moment leaves.
+fn kill_at(dir: &Path, args: &[&str], point: &str) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_vocmine"))
+        .current_dir(dir)
+        .env("VOCMINE_CACHE", dir.join("cache"))
+        .env("VOCMINE_PAUSE_AT", point)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut seen = Vec::new();
+    for line in stderr.lines() {
+        let line = line.unwrap();
+        if line.contains(&format!("paused at {point}")) {
+            child.kill().unwrap(); // SIGKILL
+            child.wait().unwrap();
+            return;
+        }
+        seen.push(line);
+    }
+    let status = child.wait().unwrap();
+    panic!(
+        "{args:?} ended ({status}) without reaching {point}:\n{}",
+        seen.join("\n")
+    );
+}
+
+/// `n` comments of a ../shared corpus (every `step`-th line of its train.jsonl, ids prefixed)
+/// as JSONL.
+fn shared_rows(corpus: &str, prefix: &str, n: usize, step: usize) -> Option<String> {
+    let p = common::shared(&format!("corpora/{corpus}/train.jsonl"))?;
+    let body = std::fs::read_to_string(p).unwrap();
+    let mut out = String::new();
+    for (i, l) in body.lines().enumerate().step_by(step).take(n) {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        out += &serde_json::json!({"id": format!("{prefix}{i:05}"), "text": v["text"]}).to_string();
+        out.push('\n');
+    }
+    Some(out)
+}
+
+/// What a topic id means must hold in a run folder: every assignment names a topic of
+/// model.json, and every member lies within its topic's radius of the topic's centroid (ids
+/// are never reused for other comments). Returns the number of assigned comments.
+fn check_topic_meaning(run: &Path) -> usize {
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("embeddings.json")).unwrap())
+            .unwrap();
+    let dim = meta["dim"].as_u64().unwrap() as usize;
+    let bytes = std::fs::read(run.join("embeddings.f32")).unwrap();
+    let scored = common::read_jsonl(&run.join("scored.jsonl"));
+    assert_eq!(bytes.len(), scored.len() * dim * 4);
+    let emb: BTreeMap<String, Vec<f64>> = scored
+        .iter()
+        .zip(bytes.chunks_exact(dim * 4))
+        .map(|(v, r)| {
+            let e: Vec<f64> = r
+                .chunks_exact(4)
+                .map(|b| f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]])))
+                .collect();
+            let n = e.iter().map(|x| x * x).sum::<f64>().sqrt();
+            (
+                v["id"].as_str().unwrap().to_string(),
+                e.iter().map(|x| x / n).collect(),
+            )
+        })
+        .collect();
+    let model: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("topics/model.json")).unwrap())
+            .unwrap();
+    let topics: BTreeMap<i64, (Vec<f64>, f64)> = model["topics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            let c = t["centroid"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect();
+            (
+                t["id"].as_i64().unwrap(),
+                (c, t["radius"].as_f64().unwrap()),
+            )
+        })
+        .collect();
+    let mut n = 0;
+    for (id, topic) in assignments(run) {
+        if topic < 0 {
+            continue;
+        }
+        let (c, radius) = topics
+            .get(&topic)
+            .unwrap_or_else(|| panic!("{id}: topic {topic} is not in model.json"));
+        let cos: f64 = c.iter().zip(&emb[&id]).map(|(a, b)| a * b).sum();
+        assert!(
+            cos >= radius - 1e-3,
+            "{id} is in topic {topic} but far from it (cosine {cos:.3}, radius {radius:.3})"
+        );
+        n += 1;
+    }
+    n
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let p = e.path();
+        if p.is_dir() {
+            copy_dir(&p, &to.join(e.file_name()));
+        } else if e.file_name() != "lock" {
+            std::fs::copy(&p, to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// Issue 29.6: `topics` killed between writing its two files, then run again on more data
+/// (needs ../shared: waimai_10k and ccf2018_car_aspect).
+/// The model is now written first (a SIGKILL there leaves the new model with the old
+/// assignments, whose ids it all knows), and assignments to ids the model does not know (what
+/// the old order left: new assignments, old model) are discarded, not kept under an id that the
+/// next topic then reuses.
+#[test]
+fn a_crash_between_the_topic_files_never_reuses_a_topic_id() {
+    let (Some(food), Some(cars)) = (
+        shared_rows("waimai_10k", "w", 200, 40),
+        shared_rows("ccf2018_car_aspect", "a", 200, 30),
+    ) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let run = d.join("run");
+    let run_s = run.to_str().unwrap();
+    let sample = common::root().join("corpora/sample/comments.csv");
+    let topics = ["topics", run_s, "--min-topic-size", "5"];
+    let score = |input: &Path| {
+        vocmine_env(
+            d,
+            &[
+                "score",
+                input.to_str().unwrap(),
+                "--out",
+                run_s,
+                "--no-index",
+            ],
+            &[],
+        )
+    };
+    // Night 1: the sample.
+    score(&sample);
+    vocmine_env(d, &topics, &[]);
+    let model1 = std::fs::read(run.join("topics/model.json")).unwrap();
+    let assign1 = std::fs::read(run.join("topics/assignments.jsonl")).unwrap();
+    let next1 = serde_json::from_slice::<serde_json::Value>(&model1).unwrap()["next_id"]
+        .as_i64()
+        .unwrap();
+
+    // Night 2: food-delivery reviews open a new topic; killed between the two files.
+    let night2 = d.join("night2.jsonl");
+    std::fs::write(&night2, food).unwrap();
+    score(&night2);
+    kill_at(d, &topics, "topics:model-written");
+    let model2 = std::fs::read(run.join("topics/model.json")).unwrap();
+    assert_ne!(model2, model1, "the model is written first");
+    assert_eq!(
+        std::fs::read(run.join("topics/assignments.jsonl")).unwrap(),
+        assign1
+    );
+    let next2 = serde_json::from_slice::<serde_json::Value>(&model2).unwrap()["next_id"]
+        .as_i64()
+        .unwrap();
+    assert!(
+        next2 > next1,
+        "night 2 should open topics ({next1} -> {next2})"
+    );
+
+    // What the old order left after the same kill: night 2's assignments beside night 1's
+    // model (copied: the state of a workspace killed under the old order).
+    let old = d.join("old");
+    copy_dir(&run, &old);
+    let old_s = old.to_str().unwrap();
+    vocmine_env(d, &["topics", old_s, "--min-topic-size", "5"], &[]);
+    std::fs::write(old.join("topics/model.json"), &model1).unwrap();
+    let stale: BTreeSet<i64> = assignments(&old)
+        .into_values()
+        .filter(|&t| t >= next1)
+        .collect();
+    assert!(
+        !stale.is_empty(),
+        "night 2 assigned comments to its new topics"
+    );
+
+    // Night 3: car-forum posts, which open a topic of their own (under the old order, at the
+    // id night 2's stale assignments hold), in both folders.
+    let night3 = d.join("night3.jsonl");
+    std::fs::write(&night3, cars).unwrap();
+    score(&night3);
+    for f in ["scored.jsonl", "embeddings.f32", "embeddings.json"] {
+        std::fs::copy(run.join(f), old.join(f)).unwrap();
+    }
+
+    let (out, _) = vocmine_env(d, &topics, &[]);
+    assert!(out.contains("300 kept their earlier topic"), "{out}");
+    assert!(check_topic_meaning(&run) > 300);
+
+    let (out, err) = vocmine_env(d, &["topics", old_s, "--min-topic-size", "5"], &[]);
+    assert!(
+        err.contains("discarded") && err.contains("does not know"),
+        "stale ids {stale:?}\n{out}\n{err}"
+    );
+    assert!(check_topic_meaning(&old) > 300);
+}
+
+/// Issue 29.7: a SIGKILL during compaction, between replacing scored.jsonl and
+/// embeddings.f32, leaves them misaligned (every changed row); `topics` must notice and use
+/// the right embeddings (from the checkpoint parts), giving what an intact run gives.
+/// Also issue 29.13: `score` keeps the embeddings without being asked.
+#[test]
+fn topics_notices_embeddings_misaligned_by_a_crash_in_compaction() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let head = d.join("head.csv");
+    sample_head(120, &head);
+    let run = d.join("run");
+    let run_s = run.to_str().unwrap();
+    let (out, _) = vocmine_env(
+        d,
+        &[
+            "score",
+            head.to_str().unwrap(),
+            "--out",
+            run_s,
+            "--no-index",
+        ],
+        &[],
+    );
+    assert!(out.contains("scored 120"), "{out}");
+    // kept by default: 384 floats per comment, with the record of which rows they are
+    assert_eq!(
+        std::fs::metadata(run.join("embeddings.f32")).unwrap().len(),
+        120 * 384 * 4
+    );
+    assert!(run.join("embeddings.json").exists());
+
+    // Night 2: every text changed (same ids, same order), killed mid-compaction.
+    let body = std::fs::read_to_string(&head).unwrap();
+    let mut r = csv::Reader::from_reader(body.as_bytes());
+    let changed = d.join("changed.csv");
+    let mut w = csv::Writer::from_path(&changed).unwrap();
+    w.write_record(r.headers().unwrap()).unwrap();
+    for rec in r.records() {
+        let rec = rec.unwrap();
+        let mut f: Vec<String> = rec.iter().map(str::to_string).collect();
+        f[1] = format!("{} 更新：还是没解决 (follow-up)", f[1]);
+        w.write_record(&f).unwrap();
+    }
+    w.flush().unwrap();
+    kill_at(
+        d,
+        &[
+            "score",
+            changed.to_str().unwrap(),
+            "--out",
+            run_s,
+            "--no-index",
+        ],
+        "compact:scored-renamed",
+    );
+    let scored = std::fs::read_to_string(run.join("scored.jsonl")).unwrap();
+    assert!(scored.contains("follow-up"), "scored.jsonl was replaced");
+    assert_eq!(
+        std::fs::metadata(run.join("embeddings.f32")).unwrap().len(),
+        120 * 384 * 4,
+        "the old embeddings: same size, other rows"
+    );
+
+    // Reference: the same folder after a rerun (a no-op that compacts again).
+    let reference = d.join("reference");
+    copy_dir(&run, &reference);
+    let ref_s = reference.to_str().unwrap();
+    let (out, _) = vocmine_env(
+        d,
+        &[
+            "score",
+            changed.to_str().unwrap(),
+            "--out",
+            ref_s,
+            "--no-index",
+        ],
+        &[],
+    );
+    assert!(out.contains("scored 0"), "{out}");
+    let (_, err) = vocmine_env(d, &["topics", ref_s, "--min-topic-size", "5"], &[]);
+    assert!(
+        !err.contains("encoding"),
+        "embeddings kept and aligned: {err}"
+    );
+
+    let (_, err) = vocmine_env(d, &["topics", run_s, "--min-topic-size", "5"], &[]);
+    assert!(err.contains("does not line up"), "{err}");
+    assert!(err.contains("took 120 embeddings"), "{err}");
+    for f in ["topics/model.json", "topics/assignments.jsonl"] {
+        assert_eq!(
+            std::fs::read(run.join(f)).unwrap(),
+            std::fs::read(reference.join(f)).unwrap(),
+            "{f}"
+        );
+    }
 }

@@ -229,9 +229,15 @@ struct ScoreArgs {
     /// Write segmented tokens into each output line
     #[arg(long)]
     tokens: bool,
-    /// Write the pooled embeddings to embeddings.f32 (for topics)
-    #[arg(long)]
+    /// Keep the pooled embeddings (the default), so that `topics` does not encode every
+    /// comment again: 384 floats = 1.5 KB per comment in RUN/embeddings.f32 and as much again
+    /// in the checkpoint parts (state/parts), i.e. about 3 KB per comment, 3 GB per million
+    #[arg(long, overrides_with = "no_embeddings")]
     embeddings: bool,
+    /// Do not keep the embeddings (saves ~3 KB per comment; `topics` then encodes every comment
+    /// again, which takes about as long as scoring)
+    #[arg(long, overrides_with = "embeddings")]
+    no_embeddings: bool,
     /// jieba user dictionary (word [freq] [tag] per line) for product names and domain terms
     #[arg(long)]
     user_dict: Option<PathBuf>,
@@ -339,7 +345,7 @@ fn cmd_score(a: ScoreArgs) -> Result<()> {
         chunk_size: a.chunk,
         checkpoint_every: a.checkpoint_every,
         keep_tokens: a.tokens,
-        save_embeddings: a.embeddings,
+        save_embeddings: a.embeddings || !a.no_embeddings,
         model_version,
     };
     let pb = spinner("scoring");
@@ -387,6 +393,12 @@ fn cmd_score(a: ScoreArgs) -> Result<()> {
     }
     for (task, counts) in &sum.labels {
         outln!("{task}: {}", fmt_counts(counts))?;
+    }
+    if sum.total_labels != sum.labels {
+        println!("in the whole workspace:");
+        for (task, counts) in &sum.total_labels {
+            println!("  {task}: {}", fmt_counts(counts));
+        }
     }
     if sum.masked_comments > 0 {
         outln!("personal data masked in {} comments", sum.masked_comments)?;

@@ -5,15 +5,16 @@ use crate::cli::train::embed;
 use crate::cli::{bar, EncoderArgs};
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use vocmine::cluster::{fit, update, TopicConfig, TopicModel};
+use vocmine::cluster::{fit, known_ids, update, TopicConfig, TopicModel};
 use vocmine::corpus::{read_labelled, EmbeddingCache, Labelled};
 use vocmine::metrics::{ari, nmi};
 use vocmine::normalise::{normalise, NormaliseConfig};
 use vocmine::segment::Segmenter;
+use vocmine::workspace::embeddings::{load_aligned, Found, RowKey};
 
 #[derive(Args, Clone)]
 pub(crate) struct ClusterArgs {
@@ -95,6 +96,8 @@ pub(crate) struct TopicsEvalArgs {
 struct RunComments {
     ids: Vec<String>,
     texts: Vec<String>,
+    /// (id, text hash, model) of each line: what its embedding depends on.
+    keys: Vec<RowKey>,
 }
 
 fn read_run(run: &Path) -> Result<RunComments> {
@@ -109,6 +112,7 @@ fn read_run(run: &Path) -> Result<RunComments> {
     let mut out = RunComments {
         ids: Vec::new(),
         texts: Vec::new(),
+        keys: Vec::new(),
     };
     for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
         let line = line.with_context(|| format!("{}: line {}", path.display(), i + 1))?;
@@ -122,26 +126,69 @@ fn read_run(run: &Path) -> Result<RunComments> {
         };
         out.ids.push(id.to_string());
         out.texts.push(text.to_string());
+        let field = |k: &str| v[k].as_str().unwrap_or("").to_string();
+        out.keys.push(RowKey {
+            id: id.to_string(),
+            text_hash: field("text_hash"),
+            model: field("model"),
+        });
     }
     Ok(out)
 }
 
-/// Row-aligned embeddings of a run (RUN/embeddings.f32 from `score --embeddings`), if present.
-fn run_embeddings(run: &Path, n: usize, dim: usize) -> Option<Vec<Vec<f32>>> {
-    let bytes = std::fs::read(run.join("embeddings.f32")).ok()?;
-    if bytes.len() != n * dim * 4 {
-        return None;
+/// The embeddings of every comment of the run, row-aligned with scored.jsonl: the kept ones
+/// where they line up with it (RUN/embeddings.f32, else the checkpoint parts), the rest
+/// encoded now (through the embedding cache).
+fn run_embeddings(
+    run: &Path,
+    c: &RunComments,
+    encoder: &vocmine::encode::Encoder,
+) -> Result<Vec<Vec<f32>>> {
+    let (rows, found) = load_aligned(run, &c.keys, encoder.dim())
+        .with_context(|| format!("cannot read the embeddings of {}", run.display()))?;
+    let missing: Vec<usize> = (0..rows.len()).filter(|&i| rows[i].is_none()).collect();
+    match found {
+        Found::Compacted => {}
+        Found::Parts {
+            stale, found: n, ..
+        } => {
+            if stale {
+                eprintln!(
+                    "{}: embeddings.f32 does not line up with scored.jsonl (an interrupted compaction, or another run's file): not used",
+                    run.display()
+                );
+            }
+            if n > 0 {
+                eprintln!("took {n} embeddings from the checkpoint parts (state/parts)");
+            }
+            if !missing.is_empty() {
+                eprintln!(
+                    "encoding {} comments whose embeddings were not kept (score keeps them unless --no-embeddings)",
+                    missing.len()
+                );
+            }
+        }
     }
-    Some(
-        bytes
-            .chunks_exact(dim * 4)
-            .map(|r| {
-                r.chunks_exact(4)
-                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                    .collect()
-            })
-            .collect(),
-    )
+    let mut rows = rows;
+    if !missing.is_empty() {
+        let pick =
+            |v: &[String]| -> Vec<String> { missing.iter().map(|&i| v[i].clone()).collect() };
+        let set = Labelled {
+            ids: pick(&c.ids),
+            texts: pick(&c.texts),
+            labels: vec![String::new(); missing.len()],
+            label_sets: vec![Vec::new(); missing.len()],
+            multi: false,
+            sources: vec![run.display().to_string(); missing.len()],
+        };
+        let fp = encoder.fingerprint()?;
+        let cache = EmbeddingCache::new(EmbeddingCache::default_dir());
+        let embs = embed(encoder, &fp, &cache, &set, "embedding")?;
+        for (&i, e) in missing.iter().zip(embs) {
+            rows[i] = Some(e);
+        }
+    }
+    Ok(rows.into_iter().map(Option::unwrap_or_default).collect())
 }
 
 fn words(texts: &[String]) -> Vec<Vec<String>> {
@@ -167,27 +214,7 @@ pub(crate) fn cmd_topics(a: TopicsArgs) -> Result<()> {
     let c = read_run(&a.run)?;
     let spec = a.enc.spec()?;
     let encoder = a.enc.load(&spec)?;
-    let embs = match run_embeddings(&a.run, c.ids.len(), encoder.dim()) {
-        Some(e) => e,
-        None => {
-            let set = Labelled {
-                ids: c.ids.clone(),
-                texts: c.texts.clone(),
-                labels: vec![String::new(); c.ids.len()],
-                label_sets: vec![Vec::new(); c.ids.len()],
-                multi: false,
-                sources: vec![a.run.display().to_string(); c.ids.len()],
-            };
-            let fp = encoder.fingerprint()?;
-            embed(
-                &encoder,
-                &fp,
-                &EmbeddingCache::new(EmbeddingCache::default_dir()),
-                &set,
-                "embedding",
-            )?
-        }
-    };
+    let embs = run_embeddings(&a.run, &c, &encoder)?;
     let w = words(&c.texts);
     let dir = a.run.join("topics");
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -195,7 +222,8 @@ pub(crate) fn cmd_topics(a: TopicsArgs) -> Result<()> {
     let assignments_path = dir.join("assignments.jsonl");
     let cfg = a.cluster.config();
     let t_cluster = Instant::now();
-    let (model, labels, kept) = if model_path.exists() && !a.refit {
+    let updating = model_path.exists() && !a.refit;
+    let (model, labels, kept) = if updating {
         let mut model: TopicModel = serde_json::from_str(
             &std::fs::read_to_string(&model_path)
                 .with_context(|| format!("cannot read {}", model_path.display()))?,
@@ -207,7 +235,24 @@ pub(crate) fn cmd_topics(a: TopicsArgs) -> Result<()> {
             )
         })?;
         let before = model.topics.len();
-        let previous = read_assignments(&assignments_path)?;
+        let mut previous = read_assignments(&assignments_path)?;
+        let known = known_ids(&model);
+        let stale: BTreeSet<i64> = previous
+            .values()
+            .copied()
+            .filter(|t| *t != -1 && !known.contains(t))
+            .collect();
+        if !stale.is_empty() {
+            let n = previous.len();
+            previous.retain(|_, t| *t == -1 || known.contains(t));
+            eprintln!(
+                "{}: discarded {} assignments to topics {} does not know ({:?}; left by an interrupted run?): those comments are assigned again",
+                assignments_path.display(),
+                n - previous.len(),
+                model_path.display(),
+                stale
+            );
+        }
         let labels = update(&mut model, &embs, &w, &c.ids, &previous)?;
         let kept = previous.len();
         println!(
@@ -232,11 +277,19 @@ pub(crate) fn cmd_topics(a: TopicsArgs) -> Result<()> {
         lines += &serde_json::json!({"id": id, "topic": l, "label": label}).to_string();
         lines.push('\n');
     }
-    vocmine::workspace::write_atomic(&assignments_path, lines.as_bytes())?;
+    // The model first: every id an assignments file can hold is then one the model on disk
+    // knows, whenever the process dies (an update only adds ids; the assignments of a model
+    // that is replaced go before the new model is written).
+    if !updating && assignments_path.exists() {
+        std::fs::remove_file(&assignments_path)
+            .with_context(|| format!("cannot remove {}", assignments_path.display()))?;
+    }
     vocmine::workspace::write_atomic(
         &model_path,
         (serde_json::to_string_pretty(&model)? + "\n").as_bytes(),
     )?;
+    vocmine::workspace::pause_point("topics:model-written");
+    vocmine::workspace::write_atomic(&assignments_path, lines.as_bytes())?;
     let unassigned = labels.iter().filter(|&&l| l < 0).count();
     println!(
         "{} comments: {} topics, {} unassigned ({:.1}%), {} kept their earlier topic; clustering {:.2}s, total {:.1}s",

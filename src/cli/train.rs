@@ -96,15 +96,22 @@ pub(crate) struct TrainArgs {
     /// With --refine-steps: weight of the L2 pull towards the prototype weights
     #[arg(long, default_value_t = 1e-3)]
     refine_anchor: f64,
-    /// Hidden width of the head (0 = linear)
-    #[arg(long, default_value_t = 256)]
-    hidden: usize,
-    /// Maximum epochs
-    #[arg(long, default_value_t = 60)]
-    epochs: usize,
-    /// Learning rate
-    #[arg(long, default_value_t = 1e-3)]
-    lr: f64,
+    /// How to train: `mlp` (minibatch AdamW, early stopping on dev), `prototype` (the nearest-
+    /// prototype head of all training rows refined by logistic regression, the refinement step
+    /// chosen on dev; single-label only), or `auto`: `prototype` for a small single-label set
+    /// (under 2,000 rows or under 50 rows per label) unless --hidden, --epochs or --lr is
+    /// given, else `mlp`
+    #[arg(long, default_value = "auto", value_parser = ["auto", "mlp", "prototype"])]
+    method: String,
+    /// Hidden width of the MLP head (0 = linear) [default: 256]
+    #[arg(long)]
+    hidden: Option<usize>,
+    /// Maximum epochs of the MLP head [default: 60]
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Learning rate of the MLP head [default: 0.001]
+    #[arg(long)]
+    lr: Option<f64>,
     /// Class weighting for imbalanced labels
     #[arg(long, default_value = "sqrt", value_parser = ["none", "sqrt", "balanced"])]
     class_weight: String,
@@ -114,6 +121,11 @@ pub(crate) struct TrainArgs {
     /// Output head stem (writes STEM.json and STEM.safetensors); with --finetune, a folder
     #[arg(long)]
     out: PathBuf,
+    /// Also name the head as --task's head in this bundle manifest (a vocmine.toml, or its
+    /// folder), which must be the bundle of --model (the head only fits that encoder); the rest
+    /// of the file is kept. Without it, the lines to add are printed
+    #[arg(long, value_name = "VOCMINE_TOML")]
+    into: Option<PathBuf>,
     /// Embedding cache folder [default: $VOCMINE_CACHE or .cache/vocmine]
     #[arg(long)]
     cache: Option<PathBuf>,
@@ -208,6 +220,10 @@ pub(crate) fn cmd_train(a: TrainArgs) -> Result<()> {
     }
     let t0 = Instant::now();
     let spec = a.enc.spec()?;
+    let into = match &a.into {
+        Some(p) => Some(bundle_manifest(p, &spec)?),
+        None => None,
+    };
     let encoder = a.enc.load(&spec)?;
     let fp = encoder.fingerprint()?;
     let cache = EmbeddingCache::new(a.cache.clone().unwrap_or_else(EmbeddingCache::default_dir));
@@ -221,7 +237,8 @@ pub(crate) fn cmd_train(a: TrainArgs) -> Result<()> {
         (&relabel, &keep),
     )?;
     if let Some(k) = a.few_shot {
-        return few_shot(&a, k, train, (&encoder, &fp, &cache), (&relabel, &keep), t0);
+        few_shot(&a, k, train, (&encoder, &fp, &cache), (&relabel, &keep), t0)?;
+        return install(&a, &spec, into.as_deref());
     }
     let (train, dev) = if a.dev.is_empty() {
         let (t, d) = train.split(a.dev_fraction, a.seed);
@@ -276,10 +293,11 @@ pub(crate) fn cmd_train(a: TrainArgs) -> Result<()> {
     };
     let xt = embed(&encoder, &fp, &cache, &train, "embedding train")?;
     let xd = embed(&encoder, &fp, &cache, &dev, "embedding dev")?;
+    let defaults = TrainConfig::default();
     let cfg = TrainConfig {
-        hidden: a.hidden,
-        epochs: a.epochs,
-        lr: a.lr,
+        hidden: a.hidden.unwrap_or(defaults.hidden),
+        epochs: a.epochs.unwrap_or(defaults.epochs),
+        lr: a.lr.unwrap_or(defaults.lr),
         seed: a.seed,
         class_weight: match a.class_weight.as_str() {
             "none" => ClassWeight::None,
@@ -288,9 +306,36 @@ pub(crate) fn cmd_train(a: TrainArgs) -> Result<()> {
         },
         ..TrainConfig::default()
     };
+    let mlp_flags = a.hidden.is_some() || a.epochs.is_some() || a.lr.is_some();
+    let per_label = train.len() / labels.len().max(1);
+    let small = train.len() < SMALL_ROWS || per_label < SMALL_PER_LABEL;
+    let prototype = match a.method.as_str() {
+        "prototype" if multi => {
+            bail!("--method prototype trains single-label heads; this data has label arrays")
+        }
+        "prototype" => true,
+        "auto" => !multi && small && !mlp_flags,
+        _ => false,
+    };
+    if prototype && a.method == "auto" {
+        eprintln!(
+            "small training set ({} rows, {per_label} per label): nearest-prototype head refined by logistic regression (--method mlp for the MLP)",
+            train.len()
+        );
+    }
     let tt = Instant::now();
-    let (mut head, rep) =
-        vocmine::classify::train_head(&a.task, &labels, &xt, tt_, &xd, td_, &cfg)?;
+    let (mut head, rep) = if prototype {
+        vocmine::classify::train_prototype_head(
+            &a.task,
+            &labels,
+            (&xt, &yt1),
+            (&xd, &yd1),
+            vocmine::classify::PROTOTYPE_REFINE,
+            PROTOTYPE_CHECK_EVERY,
+        )?
+    } else {
+        vocmine::classify::train_head(&a.task, &labels, &xt, tt_, &xd, td_, &cfg)?
+    };
     let train_secs = tt.elapsed().as_secs_f64();
     let mut tests = serde_json::Map::new();
     for f in &a.test {
@@ -330,16 +375,19 @@ pub(crate) fn cmd_train(a: TrainArgs) -> Result<()> {
         "command": std::env::args().collect::<Vec<_>>().join(" "),
         "data": a.data, "dev": a.dev, "max_per_file": a.max_per_file, "relabel": a.relabel,
         "n_train": train.len(), "n_dev": dev.len(),
-        "config": cfg, "report": rep, "test": tests,
+        "config": if prototype { serde_json::json!({"refine": format!("{:?}", vocmine::classify::PROTOTYPE_REFINE), "seed": a.seed}) } else { serde_json::to_value(&cfg)? },
+        "report": rep, "test": tests,
         "train_seconds": train_secs,
     });
     head.save(&a.out)?;
     println!(
-        "trained {} head on {} examples ({} dev): dev accuracy {:.2}% at epoch {}/{}, temperature {:.2}, {:.1}s training, {:.1}s in all",
+        "trained {} {} head on {} examples ({} dev): dev accuracy {:.2}% at {} {}/{}, temperature {:.2}, {:.1}s training, {:.1}s in all",
+        rep.method,
         a.task,
         train.len(),
         dev.len(),
         rep.dev_accuracy * 100.0,
+        if prototype { "step" } else { "epoch" },
         rep.best_epoch,
         rep.epochs_run,
         rep.temperature,
@@ -351,6 +399,67 @@ pub(crate) fn cmd_train(a: TrainArgs) -> Result<()> {
         a.out.display(),
         a.out.display()
     );
+    install(&a, &spec, into.as_deref())
+}
+
+/// Below this many training rows `--method auto` builds the prototype head.
+const SMALL_ROWS: usize = 2000;
+/// Below this many training rows per label `--method auto` builds the prototype head.
+const SMALL_PER_LABEL: usize = 50;
+/// Refinement steps between dev checks of the prototype head.
+const PROTOTYPE_CHECK_EVERY: usize = 10;
+
+/// The manifest `--into` names (a vocmine.toml or its folder), checked to be `spec`'s.
+fn bundle_manifest(into: &Path, spec: &vocmine::model::ModelSpec) -> Result<PathBuf> {
+    let manifest = if into.is_dir() {
+        into.join(vocmine::model::MANIFEST)
+    } else {
+        into.to_path_buf()
+    };
+    let dir = match manifest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let same = match (
+        std::fs::canonicalize(&dir),
+        std::fs::canonicalize(&spec.dir),
+    ) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    };
+    if !manifest.is_file() || !same {
+        bail!(
+            "--into {}: not the manifest of the model the head is trained on ({}); name that bundle's vocmine.toml, or train with --model on the bundle you want",
+            into.display(),
+            spec.dir.join(vocmine::model::MANIFEST).display()
+        );
+    }
+    Ok(manifest)
+}
+
+/// After a head is written: names it in the `--into` bundle, or prints the lines to add.
+fn install(a: &TrainArgs, spec: &vocmine::model::ModelSpec, into: Option<&Path>) -> Result<()> {
+    match into {
+        Some(m) => {
+            let lines = vocmine::model::set_task_head(m, &a.task, &a.out)?;
+            println!(
+                "{}: task {} now uses this head:\n{lines}",
+                m.display(),
+                a.task
+            );
+        }
+        None => {
+            let m = spec.dir.join(vocmine::model::MANIFEST);
+            if m.is_file() {
+                println!(
+                    "to score with it, add to {} (or train with --into {}):\n{}",
+                    m.display(),
+                    m.display(),
+                    vocmine::model::head_entry(&m, &a.task, &a.out)?
+                );
+            }
+        }
+    }
     Ok(())
 }
 

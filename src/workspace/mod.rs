@@ -6,8 +6,10 @@
 //!   state/manifest.json       committed checkpoints, input files done, runs; replaced atomically
 //!   state/parts/000001.jsonl  scored lines of checkpoint 1 (+ .rejects.jsonl, + .f32 embeddings)
 //!   scored.jsonl              the compacted output: the latest line of every comment, once
+//!   embeddings.f32            row i = the pooled embedding of line i of scored.jsonl
+//!   embeddings.json           width, rows and a hash of the rows' ids it was written for
 //!   rejects.jsonl             every rejected record, once
-//!   summary.json              what the last run did
+//!   summary.json              what the last run did, and the totals of scored.jsonl
 //! ```
 //!
 //! A checkpoint writes its part files under temporary names, fsyncs them, renames them into
@@ -20,6 +22,11 @@
 //! read and other tools load, and they must be committed together with the state; with the
 //! state inside the part files themselves (each line carries its id, text hash and model
 //! version) one rename of the manifest commits both, with no second store to keep in step.
+
+mod compact;
+pub mod embeddings;
+
+pub use compact::Compacted;
 
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -131,7 +138,28 @@ fn tmp_of(p: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
-fn sync_dir(dir: &Path) -> Result<()> {
+/// Fault injection for crash tests: when the environment variable `VOCMINE_PAUSE_AT` names
+/// this point, prints `vocmine: paused at NAME` to stderr and sleeps for ever, so that a test
+/// can SIGKILL the process exactly between two steps of a commit. A no-op otherwise.
+#[doc(hidden)]
+pub fn pause_point(name: &str) {
+    if std::env::var_os("VOCMINE_PAUSE_AT").is_some_and(|v| v == name) {
+        eprintln!("vocmine: paused at {name}");
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        }
+    }
+}
+
+pub(crate) fn remove_if_present(p: &Path) -> Result<()> {
+    match std::fs::remove_file(p) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(p, e)),
+    }
+}
+
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| Error::io(dir, e))
@@ -427,98 +455,5 @@ impl Workspace {
     pub fn record_run(&mut self, summary: serde_json::Value) -> Result<()> {
         self.manifest.runs.push(summary);
         self.write_manifest()
-    }
-
-    /// Writes `scored.jsonl` (the latest line of every comment, in the order of their latest
-    /// scoring), `rejects.jsonl` (each distinct reject once) and, when every part has them,
-    /// `embeddings.f32` row-aligned with `scored.jsonl`. Returns (scored, rejected) counts.
-    pub fn compact(&self, dim: Option<usize>) -> Result<(u64, u64)> {
-        // latest occurrence of each id: (part index, line index)
-        let mut latest: HashMap<String, (usize, usize)> = HashMap::new();
-        let mut lines_of: Vec<Vec<String>> = Vec::new();
-        for (pi, part) in self.manifest.parts.iter().enumerate() {
-            let p = part_path(&self.dir, part.id, "jsonl");
-            let f = File::open(&p).map_err(|e| Error::io(&p, e))?;
-            let mut ids = Vec::new();
-            for (li, line) in BufReader::new(f).lines().enumerate() {
-                let line = line.map_err(|e| Error::io(&p, e))?;
-                let s: StateLine =
-                    serde_json::from_str(&line).map_err(|e| Error::input(&p, e.to_string()))?;
-                latest.insert(s.id.clone(), (pi, li));
-                ids.push(s.id);
-            }
-            lines_of.push(ids);
-        }
-        let with_emb = dim.is_some() && self.manifest.parts.iter().all(|p| p.embeddings);
-        let out = self.dir.join("scored.jsonl");
-        let tmp = tmp_of(&out);
-        let mut w = BufWriter::new(File::create(&tmp).map_err(|e| Error::io(&tmp, e))?);
-        let emb_out = self.dir.join("embeddings.f32");
-        let emb_tmp = tmp_of(&emb_out);
-        let mut ew = if with_emb {
-            Some(BufWriter::new(
-                File::create(&emb_tmp).map_err(|e| Error::io(&emb_tmp, e))?,
-            ))
-        } else {
-            None
-        };
-        let mut n = 0u64;
-        for (pi, part) in self.manifest.parts.iter().enumerate() {
-            let p = part_path(&self.dir, part.id, "jsonl");
-            let f = File::open(&p).map_err(|e| Error::io(&p, e))?;
-            let mut er = if with_emb {
-                let ep = part_path(&self.dir, part.id, "f32");
-                Some(BufReader::new(
-                    File::open(&ep).map_err(|e| Error::io(&ep, e))?,
-                ))
-            } else {
-                None
-            };
-            let mut row = vec![0u8; dim.unwrap_or(0) * 4];
-            for (li, line) in BufReader::new(f).lines().enumerate() {
-                let line = line.map_err(|e| Error::io(&p, e))?;
-                if let Some(r) = er.as_mut() {
-                    r.read_exact(&mut row).map_err(|e| Error::io(&p, e))?;
-                }
-                if latest.get(&lines_of[pi][li]) != Some(&(pi, li)) {
-                    continue;
-                }
-                w.write_all(line.as_bytes())
-                    .map_err(|e| Error::io(&tmp, e))?;
-                w.write_all(b"\n").map_err(|e| Error::io(&tmp, e))?;
-                if let Some(ew) = ew.as_mut() {
-                    ew.write_all(&row).map_err(|e| Error::io(&emb_tmp, e))?;
-                }
-                n += 1;
-            }
-        }
-        let f = w
-            .into_inner()
-            .map_err(|e| Error::io(&tmp, e.into_error()))?;
-        f.sync_all().map_err(|e| Error::io(&tmp, e))?;
-        std::fs::rename(&tmp, &out).map_err(|e| Error::io(&out, e))?;
-        if let Some(ew) = ew {
-            let f = ew
-                .into_inner()
-                .map_err(|e| Error::io(&emb_tmp, e.into_error()))?;
-            f.sync_all().map_err(|e| Error::io(&emb_tmp, e))?;
-            std::fs::rename(&emb_tmp, &emb_out).map_err(|e| Error::io(&emb_out, e))?;
-        }
-        // rejects: each distinct one once, in order
-        let mut seen = HashSet::new();
-        let mut rej = Vec::new();
-        for part in &self.manifest.parts {
-            let p = part_path(&self.dir, part.id, "rejects.jsonl");
-            let s = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
-            for line in s.lines() {
-                if seen.insert(line.to_string()) {
-                    rej.extend_from_slice(line.as_bytes());
-                    rej.push(b'\n');
-                }
-            }
-        }
-        write_atomic(&self.dir.join("rejects.jsonl"), &rej)?;
-        sync_dir(&self.dir)?;
-        Ok((n, seen.len() as u64))
     }
 }
