@@ -67,3 +67,33 @@ pub fn run_checked(mut cmd: std::process::Command, args: &[&str]) -> String {
     );
     out
 }
+
+/// A GET request to a server on this machine: the status and the JSON body (Null if none).
+pub fn http_get(addr: &str, path: &str) -> (u16, serde_json::Value) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).unwrap();
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let status: u16 = text[9..12].parse().unwrap();
+    let body_start = text.find("\r\n\r\n").unwrap() + 4;
+    let mut body = &text[body_start..];
+    // Chunked transfer: take the first chunk's payload.
+    if text[..body_start]
+        .to_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        let nl = body.find("\r\n").unwrap();
+        let len = usize::from_str_radix(body[..nl].trim(), 16).unwrap();
+        body = &body[nl + 2..nl + 2 + len];
+    }
+    (
+        status,
+        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+    )
+}

@@ -4,7 +4,7 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, Read, Write};
+use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
@@ -288,34 +288,6 @@ fn cli_search_json_and_clear_errors() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("no search index here"));
 }
 
-fn http_get(addr: &str, path: &str) -> (u16, serde_json::Value) {
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).unwrap();
-    let text = String::from_utf8_lossy(&buf).to_string();
-    let status: u16 = text[9..12].parse().unwrap();
-    let body_start = text.find("\r\n\r\n").unwrap() + 4;
-    let mut body = &text[body_start..];
-    // Chunked transfer: take the first chunk's payload.
-    if text[..body_start]
-        .to_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        let nl = body.find("\r\n").unwrap();
-        let len = usize::from_str_radix(body[..nl].trim(), 16).unwrap();
-        body = &body[nl + 2..nl + 2 + len];
-    }
-    (
-        status,
-        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
-    )
-}
-
 #[test]
 fn http_api_serves_concurrent_requests_and_rejects_bad_parameters() {
     let run = sample_run();
@@ -337,11 +309,11 @@ fn http_api_serves_concurrent_requests_and_rejects_bad_parameters() {
         .unwrap_or_else(|| panic!("no address in {line:?}"))
         .to_string();
 
-    let (st, health) = http_get(&addr, "/health");
+    let (st, health) = common::http_get(&addr, "/health");
     assert_eq!(st, 200);
     assert_eq!(health["docs"], 300);
     // 退款, negative: same answer as the library.
-    let (st, v) = http_get(
+    let (st, v) = common::http_get(
         &addr,
         "/search?q=%E9%80%80%E6%AC%BE&sentiment=negative&limit=50",
     );
@@ -358,14 +330,14 @@ fn http_api_serves_concurrent_requests_and_rejects_bad_parameters() {
         "/search?since=soon",
         "/search?q=%22open",
     ] {
-        let (st, v) = http_get(&addr, bad);
+        let (st, v) = common::http_get(&addr, bad);
         assert_eq!(st, 400, "{bad}: {v}");
         assert!(
             v["error"].as_str().is_some_and(|e| !e.is_empty()),
             "{bad}: {v}"
         );
     }
-    let (st, _) = http_get(&addr, "/nope");
+    let (st, _) = common::http_get(&addr, "/nope");
     assert_eq!(st, 404);
 
     // Concurrent clients: all answered, all the same.
@@ -375,7 +347,8 @@ fn http_api_serves_concurrent_requests_and_rejects_bad_parameters() {
             std::thread::spawn(move || {
                 (0..20)
                     .map(|_| {
-                        let (st, v) = http_get(&addr, "/search?q=%E7%89%A9%E6%B5%81&limit=5");
+                        let (st, v) =
+                            common::http_get(&addr, "/search?q=%E7%89%A9%E6%B5%81&limit=5");
                         assert_eq!(st, 200);
                         v["total"].as_u64().unwrap()
                     })

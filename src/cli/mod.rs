@@ -331,10 +331,24 @@ fn cmd_score(a: ScoreArgs) -> Result<()> {
     let heads = spec.load_heads(a.tasks.as_deref(), &encoder)?;
     let tasks: Vec<String> = heads.iter().map(|h| h.meta.task.clone()).collect();
     let model_version = spec.version(&encoder.fingerprint()?, &tasks)?;
-    let segmenter = match &a.user_dict {
-        Some(p) => Segmenter::with_user_dict(p)?,
-        None => Segmenter::new(),
+    // The run records its user dictionary, so later runs and its index cut words the same way.
+    let run_dict = a.out.join(search::RUN_USER_DICT);
+    let user_dict = match &a.user_dict {
+        Some(p) => {
+            let segmenter = Segmenter::with_user_dict(p)?;
+            std::fs::create_dir_all(&a.out)
+                .with_context(|| format!("cannot create {}", a.out.display()))?;
+            let text = std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
+            if std::fs::read(&run_dict).ok().as_deref() != Some(text.as_slice()) {
+                std::fs::write(&run_dict, &text)
+                    .with_context(|| format!("cannot write {}", run_dict.display()))?;
+            }
+            Some(segmenter)
+        }
+        None if run_dict.exists() => Some(Segmenter::with_user_dict(&run_dict)?),
+        None => None,
     };
+    let segmenter = user_dict.unwrap_or_default();
     let cfg = ScoreConfig {
         inputs,
         out_dir: a.out.clone(),
@@ -360,7 +374,7 @@ fn cmd_score(a: ScoreArgs) -> Result<()> {
             tier_weights: search::parse_tier_weights(&a.tier_weights)?,
             ..Default::default()
         };
-        Some(search::index_run(&a.out, None, None, &opts)?)
+        Some(search::index_run(&a.out, None, None, None, &opts)?)
     };
     outln!(
         "scored {} of {} records ({} rejected, {} unchanged and skipped) in {:.1}s: {:.1} comments/s, {} encoder tokens ({:.0} tokens/s in the encoder)",

@@ -33,6 +33,10 @@ pub(crate) struct IndexArgs {
     /// Indexing threads [default: tantivy's choice]
     #[arg(long, default_value_t = 0, hide_default_value = true)]
     threads: usize,
+    /// jieba user dictionary for the index (word [freq] [tag] per line) [default: the run's
+    /// RUN/user_dict.txt, recorded by `score --user-dict`; else the index's own]
+    #[arg(long)]
+    user_dict: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -148,11 +152,17 @@ pub(crate) fn parse_tier_weights(items: &[String]) -> Result<BTreeMap<String, f6
     Ok(w)
 }
 
-/// Indexes a run folder's scored.jsonl (used by `index` and after `score`).
+/// Where a run folder records the jieba user dictionary of its scoring (`score --user-dict`),
+/// so that its index cuts words the same way.
+pub(crate) const RUN_USER_DICT: &str = "user_dict.txt";
+
+/// Indexes a run folder's scored.jsonl (used by `index` and after `score`). The index cuts
+/// words with `user_dict`, else the run's recorded dictionary, else the one it has.
 pub(crate) fn index_run(
     input: &Path,
     index: Option<&Path>,
     topics: Option<&Path>,
+    user_dict: Option<&Path>,
     opts: &UpdateOptions,
 ) -> Result<UpdateStats> {
     let (scored, default_index, default_topics) = if input.is_dir() {
@@ -182,7 +192,11 @@ pub(crate) fn index_run(
         Some(p) => read_topic_assignments(p)?,
         None => HashMap::new(),
     };
-    let idx = SearchIndex::open_or_create(&index_dir)?;
+    let run_dict = input.join(RUN_USER_DICT);
+    let user_dict = user_dict
+        .map(Path::to_path_buf)
+        .or_else(|| (input.is_dir() && run_dict.exists()).then_some(run_dict));
+    let idx = SearchIndex::open_or_create_with(&index_dir, user_dict.as_deref())?;
     let records = read_scored(&scored, &topics)?;
     let pb = crate::cli::spinner("indexing");
     let stats = update(&idx, records, &scored.display().to_string(), opts, |s| {
@@ -213,7 +227,13 @@ pub(crate) fn cmd_index(a: IndexArgs) -> Result<()> {
         ..UpdateOptions::default()
     };
     let t = Instant::now();
-    let stats = index_run(&a.input, a.index.as_deref(), a.topics.as_deref(), &opts)?;
+    let stats = index_run(
+        &a.input,
+        a.index.as_deref(),
+        a.topics.as_deref(),
+        a.user_dict.as_deref(),
+        &opts,
+    )?;
     let dir = a.index.clone().unwrap_or_else(|| a.input.join("index"));
     print_index_stats(&stats, &dir)?;
     eprintln!(
@@ -231,7 +251,7 @@ fn request(a: &SearchArgs) -> Result<SearchRequest> {
         offset: a.offset,
         sort: a.sort.parse::<Sort>()?,
         severity_boost: a.boost,
-        interval_days: a.interval_days.max(1),
+        interval_days: a.interval_days,
         ..SearchRequest::default()
     };
     for (name, v) in [
@@ -258,6 +278,8 @@ fn request(a: &SearchArgs) -> Result<SearchRequest> {
     }
     r.since = a.since.as_deref().map(parse_since).transpose()?;
     r.until = a.until.as_deref().map(parse_until).transpose()?;
+    // The same limits as the HTTP API's.
+    r.validate()?;
     Ok(r)
 }
 

@@ -316,6 +316,7 @@ pub(crate) fn cmd_topics(a: TopicsArgs) -> Result<()> {
             &a.run,
             None,
             None,
+            None,
             &vocmine::index::UpdateOptions::default(),
         )?;
         crate::cli::search::print_index_stats(&stats, &a.run.join("index"))?;

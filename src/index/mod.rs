@@ -1,9 +1,14 @@
 //! The search index: every scored comment in a tantivy index on disk.
 //!
-//! - [`tokenizer`]: the analyzer for Chinese (jieba search-mode cuts, traditional folded to
-//!   simplified), English (lower case, stemmed) and mixed text.
-//! - this module: the schema, opening, and the incremental [`update`] (upsert by comment id).
+//! - [`fold`]: folding for search (NFKC, lower case, OpenCC traditional to simplified by
+//!   phrase) with a map back to the original offsets.
+//! - [`tokenizer`]: the analyzers for Chinese (jieba cuts with the index's user dictionary,
+//!   every sub-word of a longer word indexed), English (lower case, stemmed) and mixed text.
+//! - this module: the schema, opening, the index's user dictionary, documents.
+//! - [`update`]: the incremental [`update()`] (upsert by comment id), readers of its input.
+//! - [`request`]: a search request, its parameters and the limits it is checked against.
 //! - [`query`]: searches with filters, facet counts and highlighted snippets.
+//! - [`snippet`]: highlighted snippets (bounded work per hit).
 //!
 //! Invariants: one document per comment id (an update deletes the id's old document in the
 //! same commit that adds the new one); a commit is atomic (tantivy's `meta.json` rename), so a
@@ -11,22 +16,55 @@
 //! while a writer works. Each commit carries a payload saying how many input records it
 //! covers, so an interrupted build can be checked and resumed.
 
+pub mod fold;
 pub mod query;
+pub mod request;
 pub mod snippet;
 pub mod tokenizer;
+pub mod update;
+
+pub use update::{
+    read_scored, read_topic_assignments, update, CommitPayload, UpdateOptions, UpdateStats,
+};
 
 use crate::record::{parse_time, Scored};
 use crate::{Error, Result};
+use jieba_rs::Jieba;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tantivy::query::QueryParser;
 use tantivy::schema::{
     DateOptions, DateTimePrecision, Field, IndexRecordOption, NumericOptions, Schema,
     TextFieldIndexing, TextOptions, Value,
 };
-use tantivy::{DateTime, Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
-use tokenizer::{TAG_TOKENIZER, TEXT_TOKENIZER};
+use tantivy::tokenizer::{TextAnalyzer, TokenizerManager};
+use tantivy::{DateTime, Index, IndexReader, ReloadPolicy, TantivyDocument};
+use tokenizer::{Mode, TAG_TOKENIZER, TEXT_TOKENIZER};
+
+/// The index's copy of its jieba user dictionary (`word [freq] [tag]` a line), in the index
+/// folder. Indexing, queries and snippets all cut with it.
+pub const USER_DICT_FILE: &str = "user_dict.txt";
+
+/// Earliest and latest times the index can hold (tantivy keeps nanoseconds in an i64, about
+/// 1677 to 2262); times outside are clamped to these.
+pub const TIME_RANGE_SECS: (i64, i64) = (-9_200_000_000, 9_200_000_000);
+
+/// A time in Unix seconds as an index date, clamped to [`TIME_RANGE_SECS`].
+pub fn index_time(secs: i64) -> DateTime {
+    DateTime::from_timestamp_secs(secs.clamp(TIME_RANGE_SECS.0, TIME_RANGE_SECS.1))
+}
+
+/// jieba with its default dictionary plus the user dictionary `text` (read from `path`).
+pub fn jieba_with_user_dict(text: &str, path: &Path) -> Result<Jieba> {
+    let mut jieba = Jieba::new();
+    jieba
+        .load_dict(&mut text.as_bytes())
+        .map_err(|e| Error::input(path, format!("bad user dictionary: {e}")))?;
+    Ok(jieba)
+}
 
 /// Tag fields: one lower-cased value each, indexed for filters, fast for facets, stored.
 pub const TAG_FIELDS: &[&str] = &[
@@ -174,9 +212,13 @@ pub struct SearchIndex {
     index: Index,
     fields: Fields,
     dir: PathBuf,
+    /// jieba with the index's user dictionary.
+    jieba: Arc<Jieba>,
+    /// Hash of the analysis (analyzer version and user dictionary): part of every revision.
+    analysis: u64,
 }
 
-fn tantivy_err(dir: &Path, e: tantivy::TantivyError) -> Error {
+pub(crate) fn tantivy_err(dir: &Path, e: tantivy::TantivyError) -> Error {
     Error::Index(format!("{}: {e}", dir.display()))
 }
 
@@ -189,6 +231,25 @@ impl SearchIndex {
             .map_err(|e| Error::Index(format!("{}: {e}", dir.display())))?;
         let index = Index::open_or_create(mmap, schema).map_err(|e| tantivy_err(dir, e))?;
         Self::wrap(index, dir)
+    }
+
+    /// Opens or creates the index in `dir` with the jieba user dictionary `user_dict`: a copy
+    /// is kept in the index folder ([`USER_DICT_FILE`]), so later searches and servers cut
+    /// with it too. A changed dictionary changes every document's revision, so the next
+    /// [`update()`] re-indexes them all. `None` keeps the dictionary the index has, if any.
+    pub fn open_or_create_with(dir: &Path, user_dict: Option<&Path>) -> Result<SearchIndex> {
+        if let Some(p) = user_dict {
+            let text = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
+            jieba_with_user_dict(&text, p)?;
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            let dest = dir.join(USER_DICT_FILE);
+            if std::fs::read_to_string(&dest).ok().as_deref() != Some(text.as_str()) {
+                let tmp = dir.join(format!("{USER_DICT_FILE}.tmp"));
+                std::fs::write(&tmp, &text).map_err(|e| Error::io(&tmp, e))?;
+                std::fs::rename(&tmp, &dest).map_err(|e| Error::io(&dest, e))?;
+            }
+        }
+        Self::open_or_create(dir)
     }
 
     /// Opens an existing index; a clear error if `dir` holds none.
@@ -218,9 +279,25 @@ impl SearchIndex {
                 dir.display()
             )));
         }
-        index
-            .tokenizers()
-            .register(TEXT_TOKENIZER, tokenizer::analyzer());
+        let dict_path = dir.join(USER_DICT_FILE);
+        let dict = match std::fs::read_to_string(&dict_path) {
+            Ok(t) => Some(t),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(Error::io(&dict_path, e)),
+        };
+        let jieba = match &dict {
+            Some(t) => Arc::new(jieba_with_user_dict(t, &dict_path)?),
+            None => tokenizer::default_jieba(),
+        };
+        let mut h = Sha256::new();
+        h.update(tokenizer::ANALYZER_VERSION.to_le_bytes());
+        h.update(dict.as_deref().unwrap_or_default());
+        let d = h.finalize();
+        let analysis = u64::from_le_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]]);
+        index.tokenizers().register(
+            TEXT_TOKENIZER,
+            tokenizer::analyzer_with(jieba.clone(), Mode::Index),
+        );
         index
             .tokenizers()
             .register(TAG_TOKENIZER, tokenizer::tag_analyzer());
@@ -231,7 +308,35 @@ impl SearchIndex {
             index,
             fields,
             dir: dir.to_path_buf(),
+            jieba,
+            analysis,
         })
+    }
+
+    /// The analyzer documents are indexed with (snippets cut the text with it too).
+    pub fn analyzer(&self) -> TextAnalyzer {
+        tokenizer::analyzer_with(self.jieba.clone(), Mode::Index)
+    }
+
+    /// The analyzer queries are cut with.
+    pub fn query_analyzer(&self) -> TextAnalyzer {
+        tokenizer::analyzer_with(self.jieba.clone(), Mode::Query)
+    }
+
+    /// A query parser over the text field that cuts queries with the query analyzer.
+    pub fn query_parser(&self) -> QueryParser {
+        let tokenizers = TokenizerManager::default();
+        tokenizers.register(
+            TEXT_TOKENIZER,
+            tokenizer::analyzer_with(self.jieba.clone(), Mode::Query),
+        );
+        tokenizers.register(TAG_TOKENIZER, tokenizer::tag_analyzer());
+        QueryParser::new(self.index.schema(), vec![self.fields.text], tokenizers)
+    }
+
+    /// Hash of the analysis (analyzer version and user dictionary).
+    pub fn analysis_id(&self) -> u64 {
+        self.analysis
     }
 
     /// The tantivy index.
@@ -343,213 +448,30 @@ impl SearchIndex {
         if let Some(t) = &s.time {
             d.add_text(f.time_raw, t);
             if let Some(secs) = parse_time(t) {
-                d.add_date(f.time, DateTime::from_timestamp_secs(secs));
+                d.add_date(f.time, index_time(secs));
             }
         }
         d.add_f64(f.severity, severity(s, tier_weights));
-        d.add_u64(f.rev, revision(s, topic, tier_weights));
+        d.add_u64(f.rev, revision(s, topic, tier_weights, self.analysis));
         d
     }
 }
 
-/// Revision of what a document holds: changes when the scored line, its topic or the tier
-/// weights change.
-pub fn revision(s: &Scored, topic: Option<&TopicTag>, tier_weights: &BTreeMap<String, f64>) -> u64 {
+/// Revision of what a document holds: changes when the scored line, its topic, the tier
+/// weights or the analysis ([`SearchIndex::analysis_id`]) change.
+pub fn revision(
+    s: &Scored,
+    topic: Option<&TopicTag>,
+    tier_weights: &BTreeMap<String, f64>,
+    analysis: u64,
+) -> u64 {
     let mut h = Sha256::new();
+    h.update(analysis.to_le_bytes());
     h.update(serde_json::to_vec(s).unwrap_or_default());
     h.update(serde_json::to_vec(&topic).unwrap_or_default());
     h.update(serde_json::to_vec(tier_weights).unwrap_or_default());
     let d = h.finalize();
     u64::from_le_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
-}
-
-/// What each commit records in the index's `meta.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CommitPayload {
-    /// Input records read and applied up to this commit (in input order).
-    pub records: u64,
-    /// The input the records came from.
-    pub source: String,
-    /// Whether this commit finished the input.
-    pub complete: bool,
-}
-
-/// Settings of an index update.
-#[derive(Debug, Clone)]
-pub struct UpdateOptions {
-    /// Commit after this many changed documents (0: only at the end).
-    pub commit_every: usize,
-    /// Writer memory budget in bytes.
-    pub memory_bytes: usize,
-    /// Indexing threads (0: tantivy's choice).
-    pub threads: usize,
-    /// Tier weights for the severity score.
-    pub tier_weights: BTreeMap<String, f64>,
-}
-
-impl Default for UpdateOptions {
-    fn default() -> Self {
-        UpdateOptions {
-            commit_every: 50_000,
-            memory_bytes: 200_000_000,
-            threads: 0,
-            tier_weights: default_tier_weights(),
-        }
-    }
-}
-
-/// What an update did.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct UpdateStats {
-    /// Records read from the input.
-    pub read: u64,
-    /// Documents added for ids not in the index.
-    pub added: u64,
-    /// Documents replaced because the record changed.
-    pub replaced: u64,
-    /// Records whose document was already up to date.
-    pub unchanged: u64,
-    /// Commits made.
-    pub commits: u64,
-    /// Live documents after the update.
-    pub docs: u64,
-}
-
-/// Upserts `records` into the index: new ids are added, changed ones replaced (delete by id +
-/// add, in one commit), unchanged ones skipped. Commits every `commit_every` changes and at
-/// the end; each commit's payload says how many input records it covers.
-pub fn update<I>(
-    index: &SearchIndex,
-    records: I,
-    source: &str,
-    opts: &UpdateOptions,
-    mut progress: impl FnMut(&UpdateStats),
-) -> Result<UpdateStats>
-where
-    I: IntoIterator<Item = Result<(Scored, Option<TopicTag>)>>,
-{
-    let dir = index.dir().to_path_buf();
-    let known = index.revisions()?;
-    let mut writer: IndexWriter = if opts.threads > 0 {
-        index
-            .index
-            .writer_with_num_threads(opts.threads, opts.memory_bytes)
-    } else {
-        index.index.writer(opts.memory_bytes)
-    }
-    .map_err(|e| match e {
-        tantivy::TantivyError::LockFailure(..) => Error::Index(format!(
-            "{}: another process is writing this index; wait for it to finish",
-            dir.display()
-        )),
-        e => tantivy_err(&dir, e),
-    })?;
-    let mut stats = UpdateStats::default();
-    let mut pending = 0usize;
-    let commit = |writer: &mut IndexWriter, stats: &mut UpdateStats, complete: bool| {
-        let payload = CommitPayload {
-            records: stats.read,
-            source: source.to_string(),
-            complete,
-        };
-        let mut prepared = writer.prepare_commit().map_err(|e| tantivy_err(&dir, e))?;
-        prepared.set_payload(&serde_json::to_string(&payload)?);
-        prepared.commit().map_err(|e| tantivy_err(&dir, e))?;
-        stats.commits += 1;
-        Ok::<(), Error>(())
-    };
-    for rec in records {
-        let (s, topic) = rec?;
-        stats.read += 1;
-        let rev = revision(&s, topic.as_ref(), &opts.tier_weights);
-        match known.get(&s.id) {
-            Some(&r) if r == rev => {
-                stats.unchanged += 1;
-                continue;
-            }
-            Some(_) => {
-                writer.delete_term(Term::from_field_text(index.fields.id, &s.id));
-                stats.replaced += 1;
-            }
-            None => stats.added += 1,
-        }
-        let doc = index.document(&s, topic.as_ref(), &opts.tier_weights);
-        writer
-            .add_document(doc)
-            .map_err(|e| tantivy_err(index.dir(), e))?;
-        pending += 1;
-        if opts.commit_every > 0 && pending >= opts.commit_every {
-            commit(&mut writer, &mut stats, false)?;
-            pending = 0;
-            progress(&stats);
-        }
-    }
-    commit(&mut writer, &mut stats, true)?;
-    writer
-        .wait_merging_threads()
-        .map_err(|e| tantivy_err(index.dir(), e))?;
-    let reader = index.reader()?;
-    reader.reload().map_err(|e| tantivy_err(index.dir(), e))?;
-    stats.docs = reader.searcher().num_docs();
-    progress(&stats);
-    Ok(stats)
-}
-
-/// Reads topic assignments (`{"id", "topic", "label"}` lines) into a map by id.
-pub fn read_topic_assignments(path: &Path) -> Result<HashMap<String, TopicTag>> {
-    #[derive(Deserialize)]
-    struct Line {
-        id: String,
-        topic: i64,
-        #[serde(default)]
-        label: String,
-    }
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    let mut out = HashMap::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let l: Line = serde_json::from_str(line)
-            .map_err(|e| Error::input(path, format!("line {}: {e}", i + 1)))?;
-        out.insert(
-            l.id,
-            TopicTag {
-                topic: l.topic,
-                label: l.label,
-            },
-        );
-    }
-    Ok(out)
-}
-
-/// Streams `scored.jsonl` (or any file of [`Scored`] lines) with topic tags joined by id.
-pub fn read_scored<'a>(
-    path: &'a Path,
-    topics: &'a HashMap<String, TopicTag>,
-) -> Result<impl Iterator<Item = Result<(Scored, Option<TopicTag>)>> + 'a> {
-    use std::io::BufRead;
-    let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let lines = std::io::BufReader::new(f).lines().enumerate();
-    Ok(lines.filter_map(move |(i, line)| {
-        let line = match line {
-            Ok(l) => l,
-            Err(e) => return Some(Err(Error::io(path, e))),
-        };
-        if line.trim().is_empty() {
-            return None;
-        }
-        Some(
-            serde_json::from_str::<Scored>(&line)
-                .map_err(|e| {
-                    Error::input(path, format!("line {}: not a scored record: {e}", i + 1))
-                })
-                .map(|s| {
-                    let t = topics.get(&s.id).cloned();
-                    (s, t)
-                }),
-        )
-    }))
 }
 
 #[cfg(test)]

@@ -1,177 +1,31 @@
 //! Searching the index: a full-text query plus tag, topic and date filters, ranked by BM25
 //! (optionally boosted by severity), with total counts, facet counts of all hits and
 //! highlighted snippets.
+//!
+//! Every request is checked against fixed limits ([`SearchRequest::validate`]) before any
+//! work: query length and nesting, the page window, filter sizes. The date histogram widens
+//! its buckets so that no index, whatever its dates, gives more than [`MAX_DATE_BUCKETS`].
 
-use super::{SearchIndex, TAG_FIELDS};
-use crate::record::{civil_date, parse_time};
+pub use super::request::{
+    parse_since, parse_until, SearchRequest, Sort, MAX_BOOST, MAX_FILTER_VALUES, MAX_HITS_WINDOW,
+    MAX_QUERY_CHARS, MAX_QUERY_DEPTH, MAX_SNIPPET_CHARS,
+};
+use super::{index_time, SearchIndex, TAG_FIELDS};
+use crate::record::civil_date;
 use crate::{Error, Result};
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::ops::Bound;
 use tantivy::aggregation::agg_req::Aggregations;
 use tantivy::aggregation::agg_result::AggregationResults;
 use tantivy::aggregation::{AggContextParams, AggregationCollector, AggregationLimitsGuard};
 use tantivy::collector::{Count, TopDocs};
-use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, QueryParser, RangeQuery, TermQuery};
+use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, RangeQuery, TermQuery};
 use tantivy::schema::{IndexRecordOption, Value};
 use tantivy::{DateTime, DocAddress, Order, Searcher, TantivyDocument, Term};
 
-/// How hits are ordered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Sort {
-    /// BM25 (times `1 + boost x severity` when a severity boost is set).
-    #[default]
-    Relevance,
-    /// Newest comment first.
-    Newest,
-    /// Most severe first.
-    Severity,
-}
-
-impl std::str::FromStr for Sort {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Sort> {
-        match s {
-            "relevance" => Ok(Sort::Relevance),
-            "newest" => Ok(Sort::Newest),
-            "severity" => Ok(Sort::Severity),
-            _ => Err(Error::Query(format!(
-                "sort: unknown order {s:?} (use relevance, newest or severity)"
-            ))),
-        }
-    }
-}
-
-/// One search: the query text and its filters.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SearchRequest {
-    /// Query text (tantivy query syntax: words, "phrases", -exclusions, OR). Empty: all.
-    pub query: String,
-    /// Tag filters: field -> accepted values (any of them).
-    pub tags: BTreeMap<String, Vec<String>>,
-    /// Topic ids accepted (any of them).
-    pub topics: Vec<i64>,
-    /// Comments at or after this time (Unix seconds).
-    pub since: Option<i64>,
-    /// Comments before this time (Unix seconds, exclusive).
-    pub until: Option<i64>,
-    /// Hits to return.
-    pub limit: usize,
-    /// Hits to skip (paging).
-    pub offset: usize,
-    /// Hit order.
-    pub sort: Sort,
-    /// Severity boost for relevance order (0: plain BM25).
-    pub severity_boost: f32,
-    /// Width of the date histogram's buckets in days.
-    pub interval_days: u32,
-    /// Longest snippet in characters.
-    pub snippet_chars: usize,
-}
-
-impl Default for SearchRequest {
-    fn default() -> Self {
-        SearchRequest {
-            query: String::new(),
-            tags: BTreeMap::new(),
-            topics: Vec::new(),
-            since: None,
-            until: None,
-            limit: 20,
-            offset: 0,
-            sort: Sort::Relevance,
-            severity_boost: 0.0,
-            interval_days: 1,
-            snippet_chars: 160,
-        }
-    }
-}
-
-/// Parses a `--since` value: a date or a full time.
-pub fn parse_since(s: &str) -> Result<i64> {
-    parse_time(s).ok_or_else(|| {
-        Error::Query(format!(
-            "since: {s:?} is not a date (use YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS[+08:00])"
-        ))
-    })
-}
-
-/// Parses an `--until` value; a bare date includes that whole day.
-pub fn parse_until(s: &str) -> Result<i64> {
-    let t = parse_time(s).ok_or_else(|| {
-        Error::Query(format!(
-            "until: {s:?} is not a date (use YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS[+08:00])"
-        ))
-    })?;
-    Ok(if s.trim().len() == 10 { t + 86_400 } else { t })
-}
-
-impl SearchRequest {
-    /// Builds a request from key/value parameters (the HTTP API's query string). Accepted
-    /// keys: `q`, the tag names (`sentiment`, `intent`, `pain_point`, `channel`, `tier`,
-    /// `product`, `lang`, `pain_type`; comma-separated values), `topic`, `since`, `until`,
-    /// `limit`, `offset`, `sort`, `boost`, `interval_days`. Unknown keys are errors.
-    pub fn from_params<'a>(params: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self> {
-        let mut r = SearchRequest::default();
-        for (k, v) in params {
-            let bad = |what: &str| Error::Query(format!("{k}: {v:?} is not {what}"));
-            match k {
-                "q" => r.query = v.to_string(),
-                "topic" => {
-                    for t in v.split(',').filter(|t| !t.trim().is_empty()) {
-                        r.topics
-                            .push(t.trim().parse().map_err(|_| bad("a topic id (integer)"))?);
-                    }
-                }
-                "since" => r.since = Some(parse_since(v)?),
-                "until" => r.until = Some(parse_until(v)?),
-                "limit" => r.limit = v.parse().map_err(|_| bad("a count"))?,
-                "offset" => r.offset = v.parse().map_err(|_| bad("a count"))?,
-                "sort" => r.sort = v.parse()?,
-                "boost" => {
-                    r.severity_boost = v
-                        .parse::<f32>()
-                        .ok()
-                        .filter(|b| b.is_finite() && *b >= 0.0)
-                        .ok_or_else(|| bad("a non-negative number"))?
-                }
-                "interval_days" => {
-                    r.interval_days = v
-                        .parse()
-                        .ok()
-                        .filter(|d| *d > 0)
-                        .ok_or_else(|| bad("a positive number of days"))?
-                }
-                _ if TAG_FIELDS.contains(&k) => {
-                    r.add_tag(k, v);
-                }
-                _ => {
-                    return Err(Error::Query(format!(
-                        "unknown parameter {k:?} (known: q, {}, topic, since, until, limit, \
-                         offset, sort, boost, interval_days)",
-                        TAG_FIELDS.join(", ")
-                    )))
-                }
-            }
-        }
-        if r.limit > 10_000 {
-            return Err(Error::Query("limit: at most 10000 hits a page".into()));
-        }
-        Ok(r)
-    }
-
-    /// Adds accepted values (comma-separated) for a tag field.
-    pub fn add_tag(&mut self, field: &str, values: &str) {
-        let e = self.tags.entry(field.to_string()).or_default();
-        e.extend(
-            values
-                .split(',')
-                .map(|s| s.trim().to_lowercase())
-                .filter(|s| !s.is_empty()),
-        );
-    }
-}
+/// Most bars of the date histogram: wider buckets than asked for are used beyond it.
+pub const MAX_DATE_BUCKETS: i64 = 2_000;
 
 /// One hit.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -237,6 +91,9 @@ pub struct SearchResponse {
     pub hits: Vec<Hit>,
     /// Facet counts of all matching comments.
     pub facets: Facets,
+    /// Width in days of the date histogram's buckets: the request's `interval_days`, or wider
+    /// where the dates span more than [`MAX_DATE_BUCKETS`] of those.
+    pub interval_days: i64,
 }
 
 /// Tag fields that get facet counts.
@@ -248,13 +105,18 @@ pub const FACET_FIELDS: &[&str] = &[
     "tier",
     "lang",
 ];
-
-/// Builds the text part of a query (no filters). Empty text matches everything.
+/// Builds the text part of a query (no filters). Empty text matches everything. The text
+/// must pass [`SearchRequest::validate`]'s limits (checked here too).
 pub fn text_query(index: &SearchIndex, text: &str) -> Result<Box<dyn Query>> {
     if text.trim().is_empty() {
         return Ok(Box::new(AllQuery));
     }
-    let mut parser = QueryParser::for_index(index.index(), vec![index.fields().text]);
+    SearchRequest {
+        query: text.to_string(),
+        ..SearchRequest::default()
+    }
+    .validate()?;
+    let mut parser = index.query_parser();
     parser.set_conjunction_by_default();
     parser
         .parse_query(text)
@@ -306,7 +168,7 @@ pub fn build_query(
         clauses.push((Occur::Must, Box::new(BooleanQuery::new(any))));
     }
     if req.since.is_some() || req.until.is_some() {
-        let date = |s: i64| Term::from_field_date(f.time, DateTime::from_timestamp_secs(s));
+        let date = |s: i64| Term::from_field_date(f.time, index_time(s));
         let lo = req
             .since
             .map_or(Bound::Unbounded, |s| Bound::Included(date(s)));
@@ -324,7 +186,34 @@ pub fn build_query(
     Ok(Box::new(BooleanQuery::new(clauses)))
 }
 
-fn facet_request(interval_days: u32) -> Result<Aggregations> {
+/// Width of the date histogram's buckets in days: `asked`, or wider where the dates the
+/// search can meet (the index's earliest and latest, within `since`/`until`) span more than
+/// [`MAX_DATE_BUCKETS`] of them.
+fn histogram_days(searcher: &Searcher, req: &SearchRequest) -> i64 {
+    let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+    for seg in searcher.segment_readers() {
+        if let Ok(col) = seg.fast_fields().date("time") {
+            if col.values.num_vals() > 0 {
+                lo = lo.min(col.min_value().into_timestamp_secs());
+                hi = hi.max(col.max_value().into_timestamp_secs());
+            }
+        }
+    }
+    let asked = i64::from(req.interval_days.max(1));
+    if let Some(s) = req.since {
+        lo = lo.max(s);
+    }
+    if let Some(u) = req.until {
+        hi = hi.min(u);
+    }
+    if lo > hi {
+        return asked;
+    }
+    let span_days = (hi / 86_400).saturating_sub(lo / 86_400).saturating_add(2);
+    asked.max(span_days.div_euclid(MAX_DATE_BUCKETS).saturating_add(1))
+}
+
+fn facet_request(interval_days: i64) -> Result<Aggregations> {
     let mut req = serde_json::Map::new();
     for &name in FACET_FIELDS {
         req.insert(
@@ -386,13 +275,13 @@ pub fn search(
     searcher: &Searcher,
     req: &SearchRequest,
 ) -> Result<SearchResponse> {
+    req.validate()?;
     let ierr = |e: tantivy::TantivyError| Error::Index(format!("{}: {e}", index.dir().display()));
-    // Parsed once: the text part also gives the terms that snippets highlight.
-    let text_q = text_query(index, &req.query)?;
-    let query = build_query(index, text_q.box_clone(), req)?;
+    let query = build_query(index, text_query(index, &req.query)?, req)?;
     let limit = req.limit.max(1);
+    let interval_days = histogram_days(searcher, req);
     let agg = AggregationCollector::from_aggs(
-        facet_request(req.interval_days)?,
+        facet_request(interval_days)?,
         AggContextParams::new(
             AggregationLimitsGuard::default(),
             index.index().tokenizers().clone(),
@@ -446,15 +335,8 @@ pub fn search(
         }
     };
     let page = if req.limit == 0 { Vec::new() } else { page };
-    let mut terms = BTreeSet::new();
-    text_q.query_terms(&mut |term, _| {
-        if term.field() == index.fields().text {
-            if let Some(t) = term.value().as_str() {
-                terms.insert(t.to_string());
-            }
-        }
-    });
-    let mut analyzer = super::tokenizer::analyzer();
+    let highlight = super::snippet::Highlight::from_query(&mut index.query_analyzer(), &req.query);
+    let mut analyzer = index.analyzer();
     let f = index.fields();
     let mut hits = Vec::with_capacity(page.len());
     for (score, addr) in page {
@@ -466,7 +348,8 @@ pub fn search(
         };
         let get_f64 = |field| doc.get_first(field).and_then(|v| v.as_f64());
         let text = get_str(f.text).unwrap_or_default();
-        let snippet = super::snippet::snippet_html(&mut analyzer, &text, &terms, req.snippet_chars);
+        let snippet =
+            super::snippet::snippet_html(&mut analyzer, &text, &highlight, req.snippet_chars);
         let mut tags = BTreeMap::new();
         for (&name, &field) in &f.tags {
             if let Some(v) = get_str(field) {
@@ -500,5 +383,6 @@ pub fn search(
         total: total as u64,
         hits,
         facets: read_facets(&aggs)?,
+        interval_days,
     })
 }

@@ -1,76 +1,64 @@
-//! The search analyzer: one tantivy tokenizer for Chinese, English and mixed text.
+//! The search analyzers: tantivy tokenizers for Chinese, English and mixed text.
 //!
-//! Text is folded character by character before segmentation: NFKC (full-width letters,
-//! digits and punctuation to half-width), lower case, traditional Chinese to simplified
-//! (`fast2s`, one character for one character). The folded text is cut by jieba in search
-//! mode (through `tantivy-jieba`), so that 申请退款 is indexed as 申请, 退款 and 申请退款, and
-//! a query for 退款 finds it. Tokens without a letter or digit (spaces, punctuation) are
-//! dropped, and English words are stemmed. Token offsets point into the *original* text, so
-//! highlighted snippets mark the characters the user wrote.
+//! Text is folded first ([`fold`]: NFKC, lower case, traditional to simplified by OpenCC
+//! phrase tables), then cut by jieba (with the index's user dictionary, if it has one).
+//! Tokens without a letter or digit (spaces, punctuation) are dropped, and English words are
+//! stemmed ([`stem`]). Token offsets point into the *original* text, so highlighted snippets
+//! mark the characters the user wrote.
+//!
+//! Two analyzers share this: documents are indexed with [`Mode::Index`] (jieba's search-mode
+//! words, and every Chinese character of a longer word on its own, at its character
+//! position), queries with [`Mode::Query`] (Chinese as single characters, other words whole).
+//! A Chinese query word is thus a phrase of its characters, found wherever the text has those
+//! characters in a row: 到账 inside 没到账, 华东仓 however jieba cut the comment.
 
-use tantivy::tokenizer::{
-    Language, RemoveLongFilter, Stemmer, TextAnalyzer, Token, TokenStream, Tokenizer,
-};
-use unicode_normalization::UnicodeNormalization;
+pub use super::fold::{fold, Folded};
+use jieba_rs::{Jieba, TokenizeMode};
+use std::sync::{Arc, OnceLock};
+use tantivy::tokenizer::{RemoveLongFilter, TextAnalyzer, Token, TokenStream, Tokenizer};
 
-/// Name under which [`analyzer`] is registered on every vocmine index.
+/// Name under which the index analyzer is registered on every vocmine index.
 pub const TEXT_TOKENIZER: &str = "vocmine_text";
 /// Name of the tag normaliser (raw value, lower case) used by tag fields.
 pub const TAG_TOKENIZER: &str = "vocmine_tag";
 
-/// Folded text with a map back to the original byte offsets.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Folded {
-    /// The folded text.
-    pub text: String,
-    /// For each byte offset of `text` that starts a character: the original start offset.
-    starts: Vec<u32>,
-    /// For each byte offset of `text` that ends a character: the original end offset.
-    ends: Vec<u32>,
+/// Version of the analysis: part of every document's revision, so an index built by an older
+/// analyzer is re-indexed by the next `vocmine index`.
+pub const ANALYZER_VERSION: u32 = 2;
+
+/// Which side of the index a tokenizer serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Documents: search-mode words plus every Chinese character on its own.
+    Index,
+    /// Queries: Chinese as single characters (a phrase), other words whole.
+    Query,
 }
 
-impl Folded {
-    /// Original byte range of the folded byte range `from..to` (both on char boundaries).
-    pub fn original_range(&self, from: usize, to: usize) -> (usize, usize) {
-        (self.starts[from] as usize, self.ends[to] as usize)
-    }
+/// jieba with its default dictionary, loaded once.
+pub fn default_jieba() -> Arc<Jieba> {
+    static J: OnceLock<Arc<Jieba>> = OnceLock::new();
+    J.get_or_init(|| Arc::new(Jieba::new())).clone()
 }
 
-/// Fold `text` for search (NFKC, lower case, traditional to simplified), keeping offsets.
-pub fn fold(text: &str) -> Folded {
-    let mut out = String::with_capacity(text.len());
-    // Original byte span of each folded char.
-    let mut spans: Vec<(usize, usize)> = Vec::with_capacity(text.len());
-    let mut buf = [0u8; 4];
-    for (start, c) in text.char_indices() {
-        let end = start + c.len_utf8();
-        for n in c.encode_utf8(&mut buf).nfkc() {
-            for l in n.to_lowercase() {
-                out.push(l);
-                spans.push((start, end));
-            }
-        }
-    }
-    // fast2s maps one character to one character, so spans stay aligned.
-    let simplified = fast2s::convert(&out);
-    let mut starts = vec![0u32; simplified.len() + 1];
-    let mut ends = vec![0u32; simplified.len() + 1];
-    for ((b, c), &(s, e)) in simplified.char_indices().zip(spans.iter()) {
-        starts[b] = s as u32;
-        ends[b + c.len_utf8()] = e as u32;
-    }
-    starts[simplified.len()] = text.len() as u32;
-    Folded {
-        text: simplified,
-        starts,
-        ends,
-    }
-}
-
-/// The tokenizer behind [`analyzer`]: fold, cut with jieba (search mode), keep word tokens.
-#[derive(Clone, Default)]
+/// The tokenizer behind the analyzers: fold, cut with jieba, keep word tokens, stem.
+#[derive(Clone)]
 pub struct VocTokenizer {
-    jieba: tantivy_jieba::JiebaTokenizer,
+    jieba: Arc<Jieba>,
+    mode: Mode,
+}
+
+impl VocTokenizer {
+    /// A tokenizer over `jieba` (which carries any user dictionary) for `mode`.
+    pub fn new(jieba: Arc<Jieba>, mode: Mode) -> Self {
+        VocTokenizer { jieba, mode }
+    }
+}
+
+impl Default for VocTokenizer {
+    fn default() -> Self {
+        VocTokenizer::new(default_jieba(), Mode::Index)
+    }
 }
 
 /// Token stream of [`VocTokenizer`]: the tokens are computed up front.
@@ -79,30 +67,78 @@ pub struct VocTokenStream {
     next: usize,
 }
 
+/// True for a Chinese (Han) character.
+pub fn is_han(c: char) -> bool {
+    matches!(c as u32, 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF | 0x20000..=0x3134F)
+}
+
+/// The English Snowball stem of `word`, taken one step further where Snowball turned a final
+/// `y` into `i` (delivery → deliveri → deliv, like deliver; happy → happi → happ, like
+/// happiness): so a noun or adjective in -y meets its verb or noun. Words that end in `i`
+/// themselves (taxi, wifi) keep Snowball's stem. Text without Latin letters passes unchanged.
+pub fn stem(word: &str) -> String {
+    if !word.chars().any(|c| c.is_alphabetic() && !is_han(c)) {
+        return word.to_string();
+    }
+    let stemmer = frostem::Stemmer::new(frostem::Algorithm::English);
+    let s = stemmer.stem(word).into_owned();
+    let again = match s.strip_suffix('i') {
+        Some(base) if base.len() >= 3 && !word.ends_with('i') => {
+            Some(stemmer.stem(base).into_owned())
+        }
+        _ => None,
+    };
+    again.unwrap_or(s)
+}
+
 impl Tokenizer for VocTokenizer {
     type TokenStream<'a> = VocTokenStream;
 
     fn token_stream<'a>(&'a mut self, text: &'a str) -> VocTokenStream {
         let folded = fold(text);
-        let mut tokens = Vec::new();
-        let mut stream = self.jieba.token_stream(&folded.text);
-        while stream.advance() {
-            let t = stream.token();
-            if !t.text.chars().any(char::is_alphanumeric) {
+        let f = folded.text.as_str();
+        let mode = match self.mode {
+            Mode::Index => TokenizeMode::Search,
+            Mode::Query => TokenizeMode::Default,
+        };
+        // (folded byte from, folded byte to, position = char offset in the folded text).
+        let mut spans: Vec<(usize, usize, usize)> = Vec::new();
+        for t in self.jieba.tokenize(f, mode, true) {
+            let word = t.word;
+            if !word.chars().any(char::is_alphanumeric) {
                 continue;
             }
-            let (from, to) = folded.original_range(t.offset_from, t.offset_to);
-            tokens.push(Token {
-                offset_from: from,
-                offset_to: to,
-                position: t.position,
-                text: t.text.clone(),
-                position_length: t.position_length,
-            });
+            let han = word.chars().any(is_han);
+            if !(han && self.mode == Mode::Query) {
+                spans.push((t.byte_start, t.byte_end, t.start));
+            }
+            if han && (self.mode == Mode::Query || t.end - t.start > 1) {
+                for (k, (i, c)) in word.char_indices().enumerate() {
+                    if c.is_alphanumeric() {
+                        let from = t.byte_start + i;
+                        spans.push((from, from + c.len_utf8(), t.start + k));
+                    }
+                }
+            }
         }
         // Search mode emits a word's sub-words before the word itself (凯宾, 斯基, 凯宾斯基);
-        // tantivy's snippets and phrase queries want tokens in text order.
-        tokens.sort_by_key(|t| (t.offset_from, t.offset_to));
+        // tantivy's snippets and phrase queries want tokens in text order, each once.
+        spans.sort_unstable();
+        spans.dedup();
+        let tokens = spans
+            .into_iter()
+            .filter_map(|(a, b, position)| {
+                let word = f.get(a..b)?;
+                let (from, to) = folded.original_range(a, b);
+                Some(Token {
+                    offset_from: from,
+                    offset_to: to,
+                    position,
+                    text: stem(word),
+                    position_length: 1,
+                })
+            })
+            .collect();
         VocTokenStream { tokens, next: 0 }
     }
 }
@@ -126,13 +162,21 @@ impl TokenStream for VocTokenStream {
     }
 }
 
-/// The full text analyzer: [`VocTokenizer`], tokens over 40 bytes dropped, English stemming
-/// (Snowball; Chinese words pass through it unchanged).
-pub fn analyzer() -> TextAnalyzer {
-    TextAnalyzer::builder(VocTokenizer::default())
+/// The analyzer for `mode` over `jieba`: [`VocTokenizer`], tokens over 40 bytes dropped.
+pub fn analyzer_with(jieba: Arc<Jieba>, mode: Mode) -> TextAnalyzer {
+    TextAnalyzer::builder(VocTokenizer::new(jieba, mode))
         .filter(RemoveLongFilter::limit(40))
-        .filter(Stemmer::new(Language::English))
         .build()
+}
+
+/// The index analyzer with jieba's default dictionary.
+pub fn analyzer() -> TextAnalyzer {
+    analyzer_with(default_jieba(), Mode::Index)
+}
+
+/// The query analyzer with jieba's default dictionary.
+pub fn query_analyzer() -> TextAnalyzer {
+    analyzer_with(default_jieba(), Mode::Query)
 }
 
 /// The tag normaliser: the whole value as one token, lower-cased.
@@ -142,10 +186,9 @@ pub fn tag_analyzer() -> TextAnalyzer {
         .build()
 }
 
-/// The analyzed tokens of `text` (for tests and debugging).
-pub fn tokens(text: &str) -> Vec<String> {
-    let mut a = analyzer();
-    let mut s = a.token_stream(text);
+/// The tokens `analyzer` gives for `text`.
+pub fn tokens_of(analyzer: &mut TextAnalyzer, text: &str) -> Vec<String> {
+    let mut s = analyzer.token_stream(text);
     let mut out = Vec::new();
     while s.advance() {
         out.push(s.token().text.clone());
@@ -153,27 +196,69 @@ pub fn tokens(text: &str) -> Vec<String> {
     out
 }
 
+/// The index analyzer's tokens of `text` (default dictionary; for tests and debugging).
+pub fn tokens(text: &str) -> Vec<String> {
+    tokens_of(&mut analyzer(), text)
+}
+
+/// The query analyzer's tokens of `text` (default dictionary).
+pub fn query_tokens(text: &str) -> Vec<String> {
+    tokens_of(&mut query_analyzer(), text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn has(t: &[String], w: &str) -> bool {
+        t.iter().any(|x| x == w)
+    }
+
     #[test]
     fn search_mode_cuts_sub_words() {
         let t = tokens("我要申请退款");
-        assert!(t.contains(&"退款".to_string()), "{t:?}");
-        assert!(t.contains(&"申请".to_string()), "{t:?}");
+        assert!(has(&t, "退款") && has(&t, "申请"), "{t:?}");
+    }
+
+    #[test]
+    fn words_inside_longer_words_are_indexed() {
+        // jieba cuts 没到 | 账 here and keeps 没到账 whole elsewhere; the characters are
+        // indexed on their own either way, and a query is the phrase of its characters.
+        let t = tokens("钱还没到账");
+        for w in ["没到", "没", "到", "账"] {
+            assert!(has(&t, w), "{w}: {t:?}");
+        }
+        assert_eq!(query_tokens("到账"), vec!["到", "账"]);
+        assert_eq!(query_tokens("Refunds 到帳"), vec!["refund", "到", "账"]);
     }
 
     #[test]
     fn traditional_and_full_width_fold() {
-        assert_eq!(tokens("發貨太慢，質量差"), tokens("发货太慢，质量差"));
-        assert_eq!(tokens("退貨"), vec!["退货"]);
-        assert_eq!(tokens("ＶＩＰ　客戶"), tokens("vip 客户"));
+        assert_eq!(
+            query_tokens("發貨太慢，質量差"),
+            query_tokens("发货太慢，质量差")
+        );
+        assert_eq!(query_tokens("退貨"), vec!["退", "货"]);
+        assert_eq!(query_tokens("ＶＩＰ　客戶"), query_tokens("vip 客户"));
+        // Phrases, not characters: 螢幕 is the mainland 屏幕, 到帳 is 到账.
+        assert_eq!(query_tokens("螢幕"), query_tokens("屏幕"));
+        assert_eq!(query_tokens("到帳"), query_tokens("到账"));
     }
 
     #[test]
     fn english_lower_cased_and_stemmed() {
         assert_eq!(tokens("Refunds DELAYED"), vec!["refund", "delay"]);
+        for (a, b) in [
+            ("deliver", "delivery"),
+            ("deliver", "deliveries"),
+            ("delivered", "delivering"),
+            ("refund", "refunded"),
+            ("happy", "happiness"),
+            ("company", "companies"),
+        ] {
+            assert_eq!(stem(a), stem(b), "{a} / {b}");
+        }
+        assert_ne!(stem("taxi"), stem("tax"));
     }
 
     #[test]

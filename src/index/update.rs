@@ -1,0 +1,199 @@
+//! Incremental updates of the index: upsert by comment id with revisions, commits with
+//! payloads, and the readers of scored lines and topic assignments that feed it.
+
+use super::{revision, tantivy_err, SearchIndex, TopicTag};
+use crate::record::Scored;
+use crate::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use tantivy::{IndexWriter, Term};
+
+/// What each commit records in the index's `meta.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CommitPayload {
+    /// Input records read and applied up to this commit (in input order).
+    pub records: u64,
+    /// The input the records came from.
+    pub source: String,
+    /// Whether this commit finished the input.
+    pub complete: bool,
+}
+
+/// Settings of an index update.
+#[derive(Debug, Clone)]
+pub struct UpdateOptions {
+    /// Commit after this many changed documents (0: only at the end).
+    pub commit_every: usize,
+    /// Writer memory budget in bytes.
+    pub memory_bytes: usize,
+    /// Indexing threads (0: tantivy's choice).
+    pub threads: usize,
+    /// Tier weights for the severity score.
+    pub tier_weights: BTreeMap<String, f64>,
+}
+
+impl Default for UpdateOptions {
+    fn default() -> Self {
+        UpdateOptions {
+            commit_every: 50_000,
+            memory_bytes: 200_000_000,
+            threads: 0,
+            tier_weights: super::default_tier_weights(),
+        }
+    }
+}
+
+/// What an update did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct UpdateStats {
+    /// Records read from the input.
+    pub read: u64,
+    /// Documents added for ids not in the index.
+    pub added: u64,
+    /// Documents replaced because the record changed.
+    pub replaced: u64,
+    /// Records whose document was already up to date.
+    pub unchanged: u64,
+    /// Commits made.
+    pub commits: u64,
+    /// Live documents after the update.
+    pub docs: u64,
+}
+
+/// Upserts `records` into the index: new ids are added, changed ones replaced (delete by id +
+/// add, in one commit), unchanged ones skipped. Commits every `commit_every` changes and at
+/// the end; each commit's payload says how many input records it covers.
+pub fn update<I>(
+    index: &SearchIndex,
+    records: I,
+    source: &str,
+    opts: &UpdateOptions,
+    mut progress: impl FnMut(&UpdateStats),
+) -> Result<UpdateStats>
+where
+    I: IntoIterator<Item = Result<(Scored, Option<TopicTag>)>>,
+{
+    let dir = index.dir().to_path_buf();
+    let known = index.revisions()?;
+    let mut writer: IndexWriter = if opts.threads > 0 {
+        index
+            .index
+            .writer_with_num_threads(opts.threads, opts.memory_bytes)
+    } else {
+        index.index.writer(opts.memory_bytes)
+    }
+    .map_err(|e| match e {
+        tantivy::TantivyError::LockFailure(..) => Error::Index(format!(
+            "{}: another process is writing this index; wait for it to finish",
+            dir.display()
+        )),
+        e => tantivy_err(&dir, e),
+    })?;
+    let mut stats = UpdateStats::default();
+    let mut pending = 0usize;
+    let commit = |writer: &mut IndexWriter, stats: &mut UpdateStats, complete: bool| {
+        let payload = CommitPayload {
+            records: stats.read,
+            source: source.to_string(),
+            complete,
+        };
+        let mut prepared = writer.prepare_commit().map_err(|e| tantivy_err(&dir, e))?;
+        prepared.set_payload(&serde_json::to_string(&payload)?);
+        prepared.commit().map_err(|e| tantivy_err(&dir, e))?;
+        stats.commits += 1;
+        Ok::<(), Error>(())
+    };
+    for rec in records {
+        let (s, topic) = rec?;
+        stats.read += 1;
+        let rev = revision(&s, topic.as_ref(), &opts.tier_weights, index.analysis_id());
+        match known.get(&s.id) {
+            Some(&r) if r == rev => {
+                stats.unchanged += 1;
+                continue;
+            }
+            Some(_) => {
+                writer.delete_term(Term::from_field_text(index.fields.id, &s.id));
+                stats.replaced += 1;
+            }
+            None => stats.added += 1,
+        }
+        let doc = index.document(&s, topic.as_ref(), &opts.tier_weights);
+        writer
+            .add_document(doc)
+            .map_err(|e| tantivy_err(index.dir(), e))?;
+        pending += 1;
+        if opts.commit_every > 0 && pending >= opts.commit_every {
+            commit(&mut writer, &mut stats, false)?;
+            pending = 0;
+            progress(&stats);
+        }
+    }
+    commit(&mut writer, &mut stats, true)?;
+    writer
+        .wait_merging_threads()
+        .map_err(|e| tantivy_err(index.dir(), e))?;
+    let reader = index.reader()?;
+    reader.reload().map_err(|e| tantivy_err(index.dir(), e))?;
+    stats.docs = reader.searcher().num_docs();
+    progress(&stats);
+    Ok(stats)
+}
+
+/// Reads topic assignments (`{"id", "topic", "label"}` lines) into a map by id.
+pub fn read_topic_assignments(path: &Path) -> Result<HashMap<String, TopicTag>> {
+    #[derive(Deserialize)]
+    struct Line {
+        id: String,
+        topic: i64,
+        #[serde(default)]
+        label: String,
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let mut out = HashMap::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let l: Line = serde_json::from_str(line)
+            .map_err(|e| Error::input(path, format!("line {}: {e}", i + 1)))?;
+        out.insert(
+            l.id,
+            TopicTag {
+                topic: l.topic,
+                label: l.label,
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// Streams `scored.jsonl` (or any file of [`Scored`] lines) with topic tags joined by id.
+pub fn read_scored<'a>(
+    path: &'a Path,
+    topics: &'a HashMap<String, TopicTag>,
+) -> Result<impl Iterator<Item = Result<(Scored, Option<TopicTag>)>> + 'a> {
+    use std::io::BufRead;
+    let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let lines = std::io::BufReader::new(f).lines().enumerate();
+    Ok(lines.filter_map(move |(i, line)| {
+        let line = match line {
+            Ok(l) => l,
+            Err(e) => return Some(Err(Error::io(path, e))),
+        };
+        if line.trim().is_empty() {
+            return None;
+        }
+        Some(
+            serde_json::from_str::<Scored>(&line)
+                .map_err(|e| {
+                    Error::input(path, format!("line {}: not a scored record: {e}", i + 1))
+                })
+                .map(|s| {
+                    let t = topics.get(&s.id).cloned();
+                    (s, t)
+                }),
+        )
+    }))
+}
