@@ -457,6 +457,9 @@ mod tests {
             find_model_dir(Some(env.clone()), Some(&exe), &built).unwrap(),
             env
         );
+    }
+
+    #[test]
     fn set_task_head_adds_or_replaces_one_table_and_keeps_the_rest() {
         let dir = tempfile::tempdir().unwrap();
         let m = dir.path().join(MANIFEST);
