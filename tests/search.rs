@@ -4,7 +4,7 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
@@ -291,23 +291,7 @@ fn cli_search_json_and_clear_errors() {
 #[test]
 fn http_api_serves_concurrent_requests_and_rejects_bad_parameters() {
     let run = sample_run();
-    let mut child = vocmine()
-        .arg("serve")
-        .arg(run.join("index"))
-        .args(["--addr", "127.0.0.1:0"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stderr.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|s| s.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_string();
+    let (mut child, addr) = common::start_server(&run.join("index"));
 
     let (st, health) = common::http_get(&addr, "/health");
     assert_eq!(st, 200);

@@ -4,9 +4,8 @@
 
 mod common;
 
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use vocmine::index::query::{search, SearchRequest, SearchResponse};
 use vocmine::index::SearchIndex;
 
@@ -56,28 +55,6 @@ fn index_docs(dir: &Path, docs: &[(&str, &str, Option<&str>)], extra: &[&str]) -
     index
 }
 
-/// Starts `vocmine serve` on a free port of 127.0.0.1; returns the child and its address.
-fn start_server(index: &Path) -> (std::process::Child, String) {
-    let mut child = vocmine()
-        .arg("serve")
-        .arg(index)
-        .args(["--addr", "127.0.0.1:0"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stderr.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|s| s.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_string();
-    (child, addr)
-}
-
 fn hit_ids(r: &SearchResponse) -> Vec<&str> {
     let mut v: Vec<&str> = r.hits.iter().map(|h| h.id.as_str()).collect();
     v.sort_unstable();
@@ -95,7 +72,7 @@ fn hostile_requests_get_400_and_the_server_lives_on() {
         ],
         &[],
     );
-    let (mut child, addr) = start_server(&index);
+    let (mut child, addr) = common::start_server(&index);
     let nested = format!("{}a{}", "%28".repeat(3000), "%29".repeat(3000));
     let long = "a%20".repeat(1001);
     for (path, param) in [
