@@ -15,23 +15,34 @@ V=${VOCMINE_BIN:-target/release/vocmine}
 M="--model ${VOCMINE_MODEL:-models/finetuned}"
 H=${VOCMINE_HEADS:-models/finetuned/heads}
 SKIP=" ${VOCMINE_SKIP-bank_intent assistant_intent} "
-# runs `vocmine train ... --out $H/NAME` unless NAME is in $SKIP
+ONLY=" ${VOCMINE_ONLY-} "
+# runs `vocmine train ... --out $H/NAME` unless NAME is in $SKIP, or $VOCMINE_ONLY is set and
+# does not name it (e.g. VOCMINE_ONLY=sentiment_mlp retrains the shipped sentiment head alone)
 train() {
   local name=${*: -1}
   name=${name##*/}
-  if [[ $SKIP == *" $name "* ]]; then echo "skipping $name (VOCMINE_SKIP)"; else $V train "$@"; fi
+  if [[ $SKIP == *" $name "* ]]; then echo "skipping $name (VOCMINE_SKIP)"
+  elif [[ $ONLY != "  " && $ONLY != *" $name "* ]]; then echo "skipping $name (VOCMINE_ONLY)"
+  else $V train "$@"; fi
 }
 
-# Sentiment (negative / neutral / positive): MLP 1024 on the four sentiment corpora and 1,500
+# Sentiment (negative / neutral / positive): MLP 1024 on the four sentiment corpora, 1,500
 # neutral support-desk requests and questions (bitext's informational intents relabelled
-# `neutral`; its complaint, review, payment_issue and registration_problems rows left out). On
-# the tuned encoder it is the shipped sentiment head (better on dev than the linear head
-# fine-tuned with the encoder, MODEL_CARD.md); on the frozen encoder it is
-# models/frozen/heads/sentiment, which was trained without the bitext rows (set
-# VOCMINE_NEUTRAL= to leave them out).
-NEUTRAL=(--data $S/bitext_customer_support/train.jsonl
-  --relabel 'complaint=-,review=-,payment_issue=-,registration_problems=-,*=neutral'
-  --max-per-file 16000,16000,16000,16000,1500)
+# `neutral`; its complaint, review, payment_issue and registration_problems rows left out), and,
+# since 2026-12-04, three sources that teach what neutral means outside the airline tweets:
+# 3,000 car-forum comments of ccf2018 whose aspects agree on one polarity (zh; 4,583 of its
+# 6,315 such rows are neutral), the SemEval-2014 restaurant and laptop sentences whose aspect
+# terms agree (en; `conflict` rows dropped), and corpora/handwritten/sentiment_train.jsonl (404
+# written questions, requests and suggestions in zh, zh-Hant and en). On the tuned encoder it
+# is the shipped sentiment head (MODEL_CARD.md, "Neutral that means neutral"); on the frozen
+# encoder it is models/frozen/heads/sentiment, which was trained on the four corpora alone
+# (set VOCMINE_NEUTRAL= to leave the other sources out).
+NEUTRAL=(--data $S/bitext_customer_support/train.jsonl --data $S/ccf2018_car_aspect/train.jsonl
+  --data $S/semeval2014_absa/restaurants_train.jsonl --data $S/semeval2014_absa/laptops_train.jsonl
+  --data corpora/handwritten/sentiment_train.jsonl
+  --label-field label,label,label,label,label,aspects.polarity,aspects.polarity,aspects.polarity,label
+  --relabel 'conflict=-,complaint=-,review=-,payment_issue=-,registration_problems=-,*=neutral'
+  --max-per-file 16000,16000,16000,16000,1500,3000,16000,16000,16000)
 [[ -n ${VOCMINE_NEUTRAL-1} ]] || NEUTRAL=(--max-per-file 16000)
 train --task sentiment $M \
   --data $S/online_shopping_10_cats/train.jsonl --data $S/waimai_10k/train.jsonl \
@@ -40,7 +51,7 @@ train --task sentiment $M \
   --dev $S/twitter_airline/dev.jsonl --dev $S/chnsenticorp_12k/dev.jsonl \
   --test $S/chnsenticorp_12k/test.jsonl --test $S/waimai_10k/test.jsonl \
   --test $S/online_shopping_10_cats/test.jsonl --test $S/twitter_airline/test.jsonl \
-  --labels negative,neutral,positive --hidden 1024 --lr 3e-4 --class-weight none \
+  --labels negative,neutral,positive --hidden 1024 --lr 3e-4 --class-weight none --seed 42 \
   --out $H/${VOCMINE_SENTIMENT_NAME:-sentiment_mlp}
 # English intents: banking77 (77 intents; dev = 10% of train, seed 42)
 train --task banking77 $M --data $S/banking77/train.jsonl --test $S/banking77/test.jsonl \
