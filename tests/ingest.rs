@@ -114,6 +114,67 @@ fn a_folder_run_reads_gzip_and_bom_files_notes_the_rest_and_rejects_duplicates_a
     );
 }
 
+/// What users export first: an Excel workbook and a GB18030 CSV from Excel on Chinese Windows
+/// (semicolon-delimited), read from one folder; every id ends in scored.jsonl or rejects.jsonl,
+/// and the Chinese text comes out as written.
+#[test]
+fn a_folder_run_reads_an_excel_workbook_and_a_gb18030_semicolon_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    let csv = "id;text;rating\ng1;物流太慢了，等了一个星期;1\ng2;质量很好，下次还来;5\n";
+    let mut bytes = encoding_rs::GB18030.encode(csv).0.into_owned();
+    bytes.extend_from_slice(b"g3;bad \x81\x20 bytes;2\n");
+    std::fs::write(input.join("export.csv"), bytes).unwrap();
+    let mut wb = rust_xlsxwriter::Workbook::new();
+    let ws = wb.add_worksheet();
+    for (c, h) in ["id", "text", "tier"].iter().enumerate() {
+        ws.write(0, c as u16, *h).unwrap();
+    }
+    ws.write(1, 0, 7001).unwrap();
+    ws.write(1, 1, "請問可以退貨嗎？").unwrap();
+    ws.write(1, 2, "vip").unwrap();
+    ws.write(2, 0, 7002).unwrap();
+    ws.write(2, 2, "gold").unwrap();
+    wb.save(input.join("tickets.xlsx")).unwrap();
+    let w = dir.path().join("W");
+    let mut cmd = bin();
+    cmd.arg("score").arg(&input).arg("--out").arg(&w);
+    cmd.args(["--tasks", "sentiment", "--no-index"]);
+    let (out, _) = output(cmd);
+    assert!(out.contains("scored 3 of 5 records (2 rejected"), "{out}");
+    let scored = common::read_jsonl(&w.join("scored.jsonl"));
+    let text = |id: &str| {
+        scored
+            .iter()
+            .find(|l| l["id"] == id)
+            .map(|l| l["text"].as_str().unwrap().to_string())
+    };
+    assert_eq!(text("g1").as_deref(), Some("物流太慢了，等了一个星期"));
+    assert_eq!(text("7001").as_deref(), Some("請問可以退貨嗎？"));
+    let mut rej: Vec<(String, u64, String)> = common::read_jsonl(&w.join("rejects.jsonl"))
+        .iter()
+        .map(|r| {
+            (
+                r["id"].as_str().unwrap().to_string(),
+                r["line"].as_u64().unwrap(),
+                r["reason"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    rej.sort();
+    assert_eq!(rej.len(), 2, "{rej:?}");
+    assert_eq!((rej[0].0.as_str(), rej[0].1), ("7002", 3));
+    assert_eq!((rej[1].0.as_str(), rej[1].1), ("g3", 4));
+    assert!(
+        rej[1]
+            .2
+            .starts_with("bytes that are not valid gb18030 (the file's encoding was detected"),
+        "{}",
+        rej[1].2
+    );
+}
+
 /// Runs `cmd` with its stdout closed before it writes anything (as `| head -1` does once it
 /// has its line); returns stderr after checking that the command succeeded.
 fn run_with_closed_stdout(mut cmd: Command) -> String {

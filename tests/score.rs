@@ -119,9 +119,11 @@ fn every_record_ends_in_output_or_rejects_and_no_pii_leaks() {
     assert_eq!(reason("tickets.csv", 8).0, "text"); // only control characters
     assert_eq!(reason("tickets.csv", 12).0, "rating");
     assert!(reason("tickets.csv", 13).1.starts_with("duplicate id"));
-    assert_eq!(
-        reason("tickets.csv", 14),
-        ("text".into(), "invalid UTF-8".into())
+    let (field, why) = reason("tickets.csv", 14);
+    assert_eq!(field, "text");
+    assert!(
+        why.starts_with("invalid UTF-8 (if the file is not UTF-8"),
+        "{why}"
     );
     assert!(reason("more.jsonl", 2).1.starts_with("invalid JSON"));
     assert_eq!(reason("more.jsonl", 3).0, "text");

@@ -139,12 +139,20 @@ impl EncoderArgs {
 
 #[derive(Args)]
 pub(crate) struct ColumnArgs {
-    /// Input format [default: from the extension]
-    #[arg(long, value_parser = ["csv", "jsonl"])]
+    /// Input format [default: from the extension; .xlsx/.xls/.ods are spreadsheets]
+    #[arg(long, value_parser = ["csv", "jsonl", "xlsx"])]
     format: Option<String>,
-    /// CSV delimiter, one character (e.g. ';' or 'tab')
+    /// CSV delimiter, one character (e.g. ';' or 'tab') [default: tab for .tsv, else the one
+    /// of , ; tab | found most often in the header line]
     #[arg(long)]
     delimiter: Option<String>,
+    /// Text encoding of CSV/JSONL input: auto, utf-8, gb18030 (or gbk), big5, utf-16le, ...
+    /// [default: auto: UTF-16 by its byte-order mark, UTF-8, else GB18030]
+    #[arg(long)]
+    encoding: Option<String>,
+    /// Sheet of a spreadsheet input to read [default: the first]
+    #[arg(long)]
+    sheet: Option<String>,
     /// TOML file with a [columns] table mapping id/text/time/channel/rating/tier/product
     #[arg(long)]
     columns: Option<PathBuf>,
@@ -198,12 +206,20 @@ impl ColumnArgs {
         let format = match self.format.as_deref() {
             Some("csv") => Some(Format::Csv),
             Some("jsonl") => Some(Format::Jsonl),
+            Some("xlsx") => Some(Format::Sheet),
             _ => None,
         };
+        if let Some(e) = self.encoding.as_deref() {
+            if !e.eq_ignore_ascii_case("auto") {
+                vocmine::ingest::TextEncoding::from_label(e)?;
+            }
+        }
         Ok(IngestConfig {
             columns: cols,
             format,
             delimiter,
+            encoding: self.encoding.clone(),
+            sheet: self.sheet.clone(),
         })
     }
 }

@@ -254,7 +254,34 @@ pub(super) struct CsvIndex {
     rating: Option<usize>,
     tier: Option<usize>,
     product: Option<usize>,
-    names: Vec<String>,
+    pub(super) names: Vec<String>,
+}
+
+/// Picks the delimiter of a CSV file from its header line (the first line in `src`, which is not
+/// consumed): the one of `,` `;` tab `|` found most often outside double quotes; `,` on a tie
+/// or when none is found. Excel writes `;` where the decimal mark is a comma.
+pub(super) fn sniff_delimiter(src: &mut dyn std::io::BufRead) -> std::io::Result<u8> {
+    let buf = src.fill_buf()?;
+    let line = buf.split(|&b| b == b'\n').next().unwrap_or(&[]);
+    let mut counts = [0usize; 4];
+    let cands = [b',', b';', b'\t', b'|'];
+    let mut quoted = false;
+    for &b in line {
+        if b == b'"' {
+            quoted = !quoted;
+        } else if !quoted {
+            if let Some(i) = cands.iter().position(|&c| c == b) {
+                counts[i] += 1;
+            }
+        }
+    }
+    let mut best = 0;
+    for i in 1..cands.len() {
+        if counts[i] > counts[best] {
+            best = i;
+        }
+    }
+    Ok(cands[best])
 }
 
 /// Reads the header record and maps the columns.
@@ -283,6 +310,15 @@ pub(super) fn read_header(
         .iter()
         .map(|b| String::from_utf8_lossy(b).trim().to_string())
         .collect();
+    map_header(path, names, cols)
+}
+
+/// Maps the header's column names (of a CSV file or a sheet) to the fields of a comment.
+pub(super) fn map_header(
+    path: &Path,
+    names: Vec<String>,
+    cols: &super::ColumnMap,
+) -> Result<CsvIndex> {
     let find = |name: &str| names.iter().position(|n| n == name);
     let text = find(&cols.text).ok_or_else(|| {
         Error::input(
@@ -342,6 +378,22 @@ impl Reader {
             }
             Record::Fields { line, fields } => (line, fields),
         };
+        Some(Ok(self.fields_item(line, fields)))
+    }
+
+    /// Turns one record's fields (of a CSV file or a sheet) into a comment or a reject.
+    pub(super) fn fields_item(&mut self, line: u64, fields: Vec<Vec<u8>>) -> Item {
+        let idx = match &self.inner {
+            super::Inner::Csv { idx, .. } | super::Inner::Sheet { idx, .. } => idx,
+            super::Inner::Jsonl { .. } => {
+                let reason = "a JSONL record read as columns (a bug: please report it)".into();
+                return self.reject(None, line, None, reason);
+            }
+        };
+        let utf8 = |fields: &[Vec<u8>], i: Option<usize>| -> Option<String> {
+            i.and_then(|i| fields.get(i))
+                .and_then(|b| String::from_utf8(b.clone()).ok())
+        };
         let id_guess = utf8(&fields, idx.id);
         let n_fields = idx.names.len();
         if fields.len() != n_fields {
@@ -350,7 +402,7 @@ impl Reader {
                 n_fields,
                 fields.len()
             );
-            return Some(Ok(self.reject(id_guess, line, None, reason)));
+            return self.reject(id_guess, line, None, reason);
         }
         let cols = [
             idx.id,
@@ -369,8 +421,8 @@ impl Reader {
                     Ok(s) => vals.push(Some(s)),
                     Err(_) => {
                         let field = idx.names[i].clone();
-                        let reason = "invalid UTF-8".to_string();
-                        return Some(Ok(self.reject(id_guess, line, Some(&field), reason)));
+                        let reason = self.encoding.invalid_reason();
+                        return self.reject(id_guess, line, Some(&field), reason);
                     }
                 },
             }
@@ -385,7 +437,7 @@ impl Reader {
             tier: it.next().flatten(),
             product: it.next().flatten(),
         };
-        Some(Ok(self.finish(raw, line)))
+        self.finish(raw, line)
     }
 }
 

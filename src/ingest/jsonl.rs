@@ -77,7 +77,7 @@ impl Reader {
                     let reason = if utf8_ok {
                         format!("invalid JSON: {e}")
                     } else {
-                        "invalid UTF-8".to_string()
+                        self.encoding.invalid_reason()
                     };
                     return Some(Ok(self.reject(None, ln, None, reason)));
                 }
@@ -101,7 +101,12 @@ impl Reader {
             };
             let id_guess = id.as_ref().ok().cloned().flatten();
             if !utf8_ok {
-                return Some(Ok(self.reject(id_guess, ln, None, "invalid UTF-8".into())));
+                return Some(Ok(self.reject(
+                    id_guess,
+                    ln,
+                    None,
+                    self.encoding.invalid_reason(),
+                )));
             }
             let id = match id {
                 Ok(id) => id,

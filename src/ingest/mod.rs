@@ -1,12 +1,18 @@
 //! Ingest: stream comments out of CSV or JSONL files with a column mapping.
 //!
 //! Records are read one at a time (a 2 GB file is never held in memory); `.gz` files are
-//! decompressed as they are read. Every record becomes either a [`Comment`] or a [`Reject`]
-//! naming file, line, field and reason. The CSV reader is in `csv.rs`, the JSONL reader in
-//! `jsonl.rs`.
+//! decompressed as they are read, and files in another encoding than UTF-8 (GB18030/GBK,
+//! Big5, UTF-16, detected or named) are transcoded as they are read. Every record becomes
+//! either a [`Comment`] or a [`Reject`] naming file, line, field and reason. The CSV reader is
+//! in `csv.rs`, the JSONL reader in `jsonl.rs`, spreadsheets in `sheet.rs`, encodings in
+//! `decode.rs`.
 
 mod csv;
+mod decode;
 mod jsonl;
+mod sheet;
+
+pub use self::decode::TextEncoding;
 
 pub use self::csv::{MAX_QUOTED_BYTES, MAX_QUOTED_LINES};
 
@@ -79,6 +85,8 @@ pub enum Format {
     Csv,
     /// One JSON object per line.
     Jsonl,
+    /// A spreadsheet (`.xlsx`, `.xlsm`, `.xls`, `.ods`): one sheet, header in its first row.
+    Sheet,
 }
 
 /// The extension of a file's data, looking through a `.gz` suffix, lower-cased.
@@ -103,15 +111,18 @@ impl Format {
         match data_extension(path)?.as_str() {
             "csv" | "tsv" | "txt" => Some(Format::Csv),
             "jsonl" | "ndjson" | "json" => Some(Format::Jsonl),
+            "xlsx" | "xlsm" | "xls" | "ods" if !is_gzip(path) => Some(Format::Sheet),
             _ => None,
         }
     }
 
     /// Whether a file found in an input folder is read as data: `.csv`, `.tsv`, `.jsonl`,
-    /// `.ndjson`, `.json` (each also with `.gz`). `.txt` files are read only when named.
+    /// `.ndjson`, `.json` (each also with `.gz`), `.xlsx`, `.xlsm`, `.xls`, `.ods`. `.txt`
+    /// files are read only when named.
     pub fn is_data_file(path: &Path) -> bool {
         data_extension(path)
             .is_some_and(|e| matches!(e.as_str(), "csv" | "tsv" | "jsonl" | "ndjson" | "json"))
+            || Format::from_path(path) == Some(Format::Sheet)
     }
 }
 
@@ -122,8 +133,14 @@ pub struct IngestConfig {
     pub columns: ColumnMap,
     /// Format; guessed from the extension when `None`.
     pub format: Option<Format>,
-    /// CSV delimiter; `None` means `,` (or tab for `.tsv`).
+    /// CSV delimiter; `None` means tab for `.tsv`, else the one of `,` `;` tab `|` that the
+    /// header line holds most often outside quotes (`,` on a tie or when it holds none).
     pub delimiter: Option<u8>,
+    /// Text encoding as a WHATWG label (`gb18030`, `big5`, `utf-16le`, ...); `None` or `auto`
+    /// detects it ([`decode::detect`]: UTF-16 by its byte-order mark, UTF-8, else GB18030).
+    pub encoding: Option<String>,
+    /// The sheet of a spreadsheet to read; `None` reads the first.
+    pub sheet: Option<String>,
 }
 
 /// One item read from the input: a comment, or a record that was rejected.
@@ -232,6 +249,7 @@ pub struct Reader {
     file_no: u32,
     inner: Inner,
     ids: SeenIds,
+    encoding: TextEncoding,
 }
 
 enum Inner {
@@ -244,6 +262,10 @@ enum Inner {
         line: u64,
         buf: Vec<u8>,
         columns: ColumnMap,
+    },
+    Sheet {
+        rows: sheet::Rows,
+        idx: csv::CsvIndex,
     },
 }
 
@@ -260,13 +282,26 @@ impl Reader {
                     "cannot tell the format from the extension: name it with --format csv|jsonl",
                 )
             })?;
+        if format == Format::Sheet {
+            let (rows, idx) = sheet::open(path, cfg.sheet.as_deref(), &cfg.columns)?;
+            return Ok(Reader::new(
+                path,
+                Inner::Sheet { rows, idx },
+                TextEncoding::utf8(),
+            ));
+        }
         let f = File::open(path).map_err(|e| Error::io(path, e))?;
-        let src: Box<dyn BufRead + Send> = if is_gzip(path) {
+        let mut src: Box<dyn BufRead + Send> = if is_gzip(path) {
             let gz = flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 16, f));
             Box::new(BufReader::with_capacity(1 << 20, gz))
         } else {
             Box::new(BufReader::with_capacity(1 << 20, f))
         };
+        let encoding = decode::resolve(path, cfg.encoding.as_deref(), &mut src)?;
+        if !encoding.is_utf8() {
+            let t = decode::Transcode::new(src, encoding.encoding);
+            src = Box::new(BufReader::with_capacity(1 << 20, t));
+        }
         let inner = match format {
             Format::Jsonl => Inner::Jsonl {
                 rdr: src,
@@ -276,21 +311,37 @@ impl Reader {
             },
             Format::Csv => {
                 let tsv = data_extension(path).is_some_and(|e| e == "tsv");
-                let delim = cfg.delimiter.unwrap_or(if tsv { b'\t' } else { b',' });
+                let delim = match cfg.delimiter {
+                    Some(d) => d,
+                    None if tsv => b'\t',
+                    None => csv::sniff_delimiter(&mut src).map_err(|e| Error::io(path, e))?,
+                };
                 let mut records = csv::Records::new(src, delim);
                 let idx = csv::read_header(path, &mut records, &cfg.columns)?;
                 Inner::Csv { records, idx }
             }
+            // opened above, before the byte stream
+            Format::Sheet => return Err(Error::input(path, "a spreadsheet read as text")),
         };
+        Ok(Reader::new(path, inner, encoding))
+    }
+
+    fn new(path: &Path, inner: Inner, encoding: TextEncoding) -> Reader {
         let file = path.display().to_string();
         let mut ids = SeenIds::default();
         let file_no = ids.add_file(&file);
-        Ok(Reader {
+        Reader {
             file,
             file_no,
             inner,
             ids,
-        })
+            encoding,
+        }
+    }
+
+    /// The text encoding the file is read in (detected or named).
+    pub fn encoding(&self) -> TextEncoding {
+        self.encoding
     }
 
     /// Checks ids against `ids` (those of the files read before in the run) instead of this
@@ -394,6 +445,10 @@ impl Iterator for Reader {
         match self.inner {
             Inner::Csv { .. } => self.next_csv(),
             Inner::Jsonl { .. } => self.next_jsonl(),
+            Inner::Sheet { ref mut rows, .. } => {
+                let (line, fields) = rows.next()?;
+                Some(Ok(self.fields_item(line, fields)))
+            }
         }
     }
 }
@@ -425,7 +480,8 @@ pub fn expand_inputs(inputs: &[PathBuf]) -> Result<Inputs> {
                     out.skipped.push((f, why.into()));
                 } else if !Format::is_data_file(&f) {
                     let why = "not a data file (.csv, .tsv, .jsonl, .ndjson, .json, or one of \
-                               them .gz); name it on the command line to read it";
+                               them .gz, .xlsx, .xls, .ods); name it on the command line to \
+                               read it";
                     out.skipped.push((f, why.into()));
                 } else {
                     out.files.push(f);
@@ -442,3 +498,5 @@ pub fn expand_inputs(inputs: &[PathBuf]) -> Result<Inputs> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_formats;

@@ -33,6 +33,7 @@ fn csv_with_bom_semicolons_and_bad_rows() {
         },
         format: None,
         delimiter: Some(b';'),
+        ..IngestConfig::default()
     };
     let items = read_all(&p, &cfg);
     assert_eq!(items.len(), 6);
@@ -51,7 +52,14 @@ fn csv_with_bom_semicolons_and_bad_rows() {
             _ => None,
         })
         .collect();
-    assert_eq!(reasons[0], (3, Some("body".into()), "invalid UTF-8".into()));
+    assert_eq!((reasons[0].0, reasons[0].1.as_deref()), (3, Some("body")));
+    assert!(
+        reasons[0].2.starts_with(
+            "invalid UTF-8 (if the file is not UTF-8, name its encoding with --encoding"
+        ),
+        "{}",
+        reasons[0].2
+    );
     assert_eq!(reasons[1].0, 4);
     assert!(reasons[1].2.contains("expected 3 fields"));
     assert_eq!(reasons[2].2, "duplicate id (first seen at line 2)");
