@@ -327,7 +327,8 @@ fn journey_section(r: &Report) -> String {
     s
 }
 
-/// Redraws the journey table and curve from the per-segment counts when a filter changes.
+/// Redraws the journey table and curve from the per-segment counts when a filter changes. A
+/// link can preselect filters: `report.html#channel=wechat&tier=vip` (values as listed).
 const JOURNEY_JS: &str = r#"(function(){
 var D=JSON.parse(document.getElementById('journey-data').textContent),S=D.seg,G=D.geom,n=S.stages.length;
 function esc(t){return String(t).replace(/[&<>"']/g,function(c){return{'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;',"'":'&#39;'}[c];});}
@@ -357,6 +358,8 @@ function draw(){
  document.getElementById('jline').setAttribute('points',pts.join(' '));
  document.getElementById('journey-table').setAttribute('data-filtered',f.join(','));}
 ['f-channel','f-product','f-tier'].forEach(function(id){document.getElementById(id).addEventListener('change',draw);});
+location.hash.slice(1).split('&').forEach(function(kv){var p=kv.split('='),e=document.getElementById('f-'+p[0]);if(!e||p.length<2)return;
+ var v=decodeURIComponent(p[1]);for(var i=0;i<e.options.length;i++)if(e.options[i].text===v)e.value=e.options[i].value;});
 draw();})();"#;
 
 /// Shows the font warning when Chinese characters would render as empty boxes: '中' drawn in
