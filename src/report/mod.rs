@@ -531,3 +531,6 @@ fn fold_alerts(mut alerts: Vec<Alert>) -> Vec<Alert> {
     });
     kept
 }
+
+#[cfg(test)]
+mod tests;
