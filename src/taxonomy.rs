@@ -355,7 +355,11 @@ mod tests {
             // Seeds in simplified and traditional Chinese and in English.
             let has = |f: fn(char) -> bool| c.examples.iter().any(|e| e.chars().any(f));
             assert!(has(|ch| ch.is_ascii_alphabetic()), "{}", c.id);
-            assert!(has(|ch| ('\u{4e00}'..='\u{9fff}').contains(&ch)), "{}", c.id);
+            assert!(
+                has(|ch| ('\u{4e00}'..='\u{9fff}').contains(&ch)),
+                "{}",
+                c.id
+            );
             assert!(!c.name_zh.is_empty() && !c.name_en.is_empty());
         }
     }

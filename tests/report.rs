@@ -148,7 +148,11 @@ fn report_figures_spikes_determinism_and_html() {
     let alerts = r["alerts"].as_array().unwrap();
     let mut seen = std::collections::BTreeSet::new();
     for a in alerts {
-        let k = (a["period"].to_string(), a["key"].to_string(), a["kind"].to_string());
+        let k = (
+            a["period"].to_string(),
+            a["key"].to_string(),
+            a["kind"].to_string(),
+        );
         assert!(seen.insert(k), "two alerts for one group and period: {a}");
     }
     assert!(
@@ -201,15 +205,25 @@ fn report_figures_spikes_determinism_and_html() {
             .iter()
             .filter(|s| s["journey_stage"]["label"] == key)
             .collect();
-        assert_eq!(st["volume"].as_u64().unwrap() as usize, members.len(), "{key}");
+        assert_eq!(
+            st["volume"].as_u64().unwrap() as usize,
+            members.len(),
+            "{key}"
+        );
         assert!(!members.is_empty(), "{key}");
         let mean = members
             .iter()
             .map(|s| s["sentiment"]["score"].as_f64().unwrap())
             .sum::<f64>()
             / members.len() as f64;
-        assert!((st["mean_sentiment"].as_f64().unwrap() - mean).abs() < 1e-6, "{st}");
-        let rated: Vec<f64> = members.iter().filter_map(|s| s["rating"].as_f64()).collect();
+        assert!(
+            (st["mean_sentiment"].as_f64().unwrap() - mean).abs() < 1e-6,
+            "{st}"
+        );
+        let rated: Vec<f64> = members
+            .iter()
+            .filter_map(|s| s["rating"].as_f64())
+            .collect();
         if rated.is_empty() {
             assert!(st["rating"].is_null());
         } else {
@@ -225,7 +239,10 @@ fn report_figures_spikes_determinism_and_html() {
         }
         let top = &st["top_pain_points"].as_array().unwrap()[0];
         assert_eq!(top["count"].as_u64(), pains.values().max().copied(), "{st}");
-        assert_eq!(pains[top["key"].as_str().unwrap()], top["count"].as_u64().unwrap());
+        assert_eq!(
+            pains[top["key"].as_str().unwrap()],
+            top["count"].as_u64().unwrap()
+        );
         // Examples are the stage's own comments, quoted as scored (masked).
         for e in st["examples"].as_array().unwrap() {
             let id = e["id"].as_str().unwrap();
@@ -305,7 +322,15 @@ fn report_figures_spikes_determinism_and_html() {
         .collect();
     assert_eq!(
         names,
-        ["售前咨询", "下单支付", "物流配送", "使用体验", "售后退换", "客服服务", "账户会员"]
+        [
+            "售前咨询",
+            "下单支付",
+            "物流配送",
+            "使用体验",
+            "售后退换",
+            "客服服务",
+            "账户会员"
+        ]
     );
     let zh_delivery = zh["pain_points"]
         .as_array()
@@ -327,7 +352,10 @@ fn report_figures_spikes_determinism_and_html() {
     // for all comments are the report's.
     let url = format!("file://{}", run.join("report.html").display());
     let dom = dump_dom(chromium, &d.join("chrome"), &url);
-    assert!(dom.contains("data-filtered=\"-1,-1,-1\""), "the journey script did not run");
+    assert!(
+        dom.contains("data-filtered=\"-1,-1,-1\""),
+        "the journey script did not run"
+    );
     for (i, st) in journey.iter().enumerate() {
         assert_eq!(cell(&dom, &format!("jn{i}")), st["volume"].to_string());
     }
@@ -373,10 +401,19 @@ fn journey_stage_counts_on_a_small_fixture() {
     let d = tmp.path();
     let rows = [
         ("pre_purchase", "请问这款电饭煲有没有现货？想下周买"),
-        ("pre_purchase", "Does this vacuum come in white? Thinking of ordering one."),
-        ("purchase_payment", "付款的时候一直提示支付失败，换了两张卡都不行"),
+        (
+            "pre_purchase",
+            "Does this vacuum come in white? Thinking of ordering one.",
+        ),
+        (
+            "purchase_payment",
+            "付款的时候一直提示支付失败，换了两张卡都不行",
+        ),
         ("delivery", "快递一个星期了还没到，物流信息也不更新"),
-        ("delivery", "The courier left my parcel outside in the rain."),
+        (
+            "delivery",
+            "The courier left my parcel outside in the rain.",
+        ),
         ("delivery", "外卖骑手迟到了一个小时，饭都凉了"),
         ("use", "耳机用了两周左边就没声音了，质量太差"),
         ("after_sales_returns", "退货寄回去三个星期了，退款还没到账"),
@@ -392,7 +429,12 @@ fn journey_stage_counts_on_a_small_fixture() {
     let run = d.join("run");
     common::vocmine_in(
         d,
-        &["score", input.to_str().unwrap(), "--out", run.to_str().unwrap()],
+        &[
+            "score",
+            input.to_str().unwrap(),
+            "--out",
+            run.to_str().unwrap(),
+        ],
     );
     common::vocmine_in(d, &["report", run.to_str().unwrap()]);
     let r: serde_json::Value =
@@ -401,11 +443,21 @@ fn journey_stage_counts_on_a_small_fixture() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|s| (s["key"].as_str().unwrap().to_string(), s["volume"].as_u64().unwrap()))
+        .map(|s| {
+            (
+                s["key"].as_str().unwrap().to_string(),
+                s["volume"].as_u64().unwrap(),
+            )
+        })
         .collect();
     let want: Vec<(String, u64)> = STAGES
         .iter()
-        .map(|k| (k.to_string(), rows.iter().filter(|r| r.0 == *k).count() as u64))
+        .map(|k| {
+            (
+                k.to_string(),
+                rows.iter().filter(|r| r.0 == *k).count() as u64,
+            )
+        })
         .collect();
     assert_eq!(got, want);
 }

@@ -241,9 +241,7 @@ fn journey_section(r: &Report) -> String {
     let scale = r.rating.as_ref().map(|x| x.scale.to_uppercase());
     let mut s = String::from("<h2>Customer journey</h2>");
     let select = |id: &str, label: &str, values: &[String]| {
-        let mut o = format!(
-            "<label>{label} <select id=\"{id}\"><option value=\"-1\">all</option>"
-        );
+        let mut o = format!("<label>{label} <select id=\"{id}\"><option value=\"-1\">all</option>");
         for (i, v) in values.iter().enumerate() {
             let shown = if v.is_empty() { "(none given)" } else { v };
             let _ = write!(o, "<option value=\"{i}\">{}</option>", escape_html(shown));
@@ -268,7 +266,11 @@ fn journey_section(r: &Report) -> String {
             .iter()
             .map(|p| format!("{} ({})", escape_html(&p.name), p.count))
             .collect();
-        let cls = if st.mean_sentiment < 0.0 { "neg" } else { "pos" };
+        let cls = if st.mean_sentiment < 0.0 {
+            "neg"
+        } else {
+            "pos"
+        };
         let _ = write!(
             s,
             "<tr><td class=\"l\">{}</td><td id=\"jn{i}\">{}</td><td id=\"js{i}\">{}</td><td id=\"jm{i}\" class=\"{cls}\">{:+.2}</td><td id=\"jg{i}\">{}</td>",
@@ -416,7 +418,13 @@ fn group_table(title: &str, groups: &[GroupStats], rating_scale: Option<&str>) -
     ];
     if let Some(sc) = rating_scale {
         items.push((
-            if sc == "nps" { "NPS" } else if sc == "ces" { "CES" } else { "CSAT" },
+            if sc == "nps" {
+                "NPS"
+            } else if sc == "ces" {
+                "CES"
+            } else {
+                "CSAT"
+            },
             "the rating metric over the group's rated comments (n: rated comments).",
         ));
         items.push(("impact", "as Thematic defines it: the overall score minus the score without this group's comments, in points; negative: the group pulls the score down by that much."));
@@ -512,7 +520,11 @@ pub fn to_html(r: &Report) -> String {
         .iter()
         .map(|g| (g.name.clone(), g.priority))
         .collect();
-    s += &bars(&items, "#d9534f", "priority (sum of negativity x tier weight)");
+    s += &bars(
+        &items,
+        "#d9534f",
+        "priority (sum of negativity x tier weight)",
+    );
     s += &group_table("pain point", &r.pain_points, scale);
     s += "<h2>Sentiment over time</h2>";
     s += &timeline(r);

@@ -353,7 +353,10 @@ pub fn build(scored: &[Scored], topics: &HashMap<String, TopicTag>, cfg: &Report
                         baseline_sd: sd,
                         z,
                         related: Vec::new(),
-                        ids: ids_by_period.get(keys[i].as_str()).cloned().unwrap_or_default(),
+                        ids: ids_by_period
+                            .get(keys[i].as_str())
+                            .cloned()
+                            .unwrap_or_default(),
                     });
                 }
                 let share = |j: usize| {

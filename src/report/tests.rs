@@ -76,13 +76,7 @@ fn the_journey_table_counts_each_stage_in_order() {
     assert!((d.mean_sentiment - (-0.8 - 0.4 + 0.6) / 3.0).abs() < 1e-6);
     assert!((d.negative_share - 2.0 / 3.0).abs() < 1e-9);
     // CSAT over the two rated delivery comments: one of them 4-5.
-    assert_eq!(
-        d.rating,
-        Some(StageRating {
-            value: 50.0,
-            n: 2
-        })
-    );
+    assert_eq!(d.rating, Some(StageRating { value: 50.0, n: 2 }));
     assert_eq!(d.top_pain_points[0].key, "delivery");
     assert_eq!(d.top_pain_points[0].name, "物流配送");
     assert_eq!(d.top_pain_points[0].count, 2);
@@ -107,7 +101,10 @@ fn the_journey_table_counts_each_stage_in_order() {
 #[test]
 fn names_follow_the_language_and_fall_back_to_ids() {
     let en = shipped_names("en");
-    assert_eq!(en.name("journey_stage", "after_sales_returns"), "After-sales & returns");
+    assert_eq!(
+        en.name("journey_stage", "after_sales_returns"),
+        "After-sales & returns"
+    );
     assert_eq!(shipped_names("zh").name("intent", "complaint"), "投诉");
     assert_eq!(en.name("pain_point", "not_in_taxonomy"), "not_in_taxonomy");
     assert_eq!(Names::ids("en").name("pain_point", "delivery"), "delivery");
@@ -134,8 +131,20 @@ fn alert(kind: &str, key: &str, metric: &str, z: f64, ids: &[&str]) -> Alert {
 fn one_alert_per_event() {
     let a = fold_alerts(vec![
         alert("topic", "3", "volume", 9.0, &["a", "b", "c"]),
-        alert("pain_point", "delivery", "volume", 5.0, &["a", "b", "c", "d"]),
-        alert("pain_point", "delivery", "negative_share", 4.0, &["a", "b", "c", "d"]),
+        alert(
+            "pain_point",
+            "delivery",
+            "volume",
+            5.0,
+            &["a", "b", "c", "d"],
+        ),
+        alert(
+            "pain_point",
+            "delivery",
+            "negative_share",
+            4.0,
+            &["a", "b", "c", "d"],
+        ),
         alert("topic", "7", "volume", 3.0, &["d", "x", "y"]),
         alert("pain_point", "price", "volume", 3.5, &["p", "q"]),
     ]);
