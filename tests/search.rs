@@ -337,6 +337,20 @@ fn http_api_serves_concurrent_requests_and_rejects_bad_parameters() {
     let lib = run_search(&open(run), &req);
     assert_eq!(v["total"].as_u64().unwrap(), lib.total);
     assert_eq!(v["hits"].as_array().unwrap().len() as u64, lib.total);
+    // The journey-stage filter by its short name: every hit in that stage.
+    let (st, v) = common::http_get(&addr, "/search?stage=customer_service&limit=300");
+    assert_eq!(st, 200, "{v}");
+    let want = common::read_jsonl(&run.join("scored.jsonl"))
+        .iter()
+        .filter(|s| s["journey_stage"]["label"] == "customer_service")
+        .count();
+    assert!(want > 0);
+    assert_eq!(v["total"].as_u64().unwrap() as usize, want);
+    assert!(v["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|h| h["journey_stage"] == "customer_service"));
 
     for bad in [
         "/search?limit=abc",
