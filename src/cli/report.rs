@@ -67,9 +67,16 @@ pub(crate) fn cmd_report(a: ReportArgs) -> Result<()> {
     } else {
         HashMap::new()
     };
-    let model_dir = match &a.model {
-        Some(m) => m.clone(),
-        None => vocmine::model::default_model_dir()?,
+    // Names come from the model's taxonomies; without a model the ids are shown, and said so.
+    let names = match &a.model {
+        Some(m) => Names::from_model(m, &a.lang)?,
+        None => match vocmine::model::default_model_dir() {
+            Ok(m) => Names::from_model(&m, &a.lang)?,
+            Err(e) => {
+                eprintln!("no model found ({e}): categories are shown by id");
+                Names::ids(&a.lang)
+            }
+        },
     };
     let cfg = ReportConfig {
         period_days: if a.period == "day" { 1 } else { 7 },
@@ -78,7 +85,7 @@ pub(crate) fn cmd_report(a: ReportArgs) -> Result<()> {
         min_count: a.min_count,
         tier_weights: crate::cli::search::parse_tier_weights(&a.tier_weights)?,
         rating_scale: a.rating_scale.clone(),
-        names: Names::from_model(&model_dir, &a.lang)?,
+        names,
     };
     let r = build(&scored, &topics, &cfg);
     let json = serde_json::to_string_pretty(&r)? + "\n";
