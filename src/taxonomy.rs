@@ -337,6 +337,31 @@ mod tests {
             assert!(c.kind.is_some(), "{} lacks its pain-point type", c.id);
             assert!(c.examples.len() >= 5);
         }
+        let stage = Taxonomy::load(&root.join("journey_stage.toml")).unwrap();
+        assert_eq!(
+            stage.labels(),
+            [
+                "pre_purchase",
+                "purchase_payment",
+                "delivery",
+                "use",
+                "after_sales_returns",
+                "customer_service",
+                "account_membership",
+                "other"
+            ]
+        );
+        for c in &stage.categories {
+            // Seeds in simplified and traditional Chinese and in English.
+            let has = |f: fn(char) -> bool| c.examples.iter().any(|e| e.chars().any(f));
+            assert!(has(|ch| ch.is_ascii_alphabetic()), "{}", c.id);
+            assert!(
+                has(|ch| ('\u{4e00}'..='\u{9fff}').contains(&ch)),
+                "{}",
+                c.id
+            );
+            assert!(!c.name_zh.is_empty() && !c.name_en.is_empty());
+        }
     }
 
     #[test]

@@ -124,13 +124,23 @@ fn filters_and_facets_match_the_scored_jsonl() {
         },
     );
     assert_eq!(all.total as usize, scored.len());
-    for task in ["sentiment", "intent", "pain_point"] {
+    for task in ["sentiment", "intent", "pain_point", "journey_stage"] {
         let mut want: BTreeMap<String, u64> = BTreeMap::new();
         for s in &scored {
             *want.entry(label(s, task)).or_default() += 1;
         }
         assert_eq!(all.facets.tags[task], want, "{task}");
     }
+    // The journey-stage filter by its HTTP name `stage` (two values: any of them).
+    let req = SearchRequest::from_params([("stage", "delivery,use"), ("limit", "1000")]).unwrap();
+    let r = run_search(&idx, &req);
+    let want: BTreeSet<String> = scored
+        .iter()
+        .filter(|s| ["delivery", "use"].contains(&label(s, "journey_stage").as_str()))
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(want.len() > 20, "{}", want.len());
+    assert_eq!(ids(&r), want);
 
     // negative + complaint + VIP (tier given in any case) since 2026-10-01.
     let mut req = SearchRequest {
@@ -268,6 +278,26 @@ fn cli_search_json_and_clear_errors() {
     }
     assert!(v["facets"]["sentiment"]["negative"].as_u64().unwrap() >= 3);
 
+    // --stage: every hit in that journey stage, as many as the facet counts.
+    let o = vocmine()
+        .arg("search")
+        .arg(run)
+        .args(["--stage", "after_sales_returns", "--json", "--limit", "300"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let hits = v["hits"].as_array().unwrap();
+    assert!(!hits.is_empty());
+    assert_eq!(hits.len() as u64, v["total"].as_u64().unwrap());
+    for h in hits {
+        assert_eq!(h["journey_stage"], "after_sales_returns", "{h}");
+    }
+    assert_eq!(
+        v["facets"]["journey_stage"]["after_sales_returns"],
+        v["total"]
+    );
+
     for (args, want) in [
         (vec!["\"退款"], "cannot parse query"),
         (vec!["x", "--since", "last week"], "since"),
@@ -307,6 +337,20 @@ fn http_api_serves_concurrent_requests_and_rejects_bad_parameters() {
     let lib = run_search(&open(run), &req);
     assert_eq!(v["total"].as_u64().unwrap(), lib.total);
     assert_eq!(v["hits"].as_array().unwrap().len() as u64, lib.total);
+    // The journey-stage filter by its short name: every hit in that stage.
+    let (st, v) = common::http_get(&addr, "/search?stage=customer_service&limit=300");
+    assert_eq!(st, 200, "{v}");
+    let want = common::read_jsonl(&run.join("scored.jsonl"))
+        .iter()
+        .filter(|s| s["journey_stage"]["label"] == "customer_service")
+        .count();
+    assert!(want > 0);
+    assert_eq!(v["total"].as_u64().unwrap() as usize, want);
+    assert!(v["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|h| h["journey_stage"] == "customer_service"));
 
     for bad in [
         "/search?limit=abc",

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::io::BufRead;
 use std::path::PathBuf;
 use vocmine::record::Scored;
-use vocmine::report::{build, to_html, ReportConfig};
+use vocmine::report::{build, to_html, Names, ReportConfig};
 
 #[derive(Args)]
 pub(crate) struct ReportArgs {
@@ -30,6 +30,13 @@ pub(crate) struct ReportArgs {
     /// Rating scale: csat (1-5, % of 4-5), nps (0-10), ces (mean effort), auto
     #[arg(long, default_value = "auto", value_parser = ["auto", "csat", "nps", "ces"])]
     rating_scale: String,
+    /// Language of category names (from the model's taxonomies): en or zh
+    #[arg(long, default_value = "en", value_parser = ["en", "zh"])]
+    lang: String,
+    /// Model folder whose taxonomies name the categories [default: $VOCMINE_MODEL, else the
+    /// shipped model]
+    #[arg(long)]
+    model: Option<PathBuf>,
 }
 
 pub(crate) fn cmd_report(a: ReportArgs) -> Result<()> {
@@ -60,6 +67,17 @@ pub(crate) fn cmd_report(a: ReportArgs) -> Result<()> {
     } else {
         HashMap::new()
     };
+    // Names come from the model's taxonomies; without a model the ids are shown, and said so.
+    let names = match &a.model {
+        Some(m) => Names::from_model(m, &a.lang)?,
+        None => match vocmine::model::default_model_dir() {
+            Ok(m) => Names::from_model(&m, &a.lang)?,
+            Err(e) => {
+                eprintln!("no model found ({e}): categories are shown by id");
+                Names::ids(&a.lang)
+            }
+        },
+    };
     let cfg = ReportConfig {
         period_days: if a.period == "day" { 1 } else { 7 },
         sigma: a.sigma,
@@ -67,6 +85,7 @@ pub(crate) fn cmd_report(a: ReportArgs) -> Result<()> {
         min_count: a.min_count,
         tier_weights: crate::cli::search::parse_tier_weights(&a.tier_weights)?,
         rating_scale: a.rating_scale.clone(),
+        names,
     };
     let r = build(&scored, &topics, &cfg);
     let json = serde_json::to_string_pretty(&r)? + "\n";
@@ -89,7 +108,7 @@ pub(crate) fn cmd_report(a: ReportArgs) -> Result<()> {
     println!("top pain points by priority:");
     for g in r.pain_points.iter().take(5) {
         println!(
-            "  {:<12} {:>4} comments, {:>3.0}% negative, priority {:.1}",
+            "  {:<22} {:>4} comments, {:>3.0}% negative, priority {:.1}",
             g.name,
             g.volume,
             g.negative_share * 100.0,

@@ -55,6 +55,10 @@ pub(crate) struct SearchArgs {
     /// Pain-point category filter
     #[arg(long)]
     pain_point: Option<String>,
+    /// Journey-stage filter (pre_purchase, purchase_payment, delivery, use,
+    /// after_sales_returns, customer_service, account_membership, other)
+    #[arg(long)]
+    stage: Option<String>,
     /// Channel filter
     #[arg(long)]
     channel: Option<String>,
@@ -258,6 +262,7 @@ fn request(a: &SearchArgs) -> Result<SearchRequest> {
         ("sentiment", &a.sentiment),
         ("intent", &a.intent),
         ("pain_point", &a.pain_point),
+        ("journey_stage", &a.stage),
         ("channel", &a.channel),
         ("tier", &a.tier),
         ("product", &a.product),
@@ -306,12 +311,13 @@ fn print_human(r: &SearchResponse) -> std::io::Result<()> {
     for h in &r.hits {
         let tag = |k: &str| h.tags.get(k).map(String::as_str).unwrap_or("-");
         outln!(
-            "\n{}  score {:.2}  {} {} {}  {} {}  {}",
+            "\n{}  score {:.2}  {} {} {} {}  {} {}  {}",
             h.id,
             h.score,
             tag("sentiment"),
             tag("intent"),
             tag("pain_point"),
+            tag("journey_stage"),
             tag("channel"),
             tag("tier"),
             h.time.as_deref().unwrap_or("")

@@ -73,6 +73,7 @@ pub const TAG_FIELDS: &[&str] = &[
     "intent",
     "pain_point",
     "pain_type",
+    "journey_stage",
     "channel",
     "tier",
     "product",
@@ -421,7 +422,7 @@ impl SearchIndex {
         put("channel", s.channel.as_deref());
         put("tier", s.tier.as_deref());
         put("product", s.product.as_deref());
-        for task in ["sentiment", "intent", "pain_point"] {
+        for task in ["sentiment", "intent", "pain_point", "journey_stage"] {
             put(task, s.tasks.get(task).map(|t| t.label.as_str()));
         }
         put(

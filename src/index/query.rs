@@ -73,7 +73,7 @@ pub struct DateBucket {
 /// Facet counts over all hits (not just the returned page).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Facets {
-    /// Counts per value of each tag field (sentiment, intent, pain_point, channel, tier, lang).
+    /// Counts per value of each tag field (sentiment, intent, pain_point, journey_stage, channel, tier, lang).
     #[serde(flatten)]
     pub tags: BTreeMap<String, BTreeMap<String, u64>>,
     /// Counts per topic id.
@@ -101,6 +101,7 @@ pub const FACET_FIELDS: &[&str] = &[
     "sentiment",
     "intent",
     "pain_point",
+    "journey_stage",
     "channel",
     "tier",
     "lang",

@@ -116,8 +116,9 @@ pub fn parse_until(s: &str) -> Result<i64> {
 
 impl SearchRequest {
     /// Builds a request from key/value parameters (the HTTP API's query string). Accepted
-    /// keys: `q`, the tag names (`sentiment`, `intent`, `pain_point`, `channel`, `tier`,
-    /// `product`, `lang`, `pain_type`; comma-separated values), `topic`, `since`, `until`,
+    /// keys: `q`, the tag names (`sentiment`, `intent`, `pain_point`, `journey_stage` (or its
+    /// short name `stage`), `channel`, `tier`, `product`, `lang`, `pain_type`; comma-separated
+    /// values), `topic`, `since`, `until`,
     /// `limit`, `offset`, `sort`, `boost`, `interval_days`. Unknown keys are errors.
     pub fn from_params<'a>(params: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self> {
         let mut r = SearchRequest::default();
@@ -158,12 +159,14 @@ impl SearchRequest {
                         .filter(|d| *d > 0)
                         .ok_or_else(|| bad("a positive number of days"))?
                 }
+                // `stage` is the short name of the journey-stage filter (the CLI's --stage).
+                "stage" => r.add_tag("journey_stage", v),
                 _ if TAG_FIELDS.contains(&k) => {
                     r.add_tag(k, v);
                 }
                 _ => {
                     return Err(Error::Query(format!(
-                        "unknown parameter {k:?} (known: q, {}, topic, since, until, limit, \
+                        "unknown parameter {k:?} (known: q, {}, stage, topic, since, until, limit, \
                          offset, sort, boost, interval_days)",
                         TAG_FIELDS.join(", ")
                     )))

@@ -5,11 +5,21 @@
 //! x customer-tier weight, see [`crate::index::severity`]), so volume, negativity and tier all
 //! count. Periods are ISO weeks (Monday, UTC) or days. A spike is a period whose volume or
 //! negative share is more than `sigma` standard deviations above the mean of the `baseline`
-//! periods before it (and at least `min_count` comments).
+//! periods before it (and at least `min_count` comments). One event is alerted once: spikes of
+//! the same period whose comments overlap by half or more (a pain point and the topics made of
+//! the same complaints, or a group's volume and negative share) become one alert, the others
+//! listed under it as `related`.
+//!
+//! Impact is Thematic's: the overall rating metric minus the metric over the comments outside
+//! the group (what the score would be without the theme).
 
 mod html;
+mod journey;
+mod names;
 
 pub use html::to_html;
+pub use journey::{Candidate, Cell, NamedCount, Segments, StageRating, StageStats};
+pub use names::{Names, DEFAULT_STAGES};
 
 use crate::index::{severity, TopicTag};
 use crate::record::{civil_date, parse_time, Scored};
@@ -31,6 +41,8 @@ pub struct ReportConfig {
     pub tier_weights: BTreeMap<String, f64>,
     /// Rating scale: `csat` (1-5), `nps` (0-10), `ces` (1-7), or `auto` (max > 5: nps).
     pub rating_scale: String,
+    /// Category names in the report's language and the journey-stage order.
+    pub names: Names,
 }
 
 impl Default for ReportConfig {
@@ -42,6 +54,7 @@ impl Default for ReportConfig {
             min_count: 3,
             tier_weights: crate::index::default_tier_weights(),
             rating_scale: "auto".into(),
+            names: Names::ids("en"),
         }
     }
 }
@@ -73,8 +86,40 @@ pub struct GroupStats {
     /// Rating metric over the group's rated comments, and the overall metric without them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rating: Option<RatingImpact>,
-    /// Up to three example ids (most severe first).
-    pub examples: Vec<String>,
+    /// Up to three example comments (most severe first).
+    pub examples: Vec<Example>,
+}
+
+/// An example comment as the report quotes it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Example {
+    /// Comment id.
+    pub id: String,
+    /// The text as scored (personal data masked), cut to [`EXAMPLE_CHARS`] characters.
+    pub text: String,
+    /// Sentiment label.
+    pub sentiment: String,
+}
+
+/// Longest quoted example, in characters (longer texts end in `…`).
+pub const EXAMPLE_CHARS: usize = 140;
+
+fn example(it: &Item) -> Example {
+    let t = it.s.text.trim();
+    let text = if t.chars().count() > EXAMPLE_CHARS {
+        t.chars().take(EXAMPLE_CHARS - 1).collect::<String>() + "…"
+    } else {
+        t.to_string()
+    };
+    Example {
+        id: it.s.id.clone(),
+        text,
+        sentiment: it
+            .s
+            .tasks
+            .get("sentiment")
+            .map_or_else(String::new, |t| t.label.clone()),
+    }
 }
 
 /// A rating metric for a group and its impact on the overall figure.
@@ -109,6 +154,11 @@ pub struct Alert {
     pub baseline_sd: f64,
     /// (value - mean) / sd.
     pub z: f64,
+    /// Spikes of the same event folded into this one (`kind name (metric)`).
+    pub related: Vec<String>,
+    /// Comments of the group in the period (for folding).
+    #[serde(skip)]
+    ids: std::collections::BTreeSet<String>,
 }
 
 /// Overall rating metrics.
@@ -158,11 +208,18 @@ pub struct Report {
     pub topics: Vec<GroupStats>,
     /// Sentiment over time.
     pub timeline: Vec<PeriodSentiment>,
-    /// Spikes, newest first.
+    /// Spikes, newest first; one per event.
     pub alerts: Vec<Alert>,
+    /// Language of the names (`en` or `zh`).
+    pub lang: String,
+    /// The journey map: stages in journey order.
+    pub journey: Vec<StageStats>,
+    /// Per-segment counts for the page's journey filters (not in report.json).
+    #[serde(skip)]
+    pub segments: Segments,
 }
 
-fn rating_metric(scale: &str, ratings: &[f64]) -> Option<f64> {
+pub(crate) fn rating_metric(scale: &str, ratings: &[f64]) -> Option<f64> {
     if ratings.is_empty() {
         return None;
     }
@@ -254,8 +311,14 @@ pub fn build(scored: &[Scored], topics: &HashMap<String, TopicTag>, cfg: &Report
             let mut by_period: BTreeMap<String, u64> =
                 periods.iter().map(|p| (p.clone(), 0)).collect();
             let mut neg_by_period: BTreeMap<String, u64> = BTreeMap::new();
+            let mut ids_by_period: BTreeMap<&str, std::collections::BTreeSet<String>> =
+                BTreeMap::new();
             for m in &members {
                 if let Some(p) = &m.period {
+                    ids_by_period
+                        .entry(p.as_str())
+                        .or_default()
+                        .insert(m.s.id.clone());
                     *by_period.entry(p.clone()).or_default() += 1;
                     if m.negative {
                         *neg_by_period.entry(p.clone()).or_default() += 1;
@@ -289,6 +352,11 @@ pub fn build(scored: &[Scored], topics: &HashMap<String, TopicTag>, cfg: &Report
                         baseline_mean: m,
                         baseline_sd: sd,
                         z,
+                        related: Vec::new(),
+                        ids: ids_by_period
+                            .get(keys[i].as_str())
+                            .cloned()
+                            .unwrap_or_default(),
                     });
                 }
                 let share = |j: usize| {
@@ -312,6 +380,11 @@ pub fn build(scored: &[Scored], topics: &HashMap<String, TopicTag>, cfg: &Report
                                 baseline_mean: m,
                                 baseline_sd: sd,
                                 z,
+                                related: Vec::new(),
+                                ids: ids_by_period
+                                    .get(keys[i].as_str())
+                                    .cloned()
+                                    .unwrap_or_default(),
                             });
                         }
                     }
@@ -355,7 +428,7 @@ pub fn build(scored: &[Scored], topics: &HashMap<String, TopicTag>, cfg: &Report
                 by_period,
                 trend,
                 rating,
-                examples: ex.iter().take(3).map(|m| m.s.id.clone()).collect(),
+                examples: ex.iter().take(3).map(|m| example(m)).collect(),
             });
         }
         stats.sort_by(|a, b| b.priority.total_cmp(&a.priority).then(a.key.cmp(&b.key)));
@@ -363,20 +436,15 @@ pub fn build(scored: &[Scored], topics: &HashMap<String, TopicTag>, cfg: &Report
     };
     let (pain_points, mut alerts) = group("pain_point", &|it: &Item| {
         let l = &it.s.tasks.get("pain_point")?.label;
-        (l != "none" && l != "unknown").then(|| (l.clone(), l.clone()))
+        (l != "none" && l != "unknown").then(|| (l.clone(), cfg.names.name("pain_point", l)))
     });
     let (topic_stats, topic_alerts) = group("topic", &|it: &Item| {
         let t = topics.get(&it.s.id).filter(|t| t.topic >= 0)?;
         Some((t.topic.to_string(), t.label.clone()))
     });
     alerts.extend(topic_alerts);
-    alerts.sort_by(|a, b| {
-        b.period
-            .cmp(&a.period)
-            .then(b.z.total_cmp(&a.z))
-            .then(a.key.cmp(&b.key))
-            .then(a.metric.cmp(&b.metric))
-    });
+    let alerts = fold_alerts(alerts);
+    let (journey, segments) = journey::build(&items, &cfg.names, &scale);
     let timeline = periods
         .iter()
         .map(|p| {
@@ -420,5 +488,52 @@ pub fn build(scored: &[Scored], topics: &HashMap<String, TopicTag>, cfg: &Report
         topics: topic_stats,
         timeline,
         alerts,
+        lang: cfg.names.lang.clone(),
+        journey,
+        segments,
     }
 }
+
+/// One alert per event: within a period, a spike whose comments overlap an alert already kept
+/// by half or more (of the smaller set) is folded into it. Pain points come before topics and
+/// volume before negative share, then the larger z; the result is newest first.
+fn fold_alerts(mut alerts: Vec<Alert>) -> Vec<Alert> {
+    alerts.sort_by(|a, b| {
+        b.period
+            .cmp(&a.period)
+            .then((a.kind != "pain_point").cmp(&(b.kind != "pain_point")))
+            .then((a.metric != "volume").cmp(&(b.metric != "volume")))
+            .then(b.z.total_cmp(&a.z))
+            .then(a.key.cmp(&b.key))
+    });
+    let mut kept: Vec<Alert> = Vec::new();
+    for a in alerts {
+        let same = kept.iter_mut().find(|k| {
+            k.period == a.period && {
+                let common = k.ids.intersection(&a.ids).count();
+                let smaller = k.ids.len().min(a.ids.len()).max(1);
+                2 * common >= smaller
+            }
+        });
+        match same {
+            Some(k) => {
+                let what = format!("{} {} ({})", a.kind, a.name, a.metric);
+                if !k.related.contains(&what) {
+                    k.related.push(what);
+                }
+            }
+            None => kept.push(a),
+        }
+    }
+    kept.sort_by(|a, b| {
+        b.period
+            .cmp(&a.period)
+            .then(b.z.total_cmp(&a.z))
+            .then(a.key.cmp(&b.key))
+            .then(a.metric.cmp(&b.metric))
+    });
+    kept
+}
+
+#[cfg(test)]
+mod tests;
