@@ -3,7 +3,7 @@
 use super::*;
 use std::io::Write;
 
-fn read_all(path: &Path, cfg: &IngestConfig) -> Vec<Item> {
+pub(super) fn read_all(path: &Path, cfg: &IngestConfig) -> Vec<Item> {
     Reader::open(path, cfg)
         .unwrap()
         .collect::<Result<Vec<_>>>()
@@ -134,7 +134,7 @@ fn comment_ids(items: &[Item]) -> Vec<String> {
         .collect()
 }
 
-fn rejects(items: &[Item]) -> Vec<&Reject> {
+pub(super) fn rejects(items: &[Item]) -> Vec<&Reject> {
     items
         .iter()
         .filter_map(|i| match i {

@@ -1,14 +1,8 @@
 //! Tests of encodings, delimiter detection and spreadsheets on real files.
 
+use super::tests::{read_all, rejects};
 use super::*;
 use encoding_rs::{BIG5, GB18030};
-
-fn read_all(path: &Path, cfg: &IngestConfig) -> Vec<Item> {
-    Reader::open(path, cfg)
-        .unwrap()
-        .collect::<Result<Vec<_>>>()
-        .unwrap()
-}
 
 fn comments(items: &[Item]) -> Vec<(String, String)> {
     items
@@ -16,16 +10,6 @@ fn comments(items: &[Item]) -> Vec<(String, String)> {
         .filter_map(|i| match i {
             Item::Comment(c) => Some((c.id.clone(), c.text.clone())),
             Item::Reject(_) => None,
-        })
-        .collect()
-}
-
-fn rejects(items: &[Item]) -> Vec<&Reject> {
-    items
-        .iter()
-        .filter_map(|i| match i {
-            Item::Reject(r) => Some(r),
-            Item::Comment(_) => None,
         })
         .collect()
 }
