@@ -257,8 +257,7 @@ pub fn empty_text_reject(c: &Comment) -> Reject {
         file: c.source.file.clone(),
         line: c.source.line,
         field: Some("text".into()),
-        reason: "empty text (nothing left after removing whitespace and control characters)"
-            .into(),
+        reason: "empty text (nothing left after removing whitespace and control characters)".into(),
     }
 }
 
