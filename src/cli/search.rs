@@ -426,9 +426,26 @@ fn seconds(name: &str, v: f64) -> Result<std::time::Duration> {
 }
 
 pub(crate) fn cmd_serve(a: ServeArgs) -> Result<()> {
+    let token = a.token.clone().or_else(|| {
+        std::env::var("VOCMINE_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty())
+    });
+    // checked before the model loads (the server checks the bound address again)
+    if let (Ok(addr), None) = (a.addr.parse::<std::net::SocketAddr>(), &token) {
+        if !addr.ip().is_loopback() {
+            bail!(
+                "{} is not a loopback address: serving it needs a bearer token (--token or \
+                 VOCMINE_TOKEN)",
+                a.addr
+            );
+        }
+    }
     let index_arg = a.index.clone().or(a.index_flag.clone());
     let index = match &index_arg {
-        Some(p) if a.score => Some(SearchIndex::open_or_create(&index_dir(p))?),
+        // a folder that is not an index yet is a run folder: its index goes in RUN/index
+        Some(p) if a.score && p.join("meta.json").exists() => Some(SearchIndex::open_or_create(p)?),
+        Some(p) if a.score => Some(SearchIndex::open_or_create(&p.join("index"))?),
         Some(p) => Some(SearchIndex::open(&index_dir(p))?),
         None => None,
     };
@@ -453,11 +470,6 @@ pub(crate) fn cmd_serve(a: ServeArgs) -> Result<()> {
     } else {
         None
     };
-    let token = a.token.clone().or_else(|| {
-        std::env::var("VOCMINE_TOKEN")
-            .ok()
-            .filter(|t| !t.is_empty())
-    });
     let mut cfg = vocmine::serve::ServeConfig {
         addr: a.addr.clone(),
         token,
