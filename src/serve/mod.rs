@@ -189,7 +189,7 @@ fn host_allowed(g: &Guard, host: &str) -> bool {
     if port != Some(g.port) {
         return false;
     }
-    g.hosts.is_empty() || g.hosts.iter().any(|h| *h == name)
+    g.hosts.is_empty() || g.hosts.contains(&name)
 }
 
 /// The checks before every handler, and the metrics after it.
