@@ -447,7 +447,7 @@ fn limits_token_host_cors_and_the_api_description() {
     std::thread::sleep(Duration::from_millis(300));
     let (st, head, b) = http(&addr, "GET", "/search?q=refund", &[auth], "");
     assert!(st == 429 && head.contains("retry-after"), "{st} {b}");
-    held.write_all(full[10..].as_bytes()).unwrap();
+    held.write_all(&full.as_bytes()[10..]).unwrap();
     let mut answer = String::new();
     held.read_to_string(&mut answer).unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
