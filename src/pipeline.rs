@@ -223,6 +223,120 @@ fn register_ids(input: &std::path::Path, ingest: &IngestConfig, ids: SeenIds) ->
     Ok(reader.into_ids())
 }
 
+/// The per-batch stages shared by scoring runs and the HTTP server (`POST /score`): mask PII,
+/// normalise, encode, classify. Both call [`ScoreStages::normalise`] then
+/// [`ScoreStages::score`], so a comment gets the same record either way.
+pub struct ScoreStages<'a> {
+    /// The encoder.
+    pub encoder: &'a Encoder,
+    /// The task heads, in output order.
+    pub heads: &'a [Head],
+    /// The segmenter (for `tokens`).
+    pub segmenter: &'a Segmenter,
+    /// Normalisation (PII masking).
+    pub normalise: NormaliseConfig,
+    /// Write the segmented tokens into each record.
+    pub keep_tokens: bool,
+    /// Model version written into each record.
+    pub model_version: &'a str,
+}
+
+/// What [`ScoreStages::score`] returns: one record and pooled embedding per comment, in input
+/// order, and the seconds spent in the encoder.
+pub struct ScoredBatch {
+    /// The records with their embeddings.
+    pub records: Vec<(Scored, Vec<f32>)>,
+    /// Seconds in the encoder.
+    pub encode_seconds: f64,
+}
+
+/// The reject of a comment with nothing left to score after normalisation.
+pub fn empty_text_reject(c: &Comment) -> Reject {
+    Reject {
+        id: Some(c.id.clone()),
+        file: c.source.file.clone(),
+        line: c.source.line,
+        field: Some("text".into()),
+        reason: "empty text (nothing left after removing whitespace and control characters)".into(),
+    }
+}
+
+impl ScoreStages<'_> {
+    /// Normalises (masks) each comment and hashes its masked text, in parallel on the
+    /// encoder's pool. A comment whose normalised text is empty must be rejected with
+    /// [`empty_text_reject`], not scored.
+    pub fn normalise(&self, comments: &[Comment]) -> Vec<(Normalised, String)> {
+        self.encoder.pool().install(|| {
+            comments
+                .par_iter()
+                .map(|c| {
+                    let n = normalise(&c.text, self.normalise);
+                    let h = text_hash(&n.display);
+                    (n, h)
+                })
+                .collect()
+        })
+    }
+
+    /// Encodes and classifies normalised comments (`(comment, normalised, text hash)`, none
+    /// empty) into their `scored.jsonl` records.
+    pub fn score(&self, keep: Vec<(Comment, Normalised, String)>) -> Result<ScoredBatch> {
+        if keep.is_empty() {
+            return Ok(ScoredBatch {
+                records: Vec::new(),
+                encode_seconds: 0.0,
+            });
+        }
+        let toks: Vec<Option<Vec<String>>> = if self.keep_tokens {
+            self.encoder.pool().install(|| {
+                keep.par_iter()
+                    .map(|(_, n, _)| Some(self.segmenter.tokens(n)))
+                    .collect()
+            })
+        } else {
+            vec![None; keep.len()]
+        };
+        let texts: Vec<&str> = keep.iter().map(|(_, n, _)| n.text.as_str()).collect();
+        let te = Instant::now();
+        let (embs, lens) = self.encoder.encode(&texts)?;
+        let encode_seconds = te.elapsed().as_secs_f64();
+        let langs: Vec<&str> = keep.iter().map(|(_, n, _)| n.lang.as_str()).collect();
+        let probs: Vec<Vec<Vec<f32>>> = self
+            .heads
+            .iter()
+            .map(|h| h.predict_routed(&embs, &langs))
+            .collect::<Result<_>>()?;
+        let mut records = Vec::with_capacity(keep.len());
+        for (i, (((c, n, h), tokens), emb)) in keep.into_iter().zip(toks).zip(embs).enumerate() {
+            let mut tasks = BTreeMap::new();
+            for (head, p) in self.heads.iter().zip(&probs) {
+                tasks.insert(head.meta.task.clone(), head.result(&p[i]));
+            }
+            let line = Scored {
+                id: c.id,
+                text: n.display,
+                lang: n.lang.as_str().to_string(),
+                time: c.time,
+                channel: c.channel,
+                rating: c.rating,
+                tier: c.tier,
+                product: c.product,
+                masked: n.masked,
+                tokens,
+                n_tokens: lens[i],
+                text_hash: h,
+                model: self.model_version.to_string(),
+                tasks,
+            };
+            records.push((line, emb));
+        }
+        Ok(ScoredBatch {
+            records,
+            encode_seconds,
+        })
+    }
+}
+
 fn score_chunk(
     st: &Stages,
     chunk: Vec<Comment>,
@@ -233,30 +347,20 @@ fn score_chunk(
         return Ok(());
     }
     let cfg = st.cfg;
-    let normed: Vec<(Normalised, String)> = st.encoder.pool().install(|| {
-        chunk
-            .par_iter()
-            .map(|c| {
-                let n = normalise(&c.text, cfg.normalise);
-                let h = text_hash(&n.display);
-                (n, h)
-            })
-            .collect()
-    });
+    let stages = ScoreStages {
+        encoder: st.encoder,
+        heads: st.heads,
+        segmenter: st.segmenter,
+        normalise: cfg.normalise,
+        keep_tokens: cfg.keep_tokens,
+        model_version: &cfg.model_version,
+    };
+    let normed = stages.normalise(&chunk);
     let mut keep = Vec::with_capacity(chunk.len());
     for (c, (n, h)) in chunk.into_iter().zip(normed) {
         if n.text.is_empty() {
             sum.rejected += 1;
-            let r = Reject {
-                id: Some(c.id),
-                file: c.source.file,
-                line: c.source.line,
-                field: Some("text".into()),
-                reason:
-                    "empty text (nothing left after removing whitespace and control characters)"
-                        .into(),
-            };
-            ws.add_reject(&serde_json::to_string(&r)?)?;
+            ws.add_reject(&serde_json::to_string(&empty_text_reject(&c))?)?;
             continue;
         }
         match ws.decide(&c.id, &h, &cfg.model_version) {
@@ -271,63 +375,22 @@ fn score_chunk(
             }
         }
     }
-    if keep.is_empty() {
-        return Ok(());
-    }
-    let toks: Vec<Option<Vec<String>>> = if cfg.keep_tokens {
-        st.encoder.pool().install(|| {
-            keep.par_iter()
-                .map(|(_, n, _)| Some(st.segmenter.tokens(n)))
-                .collect()
-        })
-    } else {
-        vec![None; keep.len()]
-    };
-    let texts: Vec<&str> = keep.iter().map(|(_, n, _)| n.text.as_str()).collect();
-    let te = Instant::now();
-    let (embs, lens) = st.encoder.encode(&texts)?;
-    sum.encode_seconds += te.elapsed().as_secs_f64();
-    let langs: Vec<&str> = keep.iter().map(|(_, n, _)| n.lang.as_str()).collect();
-    let probs: Vec<Vec<Vec<f32>>> = st
-        .heads
-        .iter()
-        .map(|h| h.predict_routed(&embs, &langs))
-        .collect::<Result<_>>()?;
-    for (i, ((c, n, h), tokens)) in keep.into_iter().zip(toks).enumerate() {
-        let mut tasks = BTreeMap::new();
-        for (head, p) in st.heads.iter().zip(&probs) {
-            let r = head.result(&p[i]);
+    let batch = stages.score(keep)?;
+    sum.encode_seconds += batch.encode_seconds;
+    for (line, emb) in batch.records {
+        for (task, r) in &line.tasks {
             *sum.labels
-                .entry(head.meta.task.clone())
+                .entry(task.clone())
                 .or_default()
                 .entry(r.label.clone())
                 .or_default() += 1;
-            tasks.insert(head.meta.task.clone(), r);
         }
-        *sum.languages
-            .entry(n.lang.as_str().to_string())
-            .or_default() += 1;
-        sum.masked_comments += u64::from(!n.masked.is_empty());
-        sum.tokens += lens[i] as u64;
+        *sum.languages.entry(line.lang.clone()).or_default() += 1;
+        sum.masked_comments += u64::from(!line.masked.is_empty());
+        sum.tokens += line.n_tokens as u64;
         sum.scored += 1;
-        let line = Scored {
-            id: c.id,
-            text: n.display,
-            lang: n.lang.as_str().to_string(),
-            time: c.time,
-            channel: c.channel,
-            rating: c.rating,
-            tier: c.tier,
-            product: c.product,
-            masked: n.masked,
-            tokens,
-            n_tokens: lens[i],
-            text_hash: h,
-            model: cfg.model_version.clone(),
-            tasks,
-        };
         let json = serde_json::to_string(&line)?;
-        let emb = cfg.save_embeddings.then_some(embs[i].as_slice());
+        let emb = cfg.save_embeddings.then_some(emb.as_slice());
         ws.add_scored(&line.id, &line.text_hash, &line.model, &json, emb)?;
     }
     Ok(())

@@ -339,3 +339,32 @@ fn the_runs_user_dictionary_cuts_the_index_and_its_queries() {
     assert!(t.contains(&"扫地机器人七号".to_string()), "{t:?}");
     assert_eq!(hit_ids(&run_search(&idx, &q("扫地机器人七号"))), vec!["p"]);
 }
+
+#[test]
+fn text_that_is_not_query_syntax_is_searched_as_plain_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = index_docs(
+        dir.path(),
+        &[
+            ("a", "my order was late again", None),
+            ("b", "客服电话<PHONE>打不通", None),
+            ("c", "退款太慢了", None),
+        ],
+        &[],
+    );
+    let idx = SearchIndex::open(&index).unwrap();
+    for (query, want) in [
+        ("order: late", vec!["a"]),
+        ("\"order late", vec!["a"]),
+        ("(late", vec!["a"]),
+        ("<PHONE>", vec!["b"]),
+        ("\"退款", vec!["c"]),
+        ("order late", vec!["a"]),
+    ] {
+        assert_eq!(hit_ids(&run_search(&idx, &q(query))), want, "{query}");
+    }
+    assert_eq!(
+        vocmine::index::query::plain_words("order: \"late\" OR (x"),
+        "order late x"
+    );
+}

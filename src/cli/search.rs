@@ -102,11 +102,68 @@ pub(crate) struct SearchArgs {
 
 #[derive(Args)]
 pub(crate) struct ServeArgs {
-    /// Index folder (a run folder's index/, or a run folder)
-    index: PathBuf,
-    /// Address to listen on
+    /// Index folder (a run folder's index/, or a run folder) for GET /search; with --score,
+    /// scored comments are upserted into it (created if absent)
+    index: Option<PathBuf>,
+    /// The same as INDEX
+    #[arg(long = "index", conflicts_with = "index", value_name = "RUN")]
+    index_flag: Option<PathBuf>,
+    /// Address to listen on (any address but loopback needs --token)
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: String,
+    /// Serve POST /score: comments scored by the model (--model), batched on the encoder
+    #[arg(long)]
+    score: bool,
+    #[command(flatten)]
+    enc: crate::cli::EncoderArgs,
+    /// Tasks to run, comma-separated [default: the default tasks of the model]
+    #[arg(long, value_delimiter = ',')]
+    tasks: Option<Vec<String>>,
+    /// Do not mask phone numbers, emails, ID-card and bank-card numbers
+    #[arg(long)]
+    no_mask: bool,
+    /// Bearer token every request but GET /health must carry [default: $VOCMINE_TOKEN]
+    #[arg(long)]
+    token: Option<String>,
+    /// A host name the Host header may name besides the bound address (repeatable)
+    #[arg(long = "allow-host", value_name = "NAME")]
+    allow_hosts: Vec<String>,
+    /// Allow this one origin through CORS (e.g. https://dash.example.com)
+    #[arg(long)]
+    cors_origin: Option<String>,
+    /// Largest request body, bytes (413 beyond)
+    #[arg(long, default_value_t = 1 << 20)]
+    max_body: usize,
+    /// Most comments in one POST /score (413 beyond)
+    #[arg(long, default_value_t = 256)]
+    max_comments: usize,
+    /// Most /score and /search requests in flight (429 beyond)
+    #[arg(long, default_value_t = 64)]
+    max_in_flight: usize,
+    /// Most comments waiting for the encoder (503 beyond)
+    #[arg(long, default_value_t = 4096)]
+    max_queued: usize,
+    /// Most open connections (more are closed at once)
+    #[arg(long, default_value_t = 256)]
+    max_connections: usize,
+    /// Seconds a connection may take to send a request head (also the idle timeout)
+    #[arg(long, default_value_t = 10.0)]
+    read_timeout: f64,
+    /// Seconds a request may take (503 beyond)
+    #[arg(long, default_value_t = 30.0)]
+    request_timeout: f64,
+    /// Milliseconds the encoder waits for more comments after the first of a batch
+    #[arg(long, default_value_t = 2.0)]
+    batch_wait_ms: f64,
+    /// Most comments per encoder batch
+    #[arg(long, default_value_t = 64)]
+    max_batch: usize,
+    /// Seconds between commits of the index while comments are scored
+    #[arg(long, default_value_t = 2.0)]
+    commit_every: f64,
+    /// Severity weight of a customer tier, e.g. vip=1.3 (repeatable; others weigh 1)
+    #[arg(long = "tier-weight", value_name = "TIER=W")]
+    tier_weights: Vec<String>,
 }
 
 #[derive(Args)]
@@ -367,10 +424,86 @@ pub(crate) fn cmd_search(a: SearchArgs) -> Result<()> {
     Ok(())
 }
 
+fn seconds(name: &str, v: f64) -> Result<std::time::Duration> {
+    if !(v.is_finite() && v > 0.0 && v < 1e6) {
+        bail!("--{name} {v}: expected a positive number of seconds");
+    }
+    Ok(std::time::Duration::from_secs_f64(v))
+}
+
 pub(crate) fn cmd_serve(a: ServeArgs) -> Result<()> {
-    let idx = SearchIndex::open(&index_dir(&a.index))?;
-    vocmine::serve::serve(idx, &a.addr, |addr| {
-        eprintln!("serving on http://{addr} (GET /search?q=..., GET /health); Ctrl-C stops");
+    let token = a.token.clone().or_else(|| {
+        std::env::var("VOCMINE_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty())
+    });
+    // checked before the model loads (the server checks the bound address again)
+    if let (Ok(addr), None) = (a.addr.parse::<std::net::SocketAddr>(), &token) {
+        if !addr.ip().is_loopback() {
+            bail!(
+                "{} is not a loopback address: serving it needs a bearer token (--token or \
+                 VOCMINE_TOKEN)",
+                a.addr
+            );
+        }
+    }
+    let index_arg = a.index.clone().or(a.index_flag.clone());
+    let index = match &index_arg {
+        // a folder that is not an index yet is a run folder: its index goes in RUN/index
+        Some(p) if a.score && p.join("meta.json").exists() => Some(SearchIndex::open_or_create(p)?),
+        Some(p) if a.score => Some(SearchIndex::open_or_create(&p.join("index"))?),
+        Some(p) => Some(SearchIndex::open(&index_dir(p))?),
+        None => None,
+    };
+    if index.is_none() && !a.score {
+        bail!("nothing to serve: name an index to search (vocmine serve RUN), or give --score");
+    }
+    let scorer = if a.score {
+        let spec = a.enc.spec()?;
+        let encoder = a.enc.load(&spec)?;
+        let heads = spec.load_heads(a.tasks.as_deref(), &encoder)?;
+        let tasks: Vec<String> = heads.iter().map(|h| h.meta.task.clone()).collect();
+        let model_version = spec.version(&encoder.fingerprint()?, &tasks)?;
+        Some(vocmine::serve::Scorer {
+            encoder,
+            heads,
+            segmenter: vocmine::segment::Segmenter::default(),
+            normalise: vocmine::normalise::NormaliseConfig {
+                mask_pii: !a.no_mask,
+            },
+            model_version,
+        })
+    } else {
+        None
+    };
+    let mut cfg = vocmine::serve::ServeConfig {
+        addr: a.addr.clone(),
+        token,
+        allowed_hosts: a.allow_hosts.clone(),
+        cors_origin: a.cors_origin.clone(),
+        tier_weights: parse_tier_weights(&a.tier_weights)?,
+        ..Default::default()
+    };
+    cfg.limits = vocmine::serve::Limits {
+        max_body_bytes: a.max_body,
+        max_comments: a.max_comments.max(1),
+        max_in_flight: a.max_in_flight.max(1),
+        max_connections: a.max_connections.max(1),
+        read_timeout: seconds("read-timeout", a.read_timeout)?,
+        request_timeout: seconds("request-timeout", a.request_timeout)?,
+    };
+    cfg.queue.batch_wait =
+        std::time::Duration::from_secs_f64(a.batch_wait_ms.clamp(0.0, 1e3) / 1e3);
+    cfg.queue.max_batch = a.max_batch.max(1);
+    cfg.queue.max_queued = a.max_queued.max(1);
+    cfg.queue.commit_every = seconds("commit-every", a.commit_every)?;
+    let what = match (a.score, index_arg.is_some()) {
+        (true, true) => "POST /score, GET /search",
+        (true, false) => "POST /score",
+        _ => "GET /search",
+    };
+    vocmine::serve::serve(index, scorer, &cfg, |addr| {
+        eprintln!("serving on http://{addr} ({what}, GET /health, GET /metrics, GET /openapi.json); Ctrl-C or SIGTERM stops");
     })?;
     Ok(())
 }

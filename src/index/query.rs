@@ -119,9 +119,31 @@ pub fn text_query(index: &SearchIndex, text: &str) -> Result<Box<dyn Query>> {
     .validate()?;
     let mut parser = index.query_parser();
     parser.set_conjunction_by_default();
-    parser
-        .parse_query(text)
-        .map_err(|e| Error::Query(format!("cannot parse query {text:?}: {e}")))
+    match parser.parse_query(text) {
+        Ok(q) => Ok(q),
+        // Not valid query syntax (`order: late`, an unbalanced quote, a stray bracket): the
+        // words are searched as plain text rather than failing.
+        Err(_) => parser
+            .parse_query(&plain_words(text))
+            .map_err(|e| Error::Query(format!("cannot parse query {text:?}: {e}"))),
+    }
+}
+
+/// `text` with every character of the query syntax replaced by a space: plain words.
+pub fn plain_words(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c.is_whitespace() || !c.is_ascii() {
+                c
+            } else {
+                ' '
+            }
+        })
+        .collect::<String>()
+        .split_whitespace()
+        .filter(|w| !matches!(*w, "AND" | "OR" | "NOT" | "IN"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Builds the whole query: the text query (from [`text_query`]) AND every filter.

@@ -344,6 +344,25 @@ impl Reader {
         self.encoding
     }
 
+    /// A reader over JSONL records held in memory (one JSON object per line), validated exactly
+    /// as a `.jsonl` input file named `name` is: the HTTP server reads a request's comments
+    /// with it, so they are accepted or rejected as `vocmine score` would.
+    pub fn from_jsonl(name: &str, data: Vec<u8>, columns: ColumnMap) -> Reader {
+        let mut ids = SeenIds::default();
+        let file_no = ids.add_file(name);
+        Reader {
+            file: name.to_string(),
+            file_no,
+            inner: Inner::Jsonl {
+                rdr: Box::new(std::io::Cursor::new(data)),
+                line: 0,
+                buf: Vec::new(),
+                columns,
+            },
+            ids,
+        }
+    }
+
     /// Checks ids against `ids` (those of the files read before in the run) instead of this
     /// file's alone; [`Reader::into_ids`] gives them back with this file's added.
     pub fn with_ids(mut self, mut ids: SeenIds) -> Reader {

@@ -1,0 +1,473 @@
+//! `POST /score`: a request's comments are read and validated exactly as a `.jsonl` input of
+//! `vocmine score` ([`Reader::from_jsonl`]), then queued for one encoder worker thread that
+//! batches concurrent requests together (dynamic batching: it waits at most `batch_wait` for
+//! more comments after the first, up to `max_batch`) and runs them through the scoring run's
+//! own stages ([`ScoreStages`]). With an index, scored comments are upserted by id and a
+//! committer thread commits every few seconds; readers are never blocked.
+
+use super::metrics::Metrics;
+use crate::classify::Head;
+use crate::encode::Encoder;
+use crate::index::{tantivy_err, CommitPayload, SearchIndex};
+use crate::ingest::{ColumnMap, Item, Reader};
+use crate::normalise::NormaliseConfig;
+use crate::pipeline::{empty_text_reject, ScoreStages};
+use crate::record::{Comment, Reject, Scored};
+use crate::segment::Segmenter;
+use crate::{Error, Result};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tantivy::{IndexWriter, Term};
+
+/// The name request items are read under: rejects carry it as their `file`, and the item's
+/// 1-based position in `comments` as their `line`.
+pub const REQUEST_SOURCE: &str = "request";
+
+/// What scores comments: the model, loaded once, moved into the encoder worker thread.
+pub struct Scorer {
+    /// The encoder.
+    pub encoder: Encoder,
+    /// The task heads.
+    pub heads: Vec<Head>,
+    /// The segmenter.
+    pub segmenter: Segmenter,
+    /// Normalisation (PII masking).
+    pub normalise: NormaliseConfig,
+    /// The model version written into each record.
+    pub model_version: String,
+}
+
+/// The outcome of one item of a request.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum Outcome {
+    /// Scored: the `scored.jsonl` record.
+    Scored(Box<Scored>),
+    /// Rejected, with the reason.
+    Rejected(Reject),
+}
+
+/// The answer to `POST /score`.
+#[derive(Debug, Serialize)]
+pub struct ScoreResponse {
+    /// The model version.
+    pub model: String,
+    /// The scored records, in request order.
+    pub scored: Vec<Scored>,
+    /// The rejected items (`line` is the item's 1-based position in `comments`).
+    pub rejected: Vec<Reject>,
+}
+
+/// Reads the body of a `POST /score` request: `{"comments": [...]}`. A malformed request
+/// (not JSON, no `comments` array, more than `max_comments` items) is an error naming the
+/// field; a bad item is a [`Reject`] in the returned list, not an error.
+pub fn parse_request(
+    body: &[u8],
+    max_comments: usize,
+) -> std::result::Result<Vec<Item>, (u16, String)> {
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| (400, format!("body: not a JSON document: {e}")))?;
+    let Value::Object(mut obj) = v else {
+        return Err((
+            400,
+            "body: expected a JSON object {\"comments\": [...]}".into(),
+        ));
+    };
+    if let Some(k) = obj.keys().find(|k| k.as_str() != "comments") {
+        return Err((400, format!("{k}: unknown field (known: comments)")));
+    }
+    let items = match obj.remove("comments") {
+        Some(Value::Array(a)) => a,
+        Some(_) => return Err((400, "comments: expected an array of objects".into())),
+        None => {
+            return Err((
+                400,
+                "comments: missing (expected {\"comments\": [...]})".into(),
+            ))
+        }
+    };
+    if items.len() > max_comments {
+        return Err((
+            413,
+            format!(
+                "comments: {} items; at most {max_comments} a request (split the batch)",
+                items.len()
+            ),
+        ));
+    }
+    let mut jsonl = Vec::with_capacity(body.len() + items.len());
+    for item in &items {
+        // compact JSON never holds a raw newline: one item a line
+        serde_json::to_writer(&mut jsonl, item).map_err(|e| (400, format!("comments: {e}")))?;
+        jsonl.push(b'\n');
+    }
+    let reader = Reader::from_jsonl(REQUEST_SOURCE, jsonl, ColumnMap::default());
+    reader
+        .map(|r| r.map_err(|e| (400, format!("comments: {e}"))))
+        .collect()
+}
+
+struct Job {
+    comments: Vec<Comment>,
+    reply: tokio::sync::oneshot::Sender<Result<Vec<Outcome>>>,
+}
+
+/// The index side of the server: the writer (upserts by id) and its commit schedule.
+struct IndexSink {
+    index: Arc<SearchIndex>,
+    writer: Mutex<IndexWriter>,
+    pending: AtomicUsize,
+    upserts: Mutex<u64>,
+    tier_weights: BTreeMap<String, f64>,
+}
+
+impl IndexSink {
+    fn upsert(&self, records: &[Scored]) -> Result<()> {
+        let w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        for s in records {
+            w.delete_term(Term::from_field_text(self.index.fields().id, &s.id));
+            w.add_document(self.index.document(s, None, &self.tier_weights))
+                .map_err(|e| tantivy_err(self.index.dir(), e))?;
+        }
+        self.pending.fetch_add(records.len(), Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Commits what was upserted since the last commit; returns whether it committed.
+    fn commit(&self) -> Result<bool> {
+        let mut w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let n = self.pending.swap(0, Ordering::SeqCst);
+        if n == 0 {
+            return Ok(false);
+        }
+        let mut total = self.upserts.lock().unwrap_or_else(|e| e.into_inner());
+        *total += n as u64;
+        let payload = CommitPayload {
+            records: *total,
+            source: "vocmine serve: POST /score".into(),
+            complete: true,
+        };
+        let mut prepared = w
+            .prepare_commit()
+            .map_err(|e| tantivy_err(self.index.dir(), e))?;
+        prepared.set_payload(&serde_json::to_string(&payload)?);
+        prepared
+            .commit()
+            .map_err(|e| tantivy_err(self.index.dir(), e))?;
+        Ok(true)
+    }
+}
+
+/// Settings of the scoring queue.
+#[derive(Debug, Clone)]
+pub struct QueueConfig {
+    /// After the first comment of a batch, wait at most this long for more.
+    pub batch_wait: Duration,
+    /// Comments per encoder batch at most.
+    pub max_batch: usize,
+    /// Comments waiting in the queue at most; more are answered 503.
+    pub max_queued: usize,
+    /// Commit the index this often when something was upserted.
+    pub commit_every: Duration,
+}
+
+/// The handle the handlers use: a queue to the encoder worker.
+pub struct ScoreQueue {
+    tx: Mutex<Option<mpsc::Sender<Job>>>,
+    queued: Arc<AtomicUsize>,
+    max_queued: usize,
+    model: String,
+    worker: Mutex<Option<std::thread::JoinHandle<()>>>,
+    committer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    stop: Arc<AtomicBool>,
+    sink: Option<Arc<IndexSink>>,
+    metrics: Arc<Metrics>,
+}
+
+/// Why a request could not be queued.
+#[derive(Debug)]
+pub enum QueueError {
+    /// The queue is full: try again later (503).
+    Full,
+    /// The server is shutting down (503).
+    Closed,
+}
+
+impl ScoreQueue {
+    /// Starts the encoder worker (and, with `index`, the committer). Fails when the index is
+    /// being written by another process.
+    pub fn start(
+        scorer: Scorer,
+        index: Option<(Arc<SearchIndex>, BTreeMap<String, f64>)>,
+        cfg: QueueConfig,
+        metrics: Arc<Metrics>,
+    ) -> Result<ScoreQueue> {
+        let sink = match index {
+            Some((index, tier_weights)) => {
+                let writer = index.index().writer(100_000_000).map_err(|e| match e {
+                    tantivy::TantivyError::LockFailure(..) => Error::Index(format!(
+                        "{}: another process is writing this index; wait for it to finish",
+                        index.dir().display()
+                    )),
+                    e => tantivy_err(index.dir(), e),
+                })?;
+                Some(Arc::new(IndexSink {
+                    index,
+                    writer: Mutex::new(writer),
+                    pending: AtomicUsize::new(0),
+                    upserts: Mutex::new(0),
+                    tier_weights,
+                }))
+            }
+            None => None,
+        };
+        let (tx, rx) = mpsc::channel::<Job>();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let model = scorer.model_version.clone();
+        let worker = {
+            let (queued, sink, metrics, cfg) =
+                (queued.clone(), sink.clone(), metrics.clone(), cfg.clone());
+            std::thread::Builder::new()
+                .name("vocmine-encoder".into())
+                .spawn(move || worker_loop(scorer, rx, &cfg, &queued, sink.as_deref(), &metrics))
+                .map_err(|e| Error::Invalid(format!("cannot start the encoder thread: {e}")))?
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let committer = match &sink {
+            Some(sink) => {
+                let (sink, stop, metrics) = (sink.clone(), stop.clone(), metrics.clone());
+                let every = cfg.commit_every;
+                Some(
+                    std::thread::Builder::new()
+                        .name("vocmine-commit".into())
+                        .spawn(move || {
+                            let tick = Duration::from_millis(50).min(every);
+                            let mut last = Instant::now();
+                            while !stop.load(Ordering::SeqCst) {
+                                std::thread::sleep(tick);
+                                if last.elapsed() >= every {
+                                    last = Instant::now();
+                                    match sink.commit() {
+                                        Ok(c) => metrics.indexed(0, u64::from(c)),
+                                        Err(e) => eprintln!("index commit failed: {e}"),
+                                    }
+                                }
+                            }
+                        })
+                        .map_err(|e| {
+                            Error::Invalid(format!("cannot start the commit thread: {e}"))
+                        })?,
+                )
+            }
+            None => None,
+        };
+        Ok(ScoreQueue {
+            tx: Mutex::new(Some(tx)),
+            queued,
+            max_queued: cfg.max_queued,
+            model,
+            worker: Mutex::new(Some(worker)),
+            committer: Mutex::new(committer),
+            stop,
+            sink,
+            metrics,
+        })
+    }
+
+    /// The model version.
+    pub fn model(&self) -> &str {
+        &self.model
+    }
+
+    /// Queues `comments` for scoring; the outcomes come back in order on the receiver.
+    pub fn submit(
+        &self,
+        comments: Vec<Comment>,
+    ) -> std::result::Result<tokio::sync::oneshot::Receiver<Result<Vec<Outcome>>>, QueueError> {
+        let n = comments.len();
+        let before = self.queued.fetch_add(n, Ordering::SeqCst);
+        if before + n > self.max_queued && before > 0 {
+            self.queued.fetch_sub(n, Ordering::SeqCst);
+            return Err(QueueError::Full);
+        }
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner());
+        match tx.as_ref().map(|tx| tx.send(Job { comments, reply })) {
+            Some(Ok(())) => Ok(rx),
+            _ => {
+                self.queued.fetch_sub(n, Ordering::SeqCst);
+                Err(QueueError::Closed)
+            }
+        }
+    }
+
+    /// Stops taking jobs, lets the worker finish the queued ones, and commits the index.
+    pub fn shutdown(&self) -> Result<()> {
+        self.tx.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(w) = self.worker.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = w.join();
+        }
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(c) = self
+            .committer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            let _ = c.join();
+        }
+        if let Some(sink) = &self.sink {
+            let c = sink.commit()?;
+            self.metrics.indexed(0, u64::from(c));
+        }
+        Ok(())
+    }
+}
+
+fn worker_loop(
+    scorer: Scorer,
+    rx: mpsc::Receiver<Job>,
+    cfg: &QueueConfig,
+    queued: &AtomicUsize,
+    sink: Option<&IndexSink>,
+    metrics: &Metrics,
+) {
+    let stages = ScoreStages {
+        encoder: &scorer.encoder,
+        heads: &scorer.heads,
+        segmenter: &scorer.segmenter,
+        normalise: scorer.normalise,
+        keep_tokens: false,
+        model_version: &scorer.model_version,
+    };
+    while let Ok(first) = rx.recv() {
+        let mut n = first.comments.len();
+        let mut jobs = vec![first];
+        let deadline = Instant::now() + cfg.batch_wait;
+        while n < cfg.max_batch {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            match rx.recv_timeout(deadline - now) {
+                Ok(j) => {
+                    n += j.comments.len();
+                    jobs.push(j);
+                }
+                Err(_) => break,
+            }
+        }
+        queued.fetch_sub(n, Ordering::SeqCst);
+        metrics.batch(n);
+        match run_batch(&stages, &mut jobs, sink, metrics) {
+            Ok(outs) => {
+                for (job, out) in jobs.into_iter().zip(outs) {
+                    let _ = job.reply.send(Ok(out));
+                }
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                for job in jobs {
+                    let _ = job.reply.send(Err(Error::Invalid(msg.clone())));
+                }
+            }
+        }
+    }
+}
+
+/// Scores every job's comments as one batch; returns each job's outcomes in its order.
+fn run_batch(
+    stages: &ScoreStages,
+    jobs: &mut [Job],
+    sink: Option<&IndexSink>,
+    metrics: &Metrics,
+) -> Result<Vec<Vec<Outcome>>> {
+    let all: Vec<(usize, Comment)> = jobs
+        .iter_mut()
+        .enumerate()
+        .flat_map(|(j, job)| {
+            std::mem::take(&mut job.comments)
+                .into_iter()
+                .map(move |c| (j, c))
+        })
+        .collect();
+    let (owners, comments): (Vec<usize>, Vec<Comment>) = all.into_iter().unzip();
+    let normed = stages.normalise(&comments);
+    let mut outs: Vec<Vec<Option<Outcome>>> = vec![Vec::new(); jobs.len()];
+    let mut keep = Vec::with_capacity(comments.len());
+    let mut slots = Vec::with_capacity(comments.len());
+    for ((c, (n, h)), &j) in comments.into_iter().zip(normed).zip(&owners) {
+        if n.text.is_empty() {
+            outs[j].push(Some(Outcome::Rejected(empty_text_reject(&c))));
+        } else {
+            slots.push((j, outs[j].len()));
+            outs[j].push(None);
+            keep.push((c, n, h));
+        }
+    }
+    let batch = stages.score(keep)?;
+    let records: Vec<Scored> = batch.records.into_iter().map(|(s, _)| s).collect();
+    if let Some(sink) = sink {
+        sink.upsert(&records)?;
+        metrics.indexed(records.len() as u64, 0);
+    }
+    for ((j, k), s) in slots.into_iter().zip(records) {
+        outs[j][k] = Some(Outcome::Scored(Box::new(s)));
+    }
+    Ok(outs
+        .into_iter()
+        .map(|v| v.into_iter().flatten().collect())
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_is_read_as_a_jsonl_input_with_per_item_rejects() {
+        let body = br#"{"comments":[{"text":"fine"},{"id":7,"text":"x","rating":"abc"},
+            {"text":5},3,{"id":"a","text":"one"},{"id":"a","text":"two"},{"id":"b"}]}"#;
+        let items = parse_request(body, 10).unwrap();
+        assert_eq!(items.len(), 7);
+        let reasons: Vec<(u64, Option<&str>)> = items
+            .iter()
+            .filter_map(|i| match i {
+                Item::Reject(r) => Some((r.line, r.field.as_deref())),
+                Item::Comment(_) => None,
+            })
+            .collect();
+        assert_eq!(
+            reasons,
+            vec![
+                (2, Some("rating")),
+                (3, Some("text")),
+                (4, None),
+                (6, Some("id")),
+                (7, Some("text"))
+            ]
+        );
+        let Item::Comment(c) = &items[0] else {
+            panic!("{:?}", items[0])
+        };
+        assert_eq!(c.id, crate::ingest::content_id("fine"));
+    }
+
+    #[test]
+    fn malformed_requests_name_the_field() {
+        let e = |b: &[u8]| parse_request(b, 2).unwrap_err();
+        assert_eq!(e(b"nope").0, 400);
+        assert!(e(b"[]").1.starts_with("body:"));
+        assert!(e(b"{}").1.starts_with("comments:"));
+        assert!(e(br#"{"comments":{}}"#).1.starts_with("comments:"));
+        assert!(e(br#"{"comments":[],"x":1}"#).1.starts_with("x:"));
+        let (status, msg) = e(br#"{"comments":[{"text":"a"},{"text":"b"},{"text":"c"}]}"#);
+        assert_eq!(status, 413);
+        assert!(msg.contains("at most 2"), "{msg}");
+    }
+}
