@@ -348,19 +348,13 @@ impl Reader {
     /// as a `.jsonl` input file named `name` is: the HTTP server reads a request's comments
     /// with it, so they are accepted or rejected as `vocmine score` would.
     pub fn from_jsonl(name: &str, data: Vec<u8>, columns: ColumnMap) -> Reader {
-        let mut ids = SeenIds::default();
-        let file_no = ids.add_file(name);
-        Reader {
-            file: name.to_string(),
-            file_no,
-            inner: Inner::Jsonl {
-                rdr: Box::new(std::io::Cursor::new(data)),
-                line: 0,
-                buf: Vec::new(),
-                columns,
-            },
-            ids,
-        }
+        let inner = Inner::Jsonl {
+            rdr: Box::new(std::io::Cursor::new(data)),
+            line: 0,
+            buf: Vec::new(),
+            columns,
+        };
+        Reader::new(Path::new(name), inner, TextEncoding::utf8())
     }
 
     /// Checks ids against `ids` (those of the files read before in the run) instead of this
