@@ -211,6 +211,7 @@ mod tests {
     use super::super::kernels::{
         attention_on, available, linear_on, AttnScratch, Epilogue, PackedLinear,
     };
+    use super::super::amx::Tiles;
     use super::super::qkernels::{qlinear_on, QLinear};
     use super::*;
 
@@ -280,7 +281,8 @@ mod tests {
             let ql = QLinear::quantize(&w, n, k, b, outliers);
             let what = format!("m{m} k{k} n{n} outliers {outliers}");
             same_bits(&what, m * n, &res, |ep, wide, out| {
-                qlinear_on(&x, m, &ql, out, ep, wide)
+                let tiles = if wide { Tiles::Vnni } else { Tiles::Avx2 };
+                qlinear_on(&x, m, &ql, out, ep, tiles)
             });
         }
     }

@@ -28,6 +28,7 @@
 //! `vpdpbusd` adds a group's four u8 x i8 products into i32 in one instruction, exactly the
 //! integers the AVX2 pair gives, so the output is the same bit for bit.
 
+use super::amx::{self, Tiles};
 use super::kernels::{check_call, check_weight, finish_tile, Epilogue, MR, NR};
 use super::kernels512;
 #[cfg(target_arch = "x86_64")]
@@ -73,7 +74,8 @@ impl QLinear {
     pub fn quantize(w: &[f32], n: usize, k: usize, bias: Vec<f32>, outliers: usize) -> QLinear {
         check_weight(w, n, k, &bias);
         let kp = k.div_ceil(4) * 4;
-        let mut data = vec![0i8; n * kp];
+        // (slack: an AMX B tile may read past K into the next panel, see `amx`)
+        let mut data = vec![0i8; n * kp + amx::B_SLACK];
         let mut scale = vec![1f32; n];
         let mut colsum = vec![0i32; n];
         let outliers = outliers.min(k);
@@ -106,6 +108,31 @@ impl QLinear {
             outliers,
             wt,
         }
+    }
+
+    /// K rounded up to a multiple of 4: one panel holds `kp * 16` bytes.
+    pub(super) fn kp(&self) -> usize {
+        self.kp
+    }
+
+    /// The packed panels (see [`QLinear`]), followed by [`amx::B_SLACK`] zero bytes.
+    pub(super) fn data_ptr(&self) -> *const i8 {
+        self.data.as_ptr()
+    }
+
+    /// The per-column scales (length N).
+    pub(super) fn scale_ptr(&self) -> *const f32 {
+        self.scale.as_ptr()
+    }
+
+    /// The per-column sums of the quantized weights (length N).
+    pub(super) fn colsum_ptr(&self) -> *const i32 {
+        self.colsum.as_ptr()
+    }
+
+    /// The transposed weights (`k x n`; empty without outliers).
+    pub(super) fn wt_ptr(&self) -> *const i8 {
+        self.wt.as_ptr()
     }
 
     /// The weights as the kernel sees them (dequantized), row-major `n x k`.
@@ -166,21 +193,34 @@ thread_local! {
     static QPACK: std::cell::RefCell<QScratch> = std::cell::RefCell::new(QScratch::default());
 }
 
-/// `out (m x n) = epilogue(x (m x k) W^T + b)` with `W` quantized, all row-major.
+/// `out (m x n) = epilogue(x (m x k) W^T + b)` with `W` quantized, all row-major, on the
+/// process's tiles ([`amx::int8_tiles`]).
 pub fn qlinear(x: &[f32], m: usize, w: &QLinear, out: &mut [f32], ep: Epilogue) {
-    qlinear_on(x, m, w, out, ep, kernels512::use_avx512());
+    qlinear_on(x, m, w, out, ep, amx::int8_tiles());
 }
 
-/// [`qlinear`] on AVX-512 VNNI tiles when `wide` (the CPU must have them), else on AVX2 tiles.
+/// [`qlinear`] on the given tiles (the CPU must run them: panics otherwise). All three give
+/// the same output bits.
 pub(crate) fn qlinear_on(
     x: &[f32],
     m: usize,
     w: &QLinear,
     out: &mut [f32],
     ep: Epilogue,
-    wide: bool,
+    tiles: Tiles,
 ) {
-    check_call(x, m, w.k, w.n, out, ep, wide);
+    check_call(x, m, w.k, w.n, out, ep, tiles != Tiles::Avx2);
+    if tiles == Tiles::Amx {
+        assert!(amx::amx_ready().is_ok(), "AMX tiles where they do not run");
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: AMX checked above (with AVX-512 VNNI and the tile state), shapes by
+        // `check_call`.
+        unsafe {
+            amx::qlinear_amx(x, m, w, out, ep)
+        };
+        return;
+    }
+    let wide = tiles == Tiles::Vnni;
     QPACK.with(|cell| {
         let mut s = cell.borrow_mut();
         let s = &mut *s;
@@ -295,6 +335,51 @@ unsafe fn quantize_row(
     for &c in idx.iter() {
         let c = c as usize;
         *dst.add((c / 4) * MR * 4 + c % 4) = q.zero as u8;
+    }
+    q
+}
+
+/// [`quantize_row`] for the AMX tiles: the codes row-major at `dst` (inputs `k..kpa` get
+/// code 0), the same codes as [`write_codes`] (AVX-512, 16 values a step).
+///
+/// # Safety
+/// AVX-512 F and BW, AVX2 and FMA present; `dst` holds `kpa >= row.len()` bytes; `idx` and
+/// `val` have the same length.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
+pub(super) unsafe fn quantize_row_major(
+    row: &[f32],
+    kpa: usize,
+    dst: *mut u8,
+    idx: &mut [u32],
+    val: &mut [f32],
+) -> RowQuant {
+    let (lo, hi) = if idx.is_empty() {
+        min_max(row)
+    } else {
+        take_outliers(row, idx, val)
+    };
+    let q = RowQuant::of_range(lo, hi);
+    let k = row.len();
+    let k16 = k / 16 * 16;
+    let p = row.as_ptr();
+    let inv = _mm512_set1_ps(1.0 / q.scale);
+    let zero = _mm512_set1_epi32(q.zero);
+    let (min, max) = (_mm512_setzero_si512(), _mm512_set1_epi32(QMAX_A));
+    let mut kk = 0;
+    while kk < k16 {
+        let v = _mm512_mul_ps(_mm512_loadu_ps(p.add(kk)), inv);
+        let c = _mm512_add_epi32(_mm512_cvtps_epi32(v), zero);
+        let c = _mm512_min_epi32(_mm512_max_epi32(c, min), max);
+        _mm_storeu_si128(dst.add(kk) as *mut __m128i, _mm512_cvtepi32_epi8(c));
+        kk += 16;
+    }
+    for kk in k16..k {
+        *dst.add(kk) = q.code(row[kk]);
+    }
+    std::ptr::write_bytes(dst.add(k), 0, kpa - k);
+    for &c in idx.iter() {
+        *dst.add(c as usize) = q.zero as u8;
     }
     q
 }
