@@ -261,11 +261,14 @@ unsafe fn run(x: &[f32], m: usize, w: &QLinear, out: &mut [f32], ep: Epilogue, s
                     (false, true) => block::<false, true>(a, kpa, b, kp * NR, kpa / 64, acc),
                     (false, false) => block::<false, false>(a, kpa, b, kp * NR, kpa / 64, acc),
                 }
+                let cp = op.add((i0 + r) * n + col);
+                if two_c {
+                    last_step::<2>(w, s, r, rows, acc, col, cp);
+                } else {
+                    last_step::<1>(w, s, r, rows, acc, col, cp);
+                }
                 for h in 0..1 + two_c as usize {
-                    let c = col + h * NR;
-                    let cp = op.add((i0 + r) * n + c);
-                    last_step(w, s, r, rows, acc.add(h * 16), c, cp);
-                    finish_tile(rows, cp, n, ep, i0 + r, c);
+                    finish_tile(rows, cp.add(h * NR), n, ep, i0 + r, col + h * NR);
                 }
                 r += rows;
             }
@@ -290,7 +293,13 @@ unsafe fn block<const TWO_R: bool, const TWO_C: bool>(
     steps: usize,
     acc: *mut i32,
 ) {
-    asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3", options(nostack, nomem));
+    asm!(
+        "tilezero tmm0",
+        "tilezero tmm1",
+        "tilezero tmm2",
+        "tilezero tmm3",
+        options(nostack, nomem)
+    );
     let a1 = a.add(16 * lda);
     let b1 = b.add(ldb);
     for st in 0..steps {
@@ -322,13 +331,14 @@ unsafe fn block<const TWO_R: bool, const TWO_C: bool>(
     }
 }
 
-/// The last step of 16 columns (from `col`) of rows `r .. r + rows` of the block: the
-/// AVX-512 VNNI tile's, op for op (zero point, row scale, outliers in f32, column scale, bias),
-/// from the sums at `acc` (row stride 32) to `c` (row stride `w.n`).
+/// The last step of `H` x 16 columns (from `col`) of rows `r .. r + rows` of the block: the
+/// AVX-512 VNNI tile's, op for op on every output (zero point, row scale, outliers in f32 in
+/// the same order, column scale, bias), from the sums at `acc` (row stride 32) to `c` (row
+/// stride `w.n`). Both halves of a row share each outlier's broadcast and address.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,fma")]
 #[inline]
-unsafe fn last_step(
+unsafe fn last_step<const H: usize>(
     w: &QLinear,
     s: &AmxScratch,
     r: usize,
@@ -338,24 +348,36 @@ unsafe fn last_step(
     c: *mut f32,
 ) {
     let (n, no) = (w.n, w.outliers);
-    let ws = _mm512_loadu_ps(w.scale_ptr().add(col));
-    let cs = _mm512_loadu_si512(w.colsum_ptr().add(col) as *const _);
-    let bb = _mm512_loadu_ps(w.bias.as_ptr().add(col));
+    let mut ws = [_mm512_setzero_ps(); H];
+    let mut cs = [_mm512_setzero_si512(); H];
+    let mut bb = [_mm512_setzero_ps(); H];
+    for h in 0..H {
+        ws[h] = _mm512_loadu_ps(w.scale_ptr().add(col + h * NR));
+        cs[h] = _mm512_loadu_si512(w.colsum_ptr().add(col + h * NR) as *const _);
+        bb[h] = _mm512_loadu_ps(w.bias.as_ptr().add(col + h * NR));
+    }
     let wt = w.wt_ptr().wrapping_add(col);
     for i in 0..rows {
         let row = r + i;
-        let sum = _mm512_loadu_si512(acc.add(i * 32) as *const _);
         let z = _mm512_set1_epi32(*s.zero.get_unchecked(row));
         let sa = _mm512_set1_ps(*s.scale.get_unchecked(row));
-        let v = _mm512_cvtepi32_ps(_mm512_sub_epi32(sum, _mm512_mullo_epi32(z, cs)));
-        let mut g = _mm512_mul_ps(v, sa);
+        let mut g = [_mm512_setzero_ps(); H];
+        for h in 0..H {
+            let sum = _mm512_loadu_si512(acc.add(i * 32 + h * NR) as *const _);
+            let v = _mm512_cvtepi32_ps(_mm512_sub_epi32(sum, _mm512_mullo_epi32(z, cs[h])));
+            g[h] = _mm512_mul_ps(v, sa);
+        }
         for o in row * no..(row + 1) * no {
             let xv = _mm512_set1_ps(*s.oval.get_unchecked(o));
-            let wp = wt.add(*s.oidx.get_unchecked(o) as usize * n) as *const __m128i;
-            let wv = _mm512_cvtepi8_epi32(_mm_loadu_si128(wp));
-            g = _mm512_fmadd_ps(xv, _mm512_cvtepi32_ps(wv), g);
+            let wp = wt.add(*s.oidx.get_unchecked(o) as usize * n);
+            for h in 0..H {
+                let wv = _mm512_cvtepi8_epi32(_mm_loadu_si128(wp.add(h * NR) as *const __m128i));
+                g[h] = _mm512_fmadd_ps(xv, _mm512_cvtepi32_ps(wv), g[h]);
+            }
         }
-        _mm512_storeu_ps(c.add(i * n), _mm512_fmadd_ps(g, ws, bb));
+        for h in 0..H {
+            _mm512_storeu_ps(c.add(i * n + h * NR), _mm512_fmadd_ps(g[h], ws[h], bb[h]));
+        }
     }
 }
 

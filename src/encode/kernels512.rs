@@ -207,11 +207,11 @@ pub(super) unsafe fn qtile_rows(rows: usize, t: &QTile) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::amx::Tiles;
     use super::super::kernels::tests::rnd;
     use super::super::kernels::{
         attention_on, available, linear_on, AttnScratch, Epilogue, PackedLinear,
     };
-    use super::super::amx::Tiles;
     use super::super::qkernels::{qlinear_on, QLinear};
     use super::*;
 
