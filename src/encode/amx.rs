@@ -215,6 +215,10 @@ impl TileConfig {
     }
 }
 
+/// The body of [`qlinear_amx`]: blocks of MC rows quantized, then 32 x 32 blocks of outputs.
+///
+/// # Safety
+/// As [`qlinear_amx`]'s.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma")]
 unsafe fn run(x: &[f32], m: usize, w: &QLinear, out: &mut [f32], ep: Epilogue, s: &mut AmxScratch) {
@@ -282,6 +286,11 @@ unsafe fn run(x: &[f32], m: usize, w: &QLinear, out: &mut [f32], ep: Epilogue, s
 /// The i32 sums of one block: rows `0..16` (and `16..32` when `TWO_R`) of the codes at `a`
 /// (row stride `lda`) times the panel at `b` (and the next one, `ldb` bytes further, when
 /// `TWO_C`) over `steps` x 64 inputs, stored to `acc` (32 x 32, row stride 32).
+///
+/// # Safety
+/// The tile configuration of [`TileConfig::all_16x64`] is loaded on this thread; `a` holds
+/// 16 (32 when `TWO_R`) rows of `steps * 64` codes at stride `lda`; `b` (and `b + ldb`) can
+/// be read for `steps * 1024` bytes; `acc` holds 32 x 32 i32.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[inline]
@@ -335,6 +344,10 @@ unsafe fn block<const TWO_R: bool, const TWO_C: bool>(
 /// AVX-512 VNNI tile's, op for op on every output (zero point, row scale, outliers in f32 in
 /// the same order, column scale, bias), from the sums at `acc` (row stride 32) to `c` (row
 /// stride `w.n`). Both halves of a row share each outlier's broadcast and address.
+///
+/// # Safety
+/// AVX-512 F/BW and FMA present; `s` holds the quantized rows `r .. r + rows`, `acc` their
+/// sums, `col + H * 16 <= w.n`, `c` a `rows x (H * 16)` block of the output.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,fma")]
 #[inline]
@@ -370,9 +383,9 @@ unsafe fn last_step<const H: usize>(
         for o in row * no..(row + 1) * no {
             let xv = _mm512_set1_ps(*s.oval.get_unchecked(o));
             let wp = wt.add(*s.oidx.get_unchecked(o) as usize * n);
-            for h in 0..H {
+            for (h, gh) in g.iter_mut().enumerate() {
                 let wv = _mm512_cvtepi8_epi32(_mm_loadu_si128(wp.add(h * NR) as *const __m128i));
-                g[h] = _mm512_fmadd_ps(xv, _mm512_cvtepi32_ps(wv), g[h]);
+                *gh = _mm512_fmadd_ps(xv, _mm512_cvtepi32_ps(wv), *gh);
             }
         }
         for h in 0..H {

@@ -380,8 +380,8 @@ pub(super) unsafe fn quantize_row_major(
         _mm_storeu_si128(dst.add(kk) as *mut __m128i, _mm512_cvtepi32_epi8(c));
         kk += 16;
     }
-    for kk in k16..k {
-        *dst.add(kk) = q.code(row[kk]);
+    for (kk, &v) in row.iter().enumerate().skip(k16) {
+        *dst.add(kk) = q.code(v);
     }
     std::ptr::write_bytes(dst.add(k), 0, kpa - k);
     for &c in idx.iter() {
@@ -685,7 +685,7 @@ unsafe fn take_outliers(row: &[f32], idx: &mut [u32], val: &mut [f32]) -> (f32, 
 #[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
 pub(super) unsafe fn take_outliers512(row: &[f32], idx: &mut [u32], val: &mut [f32]) -> (f32, f32) {
     let (k, t) = (row.len(), idx.len());
-    if t > 8 || k < 16 || k > MAX_CHUNKS * 8 {
+    if t > 8 || !(16..=MAX_CHUNKS * 8).contains(&k) {
         return take_outliers(row, idx, val);
     }
     let k16 = k / 16 * 16;
