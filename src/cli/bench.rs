@@ -85,15 +85,20 @@ pub(crate) fn cmd_bench(a: BenchArgs) -> Result<()> {
         vocmine::encode::peak::f32_gflops(cfg.threads, 1000),
         vocmine::encode::peak::int8_gops(cfg.threads, 1000),
     );
+    let kernels = format!(
+        "{}; the int8 layers run on {:?} tiles",
+        if vocmine::encode::kernels512::use_avx512() {
+            "AVX-512, int8 vpdpbusd"
+        } else {
+            "AVX2, int8 vpmaddubsw"
+        },
+        vocmine::encode::amx::int8_tiles()
+    );
     if f32_peak > 0.0 {
         println!(
             "peak measured now on {} threads ({}): f32 FMA {f32_peak:.1} GFLOP/s, int8 {int8_peak:.1} GOP/s; this pass: {:.0}% of the f32 peak{}",
             cfg.threads,
-            if vocmine::encode::kernels512::use_avx512() {
-                "AVX-512, int8 vpdpbusd"
-            } else {
-                "AVX2, int8 vpmaddubsw"
-            },
+            kernels,
             100.0 * flops / enc_s / 1e9 / f32_peak,
             if cfg.engine == vocmine::encode::Engine::Int8 {
                 format!(", {:.0}% of the int8 peak", 100.0 * flops / enc_s / 1e9 / int8_peak)

@@ -207,6 +207,7 @@ pub(super) unsafe fn qtile_rows(rows: usize, t: &QTile) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::amx::Tiles;
     use super::super::kernels::tests::rnd;
     use super::super::kernels::{
         attention_on, available, linear_on, AttnScratch, Epilogue, PackedLinear,
@@ -280,7 +281,8 @@ mod tests {
             let ql = QLinear::quantize(&w, n, k, b, outliers);
             let what = format!("m{m} k{k} n{n} outliers {outliers}");
             same_bits(&what, m * n, &res, |ep, wide, out| {
-                qlinear_on(&x, m, &ql, out, ep, wide)
+                let tiles = if wide { Tiles::Vnni } else { Tiles::Avx2 };
+                qlinear_on(&x, m, &ql, out, ep, tiles)
             });
         }
     }

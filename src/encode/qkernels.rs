@@ -28,6 +28,7 @@
 //! `vpdpbusd` adds a group's four u8 x i8 products into i32 in one instruction, exactly the
 //! integers the AVX2 pair gives, so the output is the same bit for bit.
 
+use super::amx::{self, Tiles};
 use super::kernels::{check_call, check_weight, finish_tile, Epilogue, MR, NR};
 use super::kernels512;
 #[cfg(target_arch = "x86_64")]
@@ -73,7 +74,8 @@ impl QLinear {
     pub fn quantize(w: &[f32], n: usize, k: usize, bias: Vec<f32>, outliers: usize) -> QLinear {
         check_weight(w, n, k, &bias);
         let kp = k.div_ceil(4) * 4;
-        let mut data = vec![0i8; n * kp];
+        // (slack: an AMX B tile may read past K into the next panel, see `amx`)
+        let mut data = vec![0i8; n * kp + amx::B_SLACK];
         let mut scale = vec![1f32; n];
         let mut colsum = vec![0i32; n];
         let outliers = outliers.min(k);
@@ -106,6 +108,31 @@ impl QLinear {
             outliers,
             wt,
         }
+    }
+
+    /// K rounded up to a multiple of 4: one panel holds `kp * 16` bytes.
+    pub(super) fn kp(&self) -> usize {
+        self.kp
+    }
+
+    /// The packed panels (see [`QLinear`]), followed by [`amx::B_SLACK`] zero bytes.
+    pub(super) fn data_ptr(&self) -> *const i8 {
+        self.data.as_ptr()
+    }
+
+    /// The per-column scales (length N).
+    pub(super) fn scale_ptr(&self) -> *const f32 {
+        self.scale.as_ptr()
+    }
+
+    /// The per-column sums of the quantized weights (length N).
+    pub(super) fn colsum_ptr(&self) -> *const i32 {
+        self.colsum.as_ptr()
+    }
+
+    /// The transposed weights (`k x n`; empty without outliers).
+    pub(super) fn wt_ptr(&self) -> *const i8 {
+        self.wt.as_ptr()
     }
 
     /// The weights as the kernel sees them (dequantized), row-major `n x k`.
@@ -166,21 +193,34 @@ thread_local! {
     static QPACK: std::cell::RefCell<QScratch> = std::cell::RefCell::new(QScratch::default());
 }
 
-/// `out (m x n) = epilogue(x (m x k) W^T + b)` with `W` quantized, all row-major.
+/// `out (m x n) = epilogue(x (m x k) W^T + b)` with `W` quantized, all row-major, on the
+/// process's tiles ([`amx::int8_tiles`]).
 pub fn qlinear(x: &[f32], m: usize, w: &QLinear, out: &mut [f32], ep: Epilogue) {
-    qlinear_on(x, m, w, out, ep, kernels512::use_avx512());
+    qlinear_on(x, m, w, out, ep, amx::int8_tiles());
 }
 
-/// [`qlinear`] on AVX-512 VNNI tiles when `wide` (the CPU must have them), else on AVX2 tiles.
+/// [`qlinear`] on the given tiles (the CPU must run them: panics otherwise). All three give
+/// the same output bits.
 pub(crate) fn qlinear_on(
     x: &[f32],
     m: usize,
     w: &QLinear,
     out: &mut [f32],
     ep: Epilogue,
-    wide: bool,
+    tiles: Tiles,
 ) {
-    check_call(x, m, w.k, w.n, out, ep, wide);
+    check_call(x, m, w.k, w.n, out, ep, tiles != Tiles::Avx2);
+    if tiles == Tiles::Amx {
+        assert!(amx::amx_ready().is_ok(), "AMX tiles where they do not run");
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: AMX checked above (with AVX-512 VNNI and the tile state), shapes by
+        // `check_call`.
+        unsafe {
+            amx::qlinear_amx(x, m, w, out, ep)
+        };
+        return;
+    }
+    let wide = tiles == Tiles::Vnni;
     QPACK.with(|cell| {
         let mut s = cell.borrow_mut();
         let s = &mut *s;
@@ -222,6 +262,7 @@ unsafe fn qlinear_avx2(
             let q = quantize_row(
                 &x[(i0 + r) * k..(i0 + r + 1) * k],
                 kp,
+                wide,
                 s.codes
                     .as_mut_ptr()
                     .add(((r / MR) * groups * MR + r % MR) * 4),
@@ -276,17 +317,22 @@ unsafe fn qlinear_avx2(
 /// `4g .. 4g+4` at `dst + g * MR * 4` (inputs `k..kp` get code 0, against zero weights). The
 /// row's `idx.len()` largest values are its outliers: written to `idx` / `val`, left out of
 /// the range, and given the zero point's code, so that they add nothing to the integer sums.
+/// `wide`: the CPU has AVX-512 (the outliers are searched 16 lanes a step, same result).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn quantize_row(
     row: &[f32],
     kp: usize,
+    wide: bool,
     dst: *mut u8,
     idx: &mut [u32],
     val: &mut [f32],
 ) -> RowQuant {
     let (lo, hi) = if idx.is_empty() {
         min_max(row)
+    } else if wide {
+        // SAFETY: `wide` only where the CPU has AVX-512 (checked by `check_call`).
+        take_outliers512(row, idx, val)
     } else {
         take_outliers(row, idx, val)
     };
@@ -295,6 +341,51 @@ unsafe fn quantize_row(
     for &c in idx.iter() {
         let c = c as usize;
         *dst.add((c / 4) * MR * 4 + c % 4) = q.zero as u8;
+    }
+    q
+}
+
+/// [`quantize_row`] for the AMX tiles: the codes row-major at `dst` (inputs `k..kpa` get
+/// code 0), the same codes as [`write_codes`] (AVX-512, 16 values a step).
+///
+/// # Safety
+/// AVX-512 F and BW, AVX2 and FMA present; `dst` holds `kpa >= row.len()` bytes; `idx` and
+/// `val` have the same length.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
+pub(super) unsafe fn quantize_row_major(
+    row: &[f32],
+    kpa: usize,
+    dst: *mut u8,
+    idx: &mut [u32],
+    val: &mut [f32],
+) -> RowQuant {
+    let (lo, hi) = if idx.is_empty() {
+        min_max(row)
+    } else {
+        take_outliers512(row, idx, val)
+    };
+    let q = RowQuant::of_range(lo, hi);
+    let k = row.len();
+    let k16 = k / 16 * 16;
+    let p = row.as_ptr();
+    let inv = _mm512_set1_ps(1.0 / q.scale);
+    let zero = _mm512_set1_epi32(q.zero);
+    let (min, max) = (_mm512_setzero_si512(), _mm512_set1_epi32(QMAX_A));
+    let mut kk = 0;
+    while kk < k16 {
+        let v = _mm512_mul_ps(_mm512_loadu_ps(p.add(kk)), inv);
+        let c = _mm512_add_epi32(_mm512_cvtps_epi32(v), zero);
+        let c = _mm512_min_epi32(_mm512_max_epi32(c, min), max);
+        _mm_storeu_si128(dst.add(kk) as *mut __m128i, _mm512_cvtepi32_epi8(c));
+        kk += 16;
+    }
+    for (kk, &v) in row.iter().enumerate().skip(k16) {
+        *dst.add(kk) = q.code(v);
+    }
+    std::ptr::write_bytes(dst.add(k), 0, kpa - k);
+    for &c in idx.iter() {
+        *dst.add(c as usize) = q.zero as u8;
     }
     q
 }
@@ -585,6 +676,88 @@ unsafe fn take_outliers(row: &[f32], idx: &mut [u32], val: &mut [f32]) -> (f32, 
     (lo, hi)
 }
 
+/// [`take_outliers`] 16 lanes a step on AVX-512 (the same buckets' bound from 32 buckets
+/// in two registers, the same candidates in the same order): the same outliers and range.
+///
+/// # Safety
+/// AVX-512 F and BW, AVX2 and FMA present; `idx` and `val` have the same length.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
+pub(super) unsafe fn take_outliers512(row: &[f32], idx: &mut [u32], val: &mut [f32]) -> (f32, f32) {
+    let (k, t) = (row.len(), idx.len());
+    if t > 8 || !(16..=MAX_CHUNKS * 8).contains(&k) {
+        return take_outliers(row, idx, val);
+    }
+    let k16 = k / 16 * 16;
+    let p = row.as_ptr();
+    let ld = |kk: usize| _mm512_abs_ps(_mm512_loadu_ps(p.add(kk)));
+    let (mut m0, mut m1) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+    let mut kk = 0;
+    while kk + 32 <= k16 {
+        m0 = _mm512_max_ps(m0, ld(kk));
+        m1 = _mm512_max_ps(m1, ld(kk + 16));
+        kk += 32;
+    }
+    if kk < k16 {
+        m0 = _mm512_max_ps(m0, ld(kk));
+    }
+    let mut buckets = [0f32; 32];
+    _mm512_storeu_ps(buckets.as_mut_ptr(), m0);
+    _mm512_storeu_ps(buckets.as_mut_ptr().add(16), m1);
+    // the t-th largest bucket maximum (see `take_outliers`), two mask compares per bucket
+    let mut thr = f32::INFINITY;
+    for &v in &buckets {
+        let vv = _mm512_set1_ps(v);
+        let above = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(m0, vv).count_ones()
+            + _mm512_cmp_ps_mask::<_CMP_GT_OQ>(m1, vv).count_ones();
+        if (above as usize) < t {
+            thr = thr.min(v);
+        }
+    }
+    let tv = _mm512_set1_ps(thr);
+    let mut top = Top::new(idx, val);
+    let (mut lo, mut hi) = (0f32, 0f32);
+    let mut out = |v: Option<f32>| {
+        if let Some(v) = v {
+            lo = lo.min(v);
+            hi = hi.max(v);
+        }
+    };
+    let (mut vlo, mut vhi) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+    let mut flagged = [0u16; MAX_CHUNKS / 2];
+    let chunks = k16 / 16;
+    for (ch, f) in flagged.iter_mut().enumerate().take(chunks) {
+        let v = _mm512_loadu_ps(p.add(ch * 16));
+        let big = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(_mm512_abs_ps(v), tv);
+        let small = _mm512_maskz_mov_ps(!big, v);
+        vlo = _mm512_min_ps(vlo, small);
+        vhi = _mm512_max_ps(vhi, small);
+        *f = big;
+    }
+    for (ch, &f) in flagged.iter().enumerate().take(chunks) {
+        let mut bits = f as u32;
+        while bits != 0 {
+            let i = ch * 16 + bits.trailing_zeros() as usize;
+            out(top.insert(i, row[i]));
+            bits &= bits - 1;
+        }
+    }
+    for (i, &v) in row.iter().enumerate().skip(k16) {
+        out(if v.abs() >= thr {
+            top.insert(i, v)
+        } else {
+            Some(v)
+        });
+    }
+    let mut l = [0f32; 16];
+    let mut h = [0f32; 16];
+    _mm512_storeu_ps(l.as_mut_ptr(), vlo);
+    _mm512_storeu_ps(h.as_mut_ptr(), vhi);
+    let lo = l.iter().fold(lo, |a, &b| a.min(b));
+    let hi = h.iter().fold(hi, |a, &b| a.max(b));
+    (lo, hi)
+}
+
 /// The `idx.len()` values of `row` largest in magnitude, largest first (the first of equals),
 /// written to `idx` (their inputs) and `val`.
 pub fn largest(row: &[f32], idx: &mut [u32], val: &mut [f32]) {
@@ -748,7 +921,7 @@ mod tests {
             return;
         }
         // the vectorised search finds the same, ties and tails included
-        for (case, &k) in [8usize, 13, 384, 1536, 1541].iter().enumerate() {
+        for (case, &k) in [8usize, 13, 16, 17, 47, 384, 1536, 1541].iter().enumerate() {
             let mut row = rnd(k, 10 + case as u64);
             row[k - 1] = 9.0;
             row[3] = -9.0;
@@ -759,6 +932,12 @@ mod tests {
                 // SAFETY: AVX2 + FMA checked above.
                 let range = unsafe { take_outliers(&row, &mut i2, &mut v2) };
                 assert_eq!((&i1, &v1), (&i2, &v2), "k {k} t {t}");
+                if crate::encode::kernels512::has_avx512() {
+                    let (mut i3, mut v3) = (vec![0u32; t], vec![0f32; t]);
+                    // SAFETY: AVX-512 checked just above.
+                    let range512 = unsafe { take_outliers512(&row, &mut i3, &mut v3) };
+                    assert_eq!((&i1, &v1, range), (&i3, &v3, range512), "k {k} t {t} (512)");
+                }
                 let rest = row
                     .iter()
                     .enumerate()
