@@ -441,8 +441,8 @@ pub(crate) fn run(cli: FinetuneCli) -> Result<()> {
     let rep = &done.report;
     if !rep.finished {
         eprintln!(
-            "stopped at step {} of {} (--stop-after); run the same command again to resume",
-            rep.steps, rep.total_steps
+            "stopped at step {} of {} (--stop-after; {:.1} texts/s training); run the same command again to resume",
+            rep.steps, rep.total_steps, rep.texts_per_second
         );
         return Ok(());
     }

@@ -235,7 +235,8 @@ pub struct FinetuneReport {
     pub history: Vec<EvalPoint>,
     /// Seconds of training (all invocations, evaluation included).
     pub seconds: f64,
-    /// Training texts per second (forward + backward), this invocation.
+    /// Training texts per second of the training steps (forward, backward, optimiser;
+    /// evaluations and checkpoints excluded), this invocation.
     pub texts_per_second: f64,
     /// Fitted softmax temperature of each head on dev.
     pub temperatures: Vec<f64>,
@@ -443,6 +444,8 @@ pub fn finetune(
     let seconds_before = st.seconds;
     let steps_before = st.step;
     let mut texts = 0usize;
+    // seconds spent in training steps (forward, backward, optimiser), evaluation excluded
+    let mut step_secs = 0f64;
     let mut stopped_by_budget = false;
     let lr_at = |step: usize, peak: f64| -> f64 {
         let warm = ((total as f64 * cfg.warmup).round() as usize).max(1);
@@ -471,6 +474,7 @@ pub fn finetune(
             Rng::new(cfg.seed ^ 0xd40f ^ (st.step as u64).wrapping_mul(0x2545_f491_4f6c_dd1d));
         let spec = &input.tasks[task];
         let (lr, head_lr) = (lr_at(st.step, cfg.lr), lr_at(st.step, cfg.head_lr));
+        let step_started = Instant::now();
         st.loss_sum += if let Some(e) = own.as_mut() {
             let micro = input.engine.micro_batch;
             let grads = e.loss_and_grads(&ex, task, spec, cfg.dropout, &mut drng, micro)?;
@@ -482,6 +486,7 @@ pub fn finetune(
             model.p.adamw_step(&grads, st.step, cfg, lr, head_lr)?;
             loss.to_dtype(DType::F64)?.to_scalar::<f64>()?
         };
+        step_secs += step_started.elapsed().as_secs_f64();
         st.loss_n += 1;
         st.step += 1;
         texts += ex.len();
@@ -491,7 +496,7 @@ pub fn finetune(
                 "step {}/{total} loss {:.4} ({:.1} texts/s)",
                 st.step,
                 st.loss_sum / st.loss_n.max(1) as f64,
-                texts as f64 / started.elapsed().as_secs_f64().max(1e-9)
+                texts as f64 / step_secs.max(1e-9)
             ));
         }
         let eval_now = st.step.is_multiple_of(eval_every) || st.step == total;
@@ -533,7 +538,7 @@ pub fn finetune(
     }
     st.seconds = seconds_before + started.elapsed().as_secs_f64();
     checkpoint::save(ck, &st, &model.p, &best)?;
-    let texts_per_second = texts as f64 / started.elapsed().as_secs_f64().max(1e-9);
+    let texts_per_second = texts as f64 / step_secs.max(1e-9);
 
     // the kept weights: the best evaluation's
     for (var, t) in model.p.vars.iter().zip(&best) {
