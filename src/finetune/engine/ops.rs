@@ -126,21 +126,23 @@ pub(super) fn layer_norm_back(
         });
 }
 
-/// `Phi(u) = (1 + erf(u / sqrt 2)) / 2`, the normal CDF (GELU is `u Phi(u)`).
-pub(super) fn phi(u: f32) -> f32 {
-    (candle_core::cpu::erf::erf_f32(u * std::f32::consts::FRAC_1_SQRT_2) + 1.0) * 0.5
-}
-
-/// GELU (erf) of `u` into `g`, keeping `Phi(u)` in `cdf` for the backward pass.
+/// GELU (erf) of `u` into `g` on the inference engine's vectorised GELU (erf to 2e-7), keeping
+/// `Phi(u) = g / u` (the normal CDF; `1/2 + u phi(0)` near 0) in `cdf` for the backward pass.
 pub(super) fn gelu(u: &[f32], g: &mut [f32], cdf: &mut [f32]) {
     const C: usize = 4096;
+    let phi0 = 0.398_942_3_f32;
     u.par_chunks(C)
         .zip(g.par_chunks_mut(C))
         .zip(cdf.par_chunks_mut(C))
         .for_each(|((u, g), c)| {
+            g.copy_from_slice(u);
+            kernels::gelu_inplace(g);
             for i in 0..u.len() {
-                c[i] = phi(u[i]);
-                g[i] = u[i] * c[i];
+                c[i] = if u[i].abs() > 1e-3 {
+                    g[i] / u[i]
+                } else {
+                    0.5 + u[i] * phi0
+                };
             }
         });
 }
