@@ -120,7 +120,7 @@ impl OwnEngine {
             head_at.push((i, t.hidden > 0));
             i += if t.hidden > 0 { 4 } else { 2 };
         }
-        if i != w.len() || p.heads_from % PARTS.len() != 0 {
+        if i != w.len() || !p.heads_from.is_multiple_of(PARTS.len()) {
             return Err(Error::Invalid(
                 "the parameters do not match the tasks' heads".into(),
             ));

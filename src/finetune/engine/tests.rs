@@ -119,6 +119,7 @@ fn shape() -> Shape {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn input<'a>(
     dir: &'a Path,
     cfg: &'a Config,
