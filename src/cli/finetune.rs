@@ -124,6 +124,7 @@ pub(crate) struct FinetuneCli<'a> {
     pub stop_after: usize,
     pub time_budget: Option<f64>,
     pub device: &'a str,
+    pub engine: &'a str,
     pub enc: &'a EncoderArgs,
 }
 
@@ -431,13 +432,17 @@ pub(crate) fn run(cli: FinetuneCli) -> Result<()> {
         checkpoint_dir: cli.out.join("checkpoint"),
         key,
         device,
+        engine: vocmine::finetune::EngineOptions {
+            engine: cli.engine.parse()?,
+            micro_batch: 0,
+        },
     };
     let done = finetune(&input, &cfg, |s| eprintln!("{s}"))?;
     let rep = &done.report;
     if !rep.finished {
         eprintln!(
-            "stopped at step {} of {} (--stop-after); run the same command again to resume",
-            rep.steps, rep.total_steps
+            "stopped at step {} of {} (--stop-after; {:.1} texts/s training); run the same command again to resume",
+            rep.steps, rep.total_steps, rep.texts_per_second
         );
         return Ok(());
     }

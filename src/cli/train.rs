@@ -38,6 +38,10 @@ pub(crate) struct TrainArgs {
     /// With --finetune: where training steps run (cuda needs a build with --features cuda)
     #[arg(long, default_value = "cpu", value_parser = ["cpu", "cuda"])]
     device: String,
+    /// With --finetune: the training engine: own (the project's kernels, CPU) or candle
+    /// (candle's autograd, the reference; always on a GPU)
+    #[arg(long, default_value = "own", value_parser = ["own", "candle"])]
+    engine: String,
     /// Dev files for early stopping and calibration, repeatable [default: hold out
     /// --dev-fraction of the training data]
     #[arg(long)]
@@ -215,6 +219,7 @@ pub(crate) fn cmd_train(a: TrainArgs) -> Result<()> {
             stop_after: a.stop_after,
             time_budget: a.time_budget,
             device: &a.device,
+            engine: &a.engine,
             enc: &a.enc,
         });
     }

@@ -86,6 +86,29 @@ impl PackedLinear {
         }
         PackedLinear { k, n, data, bias }
     }
+
+    /// Packs `a` (row-major `rows x cols`, `cols` a multiple of [`NR`]) as the weight of
+    /// `y = x a` (so `W = a^T`: `cols` outputs, `rows` inputs), with a zero bias: the transposed
+    /// operands of the training engine's backward pass (`dY W`, `dY^T X`), packed straight from
+    /// the row-major matrix without a transpose.
+    pub fn pack_transposed(a: &[f32], rows: usize, cols: usize) -> PackedLinear {
+        assert_eq!(a.len(), rows * cols, "matrix is not {rows} x {cols}");
+        assert_eq!(cols % NR, 0, "columns {cols} not a multiple of {NR}");
+        let mut data = AlignedVec::zeros(rows * cols);
+        let d = data.as_mut_slice();
+        for p in 0..cols / NR {
+            for r in 0..rows {
+                d[p * rows * NR + r * NR..p * rows * NR + (r + 1) * NR]
+                    .copy_from_slice(&a[r * cols + p * NR..r * cols + (p + 1) * NR]);
+            }
+        }
+        PackedLinear {
+            k: rows,
+            n: cols,
+            data,
+            bias: vec![0.0; cols],
+        }
+    }
 }
 
 /// What the last pass over K does to each output tile besides adding the bias.

@@ -1,5 +1,6 @@
 //! Finetune: tunes the top transformer layers of the encoder together with one head per task
-//! (multi-task), with candle's autograd.
+//! (multi-task), on the project's own training engine ([`engine`]: packed kernels, the
+//! default on a CPU with AVX2 + FMA) or candle's autograd (the reference, and the GPU path).
 //!
 //! The lower layers stay frozen: their output for every training and dev text is computed
 //! once by the packed engine ([`crate::encode::Encoder::hidden_states`]) and kept in memory,
@@ -14,6 +15,7 @@
 //! resumes where it stopped, with the same result as an uninterrupted one.
 
 mod checkpoint;
+pub mod engine;
 mod model;
 
 use crate::classify::{fit_temperature, Head, HeadMeta};
@@ -22,6 +24,7 @@ use crate::rng::Rng;
 use candle_core::{DType, Device, Tensor, D};
 use candle_transformers::models::bert::Config;
 use checkpoint::CheckpointState;
+pub use engine::{Engine, EngineOptions};
 use model::{epoch_batches, Model, Params};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -232,7 +235,8 @@ pub struct FinetuneReport {
     pub history: Vec<EvalPoint>,
     /// Seconds of training (all invocations, evaluation included).
     pub seconds: f64,
-    /// Training texts per second (forward + backward), this invocation.
+    /// Training texts per second of the training steps (forward, backward, optimiser;
+    /// evaluations and checkpoints excluded), this invocation.
     pub texts_per_second: f64,
     /// Fitted softmax temperature of each head on dev.
     pub temperatures: Vec<f64>,
@@ -274,6 +278,8 @@ pub struct FinetuneInput<'a> {
     pub key: String,
     /// Where the steps run (CPU, or a CUDA GPU).
     pub device: Device,
+    /// Which engine runs the steps (the own engine runs on the CPU only; candle elsewhere).
+    pub engine: EngineOptions,
 }
 
 /// Checks a task's anchor weight (finite, >= 0); the error names the task.
@@ -322,6 +328,29 @@ fn anchor_term(spec: &TaskSpec, ex: &[&Example], pooled: &Tensor) -> Result<Tens
         let w = weights(|x| x)?;
         ((pooled - a)?.sqr()?.broadcast_mul(&w)?.sum_all()? / n as f64)?
     })
+}
+
+/// The loss of one batch (all of one task) on candle's autograd: cross-entropy plus the anchor
+/// term, dropout `p` drawn from `drng`.
+fn candle_loss(
+    model: &Model,
+    spec: &TaskSpec,
+    ex: &[&Example],
+    p: f64,
+    drng: &mut Rng,
+) -> Result<Tensor> {
+    let task = ex[0].task;
+    let (x, mask) = model.batch(ex)?;
+    let pooled = model.pooled(&x, &mask, Some((p, drng)))?;
+    let logits = model.logits(task, &pooled)?;
+    let y: Vec<u32> = ex.iter().map(|e| e.label as u32).collect();
+    let y = Tensor::from_vec(y, ex.len(), &model.device)?;
+    let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
+    let mut loss = (logp.gather(&y.unsqueeze(1)?, 1)?.sum_all()? / -(ex.len() as f64))?;
+    if spec.anchored() {
+        loss = (loss + anchor_term(spec, ex, &pooled)?)?;
+    }
+    Ok(loss)
 }
 
 /// Fine-tunes: resumes from the checkpoint when one of the same run exists, trains, and returns
@@ -409,11 +438,14 @@ pub fn finetune(
         ));
         st = old;
     }
+    let mut own = own_engine(input, &model.p, &mut log)?;
 
     let started = Instant::now();
     let seconds_before = st.seconds;
     let steps_before = st.step;
     let mut texts = 0usize;
+    // seconds spent in training steps (forward, backward, optimiser), evaluation excluded
+    let mut step_secs = 0f64;
     let mut stopped_by_budget = false;
     let lr_at = |step: usize, peak: f64| -> f64 {
         let warm = ((total as f64 * cfg.warmup).round() as usize).max(1);
@@ -438,23 +470,23 @@ pub fn finetune(
         let idx = &batches[st.step % per_epoch];
         let ex: Vec<&Example> = idx.iter().map(|&i| &input.train[i]).collect();
         let task = ex[0].task;
-        let (x, mask) = model.batch(&ex)?;
         let mut drng =
             Rng::new(cfg.seed ^ 0xd40f ^ (st.step as u64).wrapping_mul(0x2545_f491_4f6c_dd1d));
-        let pooled = model.pooled(&x, &mask, Some((cfg.dropout, &mut drng)))?;
-        let logits = model.logits(task, &pooled)?;
-        let y: Vec<u32> = ex.iter().map(|e| e.label as u32).collect();
-        let y = Tensor::from_vec(y, ex.len(), dev)?;
-        let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
-        let mut loss = (logp.gather(&y.unsqueeze(1)?, 1)?.sum_all()? / -(ex.len() as f64))?;
         let spec = &input.tasks[task];
-        if spec.anchored() {
-            loss = (loss + anchor_term(spec, &ex, &pooled)?)?;
-        }
-        let grads = loss.backward()?;
         let (lr, head_lr) = (lr_at(st.step, cfg.lr), lr_at(st.step, cfg.head_lr));
-        model.p.adamw_step(&grads, st.step, cfg, lr, head_lr)?;
-        st.loss_sum += loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+        let step_started = Instant::now();
+        st.loss_sum += if let Some(e) = own.as_mut() {
+            let micro = input.engine.micro_batch;
+            let grads = e.loss_and_grads(&ex, task, spec, cfg.dropout, &mut drng, micro)?;
+            e.adamw(&grads, st.step, cfg, lr, head_lr);
+            grads.loss
+        } else {
+            let loss = candle_loss(&model, spec, &ex, cfg.dropout, &mut drng)?;
+            let grads = loss.backward()?;
+            model.p.adamw_step(&grads, st.step, cfg, lr, head_lr)?;
+            loss.to_dtype(DType::F64)?.to_scalar::<f64>()?
+        };
+        step_secs += step_started.elapsed().as_secs_f64();
         st.loss_n += 1;
         st.step += 1;
         texts += ex.len();
@@ -464,10 +496,16 @@ pub fn finetune(
                 "step {}/{total} loss {:.4} ({:.1} texts/s)",
                 st.step,
                 st.loss_sum / st.loss_n.max(1) as f64,
-                texts as f64 / started.elapsed().as_secs_f64().max(1e-9)
+                texts as f64 / step_secs.max(1e-9)
             ));
         }
         let eval_now = st.step.is_multiple_of(eval_every) || st.step == total;
+        let budget_out = cfg.time_budget > 0.0 && now >= cfg.time_budget;
+        let save_now = cfg.checkpoint_every > 0 && st.step.is_multiple_of(cfg.checkpoint_every);
+        if let Some(e) = own.as_ref().filter(|_| eval_now || budget_out || save_now) {
+            // evaluation, the kept weights and checkpoints read the candle parameters
+            e.write_back(&mut model.p)?;
+        }
         if eval_now {
             st.seconds = now;
             evaluate_point(&mut st, &model, input, cfg, &mut best, &mut log)?;
@@ -495,9 +533,12 @@ pub fn finetune(
             checkpoint::save(ck, &st, &model.p, &best)?;
         }
     }
+    if let Some(e) = &own {
+        e.write_back(&mut model.p)?;
+    }
     st.seconds = seconds_before + started.elapsed().as_secs_f64();
     checkpoint::save(ck, &st, &model.p, &best)?;
-    let texts_per_second = texts as f64 / started.elapsed().as_secs_f64().max(1e-9);
+    let texts_per_second = texts as f64 / step_secs.max(1e-9);
 
     // the kept weights: the best evaluation's
     for (var, t) in model.p.vars.iter().zip(&best) {
@@ -552,6 +593,33 @@ pub fn finetune(
             stopped_by_budget,
         },
     })
+}
+
+/// The own engine over `p` when the input asks for it and it can run here (a CPU with AVX2 +
+/// FMA, widths that are multiples of 16); `None` (candle's autograd runs the steps) otherwise.
+fn own_engine(
+    input: &FinetuneInput,
+    p: &Params,
+    log: &mut impl FnMut(&str),
+) -> Result<Option<engine::OwnEngine>> {
+    if input.engine.engine != Engine::Own {
+        return Ok(None);
+    }
+    let c = input.config;
+    let fits = c.hidden_size.is_multiple_of(16)
+        && c.intermediate_size.is_multiple_of(16)
+        && c.hidden_size.is_multiple_of(c.num_attention_heads);
+    if !input.device.is_cpu() || !crate::encode::kernels::available() || !fits {
+        log("the own training engine runs on a CPU with AVX2 + FMA only; candle's autograd runs the steps");
+        return Ok(None);
+    }
+    let shape = engine::layer::Shape {
+        h: c.hidden_size,
+        heads: c.num_attention_heads,
+        inter: c.intermediate_size,
+        eps: c.layer_norm_eps as f32,
+    };
+    Ok(Some(engine::OwnEngine::new(p, shape, input.tasks)?))
 }
 
 /// Evaluates on dev, records the point, keeps the weights when they are the best so far, and

@@ -259,7 +259,9 @@ impl Model<'_> {
     }
 
     /// Pooled, L2-normalised embeddings of a batch: `x` (b, t, h) after the frozen layers,
-    /// `mask` (b, t) of 1 for real tokens.
+    /// `mask` (b, t) of 1 for real tokens. Without `drop` (evaluation) the layers run on
+    /// detached weights, so no autograd graph holds every layer's intermediates (gigabytes at
+    /// full depth).
     pub(super) fn pooled(
         &self,
         x: &Tensor,
@@ -278,8 +280,19 @@ impl Model<'_> {
             }
         }
         let mut x2 = x.reshape((b * t, h))?;
+        let track = drop.is_some();
         for l in 0..self.layer_count() {
-            let w = |i: usize| self.var(l, i);
+            let weights: Vec<Tensor> = (0..PARTS.len())
+                .map(|i| {
+                    let v = self.var(l, i);
+                    if track {
+                        v.clone()
+                    } else {
+                        v.detach()
+                    }
+                })
+                .collect();
+            let w = |i: usize| &weights[i];
             let split = |y: Tensor| -> candle_core::Result<Tensor> {
                 y.reshape((b, t, heads, d))?.transpose(1, 2)?.contiguous()
             };

@@ -1,0 +1,265 @@
+//! The training engine's operations on packed token rows: the three products of a linear layer
+//! (`X W^T`, `dY W`, `dY^T X`) on the packed matmul kernels, attention of one sequence forward
+//! (keeping the probabilities) and backward, layer norm and GELU (erf) forward and backward.
+
+use crate::encode::kernels::{self, Epilogue, PackedLinear};
+use rayon::prelude::*;
+
+/// `out (m x n) = x (m x k) W^T + b`, the rows split over the current rayon pool.
+pub(super) fn linear(x: &[f32], m: usize, w: &PackedLinear, out: &mut [f32]) {
+    let threads = rayon::current_num_threads();
+    let rows = m.div_ceil(threads.max(1)).div_ceil(kernels::MR) * kernels::MR;
+    if threads <= 1 || m < 2 * kernels::MR * 4 {
+        kernels::linear(x, m, w, out, Epilogue::Bias);
+        return;
+    }
+    let (k, n) = (w.k, w.n);
+    out.par_chunks_mut(rows * n).enumerate().for_each(|(j, o)| {
+        let r0 = j * rows;
+        let r = o.len() / n;
+        kernels::linear(&x[r0 * k..(r0 + r) * k], r, w, o, Epilogue::Bias);
+    });
+}
+
+/// `out (m x k) = dy (m x n) W`, `W` row-major `n x k` (the input gradient of `y = x W^T`).
+pub(super) fn input_grad(dy: &[f32], m: usize, w: &[f32], n: usize, k: usize, out: &mut [f32]) {
+    let wt = PackedLinear::pack_transposed(w, n, k);
+    linear(dy, m, &wt, out);
+}
+
+/// `dw (n x k) += dy^T (n x m) x (m x k)` and `db (n) += column sums of dy`: the weight and
+/// bias gradients of `y = x W^T + b` over `m` token rows.
+pub(super) fn weight_grad(
+    dy: &[f32],
+    x: &[f32],
+    m: usize,
+    n: usize,
+    k: usize,
+    dw: &mut [f32],
+    db: &mut [f32],
+) {
+    let mut dyt = vec![0f32; n * m];
+    transpose(dy, m, n, &mut dyt);
+    let xp = PackedLinear::pack_transposed(x, m, k);
+    let mut tmp = vec![0f32; n * k];
+    linear(&dyt, n, &xp, &mut tmp);
+    for (d, t) in dw.iter_mut().zip(&tmp) {
+        *d += t;
+    }
+    for (j, b) in db.iter_mut().enumerate() {
+        *b += dyt[j * m..(j + 1) * m].iter().sum::<f32>();
+    }
+}
+
+/// `out (c x r) = a^T`, `a` row-major `r x c`, in cache-sized blocks.
+fn transpose(a: &[f32], r: usize, c: usize, out: &mut [f32]) {
+    const B: usize = 32;
+    for i0 in (0..r).step_by(B) {
+        for j0 in (0..c).step_by(B) {
+            for i in i0..(i0 + B).min(r) {
+                for j in j0..(j0 + B).min(c) {
+                    out[j * r + i] = a[i * c + j];
+                }
+            }
+        }
+    }
+}
+
+/// Layer norm of each `width` row of `x` in place; `xhat` and `rstd` receive the normalised
+/// rows and `1 / sqrt(var + eps)` per row (for the backward pass).
+pub(super) fn layer_norm(
+    x: &mut [f32],
+    width: usize,
+    g: &[f32],
+    b: &[f32],
+    eps: f32,
+    xhat: &mut [f32],
+    rstd: &mut [f32],
+) {
+    x.par_chunks_mut(width)
+        .zip(xhat.par_chunks_mut(width))
+        .zip(rstd.par_iter_mut())
+        .for_each(|((row, xh), rs)| {
+            let mean = row.iter().sum::<f32>() / width as f32;
+            let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / width as f32;
+            let r = 1.0 / (var + eps).sqrt();
+            *rs = r;
+            for j in 0..width {
+                xh[j] = (row[j] - mean) * r;
+                row[j] = xh[j] * g[j] + b[j];
+            }
+        });
+}
+
+/// Backward of [`layer_norm`]: `dy` (rows of `width`) becomes the input gradient in place;
+/// `dg`, `db` receive the gain and bias gradients.
+pub(super) fn layer_norm_back(
+    dy: &mut [f32],
+    width: usize,
+    g: &[f32],
+    xhat: &[f32],
+    rstd: &[f32],
+    dg: &mut [f32],
+    db: &mut [f32],
+) {
+    for (row, xh) in dy.chunks(width).zip(xhat.chunks(width)) {
+        for j in 0..width {
+            dg[j] += row[j] * xh[j];
+            db[j] += row[j];
+        }
+    }
+    dy.par_chunks_mut(width)
+        .zip(xhat.par_chunks(width))
+        .zip(rstd.par_iter())
+        .for_each(|((row, xh), &r)| {
+            let mut s1 = 0f32;
+            let mut s2 = 0f32;
+            for j in 0..width {
+                let d = row[j] * g[j];
+                s1 += d;
+                s2 += d * xh[j];
+            }
+            let (m1, m2) = (s1 / width as f32, s2 / width as f32);
+            for j in 0..width {
+                row[j] = r * (row[j] * g[j] - m1 - xh[j] * m2);
+            }
+        });
+}
+
+/// GELU (erf) of `u` into `g` on the inference engine's vectorised GELU (erf to 2e-7), keeping
+/// `Phi(u) = g / u` (the normal CDF; `1/2 + u phi(0)` near 0) in `cdf` for the backward pass.
+pub(super) fn gelu(u: &[f32], g: &mut [f32], cdf: &mut [f32]) {
+    const C: usize = 4096;
+    let phi0 = 0.398_942_3_f32;
+    u.par_chunks(C)
+        .zip(g.par_chunks_mut(C))
+        .zip(cdf.par_chunks_mut(C))
+        .for_each(|((u, g), c)| {
+            g.copy_from_slice(u);
+            kernels::gelu_inplace(g);
+            for i in 0..u.len() {
+                c[i] = if u[i].abs() > 1e-3 {
+                    g[i] / u[i]
+                } else {
+                    0.5 + u[i] * phi0
+                };
+            }
+        });
+}
+
+/// Backward of [`gelu`]: `d` (the output gradient) becomes `d * (Phi(u) + u phi(u))`.
+pub(super) fn gelu_back(d: &mut [f32], u: &[f32], cdf: &[f32]) {
+    const C: usize = 4096;
+    let inv_sqrt_2pi = 0.398_942_3_f32;
+    d.par_chunks_mut(C)
+        .zip(u.par_chunks(C))
+        .zip(cdf.par_chunks(C))
+        .for_each(|((d, u), c)| {
+            for i in 0..d.len() {
+                let pdf = (-0.5 * u[i] * u[i]).exp() * inv_sqrt_2pi;
+                d[i] *= c[i] + u[i] * pdf;
+            }
+        });
+}
+
+/// One sequence's attention shapes: `len` tokens, `heads` heads of width `hd`.
+#[derive(Clone, Copy)]
+pub(super) struct Attn {
+    pub(super) len: usize,
+    pub(super) heads: usize,
+    pub(super) hd: usize,
+}
+
+/// `y[..] += a * x[..]`.
+#[inline]
+fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
+    for (y, x) in y.iter_mut().zip(x) {
+        *y += a * x;
+    }
+}
+
+/// Attention of one sequence: `qkv` its `len` rows of `3 h` (queries, keys, values), `ctx` its
+/// `len x h` output; `probs` receives each head's `len x len` softmax probabilities.
+pub(super) fn attention(qkv: &[f32], a: Attn, ctx: &mut [f32], probs: &mut [f32]) {
+    let Attn { len, heads, hd } = a;
+    let h = heads * hd;
+    let scale = 1.0 / (hd as f32).sqrt();
+    let mut kt = vec![0f32; hd * len];
+    let mut c = vec![0f32; hd];
+    for head in 0..heads {
+        for j in 0..len {
+            for d in 0..hd {
+                kt[d * len + j] = qkv[j * 3 * h + h + head * hd + d];
+            }
+        }
+        let p = &mut probs[head * len * len..(head + 1) * len * len];
+        for i in 0..len {
+            let row = &mut p[i * len..(i + 1) * len];
+            row.iter_mut().for_each(|v| *v = 0.0);
+            let q = &qkv[i * 3 * h + head * hd..i * 3 * h + (head + 1) * hd];
+            for d in 0..hd {
+                axpy(row, q[d] * scale, &kt[d * len..(d + 1) * len]);
+            }
+            let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+            let mut sum = 0f32;
+            for v in row.iter_mut() {
+                *v = (*v - max).exp();
+                sum += *v;
+            }
+            let inv = 1.0 / sum;
+            row.iter_mut().for_each(|v| *v *= inv);
+            c.iter_mut().for_each(|v| *v = 0.0);
+            for (j, &pj) in row.iter().enumerate() {
+                let v = &qkv[j * 3 * h + 2 * h + head * hd..j * 3 * h + 2 * h + (head + 1) * hd];
+                axpy(&mut c, pj, v);
+            }
+            ctx[i * h + head * hd..i * h + (head + 1) * hd].copy_from_slice(&c);
+        }
+    }
+}
+
+/// Backward of [`attention`] for one sequence: `dctx` its `len x h` output gradient, `dqkv`
+/// receives its `len x 3h` input gradient.
+pub(super) fn attention_back(qkv: &[f32], a: Attn, probs: &[f32], dctx: &[f32], dqkv: &mut [f32]) {
+    let Attn { len, heads, hd } = a;
+    let h = heads * hd;
+    let scale = 1.0 / (hd as f32).sqrt();
+    let mut vt = vec![0f32; hd * len];
+    let mut ds = vec![0f32; len];
+    dqkv.iter_mut().for_each(|v| *v = 0.0);
+    for head in 0..heads {
+        let (qo, ko, vo) = (head * hd, h + head * hd, 2 * h + head * hd);
+        for j in 0..len {
+            for d in 0..hd {
+                vt[d * len + j] = qkv[j * 3 * h + vo + d];
+            }
+        }
+        let p = &probs[head * len * len..(head + 1) * len * len];
+        for i in 0..len {
+            let pr = &p[i * len..(i + 1) * len];
+            let dc = &dctx[i * h + head * hd..i * h + (head + 1) * hd];
+            // dP = dC V^T (row i), dV += P^T dC
+            ds.iter_mut().for_each(|v| *v = 0.0);
+            for d in 0..hd {
+                axpy(&mut ds, dc[d], &vt[d * len..(d + 1) * len]);
+            }
+            for (j, &pj) in pr.iter().enumerate() {
+                axpy(&mut dqkv[j * 3 * h + vo..j * 3 * h + vo + hd], pj, dc);
+            }
+            // dS = P (dP - sum(P dP))
+            let dot: f32 = pr.iter().zip(&ds).map(|(p, d)| p * d).sum();
+            for (d, &pj) in ds.iter_mut().zip(pr) {
+                *d = pj * (*d - dot) * scale;
+            }
+            // dQ_i = dS_i K, dK_j += dS_ij Q_i
+            let dq = &mut dqkv[i * 3 * h + qo..i * 3 * h + qo + hd];
+            for (j, &s) in ds.iter().enumerate() {
+                axpy(dq, s, &qkv[j * 3 * h + ko..j * 3 * h + ko + hd]);
+            }
+            let q = &qkv[i * 3 * h + qo..i * 3 * h + qo + hd];
+            for (j, &s) in ds.iter().enumerate() {
+                axpy(&mut dqkv[j * 3 * h + ko..j * 3 * h + ko + hd], s, q);
+            }
+        }
+    }
+}
