@@ -101,11 +101,20 @@ pub fn http_get(addr: &str, path: &str) -> (u16, serde_json::Value) {
 /// Starts `vocmine serve INDEX` on a free loopback port; returns the child and its address
 /// (read from the line it prints on stderr).
 pub fn start_server(index: &std::path::Path) -> (std::process::Child, String) {
+    start_serve([index.as_os_str(), "--addr".as_ref(), "127.0.0.1:0".as_ref()])
+}
+
+/// Starts `vocmine serve ARGS...` (which must bind a free port, `--addr 127.0.0.1:0`); returns
+/// the child and the address it prints on stderr.
+pub fn start_serve<I, S>(args: I) -> (std::process::Child, String)
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
     use std::io::BufRead;
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_vocmine"))
         .arg("serve")
-        .arg(index)
-        .args(["--addr", "127.0.0.1:0"])
+        .args(args)
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();

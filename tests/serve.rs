@@ -6,31 +6,17 @@
 mod common;
 
 use serde_json::{json, Value};
-use std::io::{BufRead, Read, Write};
-use std::process::{Child, Command, Stdio};
+use std::io::{Read, Write};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 /// Starts `vocmine serve` with `args` on a free loopback port; the child and its address.
 fn start(args: &[&str]) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vocmine"))
-        .arg("serve")
-        .args(["--addr", "127.0.0.1:0", "--model"])
-        .arg(common::model_dir())
-        .args(args)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stderr.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|s| s.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_string();
-    (child, addr)
+    let mut all: Vec<std::ffi::OsString> = vec!["--addr".into(), "127.0.0.1:0".into()];
+    all.push("--model".into());
+    all.push(common::model_dir().into());
+    all.extend(args.iter().map(Into::into));
+    common::start_serve(all)
 }
 
 /// One HTTP/1.1 request (Connection: close): status, head and body.
