@@ -1,8 +1,13 @@
 //! vocmine: voice-of-customer text mining.
 //!
-//! The pipeline, one module per stage: [`ingest`] -> [`normalise`] -> [`segment`] ->
-//! [`encode`] -> [`classify`] -> [`pipeline`] (scoring runs that write the outputs).
-//! [`corpus`] reads labelled corpora and caches their embeddings for training and evaluation.
+//! The pipeline, one module per stage: [`ingest`] -> [`normalise`] -> [`encode`] ->
+//! [`classify`] -> [`pipeline`] (scoring runs) -> [`workspace`] (the run folder) ->
+//! [`cluster`] (topics) and [`report`]; [`segment`] splits words for [`index`] (tantivy
+//! search), topic labels and `--tokens`; [`serve`] answers search and scoring over HTTP.
+//! [`record`] holds the types that flow, [`model`] the bundle (encoder + heads), [`taxonomy`]
+//! the few-shot tasks as data. [`corpus`] reads labelled corpora and caches their embeddings
+//! for training ([`classify`], [`finetune`]) and evaluation ([`eval`], [`metrics`]); [`rng`]
+//! makes seeds reproducible and [`error`] is the library's error type.
 #![warn(missing_docs)]
 
 pub mod classify;

@@ -137,7 +137,7 @@ pub struct IngestConfig {
     /// header line holds most often outside quotes (`,` on a tie or when it holds none).
     pub delimiter: Option<u8>,
     /// Text encoding as a WHATWG label (`gb18030`, `big5`, `utf-16le`, ...); `None` or `auto`
-    /// detects it ([`decode::detect`]: UTF-16 by its byte-order mark, UTF-8, else GB18030).
+    /// detects it (UTF-16 by its byte-order mark, UTF-8, else GB18030).
     pub encoding: Option<String>,
     /// The sheet of a spreadsheet to read; `None` reads the first.
     pub sheet: Option<String>,
