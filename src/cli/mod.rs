@@ -209,11 +209,6 @@ impl ColumnArgs {
             Some("xlsx") => Some(Format::Sheet),
             _ => None,
         };
-        if let Some(e) = self.encoding.as_deref() {
-            if !e.eq_ignore_ascii_case("auto") {
-                vocmine::ingest::TextEncoding::from_label(e)?;
-            }
-        }
         Ok(IngestConfig {
             columns: cols,
             format,

@@ -15,6 +15,9 @@ use std::path::Path;
 /// How many leading bytes [`detect`] looks at.
 const SNIFF_BYTES: usize = 1 << 16;
 
+/// Bytes [`Transcode`] reads from its source at a time.
+const BLOCK: usize = 1 << 16;
+
 /// The encoding of an input file: named by the user, or detected from its first bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TextEncoding {
@@ -180,7 +183,7 @@ impl<R: Read> Transcode<R> {
         }
     }
 
-    /// Decodes the next block into `out`; false at the end of the input.
+    /// Decodes the next block into `out` (its buffer reused); false at the end of the input.
     fn refill(&mut self) -> std::io::Result<bool> {
         self.out.clear();
         self.out_pos = 0;
@@ -189,51 +192,42 @@ impl<R: Read> Transcode<R> {
                 return Ok(false);
             }
             if !self.eof {
-                let mut block = [0u8; 1 << 16];
-                let n = self.src.read(&mut block)?;
-                if n == 0 {
-                    self.eof = true;
-                } else {
-                    self.input.extend_from_slice(&block[..n]);
-                }
+                let had = self.input.len();
+                self.input.resize(had + BLOCK, 0);
+                let n = self.src.read(&mut self.input[had..])?;
+                self.input.truncate(had + n);
+                self.eof = n == 0;
             }
-            let last = self.eof;
             let cap = self
                 .decoder
                 .max_utf8_buffer_length_without_replacement(self.input.len())
                 .unwrap_or(self.input.len() * 4)
                 .max(16);
-            let mut buf = vec![0u8; cap];
-            let mut read_total = 0;
-            let mut written_total = 0;
+            self.out.resize(cap, 0);
+            let (mut read, mut written) = (0, 0);
             loop {
-                let (res, read, written) = self.decoder.decode_to_utf8_without_replacement(
-                    &self.input[read_total..],
-                    &mut buf[written_total..],
-                    last,
+                let (res, r, w) = self.decoder.decode_to_utf8_without_replacement(
+                    &self.input[read..],
+                    &mut self.out[written..],
+                    self.eof,
                 );
-                read_total += read;
-                written_total += written;
+                read += r;
+                written += w;
                 match res {
                     DecoderResult::InputEmpty => break,
-                    DecoderResult::OutputFull => {
-                        buf.resize(buf.len() * 2, 0);
-                    }
+                    DecoderResult::OutputFull => self.out.resize(self.out.len() * 2, 0),
                     DecoderResult::Malformed(..) => {
-                        if written_total + 1 > buf.len() {
-                            buf.resize(buf.len() * 2, 0);
+                        if written == self.out.len() {
+                            self.out.resize(self.out.len() * 2, 0);
                         }
-                        buf[written_total] = 0xFF;
-                        written_total += 1;
+                        self.out[written] = 0xFF;
+                        written += 1;
                     }
                 }
             }
-            self.input.drain(..read_total);
-            buf.truncate(written_total);
-            self.out = buf;
-            if last {
-                self.input.clear();
-            }
+            // the decoder keeps a cut sequence in its own state: all input is consumed
+            self.input.drain(..read);
+            self.out.truncate(written);
         }
         Ok(true)
     }
