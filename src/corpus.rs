@@ -3,8 +3,8 @@
 
 use crate::encode::Encoder;
 use crate::error::{Error, Result};
-use crate::normalise::{normalise, NormaliseConfig};
 use crate::rng::Rng;
+use crate::text::normalise::{normalise, NormaliseConfig};
 use sha2::{Digest, Sha256};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -420,6 +420,32 @@ impl EmbeddingCache {
         // Caching is best-effort: a read-only place must not fail the run.
         if let Err(e) = self.store(&path, &out) {
             eprintln!("note: embedding cache not written ({e})");
+        }
+        Ok(out)
+    }
+
+    /// Embeddings of a labelled set, file by file (each source file's rows are cached on
+    /// their own, so adding a file to a training set reuses the others' embeddings), with
+    /// `progress(rows_done)`.
+    pub fn embed_set(
+        &self,
+        encoder: &Encoder,
+        fingerprint: &str,
+        set: &Labelled,
+        mut progress: impl FnMut(usize),
+    ) -> Result<Vec<Vec<f32>>> {
+        let mut out = Vec::with_capacity(set.len());
+        let mut start = 0;
+        while start < set.len() {
+            let end = (start..set.len())
+                .find(|&i| set.sources[i] != set.sources[start])
+                .unwrap_or(set.len());
+            let done = out.len();
+            let v = self.embed(encoder, fingerprint, &set.texts[start..end], |d, _| {
+                progress(done + d)
+            })?;
+            out.extend(v);
+            start = end;
         }
         Ok(out)
     }

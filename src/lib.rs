@@ -21,14 +21,15 @@ pub mod index;
 pub mod ingest;
 pub mod metrics;
 pub mod model;
-pub mod normalise;
 pub mod pipeline;
 pub mod record;
 pub mod report;
 pub mod rng;
-pub mod segment;
 pub mod serve;
+pub mod severity;
 pub mod taxonomy;
+pub mod text;
+pub mod topics;
 pub mod workspace;
 
 pub use error::{Error, Result};

@@ -10,12 +10,12 @@
 
 use crate::classify::Head;
 use crate::encode::Encoder;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::ingest::{IngestConfig, Item, Reader, SeenIds};
-use crate::normalise::{normalise, NormaliseConfig, Normalised};
 use crate::record::{Comment, Reject, Scored};
-use crate::segment::Segmenter;
-use crate::workspace::{file_sha256, Decision, FileRecord, Workspace};
+use crate::text::normalise::{normalise, NormaliseConfig, Normalised};
+use crate::text::segment::Segmenter;
+use crate::workspace::{file_sha256, Decision, FileRecord, RunDir, RunSettings, Workspace};
 use rayon::prelude::*;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -46,6 +46,9 @@ pub struct ScoreConfig {
     pub save_embeddings: bool,
     /// Version of the model (encoder + heads); comments scored by another version are rescored.
     pub model_version: String,
+    /// Tier weights of the severity score, saved in the run's settings for its index, topics
+    /// and report.
+    pub tier_weights: BTreeMap<String, f64>,
 }
 
 /// What a run did, written as `summary.json` and printed at the end.
@@ -135,6 +138,11 @@ pub fn score(
     let t0 = Instant::now();
     let mut ws = Workspace::open(&cfg.out_dir)?;
     ws.set_embeddings(cfg.save_embeddings);
+    let run = RunDir::new(&cfg.out_dir);
+    run.save_settings(&RunSettings {
+        mask_pii: cfg.normalise.mask_pii,
+        tier_weights: cfg.tier_weights.clone(),
+    })?;
     let st = Stages {
         cfg,
         encoder,
@@ -206,10 +214,30 @@ pub fn score(
     let json = serde_json::to_value(&sum)?;
     ws.record_run(json.clone())?;
     crate::workspace::write_atomic(
-        &cfg.out_dir.join("summary.json"),
+        &run.summary(),
         (serde_json::to_string_pretty(&json)? + "\n").as_bytes(),
     )?;
     Ok(sum)
+}
+
+/// The segmenter of the run at `run`: with `user_dict` when given (kept as the run's
+/// `user_dict.txt`, so later runs and its index cut words the same way), else with the run's
+/// kept dictionary, else jieba's own.
+pub fn run_segmenter(run: &RunDir, user_dict: Option<&std::path::Path>) -> Result<Segmenter> {
+    let kept = run.user_dict();
+    match user_dict {
+        Some(p) => {
+            let segmenter = Segmenter::with_user_dict(p)?;
+            std::fs::create_dir_all(run.path()).map_err(|e| Error::io(run.path(), e))?;
+            let text = std::fs::read(p).map_err(|e| Error::io(p, e))?;
+            if std::fs::read(&kept).ok().as_deref() != Some(text.as_slice()) {
+                std::fs::write(&kept, &text).map_err(|e| Error::io(&kept, e))?;
+            }
+            Ok(segmenter)
+        }
+        None if kept.exists() => Segmenter::with_user_dict(&kept),
+        None => Ok(Segmenter::default()),
+    }
 }
 
 /// Reads a file that is skipped (scored to the end before) for its ids alone, so that the files
@@ -358,21 +386,10 @@ fn score_chunk(
     let normed = stages.normalise(&chunk);
     let mut keep = Vec::with_capacity(chunk.len());
     for (c, (n, h)) in chunk.into_iter().zip(normed) {
-        if n.text.is_empty() {
-            sum.rejected += 1;
-            ws.add_reject(&serde_json::to_string(&empty_text_reject(&c))?)?;
-            continue;
-        }
-        match ws.decide(&c.id, &h, &cfg.model_version) {
-            Decision::Unchanged => sum.unchanged += 1,
-            d => {
-                match d {
-                    Decision::New => sum.new += 1,
-                    Decision::ChangedText => sum.changed_text += 1,
-                    _ => sum.older_model += 1,
-                }
-                keep.push((c, n, h));
-            }
+        match triage(ws, &c.id, &n, &h, &cfg.model_version, sum) {
+            Triage::Empty => ws.add_reject(&serde_json::to_string(&empty_text_reject(&c))?)?,
+            Triage::Skip => {}
+            Triage::Score => keep.push((c, n, h)),
         }
     }
     let batch = stages.score(keep)?;
@@ -396,6 +413,42 @@ fn score_chunk(
     Ok(())
 }
 
+/// What a run does with one normalised comment, counted into `sum`.
+enum Triage {
+    /// Nothing left to score after normalisation: a reject.
+    Empty,
+    /// Scored before with the same text and model.
+    Skip,
+    /// To score (new, changed text, or an older model).
+    Score,
+}
+
+/// The one decision a scoring run and [`plan`] both make for a comment, given what the
+/// workspace holds.
+fn triage(
+    ws: &Workspace,
+    id: &str,
+    n: &Normalised,
+    hash: &str,
+    model: &str,
+    sum: &mut Summary,
+) -> Triage {
+    if n.text.is_empty() {
+        sum.rejected += 1;
+        return Triage::Empty;
+    }
+    match ws.decide(id, hash, model) {
+        Decision::Unchanged => {
+            sum.unchanged += 1;
+            return Triage::Skip;
+        }
+        Decision::New => sum.new += 1,
+        Decision::ChangedText => sum.changed_text += 1,
+        Decision::OlderModel => sum.older_model += 1,
+    }
+    Triage::Score
+}
+
 /// What a run on `inputs` would do to the workspace at `dir` now, without scoring or writing:
 /// the counts of a [`Summary`] (new, changed, older model, unchanged, rejected, files skipped).
 pub fn plan(
@@ -405,6 +458,10 @@ pub fn plan(
     model: &str,
 ) -> Result<Summary> {
     let ws = Workspace::open_read_only(dir)?;
+    // the text hashes depend on the masking the workspace was scored with
+    let norm = NormaliseConfig {
+        mask_pii: RunDir::new(dir).settings()?.mask_pii,
+    };
     let mut sum = Summary {
         model: model.to_string(),
         ..Summary::default()
@@ -424,17 +481,8 @@ pub fn plan(
             match item? {
                 Item::Reject(_) => sum.rejected += 1,
                 Item::Comment(c) => {
-                    let n = normalise(&c.text, NormaliseConfig::default());
-                    if n.text.is_empty() {
-                        sum.rejected += 1;
-                        continue;
-                    }
-                    match ws.decide(&c.id, &text_hash(&n.display), model) {
-                        Decision::New => sum.new += 1,
-                        Decision::ChangedText => sum.changed_text += 1,
-                        Decision::OlderModel => sum.older_model += 1,
-                        Decision::Unchanged => sum.unchanged += 1,
-                    }
+                    let n = normalise(&c.text, norm);
+                    triage(&ws, &c.id, &n, &text_hash(&n.display), model, &mut sum);
                 }
             }
         }

@@ -9,9 +9,9 @@ use std::process::Command;
 use vocmine::encode::EncoderConfig;
 use vocmine::ingest::IngestConfig;
 use vocmine::model::ModelSpec;
-use vocmine::normalise::{id_card_check_char, NormaliseConfig};
 use vocmine::pipeline::{score, ScoreConfig};
-use vocmine::segment::Segmenter;
+use vocmine::text::normalise::{id_card_check_char, NormaliseConfig};
+use vocmine::text::segment::Segmenter;
 
 fn run(inputs: Vec<std::path::PathBuf>, out: &Path, mask: bool) -> vocmine::pipeline::Summary {
     let spec = ModelSpec::open(&common::model_dir()).unwrap();
@@ -27,6 +27,7 @@ fn run(inputs: Vec<std::path::PathBuf>, out: &Path, mask: bool) -> vocmine::pipe
         keep_tokens: true,
         save_embeddings: true,
         model_version: "test".into(),
+        tier_weights: vocmine::severity::default_tier_weights(),
     };
     score(&cfg, &enc, &heads, &Segmenter::new(), |_| {}).unwrap()
 }
@@ -360,6 +361,7 @@ fn a_language_route_answers_that_language_and_only_it() {
             keep_tokens: false,
             save_embeddings: false,
             model_version: "test".into(),
+            tier_weights: vocmine::severity::default_tier_weights(),
         };
         score(&cfg, &enc, &heads, &Segmenter::new(), |_| {}).unwrap();
         let rows = common::read_jsonl(&dir.path().join(out).join("scored.jsonl"));

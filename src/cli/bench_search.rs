@@ -10,9 +10,9 @@ use std::time::Instant;
 use vocmine::index::query::{search, SearchRequest};
 use vocmine::index::tokenizer::fold;
 use vocmine::index::{update, SearchIndex, UpdateOptions};
-use vocmine::normalise::{normalise, NormaliseConfig};
 use vocmine::record::{Scored, TaskResult};
 use vocmine::rng::Rng as SplitMix64;
+use vocmine::text::normalise::{normalise, NormaliseConfig};
 
 /// Turns one labelled corpus row into a scored record: the gold label stands in for the
 /// sentiment head's answer (indexing cost does not depend on where the labels came from).
@@ -95,7 +95,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 fn english_words(text: &str) -> Vec<String> {
     text.split(|c: char| !c.is_ascii_alphabetic())
-        .filter(|w| w.len() >= 4 && !vocmine::segment::is_stop_word(&w.to_lowercase()))
+        .filter(|w| w.len() >= 4 && !vocmine::text::segment::is_stop_word(&w.to_lowercase()))
         .map(str::to_lowercase)
         .collect()
 }

@@ -17,7 +17,7 @@ use vocmine::finetune::{
     check_task_anchor, finetune, Example, FinetuneConfig, FinetuneInput, TaskSpec,
 };
 use vocmine::model::{Manifest, TaskEntry, TaskSource, MANIFEST};
-use vocmine::normalise::{normalise, NormaliseConfig};
+use vocmine::text::normalise::{normalise, NormaliseConfig};
 
 /// The fine-tuning spec file (TOML): where the data is, the tasks, the settings.
 #[derive(Debug, Deserialize)]

@@ -23,11 +23,13 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 use vocmine::encode::{set_intra_op_threads, Encoder, EncoderConfig, Engine};
+use vocmine::index::index_run;
 use vocmine::ingest::{expand_inputs, ColumnMap, Format, IngestConfig};
 use vocmine::model::{default_model_dir, ModelSpec};
-use vocmine::normalise::NormaliseConfig;
-use vocmine::pipeline::{score, ScoreConfig};
-use vocmine::segment::Segmenter;
+use vocmine::pipeline::{run_segmenter, score, ScoreConfig};
+use vocmine::severity::parse_tier_weights;
+use vocmine::text::normalise::NormaliseConfig;
+use vocmine::workspace::RunDir;
 
 /// vocmine: voice-of-customer text mining for Chinese and English comments.
 ///
@@ -342,24 +344,8 @@ fn cmd_score(a: ScoreArgs) -> Result<()> {
     let heads = spec.load_heads(a.tasks.as_deref(), &encoder)?;
     let tasks: Vec<String> = heads.iter().map(|h| h.meta.task.clone()).collect();
     let model_version = spec.version(&encoder.fingerprint()?, &tasks)?;
-    // The run records its user dictionary, so later runs and its index cut words the same way.
-    let run_dict = a.out.join(search::RUN_USER_DICT);
-    let user_dict = match &a.user_dict {
-        Some(p) => {
-            let segmenter = Segmenter::with_user_dict(p)?;
-            std::fs::create_dir_all(&a.out)
-                .with_context(|| format!("cannot create {}", a.out.display()))?;
-            let text = std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
-            if std::fs::read(&run_dict).ok().as_deref() != Some(text.as_slice()) {
-                std::fs::write(&run_dict, &text)
-                    .with_context(|| format!("cannot write {}", run_dict.display()))?;
-            }
-            Some(segmenter)
-        }
-        None if run_dict.exists() => Some(Segmenter::with_user_dict(&run_dict)?),
-        None => None,
-    };
-    let segmenter = user_dict.unwrap_or_default();
+    let run = RunDir::new(&a.out);
+    let segmenter = run_segmenter(&run, a.user_dict.as_deref())?;
     let cfg = ScoreConfig {
         inputs,
         out_dir: a.out.clone(),
@@ -372,6 +358,7 @@ fn cmd_score(a: ScoreArgs) -> Result<()> {
         keep_tokens: a.tokens,
         save_embeddings: a.embeddings || !a.no_embeddings,
         model_version,
+        tier_weights: parse_tier_weights(&a.tier_weights)?,
     };
     let pb = spinner("scoring");
     let sum = score(&cfg, &encoder, &heads, &segmenter, |n| pb.set_position(n))?;
@@ -381,11 +368,10 @@ fn cmd_score(a: ScoreArgs) -> Result<()> {
     let index_stats = if a.no_index {
         None
     } else {
-        let opts = vocmine::index::UpdateOptions {
-            tier_weights: search::parse_tier_weights(&a.tier_weights)?,
-            ..Default::default()
-        };
-        Some(search::index_run(&a.out, None, None, None, &opts)?)
+        let pb = spinner("indexing");
+        let stats = index_run(&run, |s| pb.set_position(s.read))?;
+        pb.finish_and_clear();
+        Some(stats)
     };
     outln!(
         "scored {} of {} records ({} rejected, {} unchanged and skipped) in {:.1}s: {:.1} comments/s, {} encoder tokens ({:.0} tokens/s in the encoder)",
@@ -437,7 +423,7 @@ fn cmd_score(a: ScoreArgs) -> Result<()> {
         sum.checkpoints
     )?;
     if let Some(stats) = index_stats {
-        search::print_index_stats(&stats, &a.out.join("index"))?;
+        search::print_index_stats(&stats, &run.index())?;
     }
     Ok(())
 }

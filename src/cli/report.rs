@@ -1,12 +1,11 @@
 //! `report`: report.json and a self-contained report.html for a run folder.
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 use clap::Args;
-use std::collections::HashMap;
-use std::io::BufRead;
 use std::path::PathBuf;
-use vocmine::record::Scored;
-use vocmine::report::{build, to_html, Names, ReportConfig};
+use vocmine::report::{report_run, Names, ReportConfig};
+use vocmine::severity::parse_tier_weights;
+use vocmine::workspace::RunDir;
 
 #[derive(Args)]
 pub(crate) struct ReportArgs {
@@ -24,7 +23,8 @@ pub(crate) struct ReportArgs {
     /// Fewest comments in a period for it to be flagged
     #[arg(long, default_value_t = 3)]
     min_count: u64,
-    /// Severity weight of a customer tier, e.g. vip=1.3 (repeatable)
+    /// Severity weight of a customer tier, e.g. vip=1.3 (repeatable) [default: the run's,
+    /// saved by `score --tier-weight`]
     #[arg(long = "tier-weight", value_name = "TIER=W")]
     tier_weights: Vec<String>,
     /// Rating scale: csat (1-5, % of 4-5), nps (0-10), ces (mean effort), auto
@@ -40,33 +40,7 @@ pub(crate) struct ReportArgs {
 }
 
 pub(crate) fn cmd_report(a: ReportArgs) -> Result<()> {
-    let path = a.run.join("scored.jsonl");
-    let f = std::fs::File::open(&path).with_context(|| {
-        format!(
-            "{}: no scored comments (run `vocmine score INPUT --out {}` first)",
-            path.display(),
-            a.run.display()
-        )
-    })?;
-    let mut scored = Vec::new();
-    for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
-        let line = line.with_context(|| format!("{}: line {}", path.display(), i + 1))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let s: Scored = serde_json::from_str(&line)
-            .with_context(|| format!("{}: line {}: not a scored record", path.display(), i + 1))?;
-        scored.push(s);
-    }
-    if scored.is_empty() {
-        bail!("{}: no comments to report on", path.display());
-    }
-    let tp = a.run.join("topics").join("assignments.jsonl");
-    let topics = if tp.exists() {
-        vocmine::index::read_topic_assignments(&tp)?
-    } else {
-        HashMap::new()
-    };
+    let run = RunDir::new(&a.run);
     // Names come from the model's taxonomies; without a model the ids are shown, and said so.
     let names = match &a.model {
         Some(m) => Names::from_model(m, &a.lang)?,
@@ -83,14 +57,16 @@ pub(crate) fn cmd_report(a: ReportArgs) -> Result<()> {
         sigma: a.sigma,
         baseline: a.baseline.max(1),
         min_count: a.min_count,
-        tier_weights: crate::cli::search::parse_tier_weights(&a.tier_weights)?,
         rating_scale: a.rating_scale.clone(),
         names,
+        ..ReportConfig::default()
     };
-    let r = build(&scored, &topics, &cfg);
-    let json = serde_json::to_string_pretty(&r)? + "\n";
-    vocmine::workspace::write_atomic(&a.run.join("report.json"), json.as_bytes())?;
-    vocmine::workspace::write_atomic(&a.run.join("report.html"), to_html(&r).as_bytes())?;
+    let weights = if a.tier_weights.is_empty() {
+        None
+    } else {
+        Some(parse_tier_weights(&a.tier_weights)?)
+    };
+    let r = report_run(&run, weights, cfg)?;
     println!(
         "{} comments, {} to {}",
         r.comments,
@@ -130,8 +106,8 @@ pub(crate) fn cmd_report(a: ReportArgs) -> Result<()> {
     }
     println!(
         "wrote {} and {}",
-        a.run.join("report.json").display(),
-        a.run.join("report.html").display()
+        run.report_json().display(),
+        run.report_html().display()
     );
     Ok(())
 }

@@ -2,16 +2,15 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use std::collections::{BTreeMap, HashMap};
+
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use vocmine::index::query::{
     parse_since, parse_until, search, SearchRequest, SearchResponse, Sort,
 };
-use vocmine::index::{
-    default_tier_weights, read_scored, read_topic_assignments, update, SearchIndex, UpdateOptions,
-    UpdateStats,
-};
+use vocmine::index::{index_scored, SearchIndex, UpdateOptions, UpdateStats};
+use vocmine::severity::parse_tier_weights;
+use vocmine::workspace::{RunDir, RunSettings};
 
 #[derive(Args)]
 pub(crate) struct IndexArgs {
@@ -28,6 +27,8 @@ pub(crate) struct IndexArgs {
     #[arg(long, default_value_t = 50_000)]
     commit_every: usize,
     /// Severity weight of a customer tier, e.g. vip=1.3 (repeatable; others weigh 1)
+    /// [default: the run's, saved by `score --tier-weight`]; given for a run folder, they are
+    /// saved as the run's, so `topics` re-indexes with them too
     #[arg(long = "tier-weight", value_name = "TIER=W")]
     tier_weights: Vec<String>,
     /// Indexing threads [default: tantivy's choice]
@@ -190,81 +191,12 @@ pub(crate) struct BenchSearchArgs {
 
 /// `index` and `search` accept a run folder for its `index/`.
 fn index_dir(p: &Path) -> PathBuf {
-    if !p.join("meta.json").exists() && p.join("index").join("meta.json").exists() {
-        p.join("index")
+    let run = RunDir::new(p);
+    if !p.join("meta.json").exists() && run.has_index() {
+        run.index()
     } else {
         p.to_path_buf()
     }
-}
-
-pub(crate) fn parse_tier_weights(items: &[String]) -> Result<BTreeMap<String, f64>> {
-    let mut w = default_tier_weights();
-    for item in items {
-        let (tier, v) = item.split_once('=').with_context(|| {
-            format!("--tier-weight {item:?}: expected TIER=WEIGHT, e.g. vip=1.3")
-        })?;
-        let v: f64 = v
-            .parse()
-            .ok()
-            .filter(|v: &f64| v.is_finite() && *v >= 0.0)
-            .with_context(|| format!("--tier-weight {item:?}: the weight must be a number >= 0"))?;
-        w.insert(tier.trim().to_lowercase(), v);
-    }
-    Ok(w)
-}
-
-/// Where a run folder records the jieba user dictionary of its scoring (`score --user-dict`),
-/// so that its index cuts words the same way.
-pub(crate) const RUN_USER_DICT: &str = "user_dict.txt";
-
-/// Indexes a run folder's scored.jsonl (used by `index` and after `score`). The index cuts
-/// words with `user_dict`, else the run's recorded dictionary, else the one it has.
-pub(crate) fn index_run(
-    input: &Path,
-    index: Option<&Path>,
-    topics: Option<&Path>,
-    user_dict: Option<&Path>,
-    opts: &UpdateOptions,
-) -> Result<UpdateStats> {
-    let (scored, default_index, default_topics) = if input.is_dir() {
-        (
-            input.join("scored.jsonl"),
-            Some(input.join("index")),
-            Some(input.join("topics").join("assignments.jsonl")),
-        )
-    } else {
-        (input.to_path_buf(), None, None)
-    };
-    if !scored.exists() {
-        bail!(
-            "{}: no scored comments here (run `vocmine score INPUT --out {}` first)",
-            scored.display(),
-            input.display()
-        );
-    }
-    let index_dir = index
-        .map(Path::to_path_buf)
-        .or(default_index)
-        .context("--index DIR is needed when the input is a file")?;
-    let topics_path = topics
-        .map(Path::to_path_buf)
-        .or(default_topics.filter(|p| p.exists()));
-    let topics = match &topics_path {
-        Some(p) => read_topic_assignments(p)?,
-        None => HashMap::new(),
-    };
-    let run_dict = input.join(RUN_USER_DICT);
-    let user_dict = user_dict
-        .map(Path::to_path_buf)
-        .or_else(|| (input.is_dir() && run_dict.exists()).then_some(run_dict));
-    let idx = SearchIndex::open_or_create_with(&index_dir, user_dict.as_deref())?;
-    let records = read_scored(&scored, &topics)?;
-    let pb = crate::cli::spinner("indexing");
-    let stats = update(&idx, records, &scored.display().to_string(), opts, |s| {
-        pb.set_position(s.read)
-    })?;
-    pb.finish_and_clear();
-    Ok(stats)
 }
 
 pub(crate) fn print_index_stats(s: &UpdateStats, dir: &Path) -> std::io::Result<()> {
@@ -281,21 +213,49 @@ pub(crate) fn print_index_stats(s: &UpdateStats, dir: &Path) -> std::io::Result<
 }
 
 pub(crate) fn cmd_index(a: IndexArgs) -> Result<()> {
+    // a run folder supplies its scored.jsonl, index, topics, user dictionary and settings
+    let run = a.input.is_dir().then(|| RunDir::new(&a.input));
+    let mut settings = match &run {
+        Some(r) => r.settings()?,
+        None => RunSettings::default(),
+    };
+    if !a.tier_weights.is_empty() {
+        settings.tier_weights = parse_tier_weights(&a.tier_weights)?;
+        if let Some(r) = &run {
+            r.save_settings(&settings)?;
+        }
+    }
+    let scored = run.as_ref().map_or(a.input.clone(), RunDir::scored);
+    let dir = a
+        .index
+        .clone()
+        .or(run.as_ref().map(RunDir::index))
+        .context("--index DIR is needed when the input is a file")?;
+    let topics = a
+        .topics
+        .clone()
+        .or(run.as_ref().map(RunDir::assignments).filter(|p| p.exists()));
+    let dict = a
+        .user_dict
+        .clone()
+        .or(run.as_ref().map(RunDir::user_dict).filter(|p| p.exists()));
     let opts = UpdateOptions {
         commit_every: a.commit_every,
         threads: a.threads,
-        tier_weights: parse_tier_weights(&a.tier_weights)?,
+        tier_weights: settings.tier_weights,
         ..UpdateOptions::default()
     };
     let t = Instant::now();
-    let stats = index_run(
-        &a.input,
-        a.index.as_deref(),
-        a.topics.as_deref(),
-        a.user_dict.as_deref(),
+    let pb = crate::cli::spinner("indexing");
+    let stats = index_scored(
+        &scored,
+        &dir,
+        topics.as_deref(),
+        dict.as_deref(),
         &opts,
+        |s| pb.set_position(s.read),
     )?;
-    let dir = a.index.clone().unwrap_or_else(|| a.input.join("index"));
+    pb.finish_and_clear();
     print_index_stats(&stats, &dir)?;
     eprintln!(
         "{:.2}s, {:.0} records/s",
@@ -451,7 +411,7 @@ pub(crate) fn cmd_serve(a: ServeArgs) -> Result<()> {
     let index = match &index_arg {
         // a folder that is not an index yet is a run folder: its index goes in RUN/index
         Some(p) if a.score && p.join("meta.json").exists() => Some(SearchIndex::open_or_create(p)?),
-        Some(p) if a.score => Some(SearchIndex::open_or_create(&p.join("index"))?),
+        Some(p) if a.score => Some(SearchIndex::open_or_create(&RunDir::new(p).index())?),
         Some(p) => Some(SearchIndex::open(&index_dir(p))?),
         None => None,
     };
@@ -467,8 +427,8 @@ pub(crate) fn cmd_serve(a: ServeArgs) -> Result<()> {
         Some(vocmine::serve::Scorer {
             encoder,
             heads,
-            segmenter: vocmine::segment::Segmenter::default(),
-            normalise: vocmine::normalise::NormaliseConfig {
+            segmenter: vocmine::text::segment::Segmenter::default(),
+            normalise: vocmine::text::normalise::NormaliseConfig {
                 mask_pii: !a.no_mask,
             },
             model_version,

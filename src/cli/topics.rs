@@ -3,18 +3,15 @@
 
 use crate::cli::train::embed;
 use crate::cli::{bar, EncoderArgs};
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Args;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::BufRead;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
-use vocmine::cluster::{fit, known_ids, update, TopicConfig, TopicModel};
+use vocmine::cluster::{fit, TopicConfig};
 use vocmine::corpus::{read_labelled, EmbeddingCache, Labelled};
 use vocmine::metrics::{ari, nmi};
-use vocmine::normalise::{normalise, NormaliseConfig};
-use vocmine::segment::Segmenter;
-use vocmine::workspace::embeddings::{load_aligned, Found, RowKey};
+use vocmine::topics::{label_words, topics_for_run};
+use vocmine::workspace::RunDir;
 
 #[derive(Args, Clone)]
 pub(crate) struct ClusterArgs {
@@ -93,233 +90,53 @@ pub(crate) struct TopicsEvalArgs {
     enc: EncoderArgs,
 }
 
-struct RunComments {
-    ids: Vec<String>,
-    texts: Vec<String>,
-    /// (id, text hash, model) of each line: what its embedding depends on.
-    keys: Vec<RowKey>,
-}
-
-fn read_run(run: &Path) -> Result<RunComments> {
-    let path = run.join("scored.jsonl");
-    let f = std::fs::File::open(&path).with_context(|| {
-        format!(
-            "{}: no scored comments (run `vocmine score INPUT --out {}` first)",
-            path.display(),
-            run.display()
-        )
-    })?;
-    let mut out = RunComments {
-        ids: Vec::new(),
-        texts: Vec::new(),
-        keys: Vec::new(),
-    };
-    for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
-        let line = line.with_context(|| format!("{}: line {}", path.display(), i + 1))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let v: serde_json::Value = serde_json::from_str(&line)
-            .with_context(|| format!("{}: line {}: invalid JSON", path.display(), i + 1))?;
-        let (Some(id), Some(text)) = (v["id"].as_str(), v["text"].as_str()) else {
-            bail!("{}: line {}: no id or text", path.display(), i + 1);
-        };
-        out.ids.push(id.to_string());
-        out.texts.push(text.to_string());
-        let field = |k: &str| v[k].as_str().unwrap_or("").to_string();
-        out.keys.push(RowKey {
-            id: id.to_string(),
-            text_hash: field("text_hash"),
-            model: field("model"),
-        });
-    }
-    Ok(out)
-}
-
-/// The embeddings of every comment of the run, row-aligned with scored.jsonl: the kept ones
-/// where they line up with it (RUN/embeddings.f32, else the checkpoint parts), the rest
-/// encoded now (through the embedding cache).
-fn run_embeddings(
-    run: &Path,
-    c: &RunComments,
-    encoder: &vocmine::encode::Encoder,
-) -> Result<Vec<Vec<f32>>> {
-    let (rows, found) = load_aligned(run, &c.keys, encoder.dim())
-        .with_context(|| format!("cannot read the embeddings of {}", run.display()))?;
-    let missing: Vec<usize> = (0..rows.len()).filter(|&i| rows[i].is_none()).collect();
-    match found {
-        Found::Compacted => {}
-        Found::Parts {
-            stale, found: n, ..
-        } => {
-            if stale {
-                eprintln!(
-                    "{}: embeddings.f32 does not line up with scored.jsonl (an interrupted compaction, or another run's file): not used",
-                    run.display()
-                );
-            }
-            if n > 0 {
-                eprintln!("took {n} embeddings from the checkpoint parts (state/parts)");
-            }
-            if !missing.is_empty() {
-                eprintln!(
-                    "encoding {} comments whose embeddings were not kept (score keeps them unless --no-embeddings)",
-                    missing.len()
-                );
-            }
-        }
-    }
-    let mut rows = rows;
-    if !missing.is_empty() {
-        let pick =
-            |v: &[String]| -> Vec<String> { missing.iter().map(|&i| v[i].clone()).collect() };
-        let set = Labelled {
-            ids: pick(&c.ids),
-            texts: pick(&c.texts),
-            labels: vec![String::new(); missing.len()],
-            label_sets: vec![Vec::new(); missing.len()],
-            multi: false,
-            sources: vec![run.display().to_string(); missing.len()],
-        };
-        let fp = encoder.fingerprint()?;
-        let cache = EmbeddingCache::new(EmbeddingCache::default_dir());
-        let embs = embed(encoder, &fp, &cache, &set, "embedding")?;
-        for (&i, e) in missing.iter().zip(embs) {
-            rows[i] = Some(e);
-        }
-    }
-    Ok(rows.into_iter().map(Option::unwrap_or_default).collect())
-}
-
-fn words(texts: &[String]) -> Vec<Vec<String>> {
-    let seg = Segmenter::new();
-    texts
-        .iter()
-        .map(|t| seg.tokens(&normalise(t, NormaliseConfig { mask_pii: false })))
-        .collect()
-}
-
-fn read_assignments(path: &Path) -> Result<HashMap<String, i64>> {
-    if !path.exists() {
-        return Ok(HashMap::new());
-    }
-    Ok(vocmine::index::read_topic_assignments(path)?
-        .into_iter()
-        .map(|(id, t)| (id, t.topic))
-        .collect())
-}
-
 pub(crate) fn cmd_topics(a: TopicsArgs) -> Result<()> {
     let t0 = Instant::now();
-    let c = read_run(&a.run)?;
+    let run = RunDir::new(&a.run);
     let spec = a.enc.spec()?;
     let encoder = a.enc.load(&spec)?;
-    let embs = run_embeddings(&a.run, &c, &encoder)?;
-    let w = words(&c.texts);
-    let dir = a.run.join("topics");
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let model_path = dir.join("model.json");
-    let assignments_path = dir.join("assignments.jsonl");
-    let cfg = a.cluster.config();
-    let t_cluster = Instant::now();
-    let updating = model_path.exists() && !a.refit;
-    let (model, labels, kept) = if updating {
-        let mut model: TopicModel = serde_json::from_str(
-            &std::fs::read_to_string(&model_path)
-                .with_context(|| format!("cannot read {}", model_path.display()))?,
-        )
-        .with_context(|| {
-            format!(
-                "{}: not a topic model (use --refit to start over)",
-                model_path.display()
-            )
-        })?;
-        let before = model.topics.len();
-        let mut previous = read_assignments(&assignments_path)?;
-        let known = known_ids(&model);
-        let stale: BTreeSet<i64> = previous
-            .values()
-            .copied()
-            .filter(|t| *t != -1 && !known.contains(t))
-            .collect();
-        if !stale.is_empty() {
-            let n = previous.len();
-            previous.retain(|_, t| *t == -1 || known.contains(t));
-            eprintln!(
-                "{}: discarded {} assignments to topics {} does not know ({:?}; left by an interrupted run?): those comments are assigned again",
-                assignments_path.display(),
-                n - previous.len(),
-                model_path.display(),
-                stale
-            );
-        }
-        let labels = update(&mut model, &embs, &w, &c.ids, &previous)?;
-        let kept = previous.len();
+    let pb = bar(0, "embedding");
+    let t = topics_for_run(
+        &run,
+        &encoder,
+        &a.cluster.config(),
+        a.refit,
+        |n| pb.suspend(|| eprintln!("{n}")),
+        |d, total| {
+            pb.set_length(total as u64);
+            pb.set_position(d as u64)
+        },
+    )?;
+    pb.finish_and_clear();
+    if let Some(before) = t.topics_before {
         println!(
             "updated topic model: {} topics before, {} now",
             before,
-            model.topics.len()
+            t.model.topics.len()
         );
-        (model, labels, kept)
-    } else {
-        let (model, labels) = fit(&embs, &w, &c.ids, &cfg)?;
-        (model, labels, 0)
-    };
-    let cluster_s = t_cluster.elapsed().as_secs_f64();
-    let by_id: BTreeMap<i64, &str> = model
-        .topics
-        .iter()
-        .map(|t| (t.id, t.label.as_str()))
-        .collect();
-    let mut lines = String::new();
-    for (id, &l) in c.ids.iter().zip(&labels) {
-        let label = by_id.get(&l).copied().unwrap_or("");
-        lines += &serde_json::json!({"id": id, "topic": l, "label": label}).to_string();
-        lines.push('\n');
     }
-    // The model first: every id an assignments file can hold is then one the model on disk
-    // knows, whenever the process dies (an update only adds ids; the assignments of a model
-    // that is replaced go before the new model is written).
-    if !updating && assignments_path.exists() {
-        std::fs::remove_file(&assignments_path)
-            .with_context(|| format!("cannot remove {}", assignments_path.display()))?;
-    }
-    vocmine::workspace::write_atomic(
-        &model_path,
-        (serde_json::to_string_pretty(&model)? + "\n").as_bytes(),
-    )?;
-    vocmine::workspace::pause_point("topics:model-written");
-    vocmine::workspace::write_atomic(&assignments_path, lines.as_bytes())?;
-    let unassigned = labels.iter().filter(|&&l| l < 0).count();
     println!(
         "{} comments: {} topics, {} unassigned ({:.1}%), {} kept their earlier topic; clustering {:.2}s, total {:.1}s",
-        c.ids.len(),
-        model.topics.len(),
-        unassigned,
-        100.0 * unassigned as f64 / c.ids.len().max(1) as f64,
-        kept,
-        cluster_s,
+        t.comments,
+        t.model.topics.len(),
+        t.unassigned,
+        100.0 * t.unassigned as f64 / t.comments.max(1) as f64,
+        t.kept,
+        t.cluster_seconds,
         t0.elapsed().as_secs_f64()
     );
-    let mut topics: Vec<_> = model.topics.iter().filter(|t| t.size > 0).collect();
+    let mut topics: Vec<_> = t.model.topics.iter().filter(|t| t.size > 0).collect();
     topics.sort_by(|a, b| b.size.cmp(&a.size).then(a.id.cmp(&b.id)));
     for t in topics.iter().take(20) {
         println!("  topic {:>3}  {:>5} comments  {}", t.id, t.size, t.label);
     }
     println!(
         "wrote {} and {}",
-        model_path.display(),
-        assignments_path.display()
+        run.topic_model().display(),
+        run.assignments().display()
     );
-    if a.run.join("index").join("meta.json").exists() {
-        let stats = crate::cli::search::index_run(
-            &a.run,
-            None,
-            None,
-            None,
-            &vocmine::index::UpdateOptions::default(),
-        )?;
-        crate::cli::search::print_index_stats(&stats, &a.run.join("index"))?;
+    if let Some(stats) = &t.index {
+        crate::cli::search::print_index_stats(stats, &run.index())?;
     }
     Ok(())
 }
@@ -355,7 +172,7 @@ pub(crate) fn cmd_topics_eval(a: TopicsEvalArgs) -> Result<()> {
         serde_json::json!({"timing": rows, "config": cfg})
     } else {
         let pb = bar(set.len(), "segmenting");
-        let w = words(&set.texts);
+        let w = label_words(&set.texts);
         pb.finish_and_clear();
         let t = Instant::now();
         let (model, labels) = fit(&embs, &w, &set.ids, &cfg)?;

@@ -183,8 +183,7 @@ fn load_sets(
     Ok(all)
 }
 
-/// Embeds a labelled set file by file (each file's rows are cached on their own, so adding a
-/// file to a training set reuses the others' embeddings).
+/// Embeds a labelled set (through the cache) with a progress bar.
 pub(crate) fn embed(
     enc: &Encoder,
     fp: &str,
@@ -193,19 +192,7 @@ pub(crate) fn embed(
     what: &str,
 ) -> Result<Vec<Vec<f32>>> {
     let pb = bar(set.len(), what);
-    let mut out = Vec::with_capacity(set.len());
-    let mut start = 0;
-    while start < set.len() {
-        let end = (start..set.len())
-            .find(|&i| set.sources[i] != set.sources[start])
-            .unwrap_or(set.len());
-        let done = out.len();
-        let v = cache.embed(enc, fp, &set.texts[start..end], |d, _| {
-            pb.set_position((done + d) as u64)
-        })?;
-        out.extend(v);
-        start = end;
-    }
+    let out = cache.embed_set(enc, fp, set, |d| pb.set_position(d as u64))?;
     pb.finish_and_clear();
     Ok(out)
 }

@@ -23,14 +23,14 @@ pub mod snippet;
 pub mod tokenizer;
 pub mod update;
 
-pub use update::{
-    read_scored, read_topic_assignments, update, CommitPayload, UpdateOptions, UpdateStats,
-};
+pub use update::{index_run, index_scored, update, CommitPayload, UpdateOptions, UpdateStats};
 
 use crate::record::{parse_time, Scored};
+use crate::severity::severity;
+use crate::workspace::TopicTag;
 use crate::{Error, Result};
 use jieba_rs::Jieba;
-use serde::{Deserialize, Serialize};
+
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -171,41 +171,6 @@ fn build_schema() -> (Schema, Fields) {
         rev,
     };
     (b.build(), fields)
-}
-
-/// A topic assignment for one comment (from `vocmine topics`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TopicTag {
-    /// Topic id; -1 for comments that fit no topic.
-    pub topic: i64,
-    /// The topic's readable label.
-    #[serde(default)]
-    pub label: String,
-}
-
-/// Weights of customer tiers in the severity score (lower-cased tier -> weight; others 1).
-pub fn default_tier_weights() -> BTreeMap<String, f64> {
-    BTreeMap::from([
-        ("vip".to_string(), 1.3),
-        ("platinum".to_string(), 1.3),
-        ("gold".to_string(), 1.15),
-    ])
-}
-
-/// Severity of one comment: its negativity (`-score` of sentiment, floored at 0, or
-/// P(negative) where there is no score) times its customer tier's weight.
-pub fn severity(s: &Scored, tier_weights: &BTreeMap<String, f64>) -> f64 {
-    let neg = s.tasks.get("sentiment").map_or(0.0, |t| match t.score {
-        Some(score) => f64::from(-score).max(0.0),
-        None => f64::from(t.probs.get("negative").copied().unwrap_or(0.0)),
-    });
-    let w = s
-        .tier
-        .as_deref()
-        .and_then(|t| tier_weights.get(&t.to_lowercase()))
-        .copied()
-        .unwrap_or(1.0);
-    neg * w
 }
 
 /// A vocmine index on disk.

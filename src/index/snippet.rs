@@ -7,6 +7,7 @@
 //! analyzer's tokens; overlapping matches are merged.
 
 use super::tokenizer::{fold, Folded};
+use crate::text::escape_html;
 use std::collections::BTreeSet;
 use tantivy::tokenizer::TextAnalyzer;
 
@@ -88,22 +89,6 @@ fn matches(
         }
     }
     ranges
-}
-
-/// HTML-escapes `s` (`& < > " '`).
-pub fn escape_html(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// Most bytes at the start of a text that are cut into words for a snippet: the work per hit

@@ -1,8 +1,9 @@
 //! Incremental updates of the index: upsert by comment id with revisions, commits with
-//! payloads, and the readers of scored lines and topic assignments that feed it.
+//! payloads, and the indexing of a run folder's (or any file's) scored records.
 
-use super::{revision, tantivy_err, SearchIndex, TopicTag};
+use super::{revision, tantivy_err, SearchIndex};
 use crate::record::Scored;
+use crate::workspace::{read_scored_file, read_topic_assignments, RunDir, TopicTag};
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -39,7 +40,7 @@ impl Default for UpdateOptions {
             commit_every: 50_000,
             memory_bytes: 200_000_000,
             threads: 0,
-            tier_weights: super::default_tier_weights(),
+            tier_weights: crate::severity::default_tier_weights(),
         }
     }
 }
@@ -141,59 +142,50 @@ where
     Ok(stats)
 }
 
-/// Reads topic assignments (`{"id", "topic", "label"}` lines) into a map by id.
-pub fn read_topic_assignments(path: &Path) -> Result<HashMap<String, TopicTag>> {
-    #[derive(Deserialize)]
-    struct Line {
-        id: String,
-        topic: i64,
-        #[serde(default)]
-        label: String,
+/// Indexes the scored records of `scored` (a run's `scored.jsonl` or any file of scored lines)
+/// into the index at `index_dir`, with the topic assignments of `topics` joined by id. The
+/// index cuts words with `user_dict` when given (a copy is kept in the index), else with the
+/// dictionary it has.
+pub fn index_scored(
+    scored: &Path,
+    index_dir: &Path,
+    topics: Option<&Path>,
+    user_dict: Option<&Path>,
+    opts: &UpdateOptions,
+    progress: impl FnMut(&UpdateStats),
+) -> Result<UpdateStats> {
+    if !scored.exists() {
+        return Err(Error::input(
+            scored,
+            "no scored comments here (run `vocmine score INPUT --out DIR` first)",
+        ));
     }
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    let mut out = HashMap::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let l: Line = serde_json::from_str(line)
-            .map_err(|e| Error::input(path, format!("line {}: {e}", i + 1)))?;
-        out.insert(
-            l.id,
-            TopicTag {
-                topic: l.topic,
-                label: l.label,
-            },
-        );
-    }
-    Ok(out)
+    let topics = match topics {
+        Some(p) => read_topic_assignments(p)?,
+        None => HashMap::new(),
+    };
+    let idx = SearchIndex::open_or_create_with(index_dir, user_dict)?;
+    let records = read_scored_file(scored, &topics)?;
+    update(&idx, records, &scored.display().to_string(), opts, progress)
 }
 
-/// Streams `scored.jsonl` (or any file of [`Scored`] lines) with topic tags joined by id.
-pub fn read_scored<'a>(
-    path: &'a Path,
-    topics: &'a HashMap<String, TopicTag>,
-) -> Result<impl Iterator<Item = Result<(Scored, Option<TopicTag>)>> + 'a> {
-    use std::io::BufRead;
-    let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let lines = std::io::BufReader::new(f).lines().enumerate();
-    Ok(lines.filter_map(move |(i, line)| {
-        let line = match line {
-            Ok(l) => l,
-            Err(e) => return Some(Err(Error::io(path, e))),
-        };
-        if line.trim().is_empty() {
-            return None;
-        }
-        Some(
-            serde_json::from_str::<Scored>(&line)
-                .map_err(|e| {
-                    Error::input(path, format!("line {}: not a scored record: {e}", i + 1))
-                })
-                .map(|s| {
-                    let t = topics.get(&s.id).cloned();
-                    (s, t)
-                }),
-        )
-    }))
+/// Indexes a run folder into `RUN/index`, as its scoring did: its topic assignments, its jieba
+/// user dictionary and the tier weights saved in its settings.
+pub fn index_run(run: &RunDir, progress: impl FnMut(&UpdateStats)) -> Result<UpdateStats> {
+    let settings = run.settings()?;
+    let opts = UpdateOptions {
+        tier_weights: settings.tier_weights,
+        ..UpdateOptions::default()
+    };
+    run.require_scored()?;
+    let topics = run.assignments();
+    let dict = run.user_dict();
+    index_scored(
+        &run.scored(),
+        &run.index(),
+        topics.exists().then_some(topics.as_path()),
+        dict.exists().then_some(dict.as_path()),
+        &opts,
+        progress,
+    )
 }

@@ -5,7 +5,7 @@
 //! says so when the machine has no font with Chinese characters.
 
 use super::{Alert, Example, GroupStats, Report};
-use crate::index::snippet::escape_html;
+use crate::text::escape_html;
 use std::fmt::Write;
 
 /// The font fallback stack: system UI fonts, then the common Chinese fonts of macOS, Windows

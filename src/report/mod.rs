@@ -2,7 +2,7 @@
 //! CES) with each topic's impact, as `report.json` and a self-contained `report.html`.
 //!
 //! Ranking: a group's *priority* is the sum of its comments' severities (negativity intensity
-//! x customer-tier weight, see [`crate::index::severity`]), so volume, negativity and tier all
+//! x customer-tier weight, see [`crate::severity`]), so volume, negativity and tier all
 //! count. Periods are ISO weeks (Monday, UTC) or days. A spike is a period whose volume or
 //! negative share is more than `sigma` standard deviations above the mean of the `baseline`
 //! periods before it (and at least `min_count` comments). One event is alerted once: spikes of
@@ -21,8 +21,10 @@ pub use html::to_html;
 pub use journey::{Candidate, Cell, NamedCount, Segments, StageRating, StageStats};
 pub use names::{Names, DEFAULT_STAGES};
 
-use crate::index::{severity, TopicTag};
+use crate::error::{Error, Result};
 use crate::record::{civil_date, parse_time, Scored};
+use crate::severity::{severity, tier_weight};
+use crate::workspace::{write_atomic, RunDir, TopicTag};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 
@@ -52,7 +54,7 @@ impl Default for ReportConfig {
             sigma: 2.0,
             baseline: 4,
             min_count: 3,
-            tier_weights: crate::index::default_tier_weights(),
+            tier_weights: crate::severity::default_tier_weights(),
             rating_scale: "auto".into(),
             names: Names::ids("en"),
         }
@@ -261,6 +263,30 @@ fn mean_sd(v: &[f64]) -> (f64, f64) {
     (m, var.sqrt())
 }
 
+/// Builds the report of the run folder `run` (its scored comments and, when `topics` has run,
+/// their topics) and writes `RUN/report.json` and `RUN/report.html`. `tier_weights: None`
+/// takes the run's saved ones (`score --tier-weight`).
+pub fn report_run(
+    run: &RunDir,
+    tier_weights: Option<BTreeMap<String, f64>>,
+    mut cfg: ReportConfig,
+) -> Result<Report> {
+    let scored = run.read_scored()?;
+    if scored.is_empty() {
+        return Err(Error::input(run.scored(), "no comments to report on"));
+    }
+    cfg.tier_weights = match tier_weights {
+        Some(w) => w,
+        None => run.settings()?.tier_weights,
+    };
+    let topics = run.read_assignments()?;
+    let r = build(&scored, &topics, &cfg);
+    let json = serde_json::to_string_pretty(&r)? + "\n";
+    write_atomic(&run.report_json(), json.as_bytes())?;
+    write_atomic(&run.report_html(), to_html(&r).as_bytes())?;
+    Ok(r)
+}
+
 /// Builds the report from scored comments and their topics.
 pub fn build(scored: &[Scored], topics: &HashMap<String, TopicTag>, cfg: &ReportConfig) -> Report {
     let items: Vec<Item> = scored
@@ -418,12 +444,7 @@ pub fn build(scored: &[Scored], topics: &HashMap<String, TopicTag>, cfg: &Report
                 mean_severity: members.iter().map(|m| m.severity).sum::<f64>() / n,
                 weighted_tier_comments: members
                     .iter()
-                    .filter(|m| {
-                        m.s.tier
-                            .as_deref()
-                            .and_then(|t| cfg.tier_weights.get(&t.to_lowercase()))
-                            .is_some_and(|&w| w > 1.0)
-                    })
+                    .filter(|m| tier_weight(m.s.tier.as_deref(), &cfg.tier_weights) > 1.0)
                     .count() as u64,
                 by_period,
                 trend,

@@ -102,7 +102,7 @@ impl Default for ServeConfig {
                 max_queued: 4096,
                 commit_every: Duration::from_secs(2),
             },
-            tier_weights: crate::index::default_tier_weights(),
+            tier_weights: crate::severity::default_tier_weights(),
         }
     }
 }

@@ -25,8 +25,10 @@
 
 mod compact;
 pub mod embeddings;
+mod run_dir;
 
 pub use compact::Compacted;
+pub use run_dir::{read_scored_file, read_topic_assignments, RunDir, RunSettings, TopicTag};
 
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};

@@ -2,7 +2,7 @@
 //! words with a Unicode word tokenizer, lower-cased, stop words removed.
 
 use crate::error::{Error, Result};
-use crate::normalise::{Lang, Normalised};
+use crate::text::normalise::{Lang, Normalised};
 use jieba_rs::Jieba;
 use std::collections::HashSet;
 use std::io::BufReader;
@@ -150,7 +150,7 @@ fn push_word(out: &mut Vec<String>, cur: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::normalise::{normalise, NormaliseConfig};
+    use crate::text::normalise::{normalise, NormaliseConfig};
 
     #[test]
     fn english_words_lowercase_and_stop_words() {

@@ -1,0 +1,213 @@
+//! The topics of a run folder (`vocmine topics`): its comments' embeddings (kept by `score`,
+//! else encoded now), a first clustering or an update that keeps topic ids, the model and
+//! assignments written crash-safely, and the run's index re-indexed with its own settings.
+//! [`crate::cluster`] holds the clustering itself and knows nothing of run folders.
+
+use crate::cluster::{fit, known_ids, update, TopicConfig, TopicModel};
+use crate::corpus::{EmbeddingCache, Labelled};
+use crate::encode::Encoder;
+use crate::error::{Error, Result};
+use crate::index::{index_run, UpdateStats};
+use crate::text::normalise::{normalise, NormaliseConfig};
+use crate::text::segment::Segmenter;
+use crate::workspace::embeddings::{load_aligned, Found, RowKey};
+use crate::workspace::{pause_point, write_atomic, RunDir};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Instant;
+
+/// What [`topics_for_run`] did.
+#[derive(Debug, Clone)]
+pub struct RunTopics {
+    /// The topic model written to `RUN/topics/model.json`.
+    pub model: TopicModel,
+    /// Comments assigned (one per line of scored.jsonl).
+    pub comments: usize,
+    /// Comments that fit no topic.
+    pub unassigned: usize,
+    /// Comments that kept the topic an earlier run gave them.
+    pub kept: usize,
+    /// Topics the model had before (None: a first clustering or `--refit`).
+    pub topics_before: Option<usize>,
+    /// Seconds spent clustering and assigning.
+    pub cluster_seconds: f64,
+    /// The re-indexing of `RUN/index`, when the run has one.
+    pub index: Option<UpdateStats>,
+}
+
+/// Clusters the comments of `run` into topics, or, when it has a topic model and `refit` is
+/// false, assigns them to that model's topics (ids never change; new dense groups open new
+/// topics). Writes `RUN/topics/model.json` then `RUN/topics/assignments.jsonl`, and re-indexes
+/// `RUN/index` when there is one, with the run's saved tier weights. `note` receives what the
+/// user should know (embeddings taken from the parts, stale assignments discarded);
+/// `progress(done, total)` follows the encoding of comments whose embeddings were not kept.
+pub fn topics_for_run(
+    run: &RunDir,
+    encoder: &Encoder,
+    cfg: &TopicConfig,
+    refit: bool,
+    mut note: impl FnMut(String),
+    progress: impl FnMut(usize, usize),
+) -> Result<RunTopics> {
+    let scored = run.read_scored()?;
+    let ids: Vec<String> = scored.iter().map(|s| s.id.clone()).collect();
+    let texts: Vec<String> = scored.iter().map(|s| s.text.clone()).collect();
+    let keys: Vec<RowKey> = scored
+        .into_iter()
+        .map(|s| RowKey {
+            id: s.id,
+            text_hash: s.text_hash,
+            model: s.model,
+        })
+        .collect();
+    let embs = run_embeddings(run, &ids, &texts, &keys, encoder, &mut note, progress)?;
+    let words = label_words(&texts);
+    let dir = run.topics_dir();
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    let (model_path, assignments_path) = (run.topic_model(), run.assignments());
+    let t_cluster = Instant::now();
+    let updating = model_path.exists() && !refit;
+    let (model, labels, kept, topics_before) = if updating {
+        let text = std::fs::read_to_string(&model_path).map_err(|e| Error::io(&model_path, e))?;
+        let mut model: TopicModel = serde_json::from_str(&text).map_err(|e| {
+            Error::input(
+                &model_path,
+                format!("not a topic model ({e}): use --refit to start over"),
+            )
+        })?;
+        let before = model.topics.len();
+        let mut previous: HashMap<String, i64> = run
+            .read_assignments()?
+            .into_iter()
+            .map(|(id, t)| (id, t.topic))
+            .collect();
+        let known = known_ids(&model);
+        let stale: BTreeSet<i64> = previous
+            .values()
+            .copied()
+            .filter(|t| *t != -1 && !known.contains(t))
+            .collect();
+        if !stale.is_empty() {
+            let n = previous.len();
+            previous.retain(|_, t| *t == -1 || known.contains(t));
+            note(format!(
+                "{}: discarded {} assignments to topics {} does not know ({:?}; left by an interrupted run?): those comments are assigned again",
+                assignments_path.display(),
+                n - previous.len(),
+                model_path.display(),
+                stale
+            ));
+        }
+        let labels = update(&mut model, &embs, &words, &ids, &previous)?;
+        let kept = previous.len();
+        (model, labels, kept, Some(before))
+    } else {
+        let (model, labels) = fit(&embs, &words, &ids, cfg)?;
+        (model, labels, 0, None)
+    };
+    let cluster_seconds = t_cluster.elapsed().as_secs_f64();
+    let by_id: BTreeMap<i64, &str> = model
+        .topics
+        .iter()
+        .map(|t| (t.id, t.label.as_str()))
+        .collect();
+    let mut lines = String::new();
+    for (id, &l) in ids.iter().zip(&labels) {
+        let label = by_id.get(&l).copied().unwrap_or("");
+        lines += &serde_json::json!({"id": id, "topic": l, "label": label}).to_string();
+        lines.push('\n');
+    }
+    // The model first: every id an assignments file can hold is then one the model on disk
+    // knows, whenever the process dies (an update only adds ids; the assignments of a model
+    // that is replaced go before the new model is written).
+    if !updating && assignments_path.exists() {
+        std::fs::remove_file(&assignments_path).map_err(|e| Error::io(&assignments_path, e))?;
+    }
+    write_atomic(
+        &model_path,
+        (serde_json::to_string_pretty(&model)? + "\n").as_bytes(),
+    )?;
+    pause_point("topics:model-written");
+    write_atomic(&assignments_path, lines.as_bytes())?;
+    let index = if run.has_index() {
+        Some(index_run(run, |_| {})?)
+    } else {
+        None
+    };
+    Ok(RunTopics {
+        model,
+        comments: ids.len(),
+        unassigned: labels.iter().filter(|&&l| l < 0).count(),
+        kept,
+        topics_before,
+        cluster_seconds,
+        index,
+    })
+}
+
+/// The words each text's topic label is drawn from (jieba words of the normalised text).
+pub fn label_words(texts: &[String]) -> Vec<Vec<String>> {
+    let seg = Segmenter::new();
+    texts
+        .iter()
+        .map(|t| seg.tokens(&normalise(t, NormaliseConfig { mask_pii: false })))
+        .collect()
+}
+
+/// The embeddings of every comment of the run, row-aligned with scored.jsonl: the kept ones
+/// where they line up with it (RUN/embeddings.f32, else the checkpoint parts), the rest
+/// encoded now (through the embedding cache).
+fn run_embeddings(
+    run: &RunDir,
+    ids: &[String],
+    texts: &[String],
+    keys: &[RowKey],
+    encoder: &Encoder,
+    note: &mut impl FnMut(String),
+    mut progress: impl FnMut(usize, usize),
+) -> Result<Vec<Vec<f32>>> {
+    let (rows, found) = load_aligned(run.path(), keys, encoder.dim())?;
+    let missing: Vec<usize> = (0..rows.len()).filter(|&i| rows[i].is_none()).collect();
+    if let Found::Parts {
+        stale, found: n, ..
+    } = found
+    {
+        if stale {
+            note(format!(
+                "{}: embeddings.f32 does not line up with scored.jsonl (an interrupted compaction, or another run's file): not used",
+                run.path().display()
+            ));
+        }
+        if n > 0 {
+            note(format!(
+                "took {n} embeddings from the checkpoint parts (state/parts)"
+            ));
+        }
+        if !missing.is_empty() {
+            note(format!(
+                "encoding {} comments whose embeddings were not kept (score keeps them unless --no-embeddings)",
+                missing.len()
+            ));
+        }
+    }
+    let mut rows = rows;
+    if !missing.is_empty() {
+        let pick =
+            |v: &[String]| -> Vec<String> { missing.iter().map(|&i| v[i].clone()).collect() };
+        let set = Labelled {
+            ids: pick(ids),
+            texts: pick(texts),
+            labels: vec![String::new(); missing.len()],
+            label_sets: vec![Vec::new(); missing.len()],
+            multi: false,
+            sources: vec![run.path().display().to_string(); missing.len()],
+        };
+        let fp = encoder.fingerprint()?;
+        let cache = EmbeddingCache::new(EmbeddingCache::default_dir());
+        let total = missing.len();
+        let embs = cache.embed_set(encoder, &fp, &set, |d| progress(d, total))?;
+        for (&i, e) in missing.iter().zip(embs) {
+            rows[i] = Some(e);
+        }
+    }
+    Ok(rows.into_iter().map(Option::unwrap_or_default).collect())
+}

@@ -1,0 +1,289 @@
+//! [`RunDir`]: every path of a run folder, its saved settings, and the one reader of its
+//! scored records and topic assignments. Nothing else in the crate spells a run folder's file
+//! names.
+//!
+//! ```text
+//! RUN/
+//!   scored.jsonl  rejects.jsonl  summary.json  settings.json   (score)
+//!   embeddings.f32  embeddings.json  state/  lock              (score, see the workspace)
+//!   user_dict.txt                                              (score --user-dict)
+//!   index/                                                     (score, index, topics)
+//!   topics/model.json  topics/assignments.jsonl                (topics)
+//!   report.json  report.html                                   (report)
+//! ```
+
+use crate::error::{Error, Result};
+use crate::record::Scored;
+use crate::severity::default_tier_weights;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+
+/// A topic assignment for one comment (from `vocmine topics`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TopicTag {
+    /// Topic id; -1 for comments that fit no topic.
+    pub topic: i64,
+    /// The topic's readable label.
+    #[serde(default)]
+    pub label: String,
+}
+
+/// What a run folder remembers of how it was made (`settings.json`), so that every later
+/// command (`index`, `topics`, `report`, `status`) works as the scoring did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSettings {
+    /// Whether personal data was masked before scoring (`score --no-mask` turns it off); the
+    /// text hashes that decide what a rerun rescores depend on it.
+    #[serde(default = "yes")]
+    pub mask_pii: bool,
+    /// Tier weights of the severity score (`--tier-weight`), lower-cased tier -> weight.
+    #[serde(default = "default_tier_weights")]
+    pub tier_weights: BTreeMap<String, f64>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for RunSettings {
+    fn default() -> Self {
+        RunSettings {
+            mask_pii: true,
+            tier_weights: default_tier_weights(),
+        }
+    }
+}
+
+/// A run folder (the `--out` of `score`): the home of its file names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunDir {
+    dir: PathBuf,
+}
+
+impl RunDir {
+    /// The run folder at `dir` (nothing is read or created).
+    pub fn new(dir: impl Into<PathBuf>) -> RunDir {
+        RunDir { dir: dir.into() }
+    }
+
+    /// The folder itself.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// `scored.jsonl`: the latest record of every comment, once.
+    pub fn scored(&self) -> PathBuf {
+        self.dir.join("scored.jsonl")
+    }
+
+    /// `rejects.jsonl`: every rejected record, once.
+    pub fn rejects(&self) -> PathBuf {
+        self.dir.join("rejects.jsonl")
+    }
+
+    /// `summary.json`: what the last run did.
+    pub fn summary(&self) -> PathBuf {
+        self.dir.join("summary.json")
+    }
+
+    /// `settings.json`: the saved [`RunSettings`].
+    pub fn settings_file(&self) -> PathBuf {
+        self.dir.join("settings.json")
+    }
+
+    /// `user_dict.txt`: the jieba user dictionary of the scoring (`score --user-dict`).
+    pub fn user_dict(&self) -> PathBuf {
+        self.dir.join("user_dict.txt")
+    }
+
+    /// `index/`: the search index.
+    pub fn index(&self) -> PathBuf {
+        self.dir.join("index")
+    }
+
+    /// Whether the run has a search index.
+    pub fn has_index(&self) -> bool {
+        self.index().join("meta.json").exists()
+    }
+
+    /// `topics/`: the topic model and assignments.
+    pub fn topics_dir(&self) -> PathBuf {
+        self.dir.join("topics")
+    }
+
+    /// `topics/model.json`.
+    pub fn topic_model(&self) -> PathBuf {
+        self.topics_dir().join("model.json")
+    }
+
+    /// `topics/assignments.jsonl`: `{"id","topic","label"}` per comment.
+    pub fn assignments(&self) -> PathBuf {
+        self.topics_dir().join("assignments.jsonl")
+    }
+
+    /// `report.json`.
+    pub fn report_json(&self) -> PathBuf {
+        self.dir.join("report.json")
+    }
+
+    /// `report.html`.
+    pub fn report_html(&self) -> PathBuf {
+        self.dir.join("report.html")
+    }
+
+    /// The saved settings; the defaults for a folder scored before settings were saved.
+    pub fn settings(&self) -> Result<RunSettings> {
+        let p = self.settings_file();
+        match std::fs::read_to_string(&p) {
+            Ok(text) => serde_json::from_str(&text)
+                .map_err(|e| Error::input(&p, format!("not the settings of a run: {e}"))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(RunSettings::default()),
+            Err(e) => Err(Error::io(&p, e)),
+        }
+    }
+
+    /// Saves `settings` (atomically).
+    pub fn save_settings(&self, settings: &RunSettings) -> Result<()> {
+        let json = serde_json::to_string_pretty(settings)? + "\n";
+        super::write_atomic(&self.settings_file(), json.as_bytes())
+    }
+
+    /// An error for a folder with no scored comments, saying what to run first.
+    fn no_scored(&self) -> Error {
+        Error::input(
+            self.scored(),
+            format!(
+                "no scored comments (run `vocmine score INPUT --out {}` first)",
+                self.dir.display()
+            ),
+        )
+    }
+
+    /// Every scored record, in file order.
+    pub fn read_scored(&self) -> Result<Vec<Scored>> {
+        if !self.scored().exists() {
+            return Err(self.no_scored());
+        }
+        let empty = HashMap::new();
+        let path = self.scored();
+        let out = read_scored_file(&path, &empty)?
+            .map(|r| r.map(|(s, _)| s))
+            .collect();
+        out
+    }
+
+    /// The topic assignments by id (empty when `topics` has not run).
+    pub fn read_assignments(&self) -> Result<HashMap<String, TopicTag>> {
+        let p = self.assignments();
+        if !p.exists() {
+            return Ok(HashMap::new());
+        }
+        read_topic_assignments(&p)
+    }
+
+    /// Checks that the folder has scored comments (a clear error saying what to run if not).
+    pub fn require_scored(&self) -> Result<()> {
+        if self.scored().exists() {
+            Ok(())
+        } else {
+            Err(self.no_scored())
+        }
+    }
+}
+
+/// Reads topic assignments (`{"id", "topic", "label"}` lines) into a map by id.
+pub fn read_topic_assignments(path: &Path) -> Result<HashMap<String, TopicTag>> {
+    #[derive(Deserialize)]
+    struct Line {
+        id: String,
+        topic: i64,
+        #[serde(default)]
+        label: String,
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let mut out = HashMap::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let l: Line = serde_json::from_str(line)
+            .map_err(|e| Error::input(path, format!("line {}: {e}", i + 1)))?;
+        out.insert(
+            l.id,
+            TopicTag {
+                topic: l.topic,
+                label: l.label,
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// Streams a file of [`Scored`] lines (a run's `scored.jsonl`, or any such file) with topic
+/// tags joined by id; a line that is not a scored record is an error naming file and line.
+pub fn read_scored_file<'a>(
+    path: &'a Path,
+    topics: &'a HashMap<String, TopicTag>,
+) -> Result<impl Iterator<Item = Result<(Scored, Option<TopicTag>)>> + 'a> {
+    let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let lines = std::io::BufReader::new(f).lines().enumerate();
+    Ok(lines.filter_map(move |(i, line)| {
+        let line = match line {
+            Ok(l) => l,
+            Err(e) => return Some(Err(Error::io(path, e))),
+        };
+        if line.trim().is_empty() {
+            return None;
+        }
+        Some(
+            serde_json::from_str::<Scored>(&line)
+                .map_err(|e| {
+                    Error::input(path, format!("line {}: not a scored record: {e}", i + 1))
+                })
+                .map(|s| {
+                    let t = topics.get(&s.id).cloned();
+                    (s, t)
+                }),
+        )
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_default_when_absent_and_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::new(dir.path());
+        assert_eq!(run.settings().unwrap(), RunSettings::default());
+        let s = RunSettings {
+            mask_pii: false,
+            tier_weights: BTreeMap::from([("vip".to_string(), 3.0)]),
+        };
+        run.save_settings(&s).unwrap();
+        assert_eq!(run.settings().unwrap(), s);
+        std::fs::write(run.settings_file(), "{oops").unwrap();
+        let e = run.settings().unwrap_err().to_string();
+        assert!(e.contains("settings.json"), "{e}");
+    }
+
+    #[test]
+    fn a_folder_without_scored_comments_says_what_to_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = RunDir::new(dir.path())
+            .read_scored()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("scored.jsonl") && e.contains("vocmine score"),
+            "{e}"
+        );
+        assert!(RunDir::new(dir.path())
+            .read_assignments()
+            .unwrap()
+            .is_empty());
+    }
+}
