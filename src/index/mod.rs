@@ -221,8 +221,15 @@ impl SearchIndex {
     /// Opens an existing index; a clear error if `dir` holds none.
     pub fn open(dir: &Path) -> Result<SearchIndex> {
         if !dir.join("meta.json").exists() {
-            let hint = if dir.join("index").join("meta.json").exists() {
-                format!(" (did you mean {}?)", dir.join("index").display())
+            let hint = if crate::workspace::RunDir::new(dir)
+                .index()
+                .join("meta.json")
+                .exists()
+            {
+                format!(
+                    " (did you mean {}?)",
+                    crate::workspace::RunDir::new(dir).index().display()
+                )
             } else {
                 " (build one with `vocmine index RUN_DIR`, or `vocmine score ... --out RUN_DIR`)"
                     .to_string()

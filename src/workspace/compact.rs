@@ -1,6 +1,7 @@
 //! Compaction: the committed parts into `scored.jsonl`, `rejects.jsonl` and the row-aligned
 //! `embeddings.f32` (+ `embeddings.json`), with the workspace's totals.
 
+use super::RunDir;
 use super::{
     embeddings, part_path, pause_point, remove_if_present, sync_dir, tmp_of, write_atomic,
     StateLine, Workspace,
@@ -78,7 +79,7 @@ impl Workspace {
             })
         });
         c.embedding_dim = dim;
-        let out = self.dir.join("scored.jsonl");
+        let out = RunDir::new(&self.dir).scored();
         let tmp = tmp_of(&out);
         let mut w = BufWriter::new(File::create(&tmp).map_err(|e| Error::io(&tmp, e))?);
         let emb_out = self.dir.join(embeddings::DATA_FILE);
@@ -166,7 +167,7 @@ impl Workspace {
                 }
             }
         }
-        write_atomic(&self.dir.join("rejects.jsonl"), &rej)?;
+        write_atomic(&RunDir::new(&self.dir).rejects(), &rej)?;
         sync_dir(&self.dir)?;
         c.rejected = seen.len() as u64;
         Ok(c)
