@@ -9,7 +9,7 @@
 //! `BertModel` (cosine >= 0.99999, tested), mean pooling and L2 normalisation included.
 
 use super::kernels::{self, AttnScratch, Epilogue, PackedLinear};
-use super::qkernels::{self, QLinear};
+use super::kernels::int8::{self as qkernels, QLinear};
 use crate::error::{Error, Result};
 use candle_core::{DType, Device, Tensor};
 use candle_transformers::models::bert::Config;

@@ -5,7 +5,7 @@
 //! enough to hide the instructions' latency, for a fixed time on every thread at once.
 
 use super::kernels::available;
-use super::kernels512::use_avx512;
+use super::kernels::use_avx512;
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 use std::time::{Duration, Instant};

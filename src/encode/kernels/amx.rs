@@ -4,7 +4,7 @@
 //! AMX's `tdpbusd` multiplies a 16 x 64 tile of u8 codes by a 16 x 64 tile of i8 weights
 //! held in 4-byte groups (`K/4` rows of 16 columns x 4 inputs) and adds each group's four
 //! products into a 16 x 16 tile of i32: exactly the integers of AVX-512 VNNI's `vpdpbusd` and
-//! of AVX2's `vpmaddubsw` pair (see [`qkernels`](super::qkernels)), so the integer sums, and
+//! of AVX2's `vpmaddubsw` pair (see [`int8`](super::int8)), so the integer sums, and
 //! with the same last step the output bits, are the same on all three.
 //!
 //! [`QLinear`]'s 16-column panels are already the B tiles' layout (group `g` of a panel is
@@ -26,9 +26,9 @@
 use std::arch::{asm, x86_64::*};
 use std::sync::OnceLock;
 
-use super::kernels::{finish_tile, Epilogue, NR};
-use super::kernels512::{has_avx512, use_avx512};
-use super::qkernels::{quantize_row_major, QLinear};
+use super::packed::{finish_tile, Epilogue, NR};
+use super::avx512::{has_avx512, use_avx512};
+use super::int8::{quantize_row_major, QLinear};
 
 /// The int8 tiles a call runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -185,7 +185,7 @@ thread_local! {
     });
 }
 
-/// [`qkernels::qlinear`](super::qkernels::qlinear) on AMX tiles; shapes checked by the caller.
+/// [`int8::qlinear`](super::int8::qlinear) on AMX tiles; shapes checked by the caller.
 ///
 /// # Safety
 /// [`amx_ready`] returned `Ok` (AMX-INT8, AVX-512 VNNI, the tile state granted); `x` is
@@ -396,9 +396,9 @@ unsafe fn last_step<const H: usize>(
 
 #[cfg(test)]
 mod tests {
-    use super::super::kernels::tests::rnd;
-    use super::super::kernels::Epilogue;
-    use super::super::qkernels::{qlinear_on, QLinear};
+    use super::super::packed::tests::rnd;
+    use super::super::packed::Epilogue;
+    use super::super::int8::{qlinear_on, QLinear};
     use super::*;
 
     #[test]

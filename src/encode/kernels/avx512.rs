@@ -2,7 +2,7 @@
 //! Skylake-SP and later): 12 x 32 output tiles, twice the rows and twice the width of the AVX2
 //! 6 x 16 tile, on the same packed weights and the same packed activations.
 //!
-//! A 12 x 32 tile reads two of [`kernels`](super::kernels)' 6-row activation micro-panels and
+//! A 12 x 32 tile reads two of [`packed`](super::packed)' 6-row activation micro-panels and
 //! two of its 16-column weight panels; per input it makes 2 weight loads, 12 broadcasts and
 //! 24 FMAs into 24 of the 32 zmm registers. Nothing is repacked, so the choice between AVX-512
 //! and AVX2 is made per call at run time ([`use_avx512`]), and both give the same sums in the
@@ -12,8 +12,8 @@
 use std::arch::x86_64::*;
 use std::sync::OnceLock;
 
-use super::kernels::{MR, NR};
-use super::qkernels::QTile;
+use super::packed::{MR, NR};
+use super::int8::QTile;
 
 /// Whether the f32 (and int8) kernels use AVX-512 on this machine: the CPU has AVX-512 F,
 /// BW and VNNI, and `VOCMINE_NO_AVX512` is unset (set it to measure or test the AVX2 path
@@ -130,7 +130,7 @@ pub(super) unsafe fn tile_rows(
     }
 }
 
-/// One `R x 32` int8 tile over all of K (see [`qkernels`](super::qkernels)): `t.a` holds the
+/// One `R x 32` int8 tile over all of K (see [`int8`](super::int8)): `t.a` holds the
 /// rows' codes as 6-row micro-panels (the second `t.groups * MR * 4` bytes further), `t.b`
 /// the first of two weight panels (the second `t.groups * 64` bytes further), and the
 /// per-column pointers cover 32 columns. `vpdpbusd` adds the four u8 x i8 products of a
@@ -208,11 +208,11 @@ pub(super) unsafe fn qtile_rows(rows: usize, t: &QTile) {
 #[cfg(test)]
 mod tests {
     use super::super::amx::Tiles;
-    use super::super::kernels::tests::rnd;
-    use super::super::kernels::{
+    use super::super::packed::tests::rnd;
+    use super::super::packed::{
         attention_on, available, linear_on, AttnScratch, Epilogue, PackedLinear,
     };
-    use super::super::qkernels::{qlinear_on, QLinear};
+    use super::super::int8::{qlinear_on, QLinear};
     use super::*;
 
     /// Runs `run(epilogue, wide, out)` narrow and wide with every epilogue (`res` the residual)

@@ -24,13 +24,13 @@
 //! largest is 2 x 127 x 127 = 32,258, so it never does. (Once the outliers are out, the weights
 //! carry most of the error, so they get the eighth bit.)
 //!
-//! On CPUs with AVX-512 VNNI the tiles are [`kernels512`](super::kernels512)'s 12 x 32 ones:
+//! On CPUs with AVX-512 VNNI the tiles are [`avx512`](super::avx512)'s 12 x 32 ones:
 //! `vpdpbusd` adds a group's four u8 x i8 products into i32 in one instruction, exactly the
 //! integers the AVX2 pair gives, so the output is the same bit for bit.
 
 use super::amx::{self, Tiles};
-use super::kernels::{check_call, check_weight, finish_tile, Epilogue, MR, NR};
-use super::kernels512;
+use super::packed::{check_call, check_weight, finish_tile, Epilogue, MR, NR};
+use super::avx512;
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
@@ -283,7 +283,7 @@ unsafe fn qlinear_avx2(
                 let r = i - i0;
                 let c = op.add(i * n + col);
                 let t = tile_at(w, s, col, r, c);
-                kernels512::qtile_rows(rows, &t);
+                avx512::qtile_rows(rows, &t);
                 finish_tile(rows, c, n, ep, i, col);
                 finish_tile(rows, c.add(NR), n, ep, i, col + NR);
                 i += rows;
@@ -809,9 +809,9 @@ impl<'a> Top<'a> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::kernels::tests::rnd;
+    use super::super::packed::tests::rnd;
     use super::*;
-    use crate::encode::kernels::available;
+    use crate::encode::kernels::packed::available;
 
     #[test]
     fn qlinear_is_the_exact_product_of_the_quantized_operands() {
@@ -932,7 +932,7 @@ mod tests {
                 // SAFETY: AVX2 + FMA checked above.
                 let range = unsafe { take_outliers(&row, &mut i2, &mut v2) };
                 assert_eq!((&i1, &v1), (&i2, &v2), "k {k} t {t}");
-                if crate::encode::kernels512::has_avx512() {
+                if crate::encode::kernels::avx512::has_avx512() {
                     let (mut i3, mut v3) = (vec![0u32; t], vec![0f32; t]);
                     // SAFETY: AVX-512 checked just above.
                     let range512 = unsafe { take_outliers512(&row, &mut i3, &mut v3) };

@@ -5,12 +5,12 @@
 //! Everything here is `unsafe` SIMD behind safe wrappers that check shapes; callers check
 //! [`available`] once (AVX2 and FMA at run time) and use the candle engine otherwise. Where the
 //! CPU has AVX-512, the matmul and attention products run on the 12 x 32 tiles of
-//! [`kernels512`](super::kernels512) over the same packed operands, with the same result bits.
+//! [`avx512`](super::avx512) over the same packed operands, with the same result bits.
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
-use super::kernels512;
+use super::avx512;
 
 /// Columns of one packed weight panel (two AVX registers).
 pub const NR: usize = 16;
@@ -134,7 +134,7 @@ pub(crate) fn check_weight(w: &[f32], n: usize, k: usize, bias: &[f32]) {
 pub(crate) fn check_cpu(wide: bool) {
     assert!(available(), "AVX2 + FMA kernels on a CPU without them");
     assert!(
-        !wide || kernels512::has_avx512(),
+        !wide || avx512::has_avx512(),
         "AVX-512 tiles on a CPU without AVX-512"
     );
 }
@@ -167,7 +167,7 @@ thread_local! {
 
 /// `out (m x n) = epilogue(x (m x k) W^T + b)`, all row-major and contiguous.
 pub fn linear(x: &[f32], m: usize, w: &PackedLinear, out: &mut [f32], ep: Epilogue) {
-    linear_on(x, m, w, out, ep, kernels512::use_avx512());
+    linear_on(x, m, w, out, ep, avx512::use_avx512());
 }
 
 /// [`linear`] on AVX-512 tiles when `wide` (the CPU must have AVX-512), else on AVX2 tiles.
@@ -258,7 +258,7 @@ unsafe fn linear_avx2(
                         };
                         let a = ap.add((i - i0) * kc);
                         let a1 = a.add(MR * kc);
-                        kernels512::tile_rows(rows, kc, a, a1, MR, b0, b1, c, n, bias);
+                        avx512::tile_rows(rows, kc, a, a1, MR, b0, b1, c, n, bias);
                         if last {
                             finish_tile(rows, c, n, ep, i, p * NR);
                             finish_tile(rows, c.add(NR), n, ep, i, p * NR + NR);
@@ -563,7 +563,7 @@ pub fn attention(
     ctx: &mut [f32],
     s: &mut AttnScratch,
 ) {
-    attention_on(qkv, len, hidden, heads, ctx, s, kernels512::use_avx512());
+    attention_on(qkv, len, hidden, heads, ctx, s, avx512::use_avx512());
 }
 
 /// [`attention`] with its products on AVX-512 tiles when `wide` (the CPU must have AVX-512),
@@ -706,7 +706,7 @@ unsafe fn strided_matmul(
             for p in 0..pairs {
                 let b0 = b.add(2 * p * pstride);
                 let cp = c.add(r0 * ldc + 2 * p * NR);
-                kernels512::tile_rows(
+                avx512::tile_rows(
                     rows,
                     kc,
                     ar,
