@@ -241,7 +241,7 @@ impl Encoder {
         h.update(format!("max_len={};prefix={}", self.cfg.max_len, self.cfg.prefix).as_bytes());
         if self.cfg.engine == Engine::Int8 {
             // int8 embeddings differ from f32 ones: caches must not mix them
-            h.update(format!(";engine=int8-w8a7;outliers={}", kernels::int8::OUTLIERS).as_bytes());
+            h.update(format!(";engine=int8-w8a7;outliers={}", kernels::OUTLIERS).as_bytes());
         }
         // (an overlay's bytes are hashed above; without one the fingerprint is unchanged)
         let d = h.finalize();
