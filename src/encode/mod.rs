@@ -161,10 +161,10 @@ impl Encoder {
                 ))
             }
             Engine::Candle => {
-                // SAFETY: the weights file is mapped read-only and not modified while mapped.
                 // Later files win: the overlay's tensors replace the base's of the same name.
                 let mut files = vec![weights.clone()];
                 files.extend(cfg.overlay.clone());
+                // SAFETY: the weights files are mapped read-only and not modified while mapped.
                 let vb =
                     unsafe { VarBuilder::from_mmaped_safetensors(&files, DType::F32, &device)? };
                 Model::Candle(BertModel::load(vb, &config)?)
