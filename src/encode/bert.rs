@@ -103,7 +103,7 @@ fn grow(v: &mut Vec<f32>, n: usize) {
 impl PackedBert {
     /// Loads `model.safetensors` (any float type, converted to f32) with `config`; the tensors
     /// of `overlay` (fine-tuned layers) replace the base's of the same name. With `int8`, the
-    /// linear layers' weights are quantized to 7-bit integers ([`QLinear`]) and their inputs
+    /// linear layers' weights are quantized to 7-bit integers (`kernels::QLinear`) and their inputs
     /// to u8 per row at run time; embeddings, layer norms and attention stay f32.
     pub fn load(
         weights: &Path,

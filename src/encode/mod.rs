@@ -32,7 +32,7 @@ pub type Rows = Vec<Vec<f32>>;
 pub enum Engine {
     /// The packed engine ([`bert::PackedBert`]): real tokens only, fused AVX2 + FMA kernels.
     Packed,
-    /// The packed engine with int8 linear layers ([`kernels::int8`]): 7-bit weights per output
+    /// The packed engine with int8 linear layers ([`kernels`]): 7-bit weights per output
     /// column, u8 activations per row. Faster, and its embeddings differ slightly from f32.
     Int8,
     /// candle-transformers' `BertModel` on padded batches.

@@ -1,5 +1,4 @@
-//! AMX tiles for the int8 linear layers (Intel Sapphire Rapids and later), and the choice of
-//! the int8 tiles a process runs ([`int8_tiles`]).
+//! AMX tiles for the int8 linear layers (Intel Sapphire Rapids and later).
 //!
 //! AMX's `tdpbusd` multiplies a 16 x 64 tile of u8 codes by a 16 x 64 tile of i8 weights
 //! held in 4-byte groups (`K/4` rows of 16 columns x 4 inputs) and adds each group's four

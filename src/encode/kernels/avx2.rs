@@ -451,7 +451,7 @@ pub(super) unsafe fn min_max(row: &[f32]) -> (f32, f32) {
     }
 }
 
-/// Writes the codes of `row` under `q` in the micro-panel layout (see [`quantize_row`]).
+/// Writes the codes of `row` under `q` in the micro-panel layout (see `int8::quantize_row`).
 ///
 /// # Safety
 /// AVX2 and FMA present; `dst` holds the micro-panel layout of `kp.div_ceil(4)` groups

@@ -52,13 +52,13 @@ pub(super) struct QTile {
     /// Outliers per row and their input indices and values (`R x outliers`).
     pub(super) outliers: usize,
     /// The transposed int8 weights of the tile's first column for input 0 (row stride `ldc`,
-    /// see [`QLinear`]).
+    /// see [`QLinear`](super::int8::QLinear)).
     pub(super) wt: *const i8,
     pub(super) oidx: *const u32,
     pub(super) oval: *const f32,
 }
 
-/// 8-value chunks of a row whose candidate flags [`take_outliers`] keeps on the stack (rows
+/// 8-value chunks of a row whose candidate flags [`take_outliers`](super::avx2::take_outliers) keeps on the stack (rows
 /// up to 4,096 values, BERT-large's widest, go through its vector pass).
 pub(super) const MAX_CHUNKS: usize = 512;
 

@@ -24,13 +24,13 @@
 //! largest is 2 x 127 x 127 = 32,258, so it never does. (Once the outliers are out, the weights
 //! carry most of the error, so they get the eighth bit.)
 //!
-//! On CPUs with AVX-512 VNNI the tiles are [`avx512`](super::avx512)'s 12 x 32 ones:
+//! On CPUs with AVX-512 VNNI the tiles are [`avx512`]'s 12 x 32 ones:
 //! `vpdpbusd` adds a group's four u8 x i8 products into i32 in one instruction, exactly the
 //! integers the AVX2 pair gives, so the output is the same bit for bit.
 //!
 //! This file holds the int8 layout ([`QLinear`]) and the drivers: rows quantized block after
-//! block, then the tiles of [`avx2`](super::avx2), [`avx512`](super::avx512) or
-//! [`amx`](super::amx) over them, then the f32 epilogue. The AMX blocks (`tdpbusd`, see
+//! block, then the tiles of [`avx2`], [`avx512`] or
+//! [`amx`] over them, then the f32 epilogue. The AMX blocks (`tdpbusd`, see
 //! there) read the same panels, with the activations' codes row-major instead.
 
 use super::common::{QTile, RowQuant, QMAX_W};
