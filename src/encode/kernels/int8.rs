@@ -217,8 +217,9 @@ unsafe fn qlinear_simd(
     s: &mut QScratch,
     wide: bool,
 ) {
-    // SAFETY: the caller upholds this function's `# Safety` contract (CPU features, pointers
-    // and lengths), which covers every pointer access and call below.
+    // SAFETY: the CPU as the contract requires; rows of `x` are sliced (bounds-checked), the
+    // codes of an MC-row block fit `s` (sized by `qlinear`), and each tile's operands
+    // (`tile_at`) point at whole panels of `w` and rows of the block, its output inside `out`.
     unsafe {
         let (k, kp, n) = (w.k, w.kp, w.n);
         let groups = kp / 4;
@@ -408,8 +409,10 @@ unsafe fn qlinear_amx(
     ep: Epilogue,
     s: &mut AmxScratch,
 ) {
-    // SAFETY: the caller upholds this function's `# Safety` contract (CPU features, pointers
-    // and lengths), which covers every pointer access and call below.
+    // SAFETY: AMX with the tile state and AVX-512 as the contract requires; the tile
+    // configuration is loaded before the blocks and released after; `s` is sized just below for
+    // an MC-row block of `kpa` codes, each block's A rows lie inside it, its B tiles inside
+    // `w.data` (panels plus `B_SLACK`), its sums in `s.acc` (32 x 32), its outputs in `out`.
     unsafe {
         let (k, kp, n, no) = (w.k, w.kp, w.n, w.outliers);
         let kpa = kp.div_ceil(64) * 64;

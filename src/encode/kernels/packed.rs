@@ -138,8 +138,10 @@ unsafe fn linear_blocks(
     apack: &mut [f32],
     wide: bool,
 ) {
-    // SAFETY: the caller upholds this function's `# Safety` contract (CPU features, pointers
-    // and lengths), which covers every pointer access and call below.
+    // SAFETY: the CPU as the contract requires for every tile called; the loop bounds keep
+    // every offset inside `x` (m x k), `out` (m x n), `apack` (MC x KC, one K block of at most
+    // MC rows) and `w`'s panels (n / 16 panels of k x 16), and each tile gets a whole
+    // micro-panel (or two) and a whole output tile.
     unsafe {
         let (k, n) = (w.k, w.n);
         let panels = n / NR;
@@ -298,8 +300,9 @@ unsafe fn attention_heads(
     vp: *mut f32,
     wide: bool,
 ) {
-    // SAFETY: the caller upholds this function's `# Safety` contract (CPU features, pointers
-    // and lengths), which covers every pointer access and call below.
+    // SAFETY: the CPU as the contract requires; every offset is bounded by `len`, `hidden`,
+    // `heads` and `lq` (len rounded up to 16), inside `qkv` (len x 3 hidden), `ctx`
+    // (len x hidden), `s.kt` (hd x len), `s.st` (len x lq), `qp` (lq x hd) and `vp` (len x hd).
     unsafe {
         let hd = hidden / heads;
         let stride = 3 * hidden;
@@ -374,8 +377,9 @@ unsafe fn strided_matmul(
     ldc: usize,
     wide: bool,
 ) {
-    // SAFETY: the caller upholds this function's `# Safety` contract (CPU features, pointers
-    // and lengths), which covers every pointer access and call below.
+    // SAFETY: the CPU as the contract requires; rows step by the tile height up to `m`, panels
+    // up to `panels`, so each tile reads rows of `a` and panels of `b` that exist and writes
+    // inside `c`.
     unsafe {
         let zeros = [0.0f32; 2 * NR];
         if wide && panels >= 2 {
