@@ -9,6 +9,8 @@
 //! for training ([`classify`], [`finetune`]) and evaluation ([`eval`], [`metrics`]); [`rng`]
 //! makes seeds reproducible and [`error`] is the library's error type.
 #![warn(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::missing_safety_doc)]
 
 pub mod classify;
 pub mod cluster;

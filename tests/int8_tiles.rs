@@ -3,9 +3,9 @@
 
 mod common;
 
-use vocmine::encode::amx::amx_ready;
+use vocmine::encode::kernels::amx_ready;
 use vocmine::encode::kernels::available;
-use vocmine::encode::kernels512::has_avx512;
+use vocmine::encode::kernels::has_avx512;
 
 #[test]
 fn int8_embeddings_are_the_same_bits_on_amx_vnni_and_avx2() {

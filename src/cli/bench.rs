@@ -87,12 +87,12 @@ pub(crate) fn cmd_bench(a: BenchArgs) -> Result<()> {
     );
     let kernels = format!(
         "{}; the int8 layers run on {:?} tiles",
-        if vocmine::encode::kernels512::use_avx512() {
+        if vocmine::encode::kernels::use_avx512() {
             "AVX-512, int8 vpdpbusd"
         } else {
             "AVX2, int8 vpmaddubsw"
         },
-        vocmine::encode::amx::int8_tiles()
+        vocmine::encode::kernels::int8_tiles()
     );
     if f32_peak > 0.0 {
         println!(

@@ -8,8 +8,7 @@
 //! residual are fused into the last pass of their matmul. Same numbers as candle's
 //! `BertModel` (cosine >= 0.99999, tested), mean pooling and L2 normalisation included.
 
-use super::kernels::{self, AttnScratch, Epilogue, PackedLinear};
-use super::qkernels::{self, QLinear};
+use super::kernels::{self, AttnScratch, Epilogue, PackedLinear, QLinear, OUTLIERS};
 use crate::error::{Error, Result};
 use candle_core::{DType, Device, Tensor};
 use candle_transformers::models::bert::Config;
@@ -24,11 +23,11 @@ enum Linear {
 }
 
 impl Linear {
-    /// f32, or int8 ([`QLinear`], each row's [`qkernels::OUTLIERS`] largest inputs in f32)
+    /// f32, or int8 ([`QLinear`], each row's [`OUTLIERS`] largest inputs in f32)
     /// when `int8`.
     fn new(w: &[f32], n: usize, k: usize, bias: Vec<f32>, int8: bool) -> Linear {
         if int8 {
-            Linear::I8(QLinear::quantize(w, n, k, bias, qkernels::OUTLIERS))
+            Linear::I8(QLinear::quantize(w, n, k, bias, OUTLIERS))
         } else {
             Linear::F32(PackedLinear::pack(w, n, k, bias))
         }
@@ -51,7 +50,7 @@ impl Linear {
     fn run(&self, x: &[f32], m: usize, out: &mut [f32], ep: Epilogue) {
         match self {
             Linear::F32(l) => kernels::linear(x, m, l, out, ep),
-            Linear::I8(l) => qkernels::qlinear(x, m, l, out, ep),
+            Linear::I8(l) => kernels::qlinear(x, m, l, out, ep),
         }
     }
 }
@@ -104,7 +103,7 @@ fn grow(v: &mut Vec<f32>, n: usize) {
 impl PackedBert {
     /// Loads `model.safetensors` (any float type, converted to f32) with `config`; the tensors
     /// of `overlay` (fine-tuned layers) replace the base's of the same name. With `int8`, the
-    /// linear layers' weights are quantized to 7-bit integers ([`QLinear`]) and their inputs
+    /// linear layers' weights are quantized to 7-bit integers (`kernels::QLinear`) and their inputs
     /// to u8 per row at run time; embeddings, layer norms and attention stay f32.
     pub fn load(
         weights: &Path,

@@ -10,12 +10,9 @@
 //! (candle-transformers' `BertModel` on padded batches, the reference, and the path on other
 //! CPUs).
 
-pub mod amx;
 pub mod bert;
 pub mod kernels;
-pub mod kernels512;
 pub mod peak;
-pub mod qkernels;
 
 use crate::error::{Error, Result};
 use candle_core::{DType, Device, Tensor};
@@ -35,7 +32,7 @@ pub type Rows = Vec<Vec<f32>>;
 pub enum Engine {
     /// The packed engine ([`bert::PackedBert`]): real tokens only, fused AVX2 + FMA kernels.
     Packed,
-    /// The packed engine with int8 linear layers ([`qkernels`]): 7-bit weights per output
+    /// The packed engine with int8 linear layers ([`kernels`]): 7-bit weights per output
     /// column, u8 activations per row. Faster, and its embeddings differ slightly from f32.
     Int8,
     /// candle-transformers' `BertModel` on padded batches.
@@ -164,10 +161,10 @@ impl Encoder {
                 ))
             }
             Engine::Candle => {
-                // SAFETY: the weights file is mapped read-only and not modified while mapped.
                 // Later files win: the overlay's tensors replace the base's of the same name.
                 let mut files = vec![weights.clone()];
                 files.extend(cfg.overlay.clone());
+                // SAFETY: the weights files are mapped read-only and not modified while mapped.
                 let vb =
                     unsafe { VarBuilder::from_mmaped_safetensors(&files, DType::F32, &device)? };
                 Model::Candle(BertModel::load(vb, &config)?)
@@ -244,7 +241,7 @@ impl Encoder {
         h.update(format!("max_len={};prefix={}", self.cfg.max_len, self.cfg.prefix).as_bytes());
         if self.cfg.engine == Engine::Int8 {
             // int8 embeddings differ from f32 ones: caches must not mix them
-            h.update(format!(";engine=int8-w8a7;outliers={}", qkernels::OUTLIERS).as_bytes());
+            h.update(format!(";engine=int8-w8a7;outliers={}", kernels::OUTLIERS).as_bytes());
         }
         // (an overlay's bytes are hashed above; without one the fingerprint is unchanged)
         let d = h.finalize();

@@ -5,7 +5,7 @@
 //! enough to hide the instructions' latency, for a fixed time on every thread at once.
 
 use super::kernels::available;
-use super::kernels512::use_avx512;
+use super::kernels::use_avx512;
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 use std::time::{Duration, Instant};
@@ -69,7 +69,7 @@ fn measure(threads: usize, ms: u64, f: impl Fn(u64) -> f64 + Sync) -> f64 {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn fma_loop(n: u64) -> f64 {
+fn fma_loop(n: u64) -> f64 {
     let mut acc = [_mm256_setzero_ps(); 12];
     let (b0, b1) = (_mm256_set1_ps(0.999_9), _mm256_set1_ps(1.000_1));
     for i in 0..n {
@@ -85,7 +85,7 @@ unsafe fn fma_loop(n: u64) -> f64 {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn int8_loop(n: u64) -> f64 {
+fn int8_loop(n: u64) -> f64 {
     let mut acc = [_mm256_setzero_si256(); 12];
     let ones = _mm256_set1_epi16(1);
     let (b0, b1) = (_mm256_set1_epi8(3), _mm256_set1_epi8(-5));
@@ -106,7 +106,7 @@ unsafe fn int8_loop(n: u64) -> f64 {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,fma")]
-unsafe fn fma512_loop(n: u64) -> f64 {
+fn fma512_loop(n: u64) -> f64 {
     let mut acc = [_mm512_setzero_ps(); 24];
     let (b0, b1) = (_mm512_set1_ps(0.999_9), _mm512_set1_ps(1.000_1));
     for i in 0..n {
@@ -122,7 +122,7 @@ unsafe fn fma512_loop(n: u64) -> f64 {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-unsafe fn vnni_loop(n: u64) -> f64 {
+fn vnni_loop(n: u64) -> f64 {
     let mut acc = [_mm512_setzero_si512(); 24];
     let (b0, b1) = (_mm512_set1_epi8(3), _mm512_set1_epi8(-5));
     for i in 0..n {

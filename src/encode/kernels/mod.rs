@@ -1,0 +1,155 @@
+//! The CPU kernels of the packed encoder and the training engine, in one place: the safe entry
+//! points the rest of the crate calls, each of which checks the CPU and the shapes and then
+//! dispatches to the tiles of the instruction set the process runs on.
+//!
+//! | file | holds |
+//! |---|---|
+//! | `cpu.rs` | CPU feature detection, the forced path (`VOCMINE_KERNELS`, `VOCMINE_NO_AVX512`), tile sizes, epilogues, shape checks |
+//! | `common.rs` | what several instruction sets share: a row's quantization, an int8 tile's operands, the scalar top-k |
+//! | `avx2.rs` | AVX2 + FMA: the f32 and int8 6 x 16 tiles, epilogues (GELU, residual), exp, softmax, layer norm, row quantization |
+//! | `avx512.rs` | AVX-512: the f32 and int8 (VNNI) 12 x 32 tiles, the outlier search, row-major codes |
+//! | `amx.rs` | AMX: tile configuration, `tdpbusd` blocks, their last step |
+//! | `packed.rs` | the f32 packed weights and the drivers of the matmul and attention |
+//! | `int8.rs` | the int8 weights and the drivers of the int8 matmul (AVX2, VNNI, AMX) |
+//!
+//! Dependency rule (`tests/architecture.rs`): the ISA files (`avx2`, `avx512`, `amx`) import
+//! only `cpu` and `common`, which import nothing of `kernels`; the drivers import those; this
+//! file imports them all. Only the safe functions and types below leave `kernels`; all
+//! SIMD is private to it. Every path gives the same result bits as every other (the tests
+//! compare them bit for bit), so the choice of tiles is a matter of speed only.
+
+mod amx;
+mod avx2;
+mod avx512;
+mod common;
+mod cpu;
+mod int8;
+mod packed;
+#[cfg(test)]
+mod tests;
+
+pub use cpu::{amx_ready, available, cpu_has_amx_int8, has_avx512, int8_tiles, use_avx512, Tiles};
+pub(crate) use cpu::{Epilogue, MR};
+pub(crate) use int8::{QLinear, OUTLIERS};
+pub(crate) use packed::{AttnScratch, PackedLinear};
+
+/// `out (m x n) = epilogue(x (m x k) W^T + b)`, all row-major and contiguous, on the AVX-512
+/// tiles where [`use_avx512`], else on the AVX2 ones. Panics on a CPU without AVX2 + FMA
+/// ([`available`]) or on shapes that do not match.
+pub(crate) fn linear(x: &[f32], m: usize, w: &PackedLinear, out: &mut [f32], ep: Epilogue) {
+    linear_on(x, m, w, out, ep, use_avx512());
+}
+
+/// [`linear`] on AVX-512 tiles when `wide` (the CPU must have AVX-512), else on AVX2 tiles.
+pub(crate) fn linear_on(
+    x: &[f32],
+    m: usize,
+    w: &PackedLinear,
+    out: &mut [f32],
+    ep: Epilogue,
+    wide: bool,
+) {
+    cpu::check_call(x, m, w.k, w.n, out, ep, wide);
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: the CPU (AVX2 + FMA, AVX-512 when `wide`) and the shapes checked by `check_call`.
+    unsafe {
+        packed::linear(x, m, w, out, ep, wide)
+    }
+}
+
+/// Self-attention of one sequence of `len` tokens. `qkv` holds `len` rows of `3 * hidden`
+/// (queries, keys, values side by side, as the fused projection writes them); `ctx` receives
+/// `len` rows of `hidden`. Both products run on the matmul's tiles. Head widths must be
+/// multiples of 16 (32 for e5-small). Panics on a CPU without AVX2 + FMA or on shapes that do
+/// not match.
+pub(crate) fn attention(
+    qkv: &[f32],
+    len: usize,
+    hidden: usize,
+    heads: usize,
+    ctx: &mut [f32],
+    s: &mut AttnScratch,
+) {
+    attention_on(qkv, len, hidden, heads, ctx, s, use_avx512());
+}
+
+/// [`attention`] with its products on AVX-512 tiles when `wide` (the CPU must have AVX-512),
+/// else on AVX2 tiles.
+pub(crate) fn attention_on(
+    qkv: &[f32],
+    len: usize,
+    hidden: usize,
+    heads: usize,
+    ctx: &mut [f32],
+    s: &mut AttnScratch,
+    wide: bool,
+) {
+    cpu::check_cpu(wide);
+    let hd = hidden / heads;
+    assert!(
+        hd * heads == hidden && hd.is_multiple_of(cpu::NR),
+        "head width {hd}"
+    );
+    assert_eq!(qkv.len(), len * 3 * hidden);
+    assert_eq!(ctx.len(), len * hidden);
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: the CPU checked by `check_cpu`, the shapes just above.
+    unsafe {
+        packed::attention(qkv, len, hidden, heads, ctx, s, wide)
+    }
+}
+
+/// `out (m x n) = epilogue(x (m x k) W^T + b)` with `W` quantized, all row-major, on the
+/// process's tiles ([`int8_tiles`]).
+pub(crate) fn qlinear(x: &[f32], m: usize, w: &QLinear, out: &mut [f32], ep: Epilogue) {
+    qlinear_on(x, m, w, out, ep, int8_tiles());
+}
+
+/// [`qlinear`] on the given tiles (the CPU must run them: panics otherwise). All three give
+/// the same output bits.
+pub(crate) fn qlinear_on(
+    x: &[f32],
+    m: usize,
+    w: &QLinear,
+    out: &mut [f32],
+    ep: Epilogue,
+    tiles: Tiles,
+) {
+    cpu::check_call(x, m, w.k, w.n, out, ep, tiles != Tiles::Avx2);
+    if tiles == Tiles::Amx {
+        assert!(amx_ready().is_ok(), "AMX tiles where they do not run");
+    }
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: the CPU checked by `check_call` (AVX2 + FMA, AVX-512 VNNI unless `Avx2`) and
+    // just above (AMX with the tile state), the shapes by `check_call`.
+    unsafe {
+        int8::qlinear(x, m, w, out, ep, tiles)
+    }
+}
+
+/// GELU (erf form) of every value, in place (a reference for tests and the training engine's
+/// backward pass; the encoder fuses it into the matmul).
+pub(crate) fn gelu_inplace(v: &mut [f32]) {
+    assert!(available(), "AVX2 + FMA kernels on a CPU without them");
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: AVX2 + FMA checked; every access is inside `v`.
+    unsafe {
+        avx2::gelu_slice(v)
+    }
+}
+
+/// Layer norm of each `width`-long row of `x`, in place: `(x - mean) / sqrt(var + eps) * g + b`.
+pub(crate) fn layer_norm(x: &mut [f32], width: usize, g: &[f32], b: &[f32], eps: f32) {
+    assert!(available(), "AVX2 + FMA kernels on a CPU without them");
+    assert!(
+        width.is_multiple_of(8)
+            && x.len().is_multiple_of(width)
+            && g.len() == width
+            && b.len() == width
+    );
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: AVX2 + FMA checked; rows are whole multiples of 8 lanes inside `x`.
+    unsafe {
+        avx2::layer_norm(x, width, g, b, eps)
+    }
+}

@@ -1,0 +1,446 @@
+//! The f32 layer of the packed encoder and the training engine: weights packed once at load
+//! time as 16-column panels ([`PackedLinear`]), and the drivers that walk them: the matrix
+//! multiply (activations packed per K block as 6-row micro-panels, then every panel through
+//! the AVX2 6 x 16 tile, or pairs of panels through the AVX-512 12 x 32 tile, with the bias,
+//! GELU and residual fused into the last pass over K) and the attention of one sequence (both
+//! products on the same tiles, the softmax between them).
+//!
+//! The drivers are `unsafe`: the safe entry points of [`kernels`](super) check the CPU and the
+//! shapes first. Both tile widths give the same sums in the same order (every output is one
+//! FMA chain over K), so the AVX-512 and AVX2 paths give the same result bits.
+
+use super::cpu::{check_weight, Epilogue, KC, MC, MR, NR};
+use super::{avx2, avx512};
+
+/// A 64-byte aligned f32 buffer (packed panels must not straddle cache lines).
+pub struct AlignedVec {
+    buf: Vec<f32>,
+    off: usize,
+    len: usize,
+}
+
+impl AlignedVec {
+    /// `len` zeros.
+    pub fn zeros(len: usize) -> AlignedVec {
+        let buf = vec![0.0f32; len + 16];
+        let off = buf.as_ptr().align_offset(64).min(15);
+        AlignedVec { buf, off, len }
+    }
+    /// The contents.
+    pub fn as_slice(&self) -> &[f32] {
+        &self.buf[self.off..self.off + self.len]
+    }
+    /// The contents, writable.
+    pub fn as_mut_slice(&mut self) -> &mut [f32] {
+        &mut self.buf[self.off..self.off + self.len]
+    }
+}
+
+/// A weight matrix `W` (y = x W^T + b in PyTorch's layout, `out x in`), stored as panels of
+/// [`NR`] output columns: panel `p` holds `k x NR` values, row `k` = the 16 weights of input
+/// `k` for outputs `p*16 .. p*16+16`.
+pub struct PackedLinear {
+    /// Inputs (K).
+    pub k: usize,
+    /// Outputs (N, a multiple of 16).
+    pub n: usize,
+    data: AlignedVec,
+    /// Bias, length N.
+    pub bias: Vec<f32>,
+}
+
+impl PackedLinear {
+    /// Packs `w` (row-major `n x k`, PyTorch `Linear.weight`) and `bias` (length n).
+    /// `n` must be a multiple of 16 (384, 1152, 1536 for BERT-small shapes).
+    pub fn pack(w: &[f32], n: usize, k: usize, bias: Vec<f32>) -> PackedLinear {
+        check_weight(w, n, k, &bias);
+        let mut data = AlignedVec::zeros(n * k);
+        let d = data.as_mut_slice();
+        for p in 0..n / NR {
+            for kk in 0..k {
+                for j in 0..NR {
+                    d[p * k * NR + kk * NR + j] = w[(p * NR + j) * k + kk];
+                }
+            }
+        }
+        PackedLinear { k, n, data, bias }
+    }
+
+    /// Packs `a` (row-major `rows x cols`, `cols` a multiple of [`NR`]) as the weight of
+    /// `y = x a` (so `W = a^T`: `cols` outputs, `rows` inputs), with a zero bias: the transposed
+    /// operands of the training engine's backward pass (`dY W`, `dY^T X`), packed straight from
+    /// the row-major matrix without a transpose.
+    pub fn pack_transposed(a: &[f32], rows: usize, cols: usize) -> PackedLinear {
+        assert_eq!(a.len(), rows * cols, "matrix is not {rows} x {cols}");
+        assert_eq!(cols % NR, 0, "columns {cols} not a multiple of {NR}");
+        let mut data = AlignedVec::zeros(rows * cols);
+        let d = data.as_mut_slice();
+        for p in 0..cols / NR {
+            for r in 0..rows {
+                d[p * rows * NR + r * NR..p * rows * NR + (r + 1) * NR]
+                    .copy_from_slice(&a[r * cols + p * NR..r * cols + (p + 1) * NR]);
+            }
+        }
+        PackedLinear {
+            k: rows,
+            n: cols,
+            data,
+            bias: vec![0.0; cols],
+        }
+    }
+}
+
+thread_local! {
+    /// The packed block of activations of [`linear`], kept per thread: allocating it per call
+    /// (147 KiB, above malloc's mmap threshold) cost page faults on every matmul.
+    static APACK: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// `out (m x n) = epilogue(x (m x k) W^T + b)`, all row-major and contiguous, on AVX-512
+/// tiles when `wide`, else on AVX2 tiles.
+///
+/// # Safety
+/// AVX2 and FMA present (AVX-512 F when `wide`); `x` is `m x w.k`, `out` (and a residual in
+/// `ep`) `m x w.n` (`cpu::check_call` checks all of this).
+#[cfg(target_arch = "x86_64")]
+pub(super) unsafe fn linear(
+    x: &[f32],
+    m: usize,
+    w: &PackedLinear,
+    out: &mut [f32],
+    ep: Epilogue,
+    wide: bool,
+) {
+    APACK.with(|cell| {
+        let mut apack = cell.borrow_mut();
+        if apack.len() < MC * KC {
+            apack.resize(MC * KC, 0.0);
+        }
+        // SAFETY: the CPU and the shapes as this function's contract; `apack` holds an
+        // MC x KC block.
+        unsafe { linear_blocks(x, m, w, out, ep, &mut apack, wide) }
+    })
+}
+
+/// The body of [`linear`]: K blocks of [`KC`], row blocks of [`MC`] packed into `apack`,
+/// then every panel (pair of panels when `wide`) over them.
+///
+/// # Safety
+/// As [`linear`]'s, and `apack` holds `MC x KC` values.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn linear_blocks(
+    x: &[f32],
+    m: usize,
+    w: &PackedLinear,
+    out: &mut [f32],
+    ep: Epilogue,
+    apack: &mut [f32],
+    wide: bool,
+) {
+    // SAFETY: the CPU as the contract requires for every tile called; the loop bounds keep
+    // every offset inside `x` (m x k), `out` (m x n), `apack` (MC x KC, one K block of at most
+    // MC rows) and `w`'s panels (n / 16 panels of k x 16), and each tile gets a whole
+    // micro-panel (or two) and a whole output tile.
+    unsafe {
+        let (k, n) = (w.k, w.n);
+        let panels = n / NR;
+        let wp = w.data.as_slice().as_ptr();
+        let xp = x.as_ptr();
+        let op = out.as_mut_ptr();
+        let mut k0 = 0;
+        while k0 < k {
+            let kc = KC.min(k - k0);
+            let first = k0 == 0;
+            let last = k0 + kc == k;
+            let mut i0 = 0;
+            while i0 < m {
+                let i1 = (i0 + MC).min(m);
+                // pack the rows i0..i1 of this K block as MR-row micro-panels: [panel][kk][MR]
+                let ap = apack.as_mut_ptr();
+                let mut i = i0;
+                while i < i1 {
+                    let rows = MR.min(i1 - i);
+                    let dst = ap.add((i - i0) * kc);
+                    if rows == MR {
+                        let src: [*const f32; MR] =
+                            std::array::from_fn(|r| xp.add((i + r) * k + k0));
+                        for kk in 0..kc {
+                            for (r, sr) in src.iter().enumerate() {
+                                *dst.add(kk * MR + r) = *sr.add(kk);
+                            }
+                        }
+                    } else {
+                        for r in 0..rows {
+                            let src = xp.add((i + r) * k + k0);
+                            for kk in 0..kc {
+                                *dst.add(kk * MR + r) = *src.add(kk);
+                            }
+                        }
+                    }
+                    i += rows;
+                }
+                if wide {
+                    // AVX-512: 12 x 32 tiles (two micro-panels, two weight panels); an odd last
+                    // panel goes on below
+                    for p in (0..panels - panels % 2).step_by(2) {
+                        let b0 = wp.add(p * k * NR + k0 * NR);
+                        let b1 = b0.add(k * NR);
+                        let mut i = i0;
+                        while i < i1 {
+                            let rows = (2 * MR).min(i1 - i);
+                            let c = op.add(i * n + p * NR);
+                            let bias = if first {
+                                w.bias.as_ptr().add(p * NR)
+                            } else {
+                                std::ptr::null()
+                            };
+                            let a = ap.add((i - i0) * kc);
+                            let a1 = a.add(MR * kc);
+                            avx512::tile_rows(rows, kc, a, a1, MR, b0, b1, c, n, bias);
+                            if last {
+                                avx2::finish_tile(rows, c, n, ep, i, p * NR);
+                                avx2::finish_tile(rows, c.add(NR), n, ep, i, p * NR + NR);
+                            }
+                            i += rows;
+                        }
+                    }
+                }
+                let narrow = if wide { panels - panels % 2 } else { 0 };
+                for p in narrow..panels {
+                    let bp = wp.add(p * k * NR + k0 * NR);
+                    let mut i = i0;
+                    while i < i1 {
+                        let rows = MR.min(i1 - i);
+                        let a = ap.add((i - i0) * kc);
+                        let c = op.add(i * n + p * NR);
+                        let bias = if first {
+                            w.bias.as_ptr().add(p * NR)
+                        } else {
+                            std::ptr::null()
+                        };
+                        avx2::tile_rows(rows, kc, a, MR, bp, c, n, bias);
+                        if last {
+                            avx2::finish_tile(rows, c, n, ep, i, p * NR);
+                        }
+                        i += rows;
+                    }
+                }
+                i0 = i1;
+            }
+            k0 += kc;
+        }
+    }
+}
+
+/// Scratch space of [`attention`] (reused across calls).
+#[derive(Default)]
+pub struct AttnScratch {
+    q: Option<AlignedVec>,
+    kt: Vec<f32>,
+    v: Option<AlignedVec>,
+    st: Vec<f32>,
+}
+
+fn aligned(slot: &mut Option<AlignedVec>, n: usize) -> *mut f32 {
+    if slot.as_ref().is_none_or(|a| a.len < n) {
+        *slot = Some(AlignedVec::zeros(n));
+    }
+    slot.as_mut()
+        .map_or(std::ptr::null_mut(), |a| a.as_mut_slice().as_mut_ptr())
+}
+
+/// Self-attention of one sequence of `len` tokens. `qkv` holds `len` rows of `3 * hidden`
+/// (queries, keys, values side by side, as the fused projection writes them); `ctx` receives
+/// `len` rows of `hidden`. Both products run on the matmul's tiles (AVX-512 ones when `wide`).
+/// Scores are computed transposed (`S^T = K Q^T`: keys down, queries across), so the softmax
+/// of each query runs down a column, eight queries per vector, and `S^T`'s rows are already
+/// the probabilities' micro-panels for `P V`.
+///
+/// # Safety
+/// AVX2 and FMA present (AVX-512 F when `wide`); `hidden / heads` a multiple of 16, `qkv`
+/// `len x 3 hidden`, `ctx` `len x hidden` (the safe entry point checks all of this).
+#[cfg(target_arch = "x86_64")]
+pub(super) unsafe fn attention(
+    qkv: &[f32],
+    len: usize,
+    hidden: usize,
+    heads: usize,
+    ctx: &mut [f32],
+    s: &mut AttnScratch,
+    wide: bool,
+) {
+    let hd = hidden / heads;
+    let lq = len.div_ceil(NR) * NR;
+    s.kt.resize(hd * len, 0.0);
+    s.st.resize(len * lq, 0.0);
+    let qp = aligned(&mut s.q, lq * hd);
+    let vp = aligned(&mut s.v, len * hd);
+    // SAFETY: the CPU and the shapes as this function's contract; the buffers sized for them
+    // just above.
+    unsafe { attention_heads(qkv, len, hidden, heads, ctx, s, qp, vp, wide) }
+}
+
+/// The body of [`attention`], head after head; `qp` and `vp` hold the packed queries
+/// (`len` rounded up to 16, x head width) and values (`len` x head width).
+///
+/// # Safety
+/// As [`attention`]'s, and `s.kt`, `s.st`, `qp`, `vp` sized as [`attention`] sizes them.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn attention_heads(
+    qkv: &[f32],
+    len: usize,
+    hidden: usize,
+    heads: usize,
+    ctx: &mut [f32],
+    s: &mut AttnScratch,
+    qp: *mut f32,
+    vp: *mut f32,
+    wide: bool,
+) {
+    // SAFETY: the CPU as the contract requires; every offset is bounded by `len`, `hidden`,
+    // `heads` and `lq` (len rounded up to 16), inside `qkv` (len x 3 hidden), `ctx`
+    // (len x hidden), `s.kt` (hd x len), `s.st` (len x lq), `qp` (lq x hd) and `vp` (len x hd).
+    unsafe {
+        let hd = hidden / heads;
+        let stride = 3 * hidden;
+        let scale = 1.0 / (hd as f32).sqrt();
+        let lq = len.div_ceil(NR) * NR;
+        let src = qkv.as_ptr();
+        let kt = s.kt.as_mut_ptr();
+        let st = s.st.as_mut_ptr();
+        let cp = ctx.as_mut_ptr();
+        for h in 0..heads {
+            // queries (scaled) as 16-query panels [panel][d][16], zero past len
+            for qb in 0..lq / NR {
+                for ii in 0..NR {
+                    let i = qb * NR + ii;
+                    let dst = qp.add(qb * hd * NR + ii);
+                    if i < len {
+                        let row = src.add(i * stride + h * hd);
+                        for d in 0..hd {
+                            *dst.add(d * NR) = *row.add(d) * scale;
+                        }
+                    } else {
+                        for d in 0..hd {
+                            *dst.add(d * NR) = 0.0;
+                        }
+                    }
+                }
+            }
+            // keys transposed: kt[d * len + j]
+            for j in 0..len {
+                let row = src.add(j * stride + hidden + h * hd);
+                for d in 0..hd {
+                    *kt.add(d * len + j) = *row.add(d);
+                }
+            }
+            // values as 16-column panels [panel][j][16]
+            for pb in 0..hd / NR {
+                for j in 0..len {
+                    let row = src.add(j * stride + 2 * hidden + h * hd + pb * NR);
+                    std::ptr::copy_nonoverlapping(row, vp.add(pb * len * NR + j * NR), NR);
+                }
+            }
+            // S^T = K Q^T: len keys x lq queries
+            strided_matmul(len, hd, kt, len, qp, hd * NR, lq / NR, st, lq, wide);
+            // softmax of each query = each column, 8 queries per vector
+            avx2::softmax_columns(st, len, lq);
+            // context = P V: P's micro-panel for queries i0.. is S^T[j][i0..], stride lq
+            let c = cp.add(h * hd);
+            strided_matmul(len, len, st, lq, vp, len * NR, hd / NR, c, hidden, wide);
+        }
+    }
+}
+
+/// `c (m x panels*16) = a b` for a small product: `a[kk * ak + r]` is row `r`'s `kk`-th value
+/// (any stride between values, rows adjacent), `b` holds `panels` 16-column panels `[kk][16]`
+/// `pstride` apart. With `wide`, pairs of panels go through AVX-512 12 x 32 tiles.
+/// # Safety
+/// AVX2 and FMA present (AVX-512 F when `wide`); `a` holds `m` rows of `kc` values as
+/// described, `b` `panels` panels of `kc x 16`, `c` an `m x (panels * 16)` block with row
+/// stride `ldc`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn strided_matmul(
+    m: usize,
+    kc: usize,
+    a: *const f32,
+    ak: usize,
+    b: *const f32,
+    pstride: usize,
+    panels: usize,
+    c: *mut f32,
+    ldc: usize,
+    wide: bool,
+) {
+    // SAFETY: the CPU as the contract requires; rows step by the tile height up to `m`, panels
+    // up to `panels`, so each tile reads rows of `a` and panels of `b` that exist and writes
+    // inside `c`.
+    unsafe {
+        let zeros = [0.0f32; 2 * NR];
+        if wide && panels >= 2 {
+            let pairs = panels / 2;
+            let mut r0 = 0;
+            while r0 < m {
+                let rows = (2 * MR).min(m - r0);
+                let ar = a.add(r0);
+                for p in 0..pairs {
+                    let b0 = b.add(2 * p * pstride);
+                    let cp = c.add(r0 * ldc + 2 * p * NR);
+                    avx512::tile_rows(
+                        rows,
+                        kc,
+                        ar,
+                        ar.add(MR),
+                        ak,
+                        b0,
+                        b0.add(pstride),
+                        cp,
+                        ldc,
+                        zeros.as_ptr(),
+                    );
+                }
+                r0 += rows;
+            }
+            if panels.is_multiple_of(2) {
+                return;
+            }
+            // the odd last panel on AVX2 tiles
+            let p = panels - 1;
+            return strided_matmul(
+                m,
+                kc,
+                a,
+                ak,
+                b.add(p * pstride),
+                pstride,
+                1,
+                c.add(p * NR),
+                ldc,
+                false,
+            );
+        }
+        let mut r0 = 0;
+        while r0 < m {
+            let rows = MR.min(m - r0);
+            for p in 0..panels {
+                let cp = c.add(r0 * ldc + p * NR);
+                avx2::tile_rows(
+                    rows,
+                    kc,
+                    a.add(r0),
+                    ak,
+                    b.add(p * pstride),
+                    cp,
+                    ldc,
+                    zeros.as_ptr(),
+                );
+            }
+            r0 += rows;
+        }
+    }
+}
