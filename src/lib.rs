@@ -22,6 +22,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod model;
 pub mod normalise;
+pub mod parquet_io;
 pub mod pipeline;
 pub mod record;
 pub mod report;

@@ -140,7 +140,7 @@ impl EncoderArgs {
 #[derive(Args)]
 pub(crate) struct ColumnArgs {
     /// Input format [default: from the extension; .xlsx/.xls/.ods are spreadsheets]
-    #[arg(long, value_parser = ["csv", "jsonl", "xlsx"])]
+    #[arg(long, value_parser = ["csv", "jsonl", "xlsx", "parquet"])]
     format: Option<String>,
     /// CSV delimiter, one character (e.g. ';' or 'tab') [default: tab for .tsv, else the one
     /// of , ; tab | found most often in the header line]
@@ -207,6 +207,7 @@ impl ColumnArgs {
             Some("csv") => Some(Format::Csv),
             Some("jsonl") => Some(Format::Jsonl),
             Some("xlsx") => Some(Format::Sheet),
+            Some("parquet") => Some(Format::Parquet),
             _ => None,
         };
         Ok(IngestConfig {
@@ -264,6 +265,10 @@ struct ScoreArgs {
     /// Commit a checkpoint every N chunks (0: only at the end of each input file)
     #[arg(long, default_value_t = 1)]
     checkpoint_every: usize,
+    /// jsonl: RUN/scored.jsonl; parquet: also RUN/scored.parquet with typed columns (kept up
+    /// to date by every later run; rejects stay JSONL)
+    #[arg(long, value_parser = ["jsonl", "parquet"], default_value = "jsonl")]
+    output_format: String,
 }
 
 #[derive(Args)]
@@ -376,6 +381,7 @@ fn cmd_score(a: ScoreArgs) -> Result<()> {
     let pb = spinner("scoring");
     let sum = score(&cfg, &encoder, &heads, &segmenter, |n| pb.set_position(n))?;
     pb.finish_and_clear();
+    let parquet = vocmine::parquet_io::update_run_parquet(&a.out, a.output_format == "parquet")?;
     // All the work (the index included) is done before anything is printed, so a closed stdout
     // (`| head -1`) cannot cut it short.
     let index_stats = if a.no_index {
@@ -436,6 +442,10 @@ fn cmd_score(a: ScoreArgs) -> Result<()> {
         sum.model,
         sum.checkpoints
     )?;
+    if let Some(n) = parquet {
+        let p = a.out.join(vocmine::parquet_io::SCORED_PARQUET);
+        outln!("wrote {n} comments to {}", p.display())?;
+    }
     if let Some(stats) = index_stats {
         search::print_index_stats(&stats, &a.out.join("index"))?;
     }
