@@ -114,9 +114,30 @@ def test_score_arrow_matches_score(scorer, cli_records):
     labels = out.column("sentiment").combine_chunks().field("label").to_pylist()
     assert labels == [cli_records[r["id"]]["sentiment"]["label"] for r in rows]
     assert out.column("reject").null_count == 40
+    probs = out.column("sentiment").combine_chunks().field("probs")
+    for i, r in enumerate(rows):
+        for label, p in cli_records[r["id"]]["sentiment"]["probs"].items():
+            assert abs(probs.field(label)[i].as_py() - p) <= 1e-6
+    assert out.column("rating").to_pylist() == [
+        float(r["rating"]) if r["rating"] else None for r in rows
+    ]
     batch = table.to_batches()[0]
     again = scorer.score_arrow(batch, text_col="body", id_col="ticket")
     assert again.column("id").to_pylist() == [r["id"] for r in rows]
+
+
+def test_score_arrow_keeps_bad_rows_as_rejects(scorer):
+    pa = pytest.importorskip("pyarrow")
+    table = pa.table({"id": ["x", "y", None], "text": ["退款太慢", None, "  "]})
+    out = scorer.score_arrow(table)
+    assert out.num_rows == 3
+    assert out.column("reject").to_pylist()[0] is None
+    assert out.column("reject").to_pylist()[1] is not None
+    assert out.column("line").to_pylist() == [None, 2, 3]
+    assert out.column("sentiment").null_count == 2
+    # the schema is the model's whatever was scored: a table of rejects has the task columns
+    none = scorer.score_arrow(pa.table({"text": pa.array([None], pa.string())}))
+    assert none.schema.equals(out.schema)
 
 
 def test_the_gil_is_released_while_scoring(scorer):

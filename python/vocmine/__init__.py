@@ -48,8 +48,8 @@ class Scorer:
         """The model version written into each record."""
         return self._native.model
 
-    def score(self, comments):
-        """Scores texts (str) or dicts with the fields of ``FIELDS``; one dict per comment."""
+    @staticmethod
+    def _jsonl(comments):
         lines = []
         for c in comments:
             try:
@@ -57,19 +57,21 @@ class Scorer:
             except (TypeError, ValueError) as e:
                 # not JSON at all: the native reader rejects the line with its reason
                 lines.append("<unreadable: %s>" % str(e).replace("\n", " "))
-        if not lines:
-            return []
-        data = ("\n".join(lines) + "\n").encode("utf-8")
-        return json.loads(self._native.score_jsonl(data))
+        return ("\n".join(lines) + "\n").encode("utf-8") if lines else b""
+
+    def score(self, comments):
+        """Scores texts (str) or dicts with the fields of ``FIELDS``; one dict per comment."""
+        return json.loads(self._native.score_jsonl(self._jsonl(comments)))
 
     def score_arrow(self, table, text_col="text", id_col="id"):
         """Scores a pyarrow Table or RecordBatch; returns a pyarrow Table, one row per input row.
 
         ``text_col`` and ``id_col`` name the text and id columns; ``time``, ``channel``,
         ``rating``, ``tier`` and ``product`` are read where the table has them. Task results
-        are struct columns (``sentiment.label``, ``sentiment.probs.negative``, ...);
-        ``alternatives`` is a list of ``{label, prob}``; a row that was not scored has its
-        reason in ``reject``.
+        are struct columns (``sentiment.label``, ``sentiment.probs.negative``, ...), the
+        columns and types of ``scored.parquet``; a row that was not scored has its id, ``line``,
+        ``field`` and ``reject`` (the reason) and nulls elsewhere. The batch comes from the
+        native side through Arrow's C data interface.
         """
         import pyarrow as pa
 
@@ -87,16 +89,8 @@ class Scorer:
             )
         rows = table.select(list(names)).to_pylist()
         rows = [{names[k]: v for k, v in r.items()} for r in rows]
-        out = self.score(rows)
-        for r in out:
-            for v in r.values():
-                if isinstance(v, dict) and "alternatives" in v:
-                    v["alternatives"] = [{"label": a, "prob": p} for a, p in v["alternatives"]]
-        keys = []
-        for r in out:
-            for k in r:
-                if k not in keys:
-                    keys.append(k)
-        if "reject" not in keys:
-            keys.append("reject")
-        return pa.table({k: [r.get(k) for r in out] for k in keys})
+        exported = self._native.score_jsonl_arrow(self._jsonl(rows))
+        # Arrow's C data interface: pyarrow moves the batch out of the exported structs
+        batch = pa.RecordBatch._import_from_c(exported.array_ptr, exported.schema_ptr)
+        del exported
+        return pa.Table.from_batches([batch])
