@@ -142,7 +142,7 @@ impl EncoderArgs {
 #[derive(Args)]
 pub(crate) struct ColumnArgs {
     /// Input format [default: from the extension; .xlsx/.xls/.ods are spreadsheets]
-    #[arg(long, value_parser = ["csv", "jsonl", "xlsx"])]
+    #[arg(long, value_parser = ["csv", "jsonl", "xlsx", "parquet"])]
     format: Option<String>,
     /// CSV delimiter, one character (e.g. ';' or 'tab') [default: tab for .tsv, else the one
     /// of , ; tab | found most often in the header line]
@@ -209,6 +209,7 @@ impl ColumnArgs {
             Some("csv") => Some(Format::Csv),
             Some("jsonl") => Some(Format::Jsonl),
             Some("xlsx") => Some(Format::Sheet),
+            Some("parquet") => Some(Format::Parquet),
             _ => None,
         };
         Ok(IngestConfig {
@@ -266,6 +267,10 @@ struct ScoreArgs {
     /// Commit a checkpoint every N chunks (0: only at the end of each input file)
     #[arg(long, default_value_t = 1)]
     checkpoint_every: usize,
+    /// jsonl: RUN/scored.jsonl; parquet: also RUN/scored.parquet with typed columns (kept up
+    /// to date by every later run; rejects stay JSONL)
+    #[arg(long, value_parser = ["jsonl", "parquet"], default_value = "jsonl")]
+    output_format: String,
 }
 
 #[derive(Args)]
@@ -363,6 +368,8 @@ fn cmd_score(a: ScoreArgs) -> Result<()> {
     let pb = spinner("scoring");
     let sum = score(&cfg, &encoder, &heads, &segmenter, |n| pb.set_position(n))?;
     pb.finish_and_clear();
+    let parquet =
+        vocmine::workspace::parquet::update_run_parquet(&run, a.output_format == "parquet")?;
     // All the work (the index included) is done before anything is printed, so a closed stdout
     // (`| head -1`) cannot cut it short.
     let index_stats = if a.no_index {
@@ -422,6 +429,10 @@ fn cmd_score(a: ScoreArgs) -> Result<()> {
         sum.model,
         sum.checkpoints
     )?;
+    if let Some(n) = parquet {
+        let p = run.scored_parquet();
+        outln!("wrote {n} comments to {}", p.display())?;
+    }
     if let Some(stats) = index_stats {
         search::print_index_stats(&stats, &run.index())?;
     }

@@ -142,7 +142,8 @@ where
     Ok(stats)
 }
 
-/// Indexes the scored records of `scored` (a run's `scored.jsonl` or any file of scored lines)
+/// Indexes the scored records of `scored` (a run's `scored.jsonl`, any file of scored lines, or
+/// a `scored.parquet`)
 /// into the index at `index_dir`, with the topic assignments of `topics` joined by id. The
 /// index cuts words with `user_dict` when given (a copy is kept in the index), else with the
 /// dictionary it has.
@@ -165,8 +166,27 @@ pub fn index_scored(
         None => HashMap::new(),
     };
     let idx = SearchIndex::open_or_create_with(index_dir, user_dict)?;
+    let source = scored.display().to_string();
+    if scored
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("parquet"))
+    {
+        // a scored.parquet (score --output-format parquet), read batch by batch
+        let batches = crate::workspace::parquet::ScoredParquetReader::open(scored)?;
+        let records = batches.flat_map(|b| match b {
+            Ok(rs) => rs
+                .into_iter()
+                .map(|s| {
+                    let t = topics.get(&s.id).cloned();
+                    Ok((s, t))
+                })
+                .collect::<Vec<_>>(),
+            Err(e) => vec![Err(e)],
+        });
+        return update(&idx, records, &source, opts, progress);
+    }
     let records = read_scored_file(scored, &topics)?;
-    update(&idx, records, &scored.display().to_string(), opts, progress)
+    update(&idx, records, &source, opts, progress)
 }
 
 /// Indexes a run folder into `RUN/index`, as its scoring did: its topic assignments, its jieba

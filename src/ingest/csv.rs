@@ -385,8 +385,10 @@ impl Reader {
     pub(super) fn fields_item(&mut self, line: u64, fields: Vec<Vec<u8>>) -> Item {
         let idx = match &self.inner {
             super::Inner::Csv { idx, .. } | super::Inner::Sheet { idx, .. } => idx,
-            super::Inner::Jsonl { .. } => {
-                let reason = "a JSONL record read as columns (a bug: please report it)".into();
+            super::Inner::Jsonl { .. } | super::Inner::Parquet { .. } => {
+                let reason =
+                    "a JSONL or Parquet record read as CSV columns (a bug: please report it)"
+                        .into();
                 return self.reject(None, line, None, reason);
             }
         };

@@ -1,15 +1,17 @@
-//! Ingest: stream comments out of CSV or JSONL files with a column mapping.
+//! Ingest: stream comments out of CSV, JSONL, spreadsheet or Parquet files with a column
+//! mapping.
 //!
 //! Records are read one at a time (a 2 GB file is never held in memory); `.gz` files are
 //! decompressed as they are read, and files in another encoding than UTF-8 (GB18030/GBK,
 //! Big5, UTF-16, detected or named) are transcoded as they are read. Every record becomes
 //! either a [`Comment`] or a [`Reject`] naming file, line, field and reason. The CSV reader is
 //! in `csv.rs`, the JSONL reader in `jsonl.rs`, spreadsheets in `sheet.rs`, encodings in
-//! `decode.rs`.
+//! `decode.rs`, Parquet in `parquet.rs`.
 
 mod csv;
 mod decode;
 mod jsonl;
+mod parquet;
 mod sheet;
 
 pub use self::decode::TextEncoding;
@@ -87,6 +89,8 @@ pub enum Format {
     Jsonl,
     /// A spreadsheet (`.xlsx`, `.xlsm`, `.xls`, `.ods`): one sheet, header in its first row.
     Sheet,
+    /// An Apache Parquet file (columns mapped by name, as a CSV header is).
+    Parquet,
 }
 
 /// The extension of a file's data, looking through a `.gz` suffix, lower-cased.
@@ -106,23 +110,27 @@ fn is_gzip(path: &Path) -> bool {
 
 impl Format {
     /// Guesses the format from the file extension (`.csv`, `.tsv`, `.txt`, `.jsonl`, `.ndjson`,
-    /// `.json`, each also with `.gz` after it).
+    /// `.json`, each also with `.gz` after it; `.xlsx`, `.xlsm`, `.xls`, `.ods`, `.parquet`).
     pub fn from_path(path: &Path) -> Option<Format> {
         match data_extension(path)?.as_str() {
             "csv" | "tsv" | "txt" => Some(Format::Csv),
             "jsonl" | "ndjson" | "json" => Some(Format::Jsonl),
             "xlsx" | "xlsm" | "xls" | "ods" if !is_gzip(path) => Some(Format::Sheet),
+            "parquet" if !is_gzip(path) => Some(Format::Parquet),
             _ => None,
         }
     }
 
     /// Whether a file found in an input folder is read as data: `.csv`, `.tsv`, `.jsonl`,
-    /// `.ndjson`, `.json` (each also with `.gz`), `.xlsx`, `.xlsm`, `.xls`, `.ods`. `.txt`
-    /// files are read only when named.
+    /// `.ndjson`, `.json` (each also with `.gz`), `.xlsx`, `.xlsm`, `.xls`, `.ods`,
+    /// `.parquet`. `.txt` files are read only when named.
     pub fn is_data_file(path: &Path) -> bool {
         data_extension(path)
             .is_some_and(|e| matches!(e.as_str(), "csv" | "tsv" | "jsonl" | "ndjson" | "json"))
-            || Format::from_path(path) == Some(Format::Sheet)
+            || matches!(
+                Format::from_path(path),
+                Some(Format::Sheet | Format::Parquet)
+            )
     }
 }
 
@@ -267,6 +275,9 @@ enum Inner {
         rows: sheet::Rows,
         idx: csv::CsvIndex,
     },
+    Parquet {
+        rows: Box<parquet::Rows>,
+    },
 }
 
 impl Reader {
@@ -279,7 +290,8 @@ impl Reader {
             .ok_or_else(|| {
                 Error::input(
                     path,
-                    "cannot tell the format from the extension: name it with --format csv|jsonl",
+                    "cannot tell the format from the extension: name it with --format \
+                     csv|jsonl|xlsx|parquet",
                 )
             })?;
         if format == Format::Sheet {
@@ -289,6 +301,10 @@ impl Reader {
                 Inner::Sheet { rows, idx },
                 TextEncoding::utf8(),
             ));
+        }
+        if format == Format::Parquet {
+            let inner = Reader::parquet_inner(path, &cfg.columns)?;
+            return Ok(Reader::new(path, inner, TextEncoding::utf8()));
         }
         let f = File::open(path).map_err(|e| Error::io(path, e))?;
         let mut src: Box<dyn BufRead + Send> = if is_gzip(path) {
@@ -321,7 +337,9 @@ impl Reader {
                 Inner::Csv { records, idx }
             }
             // opened above, before the byte stream
-            Format::Sheet => return Err(Error::input(path, "a spreadsheet read as text")),
+            Format::Sheet | Format::Parquet => {
+                return Err(Error::input(path, "a binary file read as text"))
+            }
         };
         Ok(Reader::new(path, inner, encoding))
     }
@@ -462,6 +480,7 @@ impl Iterator for Reader {
                 let (line, fields) = rows.next()?;
                 Some(Ok(self.fields_item(line, fields)))
             }
+            Inner::Parquet { .. } => self.next_parquet(),
         }
     }
 }
@@ -493,7 +512,7 @@ pub fn expand_inputs(inputs: &[PathBuf]) -> Result<Inputs> {
                     out.skipped.push((f, why.into()));
                 } else if !Format::is_data_file(&f) {
                     let why = "not a data file (.csv, .tsv, .jsonl, .ndjson, .json, or one of \
-                               them .gz, .xlsx, .xls, .ods); name it on the command line to \
+                               them .gz, .xlsx, .xls, .ods, .parquet); name it on the command line to \
                                read it";
                     out.skipped.push((f, why.into()));
                 } else {

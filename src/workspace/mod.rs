@@ -25,6 +25,7 @@
 
 mod compact;
 pub mod embeddings;
+pub mod parquet;
 mod run_dir;
 
 pub use compact::Compacted;

@@ -5,6 +5,7 @@
 //! ```text
 //! RUN/
 //!   scored.jsonl  rejects.jsonl  summary.json  settings.json   (score)
+//!   scored.parquet                                             (score --output-format parquet)
 //!   embeddings.f32  embeddings.json  state/  lock              (score, see the workspace)
 //!   user_dict.txt                                              (score --user-dict)
 //!   index/                                                     (score, index, topics)
@@ -76,6 +77,12 @@ impl RunDir {
     /// `scored.jsonl`: the latest record of every comment, once.
     pub fn scored(&self) -> PathBuf {
         self.dir.join("scored.jsonl")
+    }
+
+    /// `scored.parquet`: the scored records with typed columns (`score --output-format
+    /// parquet`), rewritten from scored.jsonl after every run once it exists.
+    pub fn scored_parquet(&self) -> PathBuf {
+        self.dir.join(super::parquet::SCORED_PARQUET)
     }
 
     /// `rejects.jsonl`: every rejected record, once.
