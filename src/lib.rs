@@ -10,6 +10,7 @@
 //! makes seeds reproducible and [`error`] is the library's error type.
 #![warn(missing_docs)]
 
+pub mod aspects;
 pub mod classify;
 pub mod cluster;
 pub mod corpus;
