@@ -61,6 +61,9 @@ pub struct AspectSet {
     pub placed: usize,
     /// Opinions given, and how many of them have a span.
     pub opinions: (usize, usize),
+    /// Aspects whose given offsets missed their words and were moved to the nearest
+    /// occurrence.
+    pub corrected: usize,
 }
 
 impl AspectSet {
@@ -73,6 +76,7 @@ impl AspectSet {
         self.placed += o.placed;
         self.opinions.0 += o.opinions.0;
         self.opinions.1 += o.opinions.1;
+        self.corrected += o.corrected;
     }
 }
 
@@ -142,14 +146,23 @@ pub fn read_aspect_set(path: &Path) -> Result<AspectSet> {
                 .ok_or_else(|| bad(&field("polarity"), "missing".into()))?;
             let term_chars: Vec<char> = term.chars().collect();
             let span = match (a.from, a.to) {
-                (Some(f), Some(t)) => {
-                    if f >= t || t > chars.len() || chars[f..t] != term_chars[..] {
-                        return Err(bad(
-                            &field("from"),
-                            format!("[{f}, {t}) is not {term:?} in the text"),
-                        ));
-                    }
+                (Some(f), Some(t)) if f < t && t <= chars.len() && chars[f..t] == term_chars[..] => {
                     Some((f, t))
+                }
+                (Some(f), Some(t)) => {
+                    // offsets that miss the words (a few SemEval laptop sentences, shifted by
+                    // leading spaces): the occurrence nearest them, counted as corrected
+                    let near = find_all(&chars, &term_chars)
+                        .into_iter()
+                        .min_by_key(|&i| i.abs_diff(f))
+                        .ok_or_else(|| {
+                            bad(
+                                &field("from"),
+                                format!("[{f}, {t}) is not {term:?}, which is not in the text"),
+                            )
+                        })?;
+                    set.corrected += 1;
+                    Some((near, near + term_chars.len()))
                 }
                 (None, None) => {
                     set.searched += 1;

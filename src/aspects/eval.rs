@@ -65,6 +65,9 @@ pub struct AspectEvalReport {
     pub extraction: Extraction,
     /// Polarity on gold aspects.
     pub polarity: Polarity,
+    /// (category, polarity) pairs against a category head, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub categories: Option<super::categories::CategoryReport>,
 }
 
 fn f1(c: usize, p: usize, g: usize) -> (f64, f64, f64) {
@@ -158,6 +161,7 @@ pub fn evaluate_aspects(
             macro_f1: m.macro_f1,
             macro_f1_ci,
         },
+        categories: None,
     })
 }
 
@@ -202,17 +206,23 @@ impl AspectEvalReport {
             pct(p.macro_f1_ci.lo),
             pct(p.macro_f1_ci.hi)
         );
+        if let Some(c) = &self.categories {
+            s += &c.to_text();
+        }
         s
     }
 }
 
 /// `vocmine eval --task aspects`: loads the heads at `stem`, reads `data`, encodes it (states
-/// cached under `cache` when given) and evaluates.
+/// cached under `cache` when given) and evaluates; with `categories` (the bundle and a
+/// multi-label category task) also scores (category, polarity) pairs
+/// ([`super::categories::category_pairs`]).
 pub fn evaluate_file(
     encoder: &crate::encode::Encoder,
     stem: &std::path::Path,
     data: &std::path::Path,
     cache: Option<&std::path::Path>,
+    categories: Option<(&crate::model::ModelSpec, &str)>,
     rounds: usize,
     seed: u64,
 ) -> Result<AspectEvalReport> {
@@ -222,5 +232,11 @@ pub fn evaluate_file(
     let fp = encoder.fingerprint()?;
     let texts: Vec<&str> = set.examples.iter().map(|e| e.text.as_str()).collect();
     let enc = super::encode_examples(encoder, &fp, &texts, cache)?;
-    evaluate_aspects(&model, &set, &enc, rounds, seed)
+    let mut r = evaluate_aspects(&model, &set, &enc, rounds, seed)?;
+    if let Some((spec, task)) = categories {
+        r.categories = Some(super::categories::category_pairs(
+            encoder, spec, &model, &set, &enc, task, rounds, seed,
+        )?);
+    }
+    Ok(r)
 }

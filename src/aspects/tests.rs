@@ -119,6 +119,14 @@ fn reading_places_words_and_names_bad_lines() {
         "\n{\"text\": \"The bread\", \"aspects\": [{\"term\": \"bread\", \"polarity\": \"positive\", \"from\": 3, \"to\": 9}]}\n",
     )
     .unwrap();
+    let set = read_aspect_set(&p).unwrap();
+    assert_eq!(set.examples[0].aspects[0].span, Some((4, 9)));
+    assert_eq!(set.corrected, 1);
+    std::fs::write(
+        &p,
+        "\n{\"text\": \"The bread\", \"aspects\": [{\"term\": \"wine\", \"polarity\": \"positive\", \"from\": 3, \"to\": 7}]}\n",
+    )
+    .unwrap();
     let e = read_aspect_set(&p).unwrap_err().to_string();
     assert!(e.contains("line 2") && e.contains("aspects[0].from"), "{e}");
     std::fs::write(&p, "{\"text\": \"x\", \"aspects\": [{\"term\": \"x\"}]}\n").unwrap();

@@ -50,6 +50,9 @@ pub struct AspectTrainConfig {
     pub dev_fraction: f64,
     /// Seed for the dev split, initialisation and shuffling.
     pub seed: u64,
+    /// Class weighting of the tagger's loss (`None`: `O` tokens count fully, which keeps
+    /// precision up).
+    pub tag_class_weight: ClassWeight,
 }
 
 impl Default for AspectTrainConfig {
@@ -63,6 +66,7 @@ impl Default for AspectTrainConfig {
             patience: 4,
             dev_fraction: 0.1,
             seed: 42,
+            tag_class_weight: ClassWeight::None,
         }
     }
 }
@@ -275,7 +279,7 @@ pub fn train_aspects(
         ));
     }
     let labels = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-    let tc = |hidden: usize, batch: usize| TrainConfig {
+    let tc = |hidden: usize, batch: usize, class_weight: ClassWeight| TrainConfig {
         hidden,
         epochs: cfg.epochs,
         batch_size: batch,
@@ -283,7 +287,7 @@ pub fn train_aspects(
         weight_decay: 1e-4,
         patience: cfg.patience,
         seed: cfg.seed,
-        class_weight: ClassWeight::Sqrt,
+        class_weight,
     };
     let (tagger, tag_rep) = train_head(
         "aspect_tags",
@@ -292,7 +296,7 @@ pub fn train_aspects(
         Targets::Single(&tag_t.y),
         &tag_d.x,
         Targets::Single(&tag_d.y),
-        &tc(cfg.tag_hidden, 256),
+        &tc(cfg.tag_hidden, 256, cfg.tag_class_weight),
     )?;
     let tokens = tag_t.x.len();
     drop(tag_t);
@@ -303,7 +307,7 @@ pub fn train_aspects(
         Targets::Single(&pol_t.y),
         &pol_d.x,
         Targets::Single(&pol_d.y),
-        &tc(cfg.polarity_hidden, 64),
+        &tc(cfg.polarity_hidden, 64, ClassWeight::Sqrt),
     )?;
     let report = AspectTrainReport {
         sentences: (train.len(), dev.len()),
