@@ -46,7 +46,11 @@ pub struct CategoryReport {
 type Pairs = BTreeSet<(String, usize)>;
 
 /// Per polarity (true positives, predicted, gold), summed over `idx`.
-fn counts(gold: &[Pairs], pred: &[Pairs], idx: &mut dyn Iterator<Item = usize>) -> [(usize, usize, usize); 3] {
+fn counts(
+    gold: &[Pairs],
+    pred: &[Pairs],
+    idx: &mut dyn Iterator<Item = usize>,
+) -> [(usize, usize, usize); 3] {
     let mut c = [(0, 0, 0); 3];
     for i in idx {
         for p in &pred[i] {
@@ -69,7 +73,9 @@ fn f1((t, p, g): (usize, usize, usize)) -> f64 {
 }
 
 fn scores(c: &[(usize, usize, usize); 3]) -> (f64, f64) {
-    let all = c.iter().fold((0, 0, 0), |s, x| (s.0 + x.0, s.1 + x.1, s.2 + x.2));
+    let all = c
+        .iter()
+        .fold((0, 0, 0), |s, x| (s.0 + x.0, s.1 + x.1, s.2 + x.2));
     (f1(all), c.iter().map(|&x| f1(x)).sum::<f64>() / 3.0)
 }
 
@@ -111,7 +117,9 @@ pub fn category_pairs(
                 })
                 .collect::<Pairs>(),
         );
-        let mut on: Vec<usize> = (0..cat_p[i].len()).filter(|&k| cat_p[i][k] >= 0.5).collect();
+        let mut on: Vec<usize> = (0..cat_p[i].len())
+            .filter(|&k| cat_p[i][k] >= 0.5)
+            .collect();
         if on.is_empty() {
             on.push(argmax(&cat_p[i]).0);
         }

@@ -123,9 +123,8 @@ pub fn read_aspect_set(path: &Path) -> Result<AspectSet> {
         if line.trim().is_empty() {
             continue;
         }
-        let bad = |field: &str, m: String| {
-            Error::input(path, format!("line {ln}: field {field}: {m}"))
-        };
+        let bad =
+            |field: &str, m: String| Error::input(path, format!("line {ln}: field {field}: {m}"));
         let raw: RawLine = serde_json::from_str(&line).map_err(|e| bad("(line)", e.to_string()))?;
         let text = raw.text.ok_or_else(|| bad("text", "missing".into()))?;
         let chars: Vec<char> = text.chars().collect();
@@ -146,7 +145,9 @@ pub fn read_aspect_set(path: &Path) -> Result<AspectSet> {
                 .ok_or_else(|| bad(&field("polarity"), "missing".into()))?;
             let term_chars: Vec<char> = term.chars().collect();
             let span = match (a.from, a.to) {
-                (Some(f), Some(t)) if f < t && t <= chars.len() && chars[f..t] == term_chars[..] => {
+                (Some(f), Some(t))
+                    if f < t && t <= chars.len() && chars[f..t] == term_chars[..] =>
+                {
                     Some((f, t))
                 }
                 (Some(f), Some(t)) => {

@@ -90,7 +90,9 @@ pub fn evaluate_aspects(
     seed: u64,
 ) -> Result<AspectEvalReport> {
     if set.examples.len() != encoded.len() {
-        return Err(Error::Invalid("one encoded row per sentence expected".into()));
+        return Err(Error::Invalid(
+            "one encoded row per sentence expected".into(),
+        ));
     }
     // extraction: per complete sentence (correct, predicted, gold)
     let mut counts: Vec<(usize, usize, usize)> = Vec::new();
@@ -101,8 +103,7 @@ pub fn evaluate_aspects(
             let found = model.extract(&ex.text, &enc.states, &enc.spans)?;
             let pred: BTreeSet<(usize, usize)> =
                 found.iter().map(|a| (a.span[0], a.span[1])).collect();
-            let gold: BTreeSet<(usize, usize)> =
-                ex.aspects.iter().filter_map(|a| a.span).collect();
+            let gold: BTreeSet<(usize, usize)> = ex.aspects.iter().filter_map(|a| a.span).collect();
             counts.push((pred.intersection(&gold).count(), pred.len(), gold.len()));
         }
         let valid = enc.valid();
@@ -139,7 +140,11 @@ pub fn evaluate_aspects(
     let m = single_label(&labels, &gold_pol, &pred_pol);
     let (accuracy_ci, macro_f1_ci) = bootstrap(&labels, &gold_pol, &pred_pol, rounds, seed);
     Ok(AspectEvalReport {
-        data: set.sources.iter().map(|p| p.display().to_string()).collect(),
+        data: set
+            .sources
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect(),
         sentences: set.examples.len(),
         aspects: set.aspects,
         searched: (set.searched, set.placed),

@@ -157,12 +157,8 @@ impl AspectModel {
             Ok(Mlp {
                 w1: get(&format!("{p}.w1"))?,
                 b1: get(&format!("{p}.b1"))?,
-                w2: (hidden > 0)
-                    .then(|| get(&format!("{p}.w2")))
-                    .transpose()?,
-                b2: (hidden > 0)
-                    .then(|| get(&format!("{p}.b2")))
-                    .transpose()?,
+                w2: (hidden > 0).then(|| get(&format!("{p}.w2"))).transpose()?,
+                b2: (hidden > 0).then(|| get(&format!("{p}.b2"))).transpose()?,
             })
         };
         let model = AspectModel {
@@ -241,7 +237,11 @@ impl AspectModel {
         for &(a, b) in ranges {
             x.extend(span_features(states, h, valid, a, b));
         }
-        let x = Tensor::from_vec(x, (ranges.len(), self.config.polarity_input()), &Device::Cpu)?;
+        let x = Tensor::from_vec(
+            x,
+            (ranges.len(), self.config.polarity_input()),
+            &Device::Cpu,
+        )?;
         let logits = (self.pol.forward(&x)? / self.config.temperature.max(1e-3) as f64)?;
         Ok(candle_nn::ops::softmax(&logits, D::Minus1)?.to_vec2()?)
     }
@@ -279,10 +279,7 @@ impl AspectModel {
             .collect();
         let ranges: Vec<(usize, usize)> = aspects.iter().map(|(s, _)| (s.from, s.to)).collect();
         let pol = self.polarity_probs(states, &valid, &ranges)?;
-        let pairs = pair_opinions(
-            &aspects.iter().map(|a| a.1).collect::<Vec<_>>(),
-            &opinions,
-        );
+        let pairs = pair_opinions(&aspects.iter().map(|a| a.1).collect::<Vec<_>>(), &opinions);
         let slice = |(a, b): (usize, usize)| -> String { chars_slice(&chars, text, a, b) };
         Ok(aspects
             .iter()
@@ -330,7 +327,13 @@ impl AspectModel {
 
 /// Appends token `i`'s tagger input: its state, then `window` states before and after it
 /// (nearest first; zeros past either end).
-pub(crate) fn token_features(states: &[f32], h: usize, i: usize, window: usize, out: &mut Vec<f32>) {
+pub(crate) fn token_features(
+    states: &[f32],
+    h: usize,
+    i: usize,
+    window: usize,
+    out: &mut Vec<f32>,
+) {
     let n = states.len() / h;
     out.extend_from_slice(&states[i * h..(i + 1) * h]);
     for d in 1..=window {
@@ -346,7 +349,13 @@ pub(crate) fn token_features(states: &[f32], h: usize, i: usize, window: usize, 
 /// The polarity input of the aspect at tokens `[a, b)`: the span's mean state, the mean of
 /// the other text tokens weighted by `exp(-distance / CONTEXT_DECAY)`, and the mean of all
 /// text tokens.
-pub(crate) fn span_features(states: &[f32], h: usize, valid: &[bool], a: usize, b: usize) -> Vec<f32> {
+pub(crate) fn span_features(
+    states: &[f32],
+    h: usize,
+    valid: &[bool],
+    a: usize,
+    b: usize,
+) -> Vec<f32> {
     let mut out = vec![0.0f32; 3 * h];
     let (span, rest) = out.split_at_mut(h);
     let (ctx, sent) = rest.split_at_mut(h);
@@ -379,10 +388,10 @@ pub(crate) fn span_features(states: &[f32], h: usize, valid: &[bool], a: usize, 
 }
 
 fn argmax(p: &[f32]) -> (usize, f32) {
-    p.iter()
-        .copied()
-        .enumerate()
-        .fold((0, f32::NEG_INFINITY), |b, (i, x)| if x > b.1 { (i, x) } else { b })
+    p.iter().copied().enumerate().fold(
+        (0, f32::NEG_INFINITY),
+        |b, (i, x)| if x > b.1 { (i, x) } else { b },
+    )
 }
 
 /// Reads BIO spans off the per-token argmax tags (an `I-` without its `B-` opens a span),
@@ -431,7 +440,10 @@ fn decode(probs: &[Vec<f32>], spans: &TokenSpans, text: &str) -> Vec<TokenSpan> 
     let word = |c: Option<&char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
     let joined = |i: usize, j: usize| -> bool {
         // tokens i and j (j = i + 1) touch inside one Latin word
-        match (spans.get(i).copied().flatten(), spans.get(j).copied().flatten()) {
+        match (
+            spans.get(i).copied().flatten(),
+            spans.get(j).copied().flatten(),
+        ) {
             (Some((_, e)), Some((s, _))) => {
                 e == s && e > 0 && word(chars.get(e - 1)) && word(chars.get(e))
             }

@@ -27,7 +27,10 @@ fn decode_reads_bio_and_widens_to_words() {
     // tagger marks only "bat" as B-ASP and "dies" as B-OP
     let found = decode(&one_hot(&[0, 0, 1, 0, 3, 0]), &sp, text);
     assert_eq!(found.len(), 2);
-    assert_eq!((found[0].from, found[0].to, found[0].opinion), (2, 4, false));
+    assert_eq!(
+        (found[0].from, found[0].to, found[0].opinion),
+        (2, 4, false)
+    );
     assert_eq!((found[1].from, found[1].to, found[1].opinion), (4, 5, true));
     assert!((found[0].prob - 0.8).abs() < 1e-6);
     // an I- without B- opens a span; an I-OP after an aspect does not extend it

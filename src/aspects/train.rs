@@ -161,7 +161,10 @@ fn read_cache(path: &Path, h: usize, n: usize) -> Result<Vec<Encoded>> {
         Ok(u64::from_le_bytes(b))
     };
     if u64_(&mut r)? as usize != n {
-        return Err(Error::input(path, "the aspect state cache holds another set"));
+        return Err(Error::input(
+            path,
+            "the aspect state cache holds another set",
+        ));
     }
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
@@ -194,13 +197,15 @@ struct Rows {
 
 /// The tagger's rows (every text token of the complete sentences) and the polarity rows
 /// (every placed aspect with a polarity in [`POLARITIES`]); also counts what was left out.
-fn rows(
-    set: &[(&Example, &Encoded)],
-    h: usize,
-    window: usize,
-) -> (Rows, Rows, usize, usize) {
-    let mut tag = Rows { x: Vec::new(), y: Vec::new() };
-    let mut pol = Rows { x: Vec::new(), y: Vec::new() };
+fn rows(set: &[(&Example, &Encoded)], h: usize, window: usize) -> (Rows, Rows, usize, usize) {
+    let mut tag = Rows {
+        x: Vec::new(),
+        y: Vec::new(),
+    };
+    let mut pol = Rows {
+        x: Vec::new(),
+        y: Vec::new(),
+    };
     let (mut tag_skipped, mut pol_skipped) = (0, 0);
     for (ex, enc) in set {
         let valid = enc.valid();
@@ -259,17 +264,20 @@ pub fn train_aspects(
             encoded.len()
         )));
     }
-    let mut order: Vec<usize> = (0..examples.len()).collect();
-    Rng::new(cfg.seed).shuffle(&mut order);
-    let n_dev = ((examples.len() as f64 * cfg.dev_fraction).round() as usize)
-        .clamp(1, examples.len().saturating_sub(1).max(1));
-    let (dev_idx, train_idx) = order.split_at(n_dev.min(order.len()));
+    // a sentence is in dev by a seeded draw keyed by its text, so adding files does not move
+    // the other files' sentences between train and dev
+    let in_dev = |e: &Example| {
+        let key = e.text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+        });
+        Rng::new(cfg.seed ^ key).next_f64() < cfg.dev_fraction
+    };
+    let (dev_idx, train_idx): (Vec<usize>, Vec<usize>) =
+        (0..examples.len()).partition(|&i| in_dev(&examples[i]));
     let pick = |idx: &[usize]| -> Vec<(&Example, &Encoded)> {
-        let mut idx = idx.to_vec();
-        idx.sort_unstable();
         idx.iter().map(|&i| (&examples[i], &encoded[i])).collect()
     };
-    let (train, dev) = (pick(train_idx), pick(dev_idx));
+    let (train, dev) = (pick(&train_idx), pick(&dev_idx));
     let (tag_t, pol_t, tag_skipped, pol_skipped) = rows(&train, h, cfg.window);
     let (tag_d, pol_d, _, _) = rows(&dev, h, cfg.window);
     if tag_t.x.is_empty() || tag_d.x.is_empty() || pol_t.x.is_empty() || pol_d.x.is_empty() {
