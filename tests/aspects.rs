@@ -8,6 +8,9 @@ use vocmine::aspects::{AspectModel, SHIPPED_STEM};
 use vocmine::encode::EncoderConfig;
 use vocmine::model::ModelSpec;
 
+/// An expected aspect: words, span, polarity.
+type Want = (&'static str, [usize; 2], &'static str);
+
 #[test]
 #[ignore = "fails with the shipped heads (2026-12-05): the zh case passes, the en case gets \
             `screen` negative and the span `battery dies`; MODEL_CARD.md, Aspects"]
@@ -15,7 +18,7 @@ fn shipped_heads_find_two_aspects_with_opposite_polarity() {
     let spec = ModelSpec::open(&common::model_dir()).unwrap();
     let enc = spec.load_encoder(EncoderConfig::default()).unwrap();
     let model = AspectModel::load(&common::model_dir().join(SHIPPED_STEM)).unwrap();
-    let cases: [(&str, [(&str, [usize; 2], &str); 2]); 2] = [
+    let cases: [(&str, [Want; 2]); 2] = [
         (
             "屏幕很清晰，电池不耐用",
             [("屏幕", [0, 2], "positive"), ("电池", [6, 8], "negative")],

@@ -194,7 +194,7 @@ pub fn read_aspect_set(path: &Path) -> Result<AspectSet> {
                     find_all(&chars, &oc)
                         .into_iter()
                         .map(|f| (f, f + oc.len()))
-                        .filter(|&(f, t)| span.map_or(true, |s| t <= s.0 || f >= s.1))
+                        .filter(|&(f, t)| span.is_none_or(|s| t <= s.0 || f >= s.1))
                         .min_by_key(|&(f, _)| f.abs_diff(anchor))
                 }
                 (None, None, None) => None,

@@ -340,7 +340,7 @@ pub(crate) fn token_features(
         for j in [i.checked_sub(d), Some(i + d).filter(|&j| j < n)] {
             match j {
                 Some(j) => out.extend_from_slice(&states[j * h..(j + 1) * h]),
-                None => out.extend(std::iter::repeat(0.0).take(h)),
+                None => out.extend(std::iter::repeat_n(0.0, h)),
             }
         }
     }
@@ -510,7 +510,7 @@ fn pair_opinions(aspects: &[(usize, usize)], opinions: &[(usize, usize)]) -> Vec
         else {
             continue;
         };
-        if best[ai].map_or(true, |(_, bg)| g < bg) {
+        if best[ai].is_none_or(|(_, bg)| g < bg) {
             best[ai] = Some((oi, g));
         }
     }
