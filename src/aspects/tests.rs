@@ -34,10 +34,20 @@ fn decode_reads_bio_and_widens_to_words() {
     assert_eq!((found[1].from, found[1].to, found[1].opinion), (4, 5, true));
     assert!((found[0].prob - 0.8).abs() < 1e-6);
     // an I- without B- opens a span; an I-OP after an aspect does not extend it
-    let found = decode(&one_hot(&[0, 2, 2, 4, 0, 0]), &sp, text);
+    let found = decode(&one_hot(&[0, 2, 2, 2, 4, 0]), &sp, text);
     assert_eq!(found.len(), 2);
-    assert_eq!((found[0].from, found[0].to), (1, 3));
-    assert!(found[1].opinion);
+    assert_eq!(
+        (found[0].from, found[0].to, found[0].opinion),
+        (1, 4, false)
+    );
+    assert_eq!((found[1].from, found[1].to, found[1].opinion), (4, 5, true));
+    // an opinion inside a word the aspect is widened over is dropped, not split off
+    let found = decode(&one_hot(&[0, 2, 2, 4, 0, 0]), &sp, text);
+    assert_eq!(found.len(), 1);
+    assert_eq!(
+        (found[0].from, found[0].to, found[0].opinion),
+        (1, 4, false)
+    );
 }
 
 #[test]
