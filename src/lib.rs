@@ -12,6 +12,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::missing_safety_doc)]
 
+pub mod aspects;
 pub mod classify;
 pub mod cluster;
 pub mod corpus;

@@ -40,6 +40,13 @@ pub(crate) struct EvalArgs {
     /// Seed of the bootstrap
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// With --task aspects: the aspect heads' stem [default: the bundle's finetuned/aspects]
+    #[arg(long, value_name = "STEM")]
+    aspects_head: Option<PathBuf>,
+    /// With --task aspects: also score (category, polarity) pairs with this multi-label
+    /// category task (e.g. car_aspect), against its categories with the sentence sentiment
+    #[arg(long, value_name = "TASK")]
+    aspect_categories: Option<String>,
     /// Compare two reports written by --out (paired bootstrap on their common examples)
     #[arg(long, num_args = 2, value_names = ["A.json", "B.json"], conflicts_with_all = ["task", "data", "suite"])]
     compare: Option<Vec<PathBuf>>,
@@ -68,6 +75,23 @@ pub(crate) fn cmd_eval(a: EvalArgs) -> Result<()> {
     let (Some(task), Some(data)) = (&a.task, &a.data) else {
         bail!("eval needs --task and --data (or --compare / --suite)");
     };
+    if task == "aspects" {
+        let stem = (a.aspects_head.clone())
+            .unwrap_or_else(|| spec.dir.join(vocmine::aspects::SHIPPED_STEM));
+        let cache = vocmine::aspects::cache_dir(&vocmine::corpus::EmbeddingCache::default_dir());
+        let cats = a.aspect_categories.as_deref().map(|t| (&spec, t));
+        let r = vocmine::aspects::evaluate_file(
+            &encoder,
+            &stem,
+            data,
+            Some(&cache),
+            cats,
+            a.bootstrap,
+            a.seed,
+        )?;
+        print!("{}", r.to_text());
+        return a.out.as_ref().map_or(Ok(()), |o| write_json(o, &r));
+    }
     let opts = EvalOptions {
         bootstrap_rounds: a.bootstrap,
         seed: a.seed,

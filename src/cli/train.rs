@@ -212,6 +212,9 @@ pub(crate) fn cmd_train(a: TrainArgs) -> Result<()> {
     }
     let t0 = Instant::now();
     let spec = a.enc.spec()?;
+    if a.task == "aspects" {
+        return train_aspects(&a, &spec);
+    }
     let into = match &a.into {
         Some(p) => Some(bundle_manifest(p, &spec)?),
         None => None,
@@ -572,4 +575,34 @@ fn accuracy(probs: &[Vec<f32>], labels: &[String], gold: &[String]) -> (f64, f64
     }
     let n = gold.len().max(1) as f64;
     (hit as f64 / n, hit_r as f64 / n)
+}
+
+/// `train --task aspects`: the aspect tagger and polarity heads on the labelled spans.
+fn train_aspects(a: &TrainArgs, spec: &vocmine::model::ModelSpec) -> Result<()> {
+    let encoder = a.enc.load(spec)?;
+    let root = a.cache.clone().unwrap_or_else(EmbeddingCache::default_dir);
+    let d = vocmine::aspects::AspectTrainConfig::default();
+    let cfg = vocmine::aspects::AspectTrainConfig {
+        tag_hidden: a.hidden.unwrap_or(d.tag_hidden),
+        polarity_hidden: a.hidden.unwrap_or(d.polarity_hidden),
+        epochs: a.epochs.unwrap_or(d.epochs),
+        lr: a.lr.unwrap_or(d.lr),
+        dev_fraction: a.dev_fraction,
+        seed: a.seed,
+        ..d
+    };
+    let cache = vocmine::aspects::cache_dir(&root);
+    let (r, set) = vocmine::aspects::train_files(&encoder, &a.data, Some(&cache), &cfg, &a.out)?;
+    println!("{}", serde_json::to_string_pretty(&r)?);
+    println!(
+        "{} sentences, {} aspects ({} without offsets, {} placed), opinions {} ({} placed); wrote {}.json and .safetensors",
+        set.examples.len(),
+        set.aspects,
+        set.searched,
+        set.placed,
+        set.opinions.0,
+        set.opinions.1,
+        a.out.display()
+    );
+    Ok(())
 }

@@ -115,6 +115,9 @@ enum Model {
 /// Token ids of one text after prefixing and truncation.
 pub type TokenIds = Vec<u32>;
 
+/// Per token, its character range `[from, to)` in the text, or `None` (special or prefix token).
+pub type TokenSpans = Vec<Option<(usize, usize)>>;
+
 impl Encoder {
     /// Loads `config.json`, `model.safetensors` and `tokenizer.json` from `dir` (weights are
     /// converted to f32 on load).
@@ -267,6 +270,42 @@ impl Encoder {
             .install(|| self.tokenizer.encode_batch(inputs, true))
             .map_err(|e| Error::Tokenizer(e.to_string()))?;
         Ok(enc.into_iter().map(|e| e.get_ids().to_vec()).collect())
+    }
+
+    /// [`Encoder::tokenize`] with each token's character range in its text (prefix taken off):
+    /// `None` for the special tokens and the prefix's tokens. Token-level heads (aspects) map
+    /// their tags back to the text with these.
+    pub fn tokenize_with_offsets(&self, texts: &[&str]) -> Result<Vec<(TokenIds, TokenSpans)>> {
+        let cap = self.cfg.max_len * 8;
+        let skip = self.cfg.prefix.chars().count();
+        let inputs: Vec<String> = texts
+            .iter()
+            .map(|t| {
+                let cut = match t.char_indices().nth(cap) {
+                    Some((i, _)) => &t[..i],
+                    None => t,
+                };
+                format!("{}{}", self.cfg.prefix, cut)
+            })
+            .collect();
+        let enc = self
+            .pool
+            .install(|| self.tokenizer.encode_batch_char_offsets(inputs, true))
+            .map_err(|e| Error::Tokenizer(e.to_string()))?;
+        Ok(enc
+            .into_iter()
+            .map(|e| {
+                let spans = e
+                    .get_offsets()
+                    .iter()
+                    .zip(e.get_special_tokens_mask())
+                    .map(|(&(s, t), &special)| {
+                        (special == 0 && t > skip).then(|| (s.max(skip) - skip, t - skip))
+                    })
+                    .collect();
+                (e.get_ids().to_vec(), spans)
+            })
+            .collect())
     }
 
     /// Runs one batch: returns L2-normalised mean-pooled embeddings, one per input.
