@@ -175,13 +175,6 @@ pub fn predict_set(encoder: &Encoder, head: &Head, texts: &[String]) -> Result<S
     Ok((probs, raw, lens.iter().sum(), secs))
 }
 
-fn argmax(p: &[f32], allowed: Option<&[bool]>) -> usize {
-    (0..p.len())
-        .filter(|&i| allowed.is_none_or(|a| a[i]))
-        .max_by(|&a, &b| p[a].total_cmp(&p[b]).then(b.cmp(&a)))
-        .unwrap_or(0)
-}
-
 /// Evaluates `head` on `set`.
 pub fn evaluate(
     encoder: &Encoder,
@@ -213,23 +206,16 @@ pub fn evaluate(
         .collect();
     let gold: Vec<usize> = set.labels.iter().map(|g| index[g.as_str()]).collect();
     let pred: Vec<usize> = answers.iter().map(|a| index[a.as_str()]).collect();
-    let present: Vec<bool> = head
-        .meta
-        .labels
-        .iter()
-        .map(|l| set.labels.contains(l))
-        .collect();
-    let pred_r: Vec<usize> = probs.iter().map(|p| argmax(p, Some(&present))).collect();
     let m = metrics::single_label(&labels, &gold, &pred);
-    let acc_r = gold.iter().zip(&pred_r).filter(|(g, p)| g == p).count() as f64 / gold.len() as f64;
-    let conf: Vec<f32> = probs.iter().map(|p| p[argmax(p, None)]).collect();
+    let acc_r = metrics::accuracy_and_restricted(&probs, &head.meta.labels, &set.labels).1;
+    let conf: Vec<f32> = probs.iter().map(|p| p[metrics::argmax(p, None)]).collect();
     let correct: Vec<bool> = gold.iter().zip(&pred).map(|(g, p)| g == p).collect();
     let (ece, reliability) = metrics::ece(&conf, &correct, 10);
-    let raw_conf: Vec<f32> = raw.iter().map(|p| p[argmax(p, None)]).collect();
+    let raw_conf: Vec<f32> = raw.iter().map(|p| p[metrics::argmax(p, None)]).collect();
     let raw_correct: Vec<bool> = raw
         .iter()
         .zip(&gold)
-        .map(|(p, &g)| argmax(p, None) == g)
+        .map(|(p, &g)| metrics::argmax(p, None) == g)
         .collect();
     let (ece_uncalibrated, _) = metrics::ece(&raw_conf, &raw_correct, 10);
     let (accuracy_ci, macro_f1_ci) =

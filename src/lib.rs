@@ -1,13 +1,14 @@
 //! vocmine: voice-of-customer text mining.
 //!
-//! The pipeline, one module per stage: [`ingest`] -> [`normalise`] -> [`encode`] ->
-//! [`classify`] -> [`pipeline`] (scoring runs) -> [`workspace`] (the run folder) ->
-//! [`cluster`] (topics) and [`report`]; [`segment`] splits words for [`index`] (tantivy
-//! search), topic labels and `--tokens`; [`serve`] answers search and scoring over HTTP.
-//! [`record`] holds the types that flow, [`model`] the bundle (encoder + heads), [`taxonomy`]
-//! the few-shot tasks as data. [`corpus`] reads labelled corpora and caches their embeddings
-//! for training ([`classify`], [`finetune`]) and evaluation ([`eval`], [`metrics`]); [`rng`]
-//! makes seeds reproducible and [`error`] is the library's error type.
+//! The pipeline, one module per stage: [`ingest`] -> [`text::normalise`] -> [`encode`] ->
+//! [`classify`] (and [`aspects`]) -> [`pipeline`] (scoring runs) -> [`workspace`] (the run
+//! folder, [`workspace::RunDir`]) -> [`topics`] (over [`cluster`]) and [`report`];
+//! [`text::segment`] splits words for [`index`] (tantivy search), topic labels and `--tokens`;
+//! [`serve`] answers search and scoring over HTTP. [`record`] holds the types that flow,
+//! [`severity`] the ranking rule, [`model`] the bundle (encoder + heads), [`taxonomy`] the
+//! few-shot tasks as data. [`corpus`] reads labelled corpora and caches their embeddings for
+//! training ([`classify`], [`finetune`]) and evaluation ([`eval`], [`metrics`]); [`rng`] makes
+//! seeds reproducible and [`error`] is the library's error type.
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::missing_safety_doc)]

@@ -44,6 +44,32 @@ fn f1(p: f64, r: f64) -> f64 {
     }
 }
 
+/// The index of the largest of `p` (the first on ties), among the `allowed` ones when given.
+pub fn argmax(p: &[f32], allowed: Option<&[bool]>) -> usize {
+    (0..p.len())
+        .filter(|&i| allowed.is_none_or(|a| a[i]))
+        .max_by(|&a, &b| p[a].total_cmp(&p[b]).then(b.cmp(&a)))
+        .unwrap_or(0)
+}
+
+/// Accuracy of `probs` (columns named by `labels`) against gold label names: with the argmax
+/// over every label, and with the argmax restricted to the labels that occur in `gold` (how a
+/// 3-way head is read on a 2-way corpus). `evaluate` and `train --test` both report these.
+pub fn accuracy_and_restricted(
+    probs: &[Vec<f32>],
+    labels: &[String],
+    gold: &[String],
+) -> (f64, f64) {
+    let present: Vec<bool> = labels.iter().map(|l| gold.contains(l)).collect();
+    let (mut hit, mut hit_r) = (0usize, 0usize);
+    for (p, g) in probs.iter().zip(gold) {
+        hit += usize::from(labels.get(argmax(p, None)) == Some(g));
+        hit_r += usize::from(labels.get(argmax(p, Some(&present))) == Some(g));
+    }
+    let n = gold.len().max(1) as f64;
+    (hit as f64 / n, hit_r as f64 / n)
+}
+
 /// Computes [`Metrics`] for gold and predicted label indices over `labels`.
 pub fn single_label(labels: &[String], gold: &[usize], pred: &[usize]) -> Metrics {
     let k = labels.len();
@@ -364,6 +390,23 @@ pub fn neutral(gold: &[usize], pred: &[usize], neutral: usize) -> NeutralMetrics
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn restricted_accuracy_reads_a_three_way_head_on_a_two_way_corpus() {
+        let labels: Vec<String> = ["negative", "neutral", "positive"].map(String::from).into();
+        let probs = vec![
+            vec![0.2, 0.5, 0.3], // neutral wins; restricted: positive (right)
+            vec![0.6, 0.3, 0.1], // negative (right)
+            vec![0.4, 0.4, 0.2], // a tie: the first label, negative (wrong)
+        ];
+        let gold: Vec<String> = ["positive", "negative", "positive"]
+            .map(String::from)
+            .into();
+        let (acc, acc_r) = accuracy_and_restricted(&probs, &labels, &gold);
+        assert!((acc - 1.0 / 3.0).abs() < 1e-12, "{acc}");
+        assert!((acc_r - 2.0 / 3.0).abs() < 1e-12, "{acc_r}");
+        assert_eq!(argmax(&[0.4, 0.4, 0.2], None), 0);
+    }
 
     #[test]
     fn neutral_recall_and_polar_answered_neutral() {

@@ -353,7 +353,8 @@ pub(crate) fn cmd_train(a: TrainArgs) -> Result<()> {
             );
             serde_json::json!({"n": set.len(), "micro_f1": m.micro_f1, "macro_f1": m.macro_f1, "exact_match": m.exact_match})
         } else {
-            let (acc, acc_r) = accuracy(&probs, &labels, &set.labels);
+            let (acc, acc_r) =
+                vocmine::metrics::accuracy_and_restricted(&probs, &labels, &set.labels);
             println!(
                 "{}: accuracy {:.2}% (argmax over the corpus's own labels: {:.2}%), n={}",
                 f.display(),
@@ -502,7 +503,7 @@ fn few_shot(
     for f in &a.test {
         let (set, xt) = test_set(a, f, (encoder, fp, cache), label_map)?;
         let probs = head.predict(&xt)?;
-        let (acc, _) = accuracy(&probs, &labels, &set.labels);
+        let (acc, _) = vocmine::metrics::accuracy_and_restricted(&probs, &labels, &set.labels);
         println!(
             "{}: accuracy {:.2}% ({k}-shot, {} labels), n={}",
             f.display(),
@@ -560,23 +561,6 @@ fn test_set(
 
 /// Accuracy, and accuracy with the argmax restricted to the labels that occur in `gold` (for
 /// a 3-way head on a 2-way corpus).
-fn accuracy(probs: &[Vec<f32>], labels: &[String], gold: &[String]) -> (f64, f64) {
-    let present: Vec<bool> = labels.iter().map(|l| gold.contains(l)).collect();
-    let (mut hit, mut hit_r) = (0usize, 0usize);
-    for (p, g) in probs.iter().zip(gold) {
-        let arg = |mask: bool| {
-            (0..p.len())
-                .filter(|&i| !mask || present[i])
-                .max_by(|&a, &b| p[a].total_cmp(&p[b]))
-                .map(|i| labels[i].as_str())
-        };
-        hit += usize::from(arg(false) == Some(g.as_str()));
-        hit_r += usize::from(arg(true) == Some(g.as_str()));
-    }
-    let n = gold.len().max(1) as f64;
-    (hit as f64 / n, hit_r as f64 / n)
-}
-
 /// `train --task aspects`: the aspect tagger and polarity heads on the labelled spans.
 fn train_aspects(a: &TrainArgs, spec: &vocmine::model::ModelSpec) -> Result<()> {
     let encoder = a.enc.load(spec)?;
