@@ -3,6 +3,7 @@
 //! The pipeline, one module per stage: [`ingest`] -> [`text::normalise`] -> [`encode`] ->
 //! [`classify`] (and [`aspects`]) -> [`pipeline`] (scoring runs) -> [`workspace`] (the run
 //! folder, [`workspace::RunDir`]) -> [`topics`] (over [`cluster`]) and [`report`];
+//! [`alerts`] delivers the report's spikes to the people who own them;
 //! [`text::segment`] splits words for [`index`] (tantivy search), topic labels and `--tokens`;
 //! [`serve`] answers search and scoring over HTTP. [`record`] holds the types that flow,
 //! [`severity`] the ranking rule, [`model`] the bundle (encoder + heads), [`taxonomy`] the
@@ -13,6 +14,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::missing_safety_doc)]
 
+pub mod alerts;
 pub mod aspects;
 pub mod classify;
 pub mod cluster;

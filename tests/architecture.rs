@@ -475,6 +475,30 @@ mod layers {
     }
 
     #[test]
+    fn alerts_sit_above_the_report() {
+        only_imports(
+            "alerts",
+            &[
+                "error",
+                "record",
+                "report",
+                "severity",
+                "text",
+                "workspace",
+                "Error",
+                "Result",
+            ],
+        );
+        for f in sources("report") {
+            assert!(
+                !crate_modules(&f).contains("alerts"),
+                "{} imports crate::alerts: the report knows nothing of delivery",
+                f.display()
+            );
+        }
+    }
+
+    #[test]
     fn cluster_imports_nothing_of_the_pipeline() {
         only_imports("cluster.rs", &["error", "rng", "Error", "Result"]);
     }
@@ -498,6 +522,8 @@ mod layers {
             "\"report.html\"",
             "join(\"index\")",
             "join(\"topics\")",
+            "join(\"alerts\")",
+            "\"delivered.jsonl\"",
         ];
         for f in sources("") {
             let rel = f.strip_prefix(common::root().join("src")).unwrap();

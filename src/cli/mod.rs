@@ -9,6 +9,7 @@ macro_rules! outln {
     }};
 }
 
+mod alerts;
 mod bench;
 mod bench_search;
 mod eval;
@@ -76,6 +77,9 @@ enum Cmd {
     /// Rank pain points and topics (volume, negativity, severity, tier, trend), flag spikes,
     /// compute CSAT/NPS/CES and each topic's impact: RUN/report.json and RUN/report.html.
     Report(report::ReportArgs),
+    /// Deliver a run's spikes, one event each, to webhooks or queue files (routing rules,
+    /// retries with backoff, RUN/alerts/delivered.jsonl so nothing is sent twice or lost).
+    Alerts(alerts::AlertsArgs),
 }
 
 #[derive(Args, Clone)]
@@ -313,6 +317,7 @@ pub fn run() -> Result<()> {
         Cmd::Topics(a) => topics::cmd_topics(a),
         Cmd::TopicsEval(a) => topics::cmd_topics_eval(a),
         Cmd::Report(a) => report::cmd_report(a),
+        Cmd::Alerts(a) => alerts::cmd_alerts(a),
     }
 }
 

@@ -1,7 +1,9 @@
-//! `report`: report.json and a self-contained report.html for a run folder.
+//! `report`: report.json and a self-contained report.html for a run folder (and, with
+//! `--webhook`/`--routes`, its alerts delivered as `vocmine alerts` does).
 
 use anyhow::Result;
 use clap::Args;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use vocmine::report::{report_run, Names, ReportConfig};
 use vocmine::severity::parse_tier_weights;
@@ -11,6 +13,15 @@ use vocmine::workspace::RunDir;
 pub(crate) struct ReportArgs {
     /// Run folder (the --out of score; topics from `vocmine topics` when present)
     run: PathBuf,
+    #[command(flatten)]
+    settings: SpikeArgs,
+    #[command(flatten)]
+    delivery: super::alerts::DeliveryArgs,
+}
+
+/// The report's settings, shared by `report` and `alerts` (so both see the same spikes).
+#[derive(Args)]
+pub(crate) struct SpikeArgs {
     /// Period: week (ISO weeks, Monday, UTC) or day
     #[arg(long, default_value = "week", value_parser = ["week", "day"])]
     period: String,
@@ -39,33 +50,44 @@ pub(crate) struct ReportArgs {
     model: Option<PathBuf>,
 }
 
+/// The report's settings and tier weights (`None`: the run's).
+pub(crate) type Settings = (ReportConfig, Option<BTreeMap<String, f64>>);
+
+impl SpikeArgs {
+    pub(crate) fn config(&self) -> Result<Settings> {
+        // Names come from the model's taxonomies; without a model the ids are shown, and said so.
+        let names = match &self.model {
+            Some(m) => Names::from_model(m, &self.lang)?,
+            None => match vocmine::model::default_model_dir() {
+                Ok(m) => Names::from_model(&m, &self.lang)?,
+                Err(e) => {
+                    eprintln!("no model found ({e}): categories are shown by id");
+                    Names::ids(&self.lang)
+                }
+            },
+        };
+        let cfg = ReportConfig {
+            period_days: if self.period == "day" { 1 } else { 7 },
+            sigma: self.sigma,
+            baseline: self.baseline.max(1),
+            min_count: self.min_count,
+            rating_scale: self.rating_scale.clone(),
+            names,
+            ..ReportConfig::default()
+        };
+        let weights = if self.tier_weights.is_empty() {
+            None
+        } else {
+            Some(parse_tier_weights(&self.tier_weights)?)
+        };
+        Ok((cfg, weights))
+    }
+}
+
 pub(crate) fn cmd_report(a: ReportArgs) -> Result<()> {
     let run = RunDir::new(&a.run);
-    // Names come from the model's taxonomies; without a model the ids are shown, and said so.
-    let names = match &a.model {
-        Some(m) => Names::from_model(m, &a.lang)?,
-        None => match vocmine::model::default_model_dir() {
-            Ok(m) => Names::from_model(&m, &a.lang)?,
-            Err(e) => {
-                eprintln!("no model found ({e}): categories are shown by id");
-                Names::ids(&a.lang)
-            }
-        },
-    };
-    let cfg = ReportConfig {
-        period_days: if a.period == "day" { 1 } else { 7 },
-        sigma: a.sigma,
-        baseline: a.baseline.max(1),
-        min_count: a.min_count,
-        rating_scale: a.rating_scale.clone(),
-        names,
-        ..ReportConfig::default()
-    };
-    let weights = if a.tier_weights.is_empty() {
-        None
-    } else {
-        Some(parse_tier_weights(&a.tier_weights)?)
-    };
+    let (cfg, weights) = a.settings.config()?;
+    let alerts = a.delivery.options()?;
     let r = report_run(&run, weights, cfg)?;
     println!(
         "{} comments, {} to {}",
@@ -109,5 +131,8 @@ pub(crate) fn cmd_report(a: ReportArgs) -> Result<()> {
         run.report_json().display(),
         run.report_html().display()
     );
-    Ok(())
+    match alerts {
+        Some(opts) => super::alerts::print(&vocmine::alerts::deliver(&run, &r, &opts)?),
+        None => Ok(()),
+    }
 }

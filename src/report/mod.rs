@@ -107,20 +107,27 @@ pub struct Example {
 pub const EXAMPLE_CHARS: usize = 140;
 
 fn example(it: &Item) -> Example {
-    let t = it.s.text.trim();
-    let text = if t.chars().count() > EXAMPLE_CHARS {
-        t.chars().take(EXAMPLE_CHARS - 1).collect::<String>() + "…"
-    } else {
-        t.to_string()
-    };
-    Example {
-        id: it.s.id.clone(),
-        text,
-        sentiment: it
-            .s
-            .tasks
-            .get("sentiment")
-            .map_or_else(String::new, |t| t.label.clone()),
+    Example::of(it.s)
+}
+
+impl Example {
+    /// The example the report quotes for a scored comment: its id, its text as scored (cut to
+    /// [`EXAMPLE_CHARS`]) and its sentiment label.
+    pub fn of(s: &Scored) -> Example {
+        let t = s.text.trim();
+        let text = if t.chars().count() > EXAMPLE_CHARS {
+            t.chars().take(EXAMPLE_CHARS - 1).collect::<String>() + "…"
+        } else {
+            t.to_string()
+        };
+        Example {
+            id: s.id.clone(),
+            text,
+            sentiment: s
+                .tasks
+                .get("sentiment")
+                .map_or_else(String::new, |t| t.label.clone()),
+        }
     }
 }
 
@@ -161,6 +168,14 @@ pub struct Alert {
     /// Comments of the group in the period (for folding).
     #[serde(skip)]
     ids: std::collections::BTreeSet<String>,
+}
+
+impl Alert {
+    /// The ids of the comments of the flagged group in the flagged period (the event's
+    /// comments; folded spikes share at least half of them).
+    pub fn ids(&self) -> &std::collections::BTreeSet<String> {
+        &self.ids
+    }
 }
 
 /// Overall rating metrics.
@@ -269,6 +284,20 @@ fn mean_sd(v: &[f64]) -> (f64, f64) {
 pub fn report_run(
     run: &RunDir,
     tier_weights: Option<BTreeMap<String, f64>>,
+    cfg: ReportConfig,
+) -> Result<Report> {
+    let r = build_run(run, tier_weights, cfg)?;
+    let json = serde_json::to_string_pretty(&r)? + "\n";
+    write_atomic(&run.report_json(), json.as_bytes())?;
+    write_atomic(&run.report_html(), to_html(&r).as_bytes())?;
+    Ok(r)
+}
+
+/// The report of the run folder `run`, as [`report_run`] builds it, without writing it
+/// (`vocmine alerts` uses it).
+pub fn build_run(
+    run: &RunDir,
+    tier_weights: Option<BTreeMap<String, f64>>,
     mut cfg: ReportConfig,
 ) -> Result<Report> {
     let scored = run.read_scored()?;
@@ -280,11 +309,7 @@ pub fn report_run(
         None => run.settings()?.tier_weights,
     };
     let topics = run.read_assignments()?;
-    let r = build(&scored, &topics, &cfg);
-    let json = serde_json::to_string_pretty(&r)? + "\n";
-    write_atomic(&run.report_json(), json.as_bytes())?;
-    write_atomic(&run.report_html(), to_html(&r).as_bytes())?;
-    Ok(r)
+    Ok(build(&scored, &topics, &cfg))
 }
 
 /// Builds the report from scored comments and their topics.

@@ -11,6 +11,7 @@
 //!   index/                                                     (score, index, topics)
 //!   topics/model.json  topics/assignments.jsonl                (topics)
 //!   report.json  report.html                                   (report)
+//!   alerts/delivered.jsonl  alerts/lock  alerts/queue/NAME.jsonl (alerts, report --webhook)
 //! ```
 
 use crate::error::{Error, Result};
@@ -138,6 +139,30 @@ impl RunDir {
     /// `report.html`.
     pub fn report_html(&self) -> PathBuf {
         self.dir.join("report.html")
+    }
+
+    /// `alerts/`: what `vocmine alerts` delivered and queued.
+    pub fn alerts_dir(&self) -> PathBuf {
+        self.dir.join("alerts")
+    }
+
+    /// `alerts/delivered.jsonl`: the delivery log, one line per delivery outcome, appended.
+    pub fn delivery_log(&self) -> PathBuf {
+        self.alerts_dir().join("delivered.jsonl")
+    }
+
+    /// `alerts/lock`: held (OS file lock) by the one delivery running for this folder.
+    pub fn alerts_lock(&self) -> PathBuf {
+        self.alerts_dir().join("lock")
+    }
+
+    /// `alerts/queue/NAME.jsonl`: the output queue `NAME` of the routing rules (one alert
+    /// payload per line, appended). `NAME` is checked by the routes' parser (letters, digits,
+    /// `-`, `_`).
+    pub fn alert_queue(&self, name: &str) -> PathBuf {
+        self.alerts_dir()
+            .join("queue")
+            .join(format!("{name}.jsonl"))
     }
 
     /// The saved settings; the defaults for a folder scored before settings were saved.
