@@ -189,10 +189,12 @@ fn rule(t: &toml::Table, at: &str) -> std::result::Result<Rule, String> {
                 }
                 conditions.insert(field.to_string(), values);
             }
-            other => return Err(format!(
+            other => {
+                return Err(format!(
                 "{at}: unknown key `{other}` (a rule has name, match, {}, and webhook or queue)",
                 DIMENSIONS.join(", ")
-            )),
+            ))
+            }
         }
     }
     Ok(Rule {
