@@ -320,12 +320,7 @@ fn one_post_per_event_with_masked_examples_and_nothing_sent_twice() {
     assert_eq!(log_lines(&run).len(), 2);
 
     // `report --webhook` shares the log: the same events are not sent again.
-    let mut c = Command::new(env!("CARGO_BIN_EXE_vocmine"));
-    c.arg("report")
-        .arg(run.path())
-        .arg("--model")
-        .arg(common::model_dir());
-    let out = common::run_checked(c, &["--webhook", &url]);
+    let out = report_with_webhook(&run, &url);
     assert!(
         out.contains("2 already done") && run.report_json().exists(),
         "{out}"
@@ -333,17 +328,22 @@ fn one_post_per_event_with_masked_examples_and_nothing_sent_twice() {
     assert_eq!(got.lock().unwrap().len(), 2);
 }
 
-#[test]
-fn report_webhook_sends_after_writing_the_report() {
-    let tmp = tempfile::tempdir().unwrap();
-    let run = make_run(tmp.path(), "run");
-    let (url, got) = receiver("127.0.0.1:0", &[]);
+/// `vocmine report RUN --webhook URL`, checked to succeed; its output.
+fn report_with_webhook(run: &RunDir, url: &str) -> String {
     let mut c = Command::new(env!("CARGO_BIN_EXE_vocmine"));
     c.arg("report")
         .arg(run.path())
         .arg("--model")
         .arg(common::model_dir());
-    let out = common::run_checked(c, &["--webhook", &url]);
+    common::run_checked(c, &["--webhook", url])
+}
+
+#[test]
+fn report_webhook_sends_after_writing_the_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = make_run(tmp.path(), "run");
+    let (url, got) = receiver("127.0.0.1:0", &[]);
+    let out = report_with_webhook(&run, &url);
     assert!(
         out.contains("2 sent") && run.report_json().exists(),
         "{out}"
