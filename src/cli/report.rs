@@ -42,16 +42,10 @@ pub(crate) struct ReportArgs {
 pub(crate) fn cmd_report(a: ReportArgs) -> Result<()> {
     let run = RunDir::new(&a.run);
     // Names come from the model's taxonomies; without a model the ids are shown, and said so.
-    let names = match &a.model {
-        Some(m) => Names::from_model(m, &a.lang)?,
-        None => match vocmine::model::default_model_dir() {
-            Ok(m) => Names::from_model(&m, &a.lang)?,
-            Err(e) => {
-                eprintln!("no model found ({e}): categories are shown by id");
-                Names::ids(&a.lang)
-            }
-        },
-    };
+    let (names, missing) = Names::for_model(a.model.as_deref(), &a.lang)?;
+    if let Some(e) = missing {
+        eprintln!("no model found ({e}): categories are shown by id");
+    }
     let cfg = ReportConfig {
         period_days: if a.period == "day" { 1 } else { 7 },
         sigma: a.sigma,
@@ -67,47 +61,8 @@ pub(crate) fn cmd_report(a: ReportArgs) -> Result<()> {
         Some(parse_tier_weights(&a.tier_weights)?)
     };
     let r = report_run(&run, weights, cfg)?;
-    println!(
-        "{} comments, {} to {}",
-        r.comments,
-        r.from.as_deref().unwrap_or("?"),
-        r.to.as_deref().unwrap_or("?")
-    );
-    if let Some(rt) = &r.rating {
-        println!(
-            "{} {:.1} over {} rated comments",
-            rt.scale.to_uppercase(),
-            rt.value,
-            rt.n
-        );
-    }
-    println!("top pain points by priority:");
-    for g in r.pain_points.iter().take(5) {
-        println!(
-            "  {:<22} {:>4} comments, {:>3.0}% negative, priority {:.1}",
-            g.name,
-            g.volume,
-            g.negative_share * 100.0,
-            g.priority
-        );
-    }
-    for al in r.alerts.iter().take(10) {
-        println!(
-            "ALERT {} {} {:?}: {} {:.2} (baseline {:.2} ± {:.2}, z {:.1})",
-            al.period,
-            al.kind,
-            al.name,
-            al.metric,
-            al.value,
-            al.baseline_mean,
-            al.baseline_sd,
-            al.z
-        );
-    }
-    println!(
-        "wrote {} and {}",
-        run.report_json().display(),
-        run.report_html().display()
-    );
+    out!("{}", r.to_text())?;
+    let (json, html) = (run.report_json(), run.report_html());
+    outln!("wrote {} and {}", json.display(), html.display())?;
     Ok(())
 }
