@@ -2,6 +2,12 @@
 //! (accuracy, F1s, confusion, calibration, bootstrap intervals, throughput), error listings,
 //! paired comparisons of two reports, and suites of runs rendered as one Markdown table.
 
+mod files;
+pub use files::{
+    compare_files, default_errors_path, evaluate_aspects, evaluate_task, read_report, run_suite,
+    write_errors, EvalEvent, ReportComparison,
+};
+
 use crate::classify::Head;
 use crate::corpus::Labelled;
 use crate::encode::Encoder;

@@ -264,6 +264,20 @@ impl ModelSpec {
 }
 
 impl ModelSpec {
+    /// The heads of `tasks` (the default tasks when `None`) and the model version a scoring
+    /// run with them records ([`ModelSpec::version`] of the encoder's fingerprint and those
+    /// tasks): what `score`, `status` and `serve --score` load.
+    pub fn heads_and_version(
+        &self,
+        tasks: Option<&[String]>,
+        encoder: &Encoder,
+    ) -> Result<(Vec<Head>, String)> {
+        let heads = self.load_heads(tasks, encoder)?;
+        let names: Vec<String> = heads.iter().map(|h| h.meta.task.clone()).collect();
+        let version = self.version(&encoder.fingerprint()?, &names)?;
+        Ok((heads, version))
+    }
+
     /// The model version a scoring run records: a hash of the encoder fingerprint and of the
     /// files behind each task run (head weights and metadata, or taxonomy), with the task names.
     pub fn version(&self, encoder_fingerprint: &str, tasks: &[String]) -> Result<String> {

@@ -8,6 +8,9 @@
 //! with the same batches as an uninterrupted run would. A rerun skips every comment whose id,
 //! text and model version are already in the workspace.
 
+mod run;
+pub use run::{score_run, RunOptions, RunOutcome, Stage};
+
 use crate::classify::Head;
 use crate::encode::Encoder;
 use crate::error::{Error, Result};

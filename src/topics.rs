@@ -3,6 +3,12 @@
 //! assignments written crash-safely, and the run's index re-indexed with its own settings.
 //! [`crate::cluster`] holds the clustering itself and knows nothing of run folders.
 
+mod eval;
+pub use eval::{
+    topics_eval, SizeTiming, TopicAgreement, TopicLabel, TopicsEval, TopicsEvalConfig,
+    TopicsEvalEvent,
+};
+
 use crate::cluster::{fit, known_ids, update, TopicConfig, TopicModel};
 use crate::corpus::{EmbeddingCache, Labelled};
 use crate::encode::Encoder;
@@ -210,4 +216,44 @@ fn run_embeddings(
         }
     }
     Ok(rows.into_iter().map(Option::unwrap_or_default).collect())
+}
+
+impl RunTopics {
+    /// The lines `vocmine topics` prints for `run`, `seconds` after it started: the update,
+    /// the counts, the twenty largest topics, the files written and the re-indexing. Every
+    /// line ends with a newline.
+    pub fn to_text(&self, seconds: f64, run: &RunDir) -> String {
+        use std::fmt::Write as _;
+        let mut s = String::new();
+        if let Some(before) = self.topics_before {
+            let now = self.model.topics.len();
+            let _ = writeln!(s, "updated topic model: {before} topics before, {now} now");
+        }
+        let _ = writeln!(
+            s,
+            "{} comments: {} topics, {} unassigned ({:.1}%), {} kept their earlier topic; clustering {:.2}s, total {:.1}s",
+            self.comments,
+            self.model.topics.len(),
+            self.unassigned,
+            100.0 * self.unassigned as f64 / self.comments.max(1) as f64,
+            self.kept,
+            self.cluster_seconds,
+            seconds
+        );
+        let mut topics: Vec<_> = self.model.topics.iter().filter(|t| t.size > 0).collect();
+        topics.sort_by(|a, b| b.size.cmp(&a.size).then(a.id.cmp(&b.id)));
+        for t in topics.iter().take(20) {
+            let _ = writeln!(
+                s,
+                "  topic {:>3}  {:>5} comments  {}",
+                t.id, t.size, t.label
+            );
+        }
+        let (model, assignments) = (run.topic_model(), run.assignments());
+        let _ = writeln!(s, "wrote {} and {}", model.display(), assignments.display());
+        if let Some(stats) = &self.index {
+            let _ = writeln!(s, "{}", stats.summary(&run.index()));
+        }
+        s
+    }
 }

@@ -10,6 +10,9 @@
 //! - The crate's layers ([`layers`]): the report never imports the index; cluster, text,
 //!   severity and record are leaves; only the workspace spells a run folder's file names; the
 //!   command line calls no run-folder internals.
+//! - The command line is thin: every file of `src/cli/` is under [`CLI_MAX_LINES`] lines and
+//!   names no other cli module than `args` (the shared flag groups and helpers), except the
+//!   files in [`CLI_NOT_YET_THIN`].
 
 mod common;
 
@@ -96,6 +99,66 @@ fn sibling_refs(text: &str, siblings: &BTreeSet<String>) -> BTreeMap<String, usi
         }
     }
     refs
+}
+
+/// Lines a file of `src/cli/` stays under.
+const CLI_MAX_LINES: usize = 160;
+/// The cli files the rule does not hold yet: `train` and `finetune` move into the library
+/// (issue 34), then this list goes.
+const CLI_NOT_YET_THIN: [&str; 2] = ["train.rs", "finetune.rs"];
+
+/// The modules of `src/cli/` (files and folders, `mod.rs` left out).
+fn cli_modules() -> BTreeSet<String> {
+    let dir = src().join("cli");
+    let mut out = BTreeSet::new();
+    for e in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let p = e.unwrap().path();
+        let stem = p.file_stem().unwrap().to_string_lossy().into_owned();
+        if stem != "mod" && (p.is_dir() || p.extension().is_some_and(|e| e == "rs")) {
+            out.insert(stem);
+        }
+    }
+    out
+}
+
+/// What breaks the thin command line rule in the cli file `rel` (relative to `src/cli/`) with
+/// `text`: too many lines, or a reference to another cli module than `args` (`super::X`,
+/// `super::super::X`, `crate::cli::X`; in `mod.rs`, a `use X::..` of a child).
+fn thin_cli_violations(rel: &str, text: &str, modules: &BTreeSet<String>) -> Vec<String> {
+    let mut out = Vec::new();
+    let lines = text.lines().count();
+    if lines >= CLI_MAX_LINES {
+        out.push(format!(
+            "{rel}: {lines} lines (at most {})",
+            CLI_MAX_LINES - 1
+        ));
+    }
+    let own = rel.trim_end_matches(".rs").split('/').next().unwrap_or("");
+    let text = if rel == "mod.rs" {
+        // the parent names its children without `super::`; only its `use`s import
+        (text.lines())
+            .map(
+                |l| match code(l).trim_start().strip_prefix("pub(crate) use ") {
+                    Some(rest) => format!("super::{rest}"),
+                    None => match code(l).trim_start().strip_prefix("use ") {
+                        Some(rest) => format!("super::{rest}"),
+                        None => String::new(),
+                    },
+                },
+            )
+            .collect::<Vec<_>>()
+            .join("\n")
+    } else {
+        text.replace("crate::cli::", "super::")
+    };
+    for (name, line) in sibling_refs(&text, modules) {
+        if name != "args" && name != own {
+            out.push(format!(
+                "{rel}:{line}: refers to cli module `{name}` (only `args` is shared)"
+            ));
+        }
+    }
+    out
 }
 
 /// The first segment of each path in a `use` group's text (`a, b::c, self` -> a, b, self).
@@ -197,6 +260,64 @@ fn find_cycle(files: &BTreeMap<String, String>) -> Option<Vec<String>> {
         }
     }
     None
+}
+
+/// The command line only parses flags, makes one library call and prints: every file of
+/// `src/cli/` (but [`CLI_NOT_YET_THIN`]) is under [`CLI_MAX_LINES`] lines and names no other
+/// cli module than `args`, the flag groups and helpers they share.
+#[test]
+fn the_command_line_is_thin() {
+    let dir = src().join("cli");
+    let modules = cli_modules();
+    assert!(
+        modules.contains("args") && modules.contains("score"),
+        "{modules:?}"
+    );
+    let mut bad = Vec::new();
+    for p in rust_files(&dir) {
+        let rel = p
+            .strip_prefix(&dir)
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
+        if !CLI_NOT_YET_THIN.contains(&rel.as_str()) {
+            bad.extend(thin_cli_violations(&rel, &read(&p), &modules));
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "the command line is not thin:\n{}",
+        bad.join("\n")
+    );
+}
+
+#[test]
+fn the_thin_command_line_check_sees_what_breaks_it() {
+    let modules: BTreeSet<String> = ["args", "score", "search", "topics"]
+        .map(String::from)
+        .into();
+    let ok = "use super::args::{bar, EncoderArgs};\nuse crate::cli::args::spinner;\nfn f() {}\n";
+    assert!(thin_cli_violations("topics.rs", ok, &modules).is_empty());
+    let bad = "use super::{args::bar, search};\n// super::score in a comment\nfn f() {\n    crate::cli::score::cmd_score(a);\n}\n";
+    assert_eq!(
+        thin_cli_violations("topics.rs", bad, &modules),
+        vec![
+            "topics.rs:4: refers to cli module `score` (only `args` is shared)",
+            "topics.rs:1: refers to cli module `search` (only `args` is shared)",
+        ]
+    );
+    let nested = "use super::super::search::x;\n";
+    assert_eq!(
+        thin_cli_violations("args/columns.rs", nested, &modules).len(),
+        1
+    );
+    let parent = "mod score;\npub(crate) use args::{bar, EncoderArgs};\nuse search::x;\nfn run() { score::cmd_score(a) }\n";
+    assert_eq!(
+        thin_cli_violations("mod.rs", parent, &modules),
+        vec!["mod.rs:3: refers to cli module `search` (only `args` is shared)"]
+    );
+    let long = "fn f() {}\n".repeat(CLI_MAX_LINES);
+    assert_eq!(thin_cli_violations("score.rs", &long, &modules).len(), 1);
 }
 
 #[test]

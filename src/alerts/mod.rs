@@ -25,9 +25,11 @@
 mod http;
 mod log;
 mod routes;
+mod text;
 
 pub use log::{DeliveryLog, Entry, Status};
 pub use routes::{check_webhook, Attributes, Destination, MatchMode, Routes, Rule, DIMENSIONS};
+pub use text::{deliveries_text, DeliveriesText};
 
 use crate::error::{Error, Result};
 use crate::record::Scored;

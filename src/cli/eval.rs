@@ -1,15 +1,13 @@
 //! `vocmine eval`: one evaluation, a comparison of two reports, or a whole suite.
 
-use super::{bar, ColumnArgs, EncoderArgs};
-use anyhow::{bail, Context, Result};
+use super::args::{bar, ColumnArgs, EncoderArgs};
+use anyhow::{bail, Result};
 use clap::Args;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::time::Instant;
-use vocmine::corpus::read_labelled;
-use vocmine::encode::Encoder;
-use vocmine::eval::{compare, evaluate, suite_markdown, EvalOptions, EvalReport, Suite, SuiteRow};
-use vocmine::model::ModelSpec;
+use indicatif::ProgressBar;
+use std::path::PathBuf;
+use vocmine::eval::{compare_files, default_errors_path, evaluate_aspects, evaluate_task};
+use vocmine::eval::{run_suite, write_errors, EvalEvent, EvalOptions};
+use vocmine::workspace::write_json_file;
 
 #[derive(Args)]
 pub(crate) struct EvalArgs {
@@ -64,33 +62,35 @@ pub(crate) struct EvalArgs {
 
 pub(crate) fn cmd_eval(a: EvalArgs) -> Result<()> {
     if let Some(files) = &a.compare {
-        return cmd_compare(&files[0], &files[1], a.bootstrap, a.seed);
+        let c = compare_files(&files[0], &files[1], a.bootstrap, a.seed)?;
+        out!("{}", c.to_text())?;
+        return Ok(());
     }
     let spec = a.enc.spec()?;
     let encoder = a.enc.load(&spec)?;
     let text_field = a.cols.config()?.columns.text;
+    let mut pb = None;
     if let Some(suite) = &a.suite {
-        return run_suite(&a, &spec, &encoder, suite, &text_field);
+        let (rounds, md) = (a.bootstrap, a.md.as_deref());
+        let on = |e: EvalEvent| progress(&mut pb, e);
+        let md_text = run_suite(&spec, &encoder, suite, &text_field, rounds, a.seed, md, on)?;
+        outln!("\n{md_text}")?;
+        if let Some(p) = md {
+            outln!("wrote {}", p.display())?;
+        }
+        return Ok(());
     }
     let (Some(task), Some(data)) = (&a.task, &a.data) else {
         bail!("eval needs --task and --data (or --compare / --suite)");
     };
     if task == "aspects" {
-        let stem = (a.aspects_head.clone())
-            .unwrap_or_else(|| spec.dir.join(vocmine::aspects::SHIPPED_STEM));
-        let cache = vocmine::aspects::cache_dir(&vocmine::corpus::EmbeddingCache::default_dir());
-        let cats = a.aspect_categories.as_deref().map(|t| (&spec, t));
-        let r = vocmine::aspects::evaluate_file(
-            &encoder,
-            &stem,
-            data,
-            Some(&cache),
-            cats,
-            a.bootstrap,
-            a.seed,
-        )?;
-        print!("{}", r.to_text());
-        return a.out.as_ref().map_or(Ok(()), |o| write_json(o, &r));
+        let (stem, cats) = (a.aspects_head.as_deref(), a.aspect_categories.as_deref());
+        let r = evaluate_aspects(&spec, &encoder, stem, data, cats, a.bootstrap, a.seed)?;
+        out!("{}", r.to_text())?;
+        if let Some(o) = &a.out {
+            write_json_file(o, &r)?;
+        }
+        return Ok(());
     }
     let opts = EvalOptions {
         bootstrap_rounds: a.bootstrap,
@@ -98,177 +98,48 @@ pub(crate) fn cmd_eval(a: EvalArgs) -> Result<()> {
         oos_label: a.oos_label.clone(),
         errors: a.errors,
     };
-    let report = eval_one(
-        &spec,
-        &encoder,
-        task,
-        data,
-        &text_field,
-        &a.label_field,
-        &opts,
-    )?;
-    print!("{}", report.to_text());
+    let (lf, on) = (&a.label_field, |e: EvalEvent| progress(&mut pb, e));
+    let report = evaluate_task(&spec, &encoder, task, data, &text_field, lf, &opts, on)?;
+    pb.take().inspect(ProgressBar::finish_and_clear);
+    out!("{}", report.to_text())?;
     if let Some(out) = &a.out {
-        write_json(out, &report)?;
-        println!("wrote {}", out.display());
+        write_json_file(out, &report)?;
+        outln!("wrote {}", out.display())?;
     }
     if a.errors > 0 {
-        let path = a.errors_out.clone().unwrap_or_else(|| {
-            a.out
-                .as_ref()
-                .and_then(|o| o.parent())
-                .unwrap_or(Path::new("."))
-                .join("errors.jsonl")
-        });
-        let mut f = std::fs::File::create(&path)
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        for e in &report.errors {
-            serde_json::to_writer(&mut f, e)?;
-            f.write_all(b"\n")?;
+        let path = (a.errors_out.clone()).unwrap_or_else(|| default_errors_path(a.out.as_deref()));
+        write_errors(&path, &report.errors)?;
+        let (n, p) = (report.errors.len(), path.display());
+        outln!("wrote the {n} most confident mistakes to {p}")?;
+    }
+    Ok(())
+}
+
+/// A bar while a labelled file is evaluated; a suite's line when one of its runs is done.
+fn progress(pb: &mut Option<ProgressBar>, e: EvalEvent) {
+    match e {
+        EvalEvent::Read {
+            task,
+            data,
+            label_field,
+            rows,
+            skipped,
+        } => {
+            if skipped > 0 {
+                let lf = label_field;
+                eprintln!("{}: {skipped} rows without {lf:?} left out", data.display());
+            }
+            let msg = format!("evaluating {task} on {}", data.display());
+            *pb = Some(bar(rows, &msg));
         }
-        println!(
-            "wrote the {} most confident mistakes to {}",
-            report.errors.len(),
-            path.display()
-        );
-    }
-    Ok(())
-}
-
-fn eval_one(
-    spec: &ModelSpec,
-    encoder: &Encoder,
-    task: &str,
-    data: &Path,
-    text_field: &str,
-    label_field: &str,
-    opts: &EvalOptions,
-) -> Result<EvalReport> {
-    let heads = spec.load_heads(Some(&[task.to_string()]), encoder)?;
-    let (set, skipped) = read_labelled(data, text_field, label_field)?;
-    if skipped > 0 {
-        eprintln!(
-            "{}: {skipped} rows without {label_field:?} left out",
-            data.display()
-        );
-    }
-    let pb = bar(
-        set.len(),
-        &format!("evaluating {task} on {}", data.display()),
-    );
-    let report = evaluate(encoder, &heads[0], &set, opts)?;
-    pb.finish_and_clear();
-    Ok(report)
-}
-
-fn write_json(path: &Path, v: &impl serde::Serialize) -> Result<()> {
-    if let Some(d) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(d)?;
-    }
-    std::fs::write(path, serde_json::to_string_pretty(v)? + "\n")
-        .with_context(|| format!("cannot write {}", path.display()))
-}
-
-fn cmd_compare(a: &Path, b: &Path, rounds: usize, seed: u64) -> Result<()> {
-    let read = |p: &Path| -> Result<EvalReport> {
-        let s =
-            std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
-        serde_json::from_str(&s).with_context(|| format!("{} is not an eval report", p.display()))
-    };
-    let (ra, rb) = (read(a)?, read(b)?);
-    let c = compare(&ra, &rb, rounds, seed)?;
-    let yes = |b: bool| if b { "yes" } else { "no" };
-    println!(
-        "A = {} ({} on {})\nB = {} ({} on {})",
-        a.display(),
-        ra.task,
-        ra.data,
-        b.display(),
-        rb.task,
-        rb.data
-    );
-    println!(
-        "{} common examples; paired bootstrap, {rounds} resamples, seed {seed}",
-        c.n_common
-    );
-    println!("metric        A        B     B-A   95% CI of B-A        significant");
-    for (name, (x, y), ci, sig) in [
-        (
-            "accuracy",
-            c.accuracy,
-            c.accuracy_diff_ci,
-            c.accuracy_significant(),
-        ),
-        (
-            "macro-F1",
-            c.macro_f1,
-            c.macro_f1_diff_ci,
-            c.macro_f1_significant(),
-        ),
-    ] {
-        println!(
-            "{name:<10} {:>7.2}  {:>7.2}  {:>+6.2}   [{:+.2}, {:+.2}]   {}",
-            x * 100.0,
-            y * 100.0,
-            (y - x) * 100.0,
-            ci.lo * 100.0,
-            ci.hi * 100.0,
-            yes(sig)
-        );
-    }
-    Ok(())
-}
-
-fn run_suite(
-    a: &EvalArgs,
-    spec: &ModelSpec,
-    encoder: &Encoder,
-    path: &Path,
-    text_field: &str,
-) -> Result<()> {
-    let t0 = Instant::now();
-    let suite = Suite::load(path)?;
-    let dir = suite.corpora_dir();
-    let mut rows = Vec::new();
-    for run in &suite.runs {
-        let data = dir.join(&run.data);
-        let row = if !data.is_file() {
-            SuiteRow::Skipped(format!("{} not found", data.display()))
-        } else if !spec.heads.contains_key(&run.task) {
-            SuiteRow::Skipped(format!("the model has no `{}` head", run.task))
-        } else {
-            let opts = EvalOptions {
-                bootstrap_rounds: a.bootstrap,
-                seed: a.seed,
-                oos_label: run.oos_label.clone(),
-                errors: 0,
-            };
-            let r = eval_one(
-                spec,
-                encoder,
-                &run.task,
-                &data,
-                text_field,
-                &run.label_field,
-                &opts,
-            )?;
+        EvalEvent::Done { name, task, report } => {
+            pb.take().inspect(ProgressBar::finish_and_clear);
             println!(
-                "{}: {} accuracy {:.2}%, macro-F1 {:.2}%, ECE {:.3}",
-                run.name,
-                run.task,
-                r.accuracy * 100.0,
-                r.macro_f1 * 100.0,
-                r.ece
+                "{name}: {task} accuracy {:.2}%, macro-F1 {:.2}%, ECE {:.3}",
+                report.accuracy * 100.0,
+                report.macro_f1 * 100.0,
+                report.ece
             );
-            SuiteRow::Done(Box::new(r))
-        };
-        rows.push((run.clone(), row));
+        }
     }
-    let md = suite_markdown(&rows, t0.elapsed().as_secs_f64());
-    println!("\n{md}");
-    if let Some(p) = &a.md {
-        std::fs::write(p, &md).with_context(|| format!("cannot write {}", p.display()))?;
-        println!("wrote {}", p.display());
-    }
-    Ok(())
 }

@@ -10,6 +10,7 @@
 //! (candle-transformers' `BertModel` on padded batches, the reference, and the path on other
 //! CPUs).
 
+pub mod bench;
 pub mod bert;
 pub mod kernels;
 pub mod peak;

@@ -9,6 +9,8 @@
 //! - [`request`]: a search request, its parameters and the limits it is checked against.
 //! - [`query`]: searches with filters, facet counts and highlighted snippets.
 //! - [`snippet`]: highlighted snippets (bounded work per hit).
+//! - [`render`]: a search's answer as plain text.
+//! - [`bench`]: indexing throughput and query latency (`vocmine bench-search`).
 //!
 //! Invariants: one document per comment id (an update deletes the id's old document in the
 //! same commit that adds the new one); a commit is atomic (tantivy's `meta.json` rename), so a
@@ -16,14 +18,19 @@
 //! while a writer works. Each commit carries a payload saying how many input records it
 //! covers, so an interrupted build can be checked and resumed.
 
+pub mod bench;
 pub mod fold;
 pub mod query;
+pub mod render;
 pub mod request;
 pub mod snippet;
 pub mod tokenizer;
 pub mod update;
 
-pub use update::{index_run, index_scored, update, CommitPayload, UpdateOptions, UpdateStats};
+pub use update::{
+    index_input, index_run, index_scored, resolve_index_dir, update, CommitPayload, IndexInput,
+    UpdateOptions, UpdateStats,
+};
 
 use crate::record::{parse_time, Scored};
 use crate::severity::severity;

@@ -209,3 +209,94 @@ pub fn index_run(run: &RunDir, progress: impl FnMut(&UpdateStats)) -> Result<Upd
         progress,
     )
 }
+
+impl UpdateStats {
+    /// The one line the command line prints after indexing into `dir`.
+    pub fn summary(&self, dir: &Path) -> String {
+        format!(
+            "index {}: {} documents ({} read: {} added, {} replaced, {} unchanged; {} commits)",
+            dir.display(),
+            self.docs,
+            self.read,
+            self.added,
+            self.replaced,
+            self.unchanged,
+            self.commits
+        )
+    }
+}
+
+/// What [`index_input`] indexes and how; `None` fields take the run folder's.
+#[derive(Debug, Clone, Default)]
+pub struct IndexInput {
+    /// A run folder (its scored records, index, topics, user dictionary and settings) or a
+    /// file of scored records.
+    pub input: std::path::PathBuf,
+    /// The index folder [default: `RUN/index`; required for a file].
+    pub index: Option<std::path::PathBuf>,
+    /// Topic assignments [default: the run's, when present].
+    pub topics: Option<std::path::PathBuf>,
+    /// jieba user dictionary [default: the run's, when present].
+    pub user_dict: Option<std::path::PathBuf>,
+    /// Tier weights [default: the run's settings]; given for a run folder, they are saved as
+    /// the run's.
+    pub tier_weights: Option<BTreeMap<String, f64>>,
+    /// Commit after this many changed documents.
+    pub commit_every: usize,
+    /// Indexing threads (0: tantivy's choice).
+    pub threads: usize,
+}
+
+/// Indexes a run folder or a scored file as `vocmine index` does: a run folder supplies its
+/// scored records, index folder, topics, user dictionary and tier weights unless `input`
+/// names them. Returns the statistics and the index folder written.
+pub fn index_input(
+    input: &IndexInput,
+    progress: impl FnMut(&UpdateStats),
+) -> Result<(UpdateStats, std::path::PathBuf)> {
+    let run = input.input.is_dir().then(|| RunDir::new(&input.input));
+    let mut settings = match &run {
+        Some(r) => r.settings()?,
+        None => crate::workspace::RunSettings::default(),
+    };
+    if let Some(w) = &input.tier_weights {
+        settings.tier_weights = w.clone();
+        if let Some(r) = &run {
+            r.save_settings(&settings)?;
+        }
+    }
+    let scored = run.as_ref().map_or(input.input.clone(), RunDir::scored);
+    let dir = (input.index.clone())
+        .or(run.as_ref().map(RunDir::index))
+        .ok_or_else(|| Error::Invalid("--index DIR is needed when the input is a file".into()))?;
+    let topics =
+        (input.topics.clone()).or(run.as_ref().map(RunDir::assignments).filter(|p| p.exists()));
+    let dict =
+        (input.user_dict.clone()).or(run.as_ref().map(RunDir::user_dict).filter(|p| p.exists()));
+    let opts = UpdateOptions {
+        commit_every: input.commit_every,
+        threads: input.threads,
+        tier_weights: settings.tier_weights,
+        ..UpdateOptions::default()
+    };
+    let stats = index_scored(
+        &scored,
+        &dir,
+        topics.as_deref(),
+        dict.as_deref(),
+        &opts,
+        progress,
+    )?;
+    Ok((stats, dir))
+}
+
+/// The index folder meant by `p`: `p` itself when it is an index, else the index of the run
+/// folder `p` when it has one (`search` and `serve` accept either), else `p`.
+pub fn resolve_index_dir(p: &Path) -> std::path::PathBuf {
+    let run = RunDir::new(p);
+    if !p.join("meta.json").exists() && run.has_index() {
+        run.index()
+    } else {
+        p.to_path_buf()
+    }
+}

@@ -16,6 +16,7 @@
 mod html;
 mod journey;
 mod names;
+mod text;
 
 pub use html::to_html;
 pub use journey::{Candidate, Cell, NamedCount, Segments, StageRating, StageStats};

@@ -71,6 +71,19 @@ impl Names {
         Ok(Names::from_taxonomies(&taxonomies, lang))
     }
 
+    /// The names of the model folder `model`, else of the default model folder; when no
+    /// model folder is found, the ids in `lang`, with the reason as the second value (so the
+    /// caller can say the categories are shown by id).
+    pub fn for_model(model: Option<&Path>, lang: &str) -> Result<(Names, Option<String>)> {
+        match model {
+            Some(m) => Ok((Names::from_model(m, lang)?, None)),
+            None => match crate::model::default_model_dir() {
+                Ok(m) => Ok((Names::from_model(&m, lang)?, None)),
+                Err(e) => Ok((Names::ids(lang), Some(e.to_string()))),
+            },
+        }
+    }
+
     /// The display name of `id` in `task`, or the id itself when the taxonomy has none.
     pub fn name(&self, task: &str, id: &str) -> String {
         self.names

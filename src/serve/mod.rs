@@ -14,10 +14,12 @@ pub mod metrics;
 pub mod openapi;
 pub mod score;
 mod search;
+mod setup;
 
 use self::metrics::{endpoint_label, Metrics};
 pub use self::score::Scorer;
 use self::score::{parse_request, Outcome, QueueConfig, QueueError, ScoreQueue, ScoreResponse};
+pub use self::setup::{check_bind, open_index};
 use crate::index::SearchIndex;
 use crate::ingest::Item;
 use crate::{Error, Result};

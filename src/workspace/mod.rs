@@ -209,6 +209,62 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest> {
     }
 }
 
+/// Writes `value` as pretty JSON with a trailing newline to `path`, creating its folder: the
+/// reports and measurements the commands write with `--out`.
+pub fn write_json_file(path: &Path, value: &impl Serialize) -> Result<()> {
+    if let Some(d) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
+    }
+    let text = serde_json::to_string_pretty(value)? + "\n";
+    std::fs::write(path, text).map_err(|e| Error::io(path, e))
+}
+
+/// What `vocmine status` says of the workspace at `dir`, from its manifest: checkpoints,
+/// scored lines, runs, the last run's counts and totals, and each input file done. Every line
+/// ends with a newline.
+pub fn status_text(dir: &Path) -> Result<String> {
+    use std::fmt::Write as _;
+    let m = read_manifest(dir)?;
+    let mut s = String::new();
+    if m.parts.is_empty() && m.runs.is_empty() {
+        let _ = writeln!(s, "{}: no scoring run yet", dir.display());
+    }
+    let scored: u64 = m.parts.iter().map(|p| p.scored).sum();
+    let _ = writeln!(
+        s,
+        "{}: {} checkpoints, {} scored lines (before compaction), {} runs, {} input files done",
+        dir.display(),
+        m.parts.len(),
+        scored,
+        m.runs.len(),
+        m.files.len()
+    );
+    if let Some(last) = m.runs.last() {
+        let _ = writeln!(
+            s,
+            "last run: {} scored ({} new, {} changed, {} older model), {} unchanged, {} rejected, model {}, {:.1}s",
+            last["scored"], last["new"], last["changed_text"], last["older_model"], last["unchanged"],
+            last["rejected"], last["model"].as_str().unwrap_or("?"), last["seconds"].as_f64().unwrap_or(0.0)
+        );
+        let _ = writeln!(
+            s,
+            "in scored.jsonl: {} comments; rejects.jsonl: {}",
+            last["total_scored"], last["total_rejected"]
+        );
+    }
+    for f in &m.files {
+        let _ = writeln!(
+            s,
+            "  done: {} (sha256 {}…, {} records, model {})",
+            f.path,
+            f.sha256.get(..12).unwrap_or(&f.sha256),
+            f.records,
+            f.model
+        );
+    }
+    Ok(s)
+}
+
 impl Workspace {
     /// Opens (or creates) the workspace at `dir`, taking its lock; refuses with a clear message
     /// when another process holds it. Deletes uncommitted part files and loads the state.
