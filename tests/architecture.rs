@@ -525,6 +525,13 @@ mod layers {
                 "cluster::update(",
                 "write_atomic(",
                 "load_aligned(",
+                // training goes through vocmine::training
+                "train_head(",
+                "train_prototype_head(",
+                "finetune::finetune(",
+                "hidden_states(",
+                "hidden_states_and_embeddings(",
+                ".save(&",
             ] {
                 assert!(
                     !text.contains(banned),

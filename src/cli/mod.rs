@@ -12,11 +12,14 @@ macro_rules! outln {
 mod bench;
 mod bench_search;
 mod eval;
+mod few_shot;
 mod finetune;
+mod job_progress;
 mod report;
 mod search;
 mod topics;
 mod train;
+mod train_report;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
