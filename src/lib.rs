@@ -8,7 +8,8 @@
 //! [`serve`] answers search and scoring over HTTP. [`record`] holds the types that flow,
 //! [`severity`] the ranking rule, [`model`] the bundle (encoder + heads), [`taxonomy`] the
 //! few-shot tasks as data. [`corpus`] reads labelled corpora and caches their embeddings for
-//! training ([`classify`], [`finetune`]) and evaluation ([`eval`], [`metrics`]); [`rng`] makes
+//! training ([`training`]: the jobs, from files and spec files to heads and bundles, over
+//! [`classify`] and [`finetune`]) and evaluation ([`eval`], [`metrics`]); [`rng`] makes
 //! seeds reproducible and [`error`] is the library's error type.
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -36,6 +37,7 @@ pub mod severity;
 pub mod taxonomy;
 pub mod text;
 pub mod topics;
+pub mod training;
 pub mod workspace;
 
 pub use error::{Error, Result};

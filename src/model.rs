@@ -354,6 +354,37 @@ pub fn head_path_for(manifest: &Path, stem: &Path) -> Result<String> {
     Ok(rel.to_string_lossy().replace('\\', "/"))
 }
 
+/// The bundle manifest that `into` names (a `vocmine.toml` or its folder), checked to be the
+/// manifest of `spec`'s bundle: a head trained on one encoder only fits that encoder's bundle.
+pub fn bundle_manifest_of(into: &Path, spec: &ModelSpec) -> Result<PathBuf> {
+    let manifest = if into.is_dir() {
+        into.join(MANIFEST)
+    } else {
+        into.to_path_buf()
+    };
+    let dir = match manifest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let same = match (
+        std::fs::canonicalize(&dir),
+        std::fs::canonicalize(&spec.dir),
+    ) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    };
+    if !manifest.is_file() || !same {
+        return Err(Error::model(
+            into,
+            format!(
+                "not the manifest of the model the head is trained on ({}); name that bundle's vocmine.toml, or train with --model on the bundle you want",
+                spec.dir.join(MANIFEST).display()
+            ),
+        ));
+    }
+    Ok(manifest)
+}
+
 /// The `vocmine.toml` lines that make the head `stem` task `task`'s head.
 pub fn head_entry(manifest: &Path, task: &str, stem: &Path) -> Result<String> {
     Ok(format!(

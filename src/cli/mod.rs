@@ -24,7 +24,6 @@ mod args;
 mod bench;
 mod bench_search;
 mod eval;
-mod finetune;
 mod index;
 mod report;
 mod score;
@@ -33,11 +32,6 @@ mod serve;
 mod status;
 mod topics;
 mod train;
-
-// the shared flag groups and helpers at their old paths (`super::bar`, ...), for train.rs and
-// finetune.rs
-#[allow(unused_imports)]
-pub(crate) use args::{bar, spinner, ColumnArgs, EncoderArgs};
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};

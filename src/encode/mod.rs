@@ -106,6 +106,7 @@ pub struct Encoder {
     pad_id: u32,
     dir: PathBuf,
     pool: rayon::ThreadPool,
+    bert: Config,
 }
 
 enum Model {
@@ -198,7 +199,13 @@ impl Encoder {
             cfg,
             dir: dir.to_path_buf(),
             pool,
+            bert: config,
         })
+    }
+
+    /// The BERT configuration read from the encoder's `config.json` (depth, widths).
+    pub fn bert_config(&self) -> &Config {
+        &self.bert
     }
 
     /// Embedding width (384 for e5-small).

@@ -4,10 +4,12 @@
 mod alerting;
 mod cluster;
 mod columns;
+mod progress;
 
 pub(crate) use alerting::{print_deliveries, DeliveryArgs, SpikeArgs};
 pub(crate) use cluster::ClusterArgs;
 pub(crate) use columns::ColumnArgs;
+pub(crate) use progress::Bars;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
