@@ -156,16 +156,24 @@ impl Head {
     }
 
     /// Probabilities at softmax temperature `t` (1.0 = uncalibrated).
+    ///
+    /// Each embedding is computed on its own (a one-row matmul): a batched matmul may sum in
+    /// an order that depends on the number of rows, and a last-bit difference can move a
+    /// probability rounded to 4 places by 1e-4, so a comment's probabilities would depend on
+    /// which comments shared its batch (a Spark partition, a `POST /score` batch, a chunk).
     pub fn predict_at(&self, embs: &[Vec<f32>], t: f32) -> Result<Vec<Vec<f32>>> {
-        if embs.is_empty() {
-            return Ok(Vec::new());
+        let mut out = Vec::with_capacity(embs.len());
+        for e in embs {
+            let x = to_tensor(std::slice::from_ref(e))?;
+            let logits = (self.logits(&x)? / t as f64)?;
+            let p = if self.meta.multi_label {
+                candle_nn::ops::sigmoid(&logits)?
+            } else {
+                candle_nn::ops::softmax(&logits, D::Minus1)?
+            };
+            out.extend(p.to_vec2::<f32>()?);
         }
-        let x = to_tensor(embs)?;
-        let logits = (self.logits(&x)? / t as f64)?;
-        if self.meta.multi_label {
-            return Ok(candle_nn::ops::sigmoid(&logits)?.to_vec2()?);
-        }
-        Ok(candle_nn::ops::softmax(&logits, D::Minus1)?.to_vec2()?)
+        Ok(out)
     }
 
     /// Adds `head` as this head's answer for comments in language `lang`. It must have the same
@@ -434,6 +442,53 @@ mod tests {
         let e = head.route("en", again).unwrap_err().to_string();
         assert!(e.contains("routed twice"), "{e}");
         assert!(head.predict_routed(&x, &langs[..2]).is_err());
+    }
+
+    #[test]
+    fn a_rows_probabilities_do_not_depend_on_its_batch() {
+        // the shipped heads' shapes: 384 inputs, an MLP of 256, 12 labels; random weights
+        let mut rng = Rng::new(7);
+        let mut t = |r: usize, c: usize| {
+            let v: Vec<f32> = (0..r * c).map(|_| rng.next_f64() as f32 - 0.5).collect();
+            Tensor::from_vec(v, (r, c), &Device::Cpu).unwrap()
+        };
+        let (w1, w2) = (t(256, 384), t(12, 256));
+        let (b1, b2) = (t(1, 256).squeeze(0).unwrap(), t(1, 12).squeeze(0).unwrap());
+        let meta = HeadMeta {
+            task: "t".into(),
+            labels: (0..12).map(|i| format!("l{i}")).collect(),
+            input_dim: 384,
+            hidden: 256,
+            temperature: 0.7,
+            encoder: String::new(),
+            unknown_below: None,
+            multi_label: false,
+            kinds: None,
+            training: serde_json::Value::Null,
+        };
+        let mut head = Head::linear(meta, w1, b1);
+        head.w2 = Some(w2);
+        head.b2 = Some(b2);
+        let x: Vec<Vec<f32>> = (0..70)
+            .map(|_| (0..384).map(|_| rng.next_f64() as f32 - 0.5).collect())
+            .collect();
+        let all = head.predict(&x).unwrap();
+        // bit for bit: alone, in batches of 7 and 32, and in another order
+        for (i, e) in x.iter().enumerate() {
+            assert_eq!(head.predict(std::slice::from_ref(e)).unwrap()[0], all[i]);
+        }
+        for size in [7, 32] {
+            let parts: Vec<Vec<f32>> = x
+                .chunks(size)
+                .flat_map(|c| head.predict(c).unwrap())
+                .collect();
+            assert_eq!(parts, all);
+        }
+        let rev: Vec<Vec<f32>> = x.iter().rev().cloned().collect();
+        let mut back = head.predict(&rev).unwrap();
+        back.reverse();
+        assert_eq!(back, all);
+        assert!(head.predict(&[]).unwrap().is_empty());
     }
 
     #[test]
