@@ -193,9 +193,9 @@ def main():
         "clock to the output on disk, model loading included; the JVM was started before and "
         "is not timed." % (args.n, args.n, chars),
         "",
-        "CPU: %s, %d cores (`nproc`); Python %s, pyspark %s, Java from PATH. The machine was "
-        "**shared** with other agents' builds and tests (load average at the end: %.2f %.2f %.2f), "
-        "so only the ratio within a round means much."
+        "CPU: %s, %d cores (`nproc`); Python %s, pyspark %s, Java from PATH. Load average at "
+        "the end: %.2f %.2f %.2f (the benchmark's own processes count about 2 on 2 cores; more "
+        "means something else ran beside it); the ratio within a round is the figure."
         % (model, os.cpu_count(), platform.python_version(), pyspark.__version__, *load),
         "",
         "| round | CLI s | CLI comments/s | Spark s | Spark comments/s | Spark overhead | CLI peak RSS MiB | Spark worker peak RSS MiB (each) | JVM peak RSS MiB | same sentiment labels | Spark rejects |",

@@ -1,7 +1,9 @@
 //! The topics of a run folder (`vocmine topics`): its comments' embeddings (kept by `score`,
 //! else encoded now), a first clustering or an update that keeps topic ids, the model and
 //! assignments written crash-safely, and the run's index re-indexed with its own settings.
-//! [`crate::cluster`] holds the clustering itself and knows nothing of run folders.
+//! [`fit_texts`] / [`fit_sample`] and [`assign_texts`] / [`assign_embeddings`] do the same for comments held elsewhere (a distributed
+//! job's sample and its workers' batches). [`crate::cluster`] holds the clustering itself and
+//! knows nothing of run folders.
 
 mod eval;
 pub use eval::{
@@ -9,7 +11,7 @@ pub use eval::{
     TopicsEvalEvent,
 };
 
-use crate::cluster::{fit, known_ids, update, TopicConfig, TopicModel};
+use crate::cluster::{assign_one, fit, known_ids, update, TopicConfig, TopicModel};
 use crate::corpus::{EmbeddingCache, Labelled};
 use crate::encode::Encoder;
 use crate::error::{Error, Result};
@@ -148,6 +150,61 @@ pub fn topics_for_run(
         cluster_seconds,
         index,
     })
+}
+
+/// Topics fitted on comments held outside a run folder (the driver's seeded sample of a
+/// distributed job: `vocmine.spark.assign_topics`): the texts encoded, then [`fit_sample`].
+pub fn fit_texts(
+    encoder: &Encoder,
+    ids: &[String],
+    texts: &[String],
+    cfg: &TopicConfig,
+) -> Result<(TopicModel, Vec<i64>)> {
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let (embs, _) = encoder.encode(&refs)?;
+    fit_sample(ids, texts, &embs, cfg)
+}
+
+/// Topics fitted on comments and their embeddings (as `score` computed them): their label
+/// words and [`fit`] as `vocmine topics` runs it on a run of these comments in this order,
+/// every one of them clustered (the caller drew the sample). Returns the model and each
+/// comment's topic (-1: none).
+pub fn fit_sample(
+    ids: &[String],
+    texts: &[String],
+    embs: &[Vec<f32>],
+    cfg: &TopicConfig,
+) -> Result<(TopicModel, Vec<i64>)> {
+    if ids.len() != texts.len() || embs.len() != texts.len() {
+        return Err(Error::Invalid(format!(
+            "{} ids and {} embeddings for {} texts",
+            ids.len(),
+            embs.len(),
+            texts.len()
+        )));
+    }
+    let cfg = TopicConfig {
+        max_sample: cfg.max_sample.max(texts.len()),
+        ..*cfg
+    };
+    fit(embs, &label_words(texts), ids, &cfg)
+}
+
+/// Each text's topic in `model` (-1: within no topic's radius), the texts encoded, then
+/// [`assign_embeddings`].
+pub fn assign_texts(encoder: &Encoder, model: &TopicModel, texts: &[String]) -> Result<Vec<i64>> {
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let (embs, _) = encoder.encode(&refs)?;
+    Ok(assign_embeddings(model, &embs))
+}
+
+/// Each embedding's topic in `model` (-1: within no topic's radius): the assignment of the
+/// comments a fitted sample did not hold, one by one, so it does not depend on how the
+/// comments are split between workers.
+pub fn assign_embeddings(model: &TopicModel, embs: &[Vec<f32>]) -> Vec<i64> {
+    embs.iter()
+        .map(|e| assign_one(&model.topics, e).unwrap_or(-1))
+        .collect()
 }
 
 /// The words each text's topic label is drawn from (jieba words of the normalised text).

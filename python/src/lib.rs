@@ -8,8 +8,9 @@
 //! handed to pyarrow through Arrow's C data interface. The GIL is released while scoring.
 
 use arrow_array::ffi::{to_ffi, FFI_ArrowArray, FFI_ArrowSchema};
+use arrow_array::types::Float32Type;
 use arrow_array::{
-    Array, ArrayRef, RecordBatch, StringArray, StructArray, UInt32Array, UInt64Array,
+    Array, ArrayRef, ListArray, RecordBatch, StringArray, StructArray, UInt32Array, UInt64Array,
 };
 use arrow_schema::{DataType, Field, Schema};
 use arrow_select::take::take;
@@ -18,14 +19,16 @@ use pyo3::prelude::*;
 use serde_json::Value;
 use std::path::PathBuf;
 use std::sync::Arc;
+use vocmine::cluster::{TopicConfig, TopicModel};
 use vocmine::encode::{set_intra_op_threads, EncoderConfig};
 use vocmine::ingest::{ColumnMap, Item, Reader};
 use vocmine::model::ModelSpec;
-use vocmine::text::normalise::NormaliseConfig;
-use vocmine::workspace::parquet::{scored_batch_with, TaskShape};
 use vocmine::pipeline::{empty_text_reject, ScoreStages};
 use vocmine::record::{Reject, Scored};
+use vocmine::text::normalise::NormaliseConfig;
 use vocmine::text::segment::Segmenter;
+use vocmine::topics::{assign_embeddings, assign_texts, fit_sample, fit_texts};
+use vocmine::workspace::parquet::{scored_batch_with, TaskShape};
 
 /// The model shipped in the checkout this package was built from.
 const SHIPPED_MODEL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../models");
@@ -50,14 +53,15 @@ fn reject_json(r: &Reject) -> Value {
 
 /// Each input line's outcome: its record, or its reject.
 enum Outcome {
-    Scored(Box<Scored>),
+    /// The record and the pooled embedding its labels were computed from.
+    Scored(Box<Scored>, Vec<f32>),
     Rejected(Reject),
 }
 
 impl Outcome {
     fn json(&self) -> vocmine::error::Result<Value> {
         Ok(match self {
-            Outcome::Scored(s) => serde_json::to_value(s)?,
+            Outcome::Scored(s, _) => serde_json::to_value(s)?,
             Outcome::Rejected(r) => reject_json(r),
         })
     }
@@ -94,12 +98,13 @@ impl Exported {
 fn outcomes_batch(
     outs: &[Outcome],
     heads: &[vocmine::classify::Head],
+    embeddings: bool,
 ) -> vocmine::error::Result<RecordBatch> {
     let bad = |e: arrow_schema::ArrowError| vocmine::error::Error::Invalid(e.to_string());
     let scored: Vec<Scored> = outs
         .iter()
         .filter_map(|o| match o {
-            Outcome::Scored(s) => Some((**s).clone()),
+            Outcome::Scored(s, _) => Some((**s).clone()),
             Outcome::Rejected(_) => None,
         })
         .collect();
@@ -116,7 +121,7 @@ fn outcomes_batch(
     let idx: UInt32Array = outs
         .iter()
         .map(|o| match o {
-            Outcome::Scored(_) => {
+            Outcome::Scored(..) => {
                 k += 1;
                 Some(k - 1)
             }
@@ -130,7 +135,7 @@ fn outcomes_batch(
             let ids: StringArray = outs
                 .iter()
                 .map(|o| match o {
-                    Outcome::Scored(s) => Some(s.id.clone()),
+                    Outcome::Scored(s, _) => Some(s.id.clone()),
                     Outcome::Rejected(r) => r.id.clone(),
                 })
                 .collect();
@@ -144,7 +149,7 @@ fn outcomes_batch(
         Arc::new(
             outs.iter()
                 .map(|o| match o {
-                    Outcome::Scored(_) => None,
+                    Outcome::Scored(..) => None,
                     Outcome::Rejected(r) => f(r),
                 })
                 .collect::<StringArray>(),
@@ -153,7 +158,7 @@ fn outcomes_batch(
     let lines: UInt64Array = outs
         .iter()
         .map(|o| match o {
-            Outcome::Scored(_) => None,
+            Outcome::Scored(..) => None,
             Outcome::Rejected(r) => Some(r.line),
         })
         .collect();
@@ -163,6 +168,15 @@ fn outcomes_batch(
     fields.push(Field::new("field", DataType::Utf8, true));
     cols.push(rej(|r| Some(r.reason.clone())));
     fields.push(Field::new("reject", DataType::Utf8, true));
+    if embeddings {
+        let rows = outs.iter().map(|o| match o {
+            Outcome::Scored(_, e) => Some(e.iter().map(|&x| Some(x)).collect::<Vec<_>>()),
+            Outcome::Rejected(_) => None,
+        });
+        let list = ListArray::from_iter_primitive::<Float32Type, _, _>(rows);
+        fields.push(Field::new("embedding", list.data_type().clone(), true));
+        cols.push(Arc::new(list));
+    }
     RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).map_err(bad)
 }
 
@@ -205,8 +219,8 @@ impl NativeScorer {
             }
         }
         let batch = stages.score(keep)?;
-        for (slot, (s, _)) in keep_slots.into_iter().zip(batch.records) {
-            out[slot] = Some(Outcome::Scored(Box::new(s)));
+        for (slot, (s, e)) in keep_slots.into_iter().zip(batch.records) {
+            out[slot] = Some(Outcome::Scored(Box::new(s), e));
         }
         Ok(out.into_iter().flatten().collect())
     }
@@ -272,10 +286,17 @@ impl NativeScorer {
     }
 
     /// Scores JSONL bytes into one Arrow batch (see the module's docs), exported through the
-    /// C data interface.
-    fn score_jsonl_arrow(&self, py: Python<'_>, jsonl: Vec<u8>) -> PyResult<Exported> {
+    /// C data interface; with `embeddings`, an `embedding` column (list of float32, null for
+    /// a reject) holds each comment's pooled embedding, for topics without a second encoding.
+    #[pyo3(signature = (jsonl, embeddings=false))]
+    fn score_jsonl_arrow(
+        &self,
+        py: Python<'_>,
+        jsonl: Vec<u8>,
+        embeddings: bool,
+    ) -> PyResult<Exported> {
         let batch = py
-            .detach(|| outcomes_batch(&self.run(jsonl)?, &self.heads))
+            .detach(|| outcomes_batch(&self.run(jsonl)?, &self.heads, embeddings))
             .map_err(err)?;
         let data = StructArray::from(batch).into_data();
         let (array, schema) = to_ffi(&data).map_err(err)?;
@@ -284,6 +305,83 @@ impl NativeScorer {
             schema: Box::new(schema),
         })
     }
+
+    /// Fits topics on `texts` (in this order; `ids` name them in the model's
+    /// representatives) as `vocmine topics` does: returns the topic model as JSON (the
+    /// `topics/model.json` of a run folder) and each text's topic (-1: none). `embeddings`,
+    /// when given, are the texts' embeddings (little-endian f32, one row per text, as
+    /// `score_jsonl_arrow` gives them), so the texts are not encoded again.
+    #[pyo3(signature = (ids, texts, seed=42, min_cluster_size=0, embeddings=None))]
+    fn fit_topics(
+        &self,
+        py: Python<'_>,
+        ids: Vec<String>,
+        texts: Vec<String>,
+        seed: u64,
+        min_cluster_size: usize,
+        embeddings: Option<Vec<u8>>,
+    ) -> PyResult<(String, Vec<i64>)> {
+        let cfg = TopicConfig {
+            seed,
+            min_cluster_size,
+            ..TopicConfig::default()
+        };
+        let embs = embeddings
+            .map(|b| rows_of(&b, texts.len(), self.encoder.dim()))
+            .transpose()?;
+        let (model, labels) = py
+            .detach(|| match embs {
+                Some(e) => fit_sample(&ids, &texts, &e, &cfg),
+                None => fit_texts(&self.encoder, &ids, &texts, &cfg),
+            })
+            .map_err(err)?;
+        Ok((
+            serde_json::to_string_pretty(&model).map_err(err)? + "\n",
+            labels,
+        ))
+    }
+
+    /// Each text's topic (-1: none) in the topic model `model_json` (from `fit_topics` or a
+    /// run folder's `topics/model.json`); `embeddings` as for `fit_topics`.
+    #[pyo3(signature = (model_json, texts, embeddings=None))]
+    fn assign_topics(
+        &self,
+        py: Python<'_>,
+        model_json: &str,
+        texts: Vec<String>,
+        embeddings: Option<Vec<u8>>,
+    ) -> PyResult<Vec<i64>> {
+        let model: TopicModel = serde_json::from_str(model_json)
+            .map_err(|e| PyValueError::new_err(format!("not a topic model: {e}")))?;
+        match embeddings {
+            Some(b) => Ok(assign_embeddings(
+                &model,
+                &rows_of(&b, texts.len(), self.encoder.dim())?,
+            )),
+            None => py
+                .detach(|| assign_texts(&self.encoder, &model, &texts))
+                .map_err(err),
+        }
+    }
+}
+
+/// `n` rows of `dim` little-endian f32 from `bytes`, or an error saying what does not fit.
+fn rows_of(bytes: &[u8], n: usize, dim: usize) -> PyResult<Vec<Vec<f32>>> {
+    if bytes.len() != n * dim * 4 {
+        return Err(PyValueError::new_err(format!(
+            "embeddings: {} bytes for {n} rows of {dim} float32 (expected {})",
+            bytes.len(),
+            n * dim * 4
+        )));
+    }
+    Ok(bytes
+        .chunks_exact(dim * 4)
+        .map(|row| {
+            row.chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect()
+        })
+        .collect())
 }
 
 #[pymodule]

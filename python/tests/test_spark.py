@@ -147,3 +147,110 @@ def test_one_scorer_per_process_and_settings():
     a = vspark.worker_scorer(None, 1, True)
     assert vspark.worker_scorer(None, 1, True) is a
     assert vspark.worker_scorer(None, 1, False) is not a
+
+
+@pytest.fixture(scope="module")
+def cli_topics_run(sample_parquet, tmp_path_factory):
+    """The CLI's run of the sample with topics, an index and a report."""
+    out = tmp_path_factory.mktemp("cli_topics")
+    for args in (["score", str(sample_parquet), "--out", str(out)], ["topics", str(out)],
+                 ["report", str(out)]):
+        subprocess.run([_binary()] + args, check=True, cwd=ROOT, capture_output=True)
+    return out
+
+
+def _topics(model_path):
+    with open(model_path, encoding="utf-8") as f:
+        return [(t["id"], t["label"], t["size"]) for t in json.load(f)["topics"]]
+
+
+@pytest.mark.parametrize("partitions,embeddings", [(1, False), (3, False), (3, True)])
+def test_topics_fitted_on_the_driver_are_the_cli_topics(
+    session, sample_parquet, cli_topics_run, tmp_path, partitions, embeddings
+):
+    # 300 rows under the sample size: the driver clusters all of them, in id order (the file's
+    # order), so the model and every assignment are those of `vocmine topics`; with the
+    # embeddings `score` kept, nothing is encoded again and the answer is the same
+    df = session.read.parquet(str(sample_parquet)).repartition(partitions)
+    scored = vspark.score(df, threads=1, embeddings=embeddings).cache()
+    if embeddings:
+        first = scored.where("id = 's0001'").collect()[0]["embedding"]
+        assert len(first) == 384 and abs(sum(x * x for x in first) - 1.0) < 1e-4
+    got = _records(vspark.assign_topics(scored, tmp_path, threads=1))
+    cli_model = _topics(cli_topics_run / "topics" / "model.json")
+    assert len(cli_model) >= 2, cli_model
+    assert _topics(tmp_path / "topics" / "model.json") == cli_model
+    with open(cli_topics_run / "topics" / "assignments.jsonl", encoding="utf-8") as f:
+        cli = {a["id"]: (a["topic"], a["label"]) for a in map(json.loads, f)}
+    assert len(cli) == 300
+    assert {i: (r["topic"], r["topic_label"]) for i, r in got.items()} == cli
+    # the scored columns pass through untouched
+    assert got["s0001"]["sentiment"]["label"] == "negative"
+
+
+def test_a_sampled_fit_is_seeded_and_assigns_every_row(session, sample_parquet, tmp_path):
+    runs = []
+    for partitions in (1, 3):
+        df = session.read.parquet(str(sample_parquet)).repartition(partitions)
+        scored = vspark.score(df, threads=1).cache()
+        run = tmp_path / ("p%d" % partitions)
+        out = vspark.assign_topics(scored, run, sample=120, seed=7, min_cluster_size=5, threads=1)
+        runs.append(({i: r["topic"] for i, r in _records(out).items()},
+                     (run / "topics" / "model.json").read_text(encoding="utf-8")))
+    (a, model_a), (b, model_b) = runs
+    assert model_a == model_b and a == b
+    model = json.loads(model_a)
+    # the model's sizes count the sample's members only; every row has a topic or -1
+    assert sum(t["size"] for t in model["topics"]) <= 120
+    known = {t["id"] for t in model["topics"]} | {-1}
+    assert len(a) == 300 and set(a.values()) <= known
+    assert sum(1 for t in a.values() if t >= 0) > sum(t["size"] for t in model["topics"])
+    other = tmp_path / "seed8"
+    scored = vspark.score(session.read.parquet(str(sample_parquet)), threads=1)
+    vspark.assign_topics(scored, other, sample=120, seed=8, min_cluster_size=5, threads=1)
+    assert (other / "topics" / "model.json").read_text(encoding="utf-8") != model_a
+
+
+def test_the_cli_indexes_and_reports_a_spark_run(
+    session, sample_parquet, cli_topics_run, tmp_path
+):
+    from pyspark.sql import functions as F
+
+    df = session.read.parquet(str(sample_parquet))
+    bad = session.createDataFrame([("bad1", None)], "id string, text string")
+    df = df.unionByName(bad, allowMissingColumns=True).repartition(3)
+    scored = vspark.score(df, threads=1).cache()
+    run = tmp_path / "run"
+    vspark.write_run(vspark.assign_topics(scored, run, threads=1), run)
+    assert session.read.parquet(str(run / "rejects.parquet")).select("id").collect()[0][0] == "bad1"
+    assert session.read.parquet(str(run / "scored.parquet")).where(F.col("id") == "bad1").count() == 0
+    b = _binary()
+    idx = subprocess.run([b, "index", str(run)], check=True, cwd=ROOT, capture_output=True, text=True)
+    assert "300 documents" in idx.stdout + idx.stderr
+
+    def hits(r, q):
+        p = subprocess.run([b, "search", str(r), q, "--json", "--limit", "50"], check=True,
+                           cwd=ROOT, capture_output=True, text=True)
+        return {h["id"]: (h["sentiment"], h.get("topic"), h.get("topic_label"))
+                for h in json.loads(p.stdout)["hits"]}
+
+    for q in ("退款", "delivery", "客服"):
+        spark_hits = hits(run, q)
+        assert spark_hits and spark_hits == hits(cli_topics_run, q), q
+    subprocess.run([b, "report", str(run)], check=True, cwd=ROOT, capture_output=True)
+    with open(run / "report.json", encoding="utf-8") as f:
+        got = json.load(f)
+    with open(cli_topics_run / "report.json", encoding="utf-8") as f:
+        cli = json.load(f)
+    assert got["comments"] == cli["comments"] == 300
+    for key in ("sentiment", "alerts", "journey", "timeline"):
+        assert got[key] == cli[key], key
+    # the same pain points and topics; sums differ in the last digits (rows in another order)
+    for key in ("pain_points", "topics"):
+        assert len(got[key]) == len(cli[key]) > 0
+        for g, c in zip(got[key], cli[key]):
+            for f_, v in c.items():
+                if isinstance(v, float):
+                    assert g[f_] == pytest.approx(v, rel=1e-9), (key, f_)
+                else:
+                    assert g[f_] == v, (key, f_)

@@ -63,15 +63,17 @@ class Scorer:
         """Scores texts (str) or dicts with the fields of ``FIELDS``; one dict per comment."""
         return json.loads(self._native.score_jsonl(self._jsonl(comments)))
 
-    def score_arrow(self, table, text_col="text", id_col="id"):
+    def score_arrow(self, table, text_col="text", id_col="id", embeddings=False):
         """Scores a pyarrow Table or RecordBatch; returns a pyarrow Table, one row per input row.
 
         ``text_col`` and ``id_col`` name the text and id columns; ``time``, ``channel``,
         ``rating``, ``tier`` and ``product`` are read where the table has them. Task results
         are struct columns (``sentiment.label``, ``sentiment.probs.negative``, ...), the
         columns and types of ``scored.parquet``; a row that was not scored has its id, ``line``,
-        ``field`` and ``reject`` (the reason) and nulls elsewhere. The batch comes from the
-        native side through Arrow's C data interface.
+        ``field`` and ``reject`` (the reason) and nulls elsewhere. With ``embeddings=True`` an
+        ``embedding`` column (list of float32) holds each comment's pooled embedding, which
+        topics can use without encoding the comments again. The batch comes from the native
+        side through Arrow's C data interface.
         """
         import pyarrow as pa
 
@@ -89,7 +91,7 @@ class Scorer:
             )
         rows = table.select(list(names)).to_pylist()
         rows = [{names[k]: v for k, v in r.items()} for r in rows]
-        exported = self._native.score_jsonl_arrow(self._jsonl(rows))
+        exported = self._native.score_jsonl_arrow(self._jsonl(rows), bool(embeddings))
         # Arrow's C data interface: pyarrow moves the batch out of the exported structs
         batch = pa.RecordBatch._import_from_c(exported.array_ptr, exported.schema_ptr)
         del exported

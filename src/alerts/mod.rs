@@ -36,7 +36,7 @@ use crate::record::Scored;
 use crate::report::{build_run, Example, Report, ReportConfig};
 use crate::severity::severity;
 use crate::text::normalise::mask_pii;
-use crate::workspace::{read_scored_file, RunDir};
+use crate::workspace::RunDir;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -189,16 +189,13 @@ pub fn events(run: &RunDir, report: &Report) -> Result<Vec<Event>> {
         .iter()
         .flat_map(|a| a.ids().iter().map(String::as_str))
         .collect();
-    let path = run.scored();
-    let no_topics = HashMap::new();
     let mut by_id: HashMap<String, Scored> = HashMap::new();
     if !wanted.is_empty() {
-        for r in read_scored_file(&path, &no_topics)? {
-            let (s, _) = r?;
+        run.each_scored(|s| {
             if wanted.contains(s.id.as_str()) {
                 by_id.insert(s.id.clone(), s);
             }
-        }
+        })?;
     }
     let weights = run.settings()?.tier_weights;
     let run_name = run.path().file_name().map_or_else(

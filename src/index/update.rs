@@ -171,13 +171,16 @@ pub fn index_scored(
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("parquet"))
     {
-        // a scored.parquet (score --output-format parquet), read batch by batch
+        // a scored.parquet (score --output-format parquet) or a folder of part files,
+        // read batch by batch
         let batches = crate::workspace::parquet::ScoredParquetReader::open(scored)?;
         let records = batches.flat_map(|b| match b {
+            // the topics of --topics (or the run's assignments) first, else the row's own
+            // (a distributed job's `topic` column)
             Ok(rs) => rs
                 .into_iter()
-                .map(|s| {
-                    let t = topics.get(&s.id).cloned();
+                .map(|(s, own)| {
+                    let t = topics.get(&s.id).cloned().or(own);
                     Ok((s, t))
                 })
                 .collect::<Vec<_>>(),
@@ -201,7 +204,7 @@ pub fn index_run(run: &RunDir, progress: impl FnMut(&UpdateStats)) -> Result<Upd
     let topics = run.assignments();
     let dict = run.user_dict();
     index_scored(
-        &run.scored(),
+        &run.scored_records(),
         &run.index(),
         topics.exists().then_some(topics.as_path()),
         dict.exists().then_some(dict.as_path()),
@@ -254,7 +257,12 @@ pub fn index_input(
     input: &IndexInput,
     progress: impl FnMut(&UpdateStats),
 ) -> Result<(UpdateStats, std::path::PathBuf)> {
-    let run = input.input.is_dir().then(|| RunDir::new(&input.input));
+    // a folder is a run folder, unless it is a folder of Parquet part files (`X.parquet/`)
+    let parquet_parts = input
+        .input
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("parquet"));
+    let run = (input.input.is_dir() && !parquet_parts).then(|| RunDir::new(&input.input));
     let mut settings = match &run {
         Some(r) => r.settings()?,
         None => crate::workspace::RunSettings::default(),
@@ -265,7 +273,9 @@ pub fn index_input(
             r.save_settings(&settings)?;
         }
     }
-    let scored = run.as_ref().map_or(input.input.clone(), RunDir::scored);
+    let scored = run
+        .as_ref()
+        .map_or(input.input.clone(), RunDir::scored_records);
     let dir = (input.index.clone())
         .or(run.as_ref().map(RunDir::index))
         .ok_or_else(|| Error::Invalid("--index DIR is needed when the input is a file".into()))?;

@@ -21,15 +21,12 @@
 use super::RunDir;
 use crate::error::{Error, Result};
 use crate::record::{Scored, TaskResult};
-use arrow_array::cast::AsArray;
-use arrow_array::types::{Float32Type, Float64Type, UInt64Type};
 use arrow_array::{
     Array, ArrayRef, Float32Array, Float64Array, ListArray, RecordBatch, StringArray, StructArray,
     UInt64Array,
 };
 use arrow_buffer::{NullBuffer, OffsetBuffer};
 use arrow_schema::{DataType, Field, Fields, Schema};
-use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
@@ -300,192 +297,6 @@ pub fn write_scored_parquet(scored_jsonl: &Path, out: &Path) -> Result<u64> {
     Ok(n)
 }
 
-/// A column of `batch` by name, or an error naming it.
-fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef> {
-    batch
-        .column_by_name(name)
-        .ok_or_else(|| Error::Invalid(format!("scored Parquet: no column {name:?}")))
-}
-
-fn wrong(name: &str, a: &dyn Array, want: &str) -> Error {
-    Error::Invalid(format!(
-        "scored Parquet: column {name:?} is of type {}, expected {want}",
-        a.data_type()
-    ))
-}
-
-fn str_col<'a>(name: &str, a: &'a ArrayRef) -> Result<&'a StringArray> {
-    a.as_string_opt::<i32>()
-        .ok_or_else(|| wrong(name, a.as_ref(), "string"))
-}
-
-fn opt_str(a: &StringArray, i: usize) -> Option<String> {
-    a.is_valid(i).then(|| a.value(i).to_string())
-}
-
-fn list_strings(name: &str, a: &ArrayRef, i: usize) -> Result<Option<Vec<String>>> {
-    let l = a
-        .as_list_opt::<i32>()
-        .ok_or_else(|| wrong(name, a.as_ref(), "list of string"))?;
-    if l.is_null(i) {
-        return Ok(None);
-    }
-    let v = l.value(i);
-    let s = str_col(name, &v)?;
-    Ok(Some((0..s.len()).map(|j| s.value(j).to_string()).collect()))
-}
-
-fn f32_col<'a>(name: &str, a: &'a ArrayRef) -> Result<&'a arrow_array::Float32Array> {
-    a.as_primitive_opt::<Float32Type>()
-        .ok_or_else(|| wrong(name, a.as_ref(), "float32"))
-}
-
-/// Row `i` of a task's struct column, `None` where the task did not score it.
-fn task_at(name: &str, st: &StructArray, i: usize) -> Result<Option<TaskResult>> {
-    if st.is_null(i) {
-        return Ok(None);
-    }
-    let child = |c: &str| {
-        st.column_by_name(c)
-            .ok_or_else(|| Error::Invalid(format!("scored Parquet: task {name:?} has no {c:?}")))
-    };
-    let label = str_col(name, child("label")?)?.value(i).to_string();
-    let confidence = f32_col(name, child("confidence")?)?.value(i);
-    let mut probs = BTreeMap::new();
-    if let Some(p) = st.column_by_name("probs") {
-        let p = p
-            .as_struct_opt()
-            .ok_or_else(|| wrong(name, p.as_ref(), "struct of float32"))?;
-        for (f, a) in p.fields().iter().zip(p.columns()) {
-            let a = f32_col(name, a)?;
-            if a.is_valid(i) {
-                probs.insert(f.name().clone(), a.value(i));
-            }
-        }
-    }
-    let score = f32_col(name, child("score")?)?;
-    let kind = str_col(name, child("type")?)?;
-    let labels = list_strings(name, child("labels")?, i)?.unwrap_or_default();
-    let alts = child("alternatives")?
-        .as_list_opt::<i32>()
-        .ok_or_else(|| wrong(name, st, "list of struct"))?;
-    let mut alternatives = Vec::new();
-    if alts.is_valid(i) {
-        let v = alts.value(i);
-        let s = v
-            .as_struct_opt()
-            .ok_or_else(|| wrong(name, v.as_ref(), "struct"))?;
-        let (l, p) = (s.column(0), s.column(1));
-        let (l, p) = (str_col(name, l)?, f32_col(name, p)?);
-        for j in 0..s.len() {
-            alternatives.push((l.value(j).to_string(), p.value(j)));
-        }
-    }
-    Ok(Some(TaskResult {
-        label,
-        confidence,
-        probs,
-        score: score.is_valid(i).then(|| score.value(i)),
-        kind: opt_str(kind, i),
-        labels,
-        alternatives,
-    }))
-}
-
-/// The records of one batch written by [`scored_batch`] (or read from `scored.parquet`).
-pub fn records_from_batch(batch: &RecordBatch) -> Result<Vec<Scored>> {
-    let sc = |n: &str| column(batch, n).and_then(|a| str_col(n, a));
-    let (id, text, lang) = (sc("id")?, sc("text")?, sc("lang")?);
-    let (time, channel, tier, product) = (sc("time")?, sc("channel")?, sc("tier")?, sc("product")?);
-    let (text_hash, model) = (sc("text_hash")?, sc("model")?);
-    let rating = column(batch, "rating")?;
-    let rating = rating
-        .as_primitive_opt::<Float64Type>()
-        .ok_or_else(|| wrong("rating", rating.as_ref(), "float64"))?;
-    let n_tokens = column(batch, "n_tokens")?;
-    let n_tokens = n_tokens
-        .as_primitive_opt::<UInt64Type>()
-        .ok_or_else(|| wrong("n_tokens", n_tokens.as_ref(), "uint64"))?;
-    let (masked, tokens) = (column(batch, "masked")?, column(batch, "tokens")?);
-    let mut tasks = Vec::new();
-    for (f, a) in batch.schema().fields().iter().zip(batch.columns()) {
-        if BASE.contains(&f.name().as_str()) {
-            continue;
-        }
-        let st = a
-            .as_struct_opt()
-            .ok_or_else(|| wrong(f.name(), a.as_ref(), "a task struct"))?;
-        tasks.push((f.name().clone(), st));
-    }
-    let mut out = Vec::with_capacity(batch.num_rows());
-    for i in 0..batch.num_rows() {
-        let mut t = BTreeMap::new();
-        for (name, st) in &tasks {
-            if let Some(r) = task_at(name, st, i)? {
-                t.insert(name.clone(), r);
-            }
-        }
-        out.push(Scored {
-            id: id.value(i).to_string(),
-            text: text.value(i).to_string(),
-            lang: lang.value(i).to_string(),
-            time: opt_str(time, i),
-            channel: opt_str(channel, i),
-            rating: rating.is_valid(i).then(|| rating.value(i)),
-            tier: opt_str(tier, i),
-            product: opt_str(product, i),
-            masked: list_strings("masked", masked, i)?.unwrap_or_default(),
-            tokens: list_strings("tokens", tokens, i)?,
-            n_tokens: n_tokens.value(i) as usize,
-            text_hash: text_hash.value(i).to_string(),
-            model: model.value(i).to_string(),
-            tasks: t,
-        });
-    }
-    Ok(out)
-}
-
-/// Streams the records of a `scored.parquet` file, one batch at a time.
-pub struct ScoredParquetReader {
-    path: std::path::PathBuf,
-    inner: ParquetRecordBatchReader,
-}
-
-impl ScoredParquetReader {
-    /// Opens `path`, a file written by [`write_scored_parquet`].
-    pub fn open(path: &Path) -> Result<Self> {
-        let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        let inner = ParquetRecordBatchReaderBuilder::try_new(f)
-            .and_then(|b| b.with_batch_size(BATCH).build())
-            .map_err(|e| Error::input(path, format!("cannot read the Parquet file: {e}")))?;
-        Ok(ScoredParquetReader {
-            path: path.to_path_buf(),
-            inner,
-        })
-    }
-}
-
-impl Iterator for ScoredParquetReader {
-    type Item = Result<Vec<Scored>>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let batch = match self.inner.next()? {
-            Ok(b) => b,
-            Err(e) => return Some(Err(Error::input(&self.path, e.to_string()))),
-        };
-        Some(records_from_batch(&batch).map_err(|e| Error::input(&self.path, e.to_string())))
-    }
-}
-
-/// Every record of a `scored.parquet` file, in file order.
-pub fn read_scored_parquet(path: &Path) -> Result<Vec<Scored>> {
-    let mut out = Vec::new();
-    for batch in ScoredParquetReader::open(path)? {
-        out.extend(batch?);
-    }
-    Ok(out)
-}
-
 /// Writes `RUN/scored.parquet` from `RUN/scored.jsonl` when `asked`, or when the run folder
 /// already has one (so it never lags behind scored.jsonl). Returns the records written, or
 /// `None` when nothing was written.
@@ -496,6 +307,12 @@ pub fn update_run_parquet(run: &RunDir, asked: bool) -> Result<Option<u64>> {
     }
     write_scored_parquet(&run.scored(), &out).map(Some)
 }
+
+mod read;
+pub use read::{
+    read_parquet_topics, read_scored_parquet, records_and_topics, records_from_batch,
+    ScoredParquetReader,
+};
 
 #[cfg(test)]
 mod tests;

@@ -5,7 +5,8 @@
 //! ```text
 //! RUN/
 //!   scored.jsonl  rejects.jsonl  summary.json  settings.json   (score)
-//!   scored.parquet                                             (score --output-format parquet)
+//!   scored.parquet                                             (score --output-format parquet;
+//!                                                               a folder from vocmine.spark)
 //!   embeddings.f32  embeddings.json  state/  lock              (score, see the workspace)
 //!   user_dict.txt                                              (score --user-dict)
 //!   index/                                                     (score, index, topics)
@@ -84,6 +85,23 @@ impl RunDir {
     /// parquet`), rewritten from scored.jsonl after every run once it exists.
     pub fn scored_parquet(&self) -> PathBuf {
         self.dir.join(super::parquet::SCORED_PARQUET)
+    }
+
+    /// The file or folder the scored records are read from: `scored.jsonl`, else
+    /// `scored.parquet` (a file, or the folder of part files a distributed job writes with
+    /// `vocmine.spark.write_run`), else `scored.jsonl` (for the error that names it).
+    pub fn scored_records(&self) -> PathBuf {
+        let (jsonl, parquet) = (self.scored(), self.scored_parquet());
+        if !jsonl.exists() && parquet.exists() {
+            parquet
+        } else {
+            jsonl
+        }
+    }
+
+    /// Whether the records come from `scored.parquet` (see [`RunDir::scored_records`]).
+    fn records_are_parquet(&self) -> bool {
+        self.scored_records() != self.scored()
     }
 
     /// `rejects.jsonl`: every rejected record, once.
@@ -195,6 +213,9 @@ impl RunDir {
 
     /// Every scored record, in file order.
     pub fn read_scored(&self) -> Result<Vec<Scored>> {
+        if self.records_are_parquet() {
+            return super::parquet::read_scored_parquet(&self.scored_records());
+        }
         if !self.scored().exists() {
             return Err(self.no_scored());
         }
@@ -206,10 +227,34 @@ impl RunDir {
         out
     }
 
-    /// The topic assignments by id (empty when `topics` has not run).
+    /// Streams every scored record to `f`, in file order, from whichever file holds them
+    /// (see [`RunDir::scored_records`]), one batch or line at a time.
+    pub fn each_scored(&self, mut f: impl FnMut(Scored)) -> Result<()> {
+        let path = self.scored_records();
+        if self.records_are_parquet() {
+            for batch in super::parquet::ScoredParquetReader::open(&path)? {
+                batch?.into_iter().for_each(|(s, _)| f(s));
+            }
+            return Ok(());
+        }
+        if !path.exists() {
+            return Err(self.no_scored());
+        }
+        let none = HashMap::new();
+        for r in read_scored_file(&path, &none)? {
+            f(r?.0);
+        }
+        Ok(())
+    }
+
+    /// The topic assignments by id (empty when `topics` has not run): `topics/assignments.jsonl`,
+    /// else the topics the rows of a Parquet run carry.
     pub fn read_assignments(&self) -> Result<HashMap<String, TopicTag>> {
         let p = self.assignments();
         if !p.exists() {
+            if self.records_are_parquet() {
+                return super::parquet::read_parquet_topics(&self.scored_records());
+            }
             return Ok(HashMap::new());
         }
         read_topic_assignments(&p)
@@ -217,7 +262,7 @@ impl RunDir {
 
     /// Checks that the folder has scored comments (a clear error saying what to run if not).
     pub fn require_scored(&self) -> Result<()> {
-        if self.scored().exists() {
+        if self.scored_records().exists() {
             Ok(())
         } else {
             Err(self.no_scored())

@@ -1,4 +1,6 @@
 use super::*;
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float32Type, UInt64Type};
 
 fn task(label: &str, probs: &[(&str, f32)]) -> TaskResult {
     TaskResult {
@@ -142,4 +144,88 @@ fn a_bad_line_names_file_and_line() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("scored.jsonl: line 1:"), "{e}");
+}
+
+/// `batch` as a distributed job writes it: `n_tokens` as int64, and the `reject`, `topic`
+/// and `topic_label` columns of the Python package.
+fn spark_like(
+    batch: &RecordBatch,
+    reject: Vec<Option<&str>>,
+    topic: Vec<Option<i64>>,
+    label: Vec<Option<&str>>,
+) -> RecordBatch {
+    let mut fields = Vec::new();
+    let mut cols: Vec<ArrayRef> = Vec::new();
+    for (f, c) in batch.schema().fields().iter().zip(batch.columns()) {
+        if f.name() == "n_tokens" {
+            let u = c.as_primitive::<UInt64Type>();
+            let v: arrow_array::Int64Array = u.iter().map(|v| v.map(|x| x as i64)).collect();
+            cols.push(Arc::new(v));
+            fields.push(Field::new("n_tokens", DataType::Int64, true));
+        } else {
+            fields.push(f.as_ref().clone());
+            cols.push(c.clone());
+        }
+    }
+    cols.push(Arc::new(StringArray::from(reject)));
+    fields.push(Field::new("reject", DataType::Utf8, true));
+    cols.push(Arc::new(arrow_array::Int64Array::from(topic)));
+    fields.push(Field::new("topic", DataType::Int64, true));
+    cols.push(Arc::new(StringArray::from(label)));
+    fields.push(Field::new("topic_label", DataType::Utf8, true));
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).unwrap()
+}
+
+fn write_part(path: &Path, batch: &RecordBatch) {
+    let f = std::fs::File::create(path).unwrap();
+    let mut w = ArrowWriter::try_new(f, batch.schema(), None).unwrap();
+    w.write(batch).unwrap();
+    w.close().unwrap();
+}
+
+#[test]
+fn a_folder_of_spark_parts_is_a_run_without_its_rejects() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = super::super::RunDir::new(dir.path());
+    let parts = run.scored_parquet();
+    std::fs::create_dir_all(&parts).unwrap();
+    let recs = records();
+    let mut third = recs[1].clone();
+    third.id = "s3".into();
+    let a = spark_like(
+        &scored_batch(&recs).unwrap(),
+        vec![None, Some("empty text after normalisation")],
+        vec![Some(3), None],
+        vec![Some("生锈 / 烧水壶"), None],
+    );
+    let b = spark_like(
+        &scored_batch(std::slice::from_ref(&third)).unwrap(),
+        vec![None],
+        vec![Some(-1)],
+        vec![Some("")],
+    );
+    write_part(&parts.join("part-00001-x.snappy.parquet"), &b);
+    write_part(&parts.join("part-00000-x.snappy.parquet"), &a);
+    std::fs::write(parts.join("_SUCCESS"), "").unwrap();
+    std::fs::write(parts.join(".part-00000-x.snappy.parquet.crc"), "junk").unwrap();
+    // no scored.jsonl: the folder is the run's records, in part order, the reject left out
+    assert_eq!(run.scored_records(), parts);
+    run.require_scored().unwrap();
+    assert_eq!(run.read_scored().unwrap(), vec![recs[0].clone(), third]);
+    let mut n = 0;
+    run.each_scored(|_| n += 1).unwrap();
+    assert_eq!(n, 2);
+    let topics = run.read_assignments().unwrap();
+    assert_eq!(topics.len(), 2);
+    assert_eq!(topics["s1"].topic, 3);
+    assert_eq!(topics["s1"].label, "生锈 / 烧水壶");
+    assert_eq!(topics["s3"].topic, -1);
+    // a folder with no part file is an error naming it
+    let empty = dir.path().join("empty.parquet");
+    std::fs::create_dir_all(&empty).unwrap();
+    let e = read_scored_parquet(&empty).unwrap_err().to_string();
+    assert!(
+        e.contains("empty.parquet") && e.contains("no .parquet files"),
+        "{e}"
+    );
 }
