@@ -580,3 +580,56 @@ fn twitter_airline_index_counts_and_english_stemming() {
     assert!(want > 10);
     assert_eq!(r.total as usize, want);
 }
+
+/// Hits tied on their score (an empty query; many equal severities and times) come back in
+/// the same order from indexes of the same comments laid out in different segments: the
+/// order breaks ties by the document's revision, not by where tantivy put the document.
+#[test]
+fn tied_hits_come_back_in_the_same_order_whatever_the_segments() {
+    use vocmine::index::request::Sort;
+    use vocmine::index::{index_scored, UpdateOptions};
+    let run = sample_run();
+    let dir = tempfile::tempdir().unwrap();
+    let layouts = [(0usize, 1usize), (23, 2), (41, 1), (7, 2)];
+    let mut answers: Vec<Vec<Vec<String>>> = Vec::new();
+    let mut segments = BTreeSet::new();
+    for (i, &(commit_every, threads)) in layouts.iter().enumerate() {
+        let idx_dir = dir.path().join(format!("idx{i}"));
+        let opts = UpdateOptions {
+            commit_every,
+            threads,
+            ..UpdateOptions::default()
+        };
+        index_scored(
+            &run.join("scored.jsonl"),
+            &idx_dir,
+            None,
+            None,
+            &opts,
+            |_| {},
+        )
+        .unwrap();
+        let idx = SearchIndex::open(&idx_dir).unwrap();
+        segments.insert(idx.reader().unwrap().searcher().segment_readers().len());
+        let mut per_query = Vec::new();
+        for sort in [Sort::Relevance, Sort::Newest, Sort::Severity] {
+            for (text, sentiment) in [("", Some("negative")), ("", None), ("退款", None)] {
+                let mut req = q(text);
+                req.sort = sort;
+                req.limit = 40;
+                if let Some(s) = sentiment {
+                    req.tags.insert("sentiment".into(), vec![s.into()]);
+                }
+                let r = run_search(&idx, &req);
+                assert!(!r.hits.is_empty(), "{text:?} {sort:?}");
+                per_query.push(r.hits.iter().map(|h| h.id.clone()).collect());
+            }
+        }
+        answers.push(per_query);
+    }
+    // the layouts differ (else the test shows nothing)
+    assert!(segments.len() > 1, "segments per layout: {segments:?}");
+    for a in &answers[1..] {
+        assert_eq!(a, &answers[0]);
+    }
+}

@@ -22,7 +22,7 @@ use tantivy::aggregation::{AggContextParams, AggregationCollector, AggregationLi
 use tantivy::collector::{Count, TopDocs};
 use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, RangeQuery, TermQuery};
 use tantivy::schema::{IndexRecordOption, Value};
-use tantivy::{DateTime, DocAddress, Order, Searcher, TantivyDocument, Term};
+use tantivy::{DocAddress, Searcher, TantivyDocument, Term};
 
 /// Most bars of the date histogram: wider buckets than asked for are used beyond it.
 pub const MAX_DATE_BUCKETS: i64 = 2_000;
@@ -310,53 +310,41 @@ pub fn search(
             index.index().tokenizers().clone(),
         ),
     );
-    let (page, total, aggs): (Vec<(f32, DocAddress)>, usize, AggregationResults) = match req.sort {
-        Sort::Relevance if req.severity_boost > 0.0 => {
-            let boost = req.severity_boost;
-            let top = TopDocs::with_limit(limit)
-                .and_offset(req.offset)
-                .tweak_score(move |seg: &tantivy::SegmentReader| {
-                    let sev = seg
-                        .fast_fields()
-                        .f64("severity")
-                        .map(|c| c.first_or_default_col(0.0))
-                        .ok();
-                    move |doc: tantivy::DocId, score: tantivy::Score| {
-                        let s = sev.as_ref().map_or(0.0, |c| c.get_val(doc)) as f32;
-                        score * (1.0 + boost * s)
-                    }
-                });
-            searcher.search(&query, &(top, Count, agg)).map_err(ierr)?
-        }
-        Sort::Relevance => {
-            let top = TopDocs::with_limit(limit)
-                .and_offset(req.offset)
-                .order_by_score();
-            searcher.search(&query, &(top, Count, agg)).map_err(ierr)?
-        }
-        Sort::Newest => {
-            let top = TopDocs::with_limit(limit)
-                .and_offset(req.offset)
-                .order_by_fast_field::<DateTime>("time", Order::Desc);
-            let (docs, n, a) = searcher.search(&query, &(top, Count, agg)).map_err(ierr)?;
-            let docs = docs
-                .into_iter()
-                .map(|(t, d)| (t.map_or(0.0, |t| t.into_timestamp_secs() as f32), d))
-                .collect();
-            (docs, n, a)
-        }
-        Sort::Severity => {
-            let top = TopDocs::with_limit(limit)
-                .and_offset(req.offset)
-                .order_by_fast_field::<f64>("severity", Order::Desc);
-            let (docs, n, a) = searcher.search(&query, &(top, Count, agg)).map_err(ierr)?;
-            let docs = docs
-                .into_iter()
-                .map(|(s, d)| (s.unwrap_or(0.0) as f32, d))
-                .collect();
-            (docs, n, a)
-        }
+    // Every order breaks ties by the document's revision (a hash of its id and content), so
+    // the same documents come back in the same order whatever the segments and threads that
+    // indexed them; the first element is the score shown (relevance, seconds or severity).
+    let sort = req.sort;
+    let boost = if sort == Sort::Relevance {
+        req.severity_boost
+    } else {
+        0.0
     };
+    let top = TopDocs::with_limit(limit)
+        .and_offset(req.offset)
+        .tweak_score(move |seg: &tantivy::SegmentReader| {
+            let ff = seg.fast_fields();
+            let rev = ff.u64("rev").map(|c| c.first_or_default_col(0)).ok();
+            let sev = ff.f64("severity").map(|c| c.first_or_default_col(0.0)).ok();
+            let time = ff.date("time").ok();
+            move |doc: tantivy::DocId, score: tantivy::Score| {
+                let tie = rev.as_ref().map_or(0, |c| c.get_val(doc));
+                let severity = sev.as_ref().map_or(0.0, |c| c.get_val(doc));
+                let key = match sort {
+                    Sort::Relevance => (f64::from(score * (1.0 + boost * severity as f32)), 0),
+                    Sort::Newest => match time.as_ref().and_then(|c| c.first(doc)) {
+                        Some(t) => (t.into_timestamp_secs() as f64, 1),
+                        None => (0.0, 0),
+                    },
+                    Sort::Severity => (severity, 0),
+                };
+                (key.1, key.0, tie)
+            }
+        });
+    let (docs, total, aggs) = searcher.search(&query, &(top, Count, agg)).map_err(ierr)?;
+    let page: Vec<(f32, DocAddress)> = docs
+        .into_iter()
+        .map(|((_, key, _), d)| (key as f32, d))
+        .collect();
     let page = if req.limit == 0 { Vec::new() } else { page };
     let highlight = super::snippet::Highlight::from_query(&mut index.query_analyzer(), &req.query);
     let mut analyzer = index.analyzer();
