@@ -67,6 +67,37 @@ pub struct Entry {
     pub period: String,
 }
 
+/// The whole lines of the JSONL file at `path` (absent: none; a last line a crash left
+/// without its newline is not one) and, with `append`, the file open for appending (created
+/// with its folder), that cut line removed first so the next line starts clean.
+pub(super) fn whole_lines(path: &Path, append: bool) -> Result<(Vec<u8>, Option<File>)> {
+    let mut bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    let whole = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let file = if append {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        let f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| Error::io(path, e))?;
+        if whole < bytes.len() {
+            f.set_len(whole as u64).map_err(|e| Error::io(path, e))?;
+            f.sync_all().map_err(|e| Error::io(path, e))?;
+        }
+        Some(f)
+    } else {
+        None
+    };
+    bytes.truncate(whole);
+    Ok((bytes, file))
+}
+
 /// The delivery log, open for appending.
 pub struct DeliveryLog {
     path: PathBuf,
@@ -78,14 +109,9 @@ impl DeliveryLog {
     /// Reads the log at `path` (absent: empty). With `write`, opens it for appending, first
     /// cutting a last line a crash left without its newline.
     pub fn open(path: &Path, write: bool) -> Result<DeliveryLog> {
-        let bytes = match std::fs::read(path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(Error::io(path, e)),
-        };
-        let whole = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let (lines, file) = whole_lines(path, write)?;
         let mut state = HashMap::new();
-        for (i, line) in bytes[..whole].split(|&b| b == b'\n').enumerate() {
+        for (i, line) in lines.split(|&b| b == b'\n').enumerate() {
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
@@ -94,20 +120,6 @@ impl DeliveryLog {
             })?;
             state.insert((e.event.clone(), e.dest.clone()), e);
         }
-        let file = if write {
-            let f = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(|e| Error::io(path, e))?;
-            if whole < bytes.len() {
-                f.set_len(whole as u64).map_err(|e| Error::io(path, e))?;
-                f.sync_all().map_err(|e| Error::io(path, e))?;
-            }
-            Some(f)
-        } else {
-            None
-        };
         Ok(DeliveryLog {
             path: path.to_path_buf(),
             file,

@@ -520,26 +520,20 @@ fn post(url: &str, body: &str, event: &str, policy: &RetryPolicy) -> (Outcome, A
 /// crash after the append and before the log's line).
 /// A last line a crash cut (no newline) is removed first.
 fn enqueue(path: &std::path::Path, body: &str, event: &str) -> Result<()> {
-    let bytes = std::fs::read(path).unwrap_or_default();
-    let whole = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-    let there = bytes[..whole].split(|&b| b == b'\n').any(|l| {
+    let (lines, _) = log::whole_lines(path, false)?;
+    let there = lines.split(|&b| b == b'\n').any(|l| {
         serde_json::from_slice::<serde_json::Value>(l)
             .is_ok_and(|v| v.get("event").and_then(|e| e.as_str()) == Some(event))
     });
     if there {
         return Ok(());
     }
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    }
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|e| Error::io(path, e))?;
-    if whole < bytes.len() {
-        f.set_len(whole as u64).map_err(|e| Error::io(path, e))?;
-    }
+    let (_, f) = log::whole_lines(path, true)?;
+    let Some(mut f) = f else {
+        return Err(Error::Invalid(
+            "a queue file not opened for appending".into(),
+        ));
+    };
     f.write_all(format!("{body}\n").as_bytes())
         .and_then(|()| f.sync_data())
         .map_err(|e| Error::io(path, e))
