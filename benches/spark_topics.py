@@ -20,11 +20,9 @@ topic jobs are compared row by row. Needs pyspark and the vocmine package.
 
 import argparse
 import datetime
-import json
 import os
 import pathlib
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,8 +30,8 @@ import time
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-CORPUS = ROOT.parent / "shared" / "corpora" / "online_shopping_10_cats" / "train.jsonl"
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from spark_vs_cli import ROOT, cpu_model, first_texts  # noqa: E402  (the same corpus and CPU name)
 
 
 def main():
@@ -45,12 +43,7 @@ def main():
 
     from vocmine import spark as vspark
 
-    texts = []
-    with open(CORPUS, encoding="utf-8") as f:
-        for line in f:
-            texts.append(json.loads(line)["text"])
-            if len(texts) == args.n:
-                break
+    _, texts = first_texts(args.n)
     work = pathlib.Path(tempfile.mkdtemp(prefix="spark_topics_"))
     src = work / "comments.parquet"
     pq.write_table(pa.table({"id": ["c%06d" % i for i in range(len(texts))], "text": texts}), src)
@@ -90,8 +83,7 @@ def main():
     session.stop()
     base = rows[0][1]
     same = sum(1 for k, v in rows[1][2].items() if rows[2][2].get(k) == v)
-    cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    model = next((l.split(":", 1)[1].strip() for l in cpu.splitlines() if l.startswith("Model name")), "?")
+    model = cpu_model()
     load = os.getloadavg()
     day = datetime.date.today().strftime("%Y%m%d")
     out = pathlib.Path(args.out or ROOT / "benches" / "results" / ("spark_topics_%s.md" % day))

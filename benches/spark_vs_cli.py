@@ -34,6 +34,26 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared" / "corpora" / "online_shopping_10_cats" / "train.jsonl"
 
 
+def first_texts(n):
+    """The ids and texts of the first ``n`` non-empty comments of the corpus."""
+    ids, texts = [], []
+    with open(CORPUS, encoding="utf-8") as f:
+        for line in f:
+            r = json.loads(line)
+            if r.get("text"):
+                ids.append(r["id"])
+                texts.append(r["text"])
+            if len(ids) == n:
+                break
+    return ids, texts
+
+
+def cpu_model():
+    """The CPU's model name as lscpu gives it."""
+    cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+    return next((l.split(":", 1)[1].strip() for l in cpu.splitlines() if l.startswith("Model name")), "?")
+
+
 def binary():
     for c in (
         os.environ.get("VOCMINE_BIN"),
@@ -139,15 +159,7 @@ def main():
     args = ap.parse_args()
     bin_ = binary()
 
-    ids, texts = [], []
-    with open(CORPUS, encoding="utf-8") as f:
-        for line in f:
-            r = json.loads(line)
-            if r.get("text"):
-                ids.append(r["id"])
-                texts.append(r["text"])
-            if len(ids) == args.n:
-                break
+    ids, texts = first_texts(args.n)
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="vocmine-spark-bench-"))
     src = tmp / "comments.parquet"
     pq.write_table(pa.table({"id": ids, "text": texts}), src)
@@ -176,8 +188,7 @@ def main():
                  same, len(cli_labels)), flush=True)
     session.stop()
 
-    cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    model = next((l.split(":", 1)[1].strip() for l in cpu.splitlines() if l.startswith("Model name")), "?")
+    model = cpu_model()
     load = os.getloadavg()
     import pyspark
 

@@ -25,6 +25,7 @@ read (the shipped model of the installed package by default).
 """
 
 import array
+import json
 import os
 import sys
 
@@ -297,8 +298,6 @@ def assign_topics(
     topics_dir = os.path.join(str(run_dir), "topics")
     os.makedirs(topics_dir, exist_ok=True)
     _write_atomic(os.path.join(topics_dir, "model.json"), model_json)
-    import json
-
     names = {t["id"]: t["label"] for t in json.loads(model_json)["topics"]}
     fitted = dict(zip(ids, labels))
     try:

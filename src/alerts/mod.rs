@@ -520,19 +520,13 @@ fn post(url: &str, body: &str, event: &str, policy: &RetryPolicy) -> (Outcome, A
 /// crash after the append and before the log's line).
 /// A last line a crash cut (no newline) is removed first.
 fn enqueue(path: &std::path::Path, body: &str, event: &str) -> Result<()> {
-    let (lines, _) = log::whole_lines(path, false)?;
+    let (lines, f) = log::whole_lines(path, true)?;
     let there = lines.split(|&b| b == b'\n').any(|l| {
         serde_json::from_slice::<serde_json::Value>(l)
             .is_ok_and(|v| v.get("event").and_then(|e| e.as_str()) == Some(event))
     });
-    if there {
+    let Some(mut f) = f.filter(|_| !there) else {
         return Ok(());
-    }
-    let (_, f) = log::whole_lines(path, true)?;
-    let Some(mut f) = f else {
-        return Err(Error::Invalid(
-            "a queue file not opened for appending".into(),
-        ));
     };
     f.write_all(format!("{body}\n").as_bytes())
         .and_then(|()| f.sync_data())
