@@ -14,9 +14,15 @@
 //!   the next free id. [`update`] keeps every earlier assignment, assigns new comments to
 //!   existing topics, and opens new topics only from dense groups of new, unassigned comments.
 
+mod subject;
+mod themes;
+pub use subject::{Factor, Subject, MIN_GROUP};
+pub use themes::{themes, Theme, THEME_SIMILARITY};
+
 use crate::rng::Rng;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Clustering settings.
@@ -37,6 +43,10 @@ pub struct TopicConfig {
     /// Share of a topic's members its radius covers (the rest count as outliers when
     /// assigning).
     pub radius_quantile: f32,
+    /// Taken off each new topic's radius: HDBSCAN keeps dense cores, and the comments just
+    /// outside them (most of its noise) belong to them. 0 in models written before it existed.
+    #[serde(default)]
+    pub radius_slack: f32,
     /// Seed for the sample and the PCA start.
     pub seed: u64,
     /// Terms kept per topic.
@@ -50,8 +60,9 @@ impl Default for TopicConfig {
             min_samples: 0,
             max_sample: 10_000,
             max_share: 0.25,
-            dims: 20,
+            dims: 10,
             radius_quantile: 1.0,
+            radius_slack: 0.03,
             seed: 42,
             top_terms: 8,
         }
@@ -88,6 +99,26 @@ pub struct TopicModel {
     pub next_id: i64,
     /// The topics, by id.
     pub topics: Vec<Topic>,
+    /// The directions removed from every embedding before it is clustered or assigned
+    /// (sentiment and language, see [`Subject`]); centroids live in that view. Empty in models
+    /// written before subjects existed, which assign as they always did.
+    #[serde(default, skip_serializing_if = "Subject::is_identity")]
+    pub subject: Subject,
+    /// The themes over the topics (see [`themes`]), recomputed on every run.
+    #[serde(default)]
+    pub themes: Vec<Theme>,
+}
+
+impl TopicModel {
+    /// The topic of embedding `e` (as the encoder gives it): the nearest centroid in the
+    /// subject view, if `e` is within that topic's radius.
+    pub fn assign(&self, e: &[f32]) -> Option<i64> {
+        if self.subject.is_identity() {
+            assign_one(&self.topics, e)
+        } else {
+            assign_one(&self.topics, &self.subject.view(e))
+        }
+    }
 }
 
 fn dot(a: &[f32], b: &[f32]) -> f32 {
@@ -246,8 +277,9 @@ pub fn hdbscan_labels(
 }
 
 /// Class-based TF-IDF: for each class, its terms weighted by
-/// `tf(t, c) / |c| * ln(1 + A / f(t))` (A: average words per class, f: frequency over all
-/// classes), best first.
+/// `tf(t, c) / |c| * ln(1 + A / f(t))` (tf: comments of the class with the word, |c|: their
+/// words, A: average words per class, f: frequency over all classes), best first; a word
+/// counts once per comment.
 pub fn c_tf_idf(
     docs: &[&[String]],
     classes: &[i64],
@@ -260,7 +292,9 @@ pub fn c_tf_idf(
             continue;
         }
         let e = tf.entry(c).or_default();
-        for w in words.iter() {
+        // A word counts once per comment: one comment repeating a word must not name a topic.
+        let mut seen: HashSet<&str> = HashSet::new();
+        for w in words.iter().filter(|w| seen.insert(w.as_str())) {
             *e.entry(w.as_str()).or_default() += 1.0;
             *total.entry(w.as_str()).or_default() += 1.0;
         }
@@ -270,14 +304,21 @@ pub fn c_tf_idf(
     tf.into_iter()
         .map(|(c, terms)| {
             let size: f64 = terms.values().sum::<f64>().max(1.0);
-            let mut w: Vec<(String, f32)> = terms
-                .into_iter()
-                .filter(|(t, n)| *n >= 2.0 && t.chars().count() >= 2)
-                .map(|(t, n)| {
-                    let idf = (1.0 + avg / total[t]).ln();
-                    (t.to_string(), (n / size * idf) as f32)
-                })
-                .collect();
+            // Words of two or more comments; a small topic with none has its single ones.
+            let weigh = |min: f64| -> Vec<(String, f32)> {
+                terms
+                    .iter()
+                    .filter(|(t, n)| **n >= min && t.chars().count() >= 2)
+                    .map(|(t, n)| {
+                        let idf = (1.0 + avg / total[t]).ln();
+                        (t.to_string(), (n / size * idf) as f32)
+                    })
+                    .collect()
+            };
+            let mut w = weigh(2.0);
+            if w.is_empty() {
+                w = weigh(1.0);
+            }
             w.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
             w.truncate(top);
             (c, w)
@@ -285,8 +326,30 @@ pub fn c_tf_idf(
         .collect()
 }
 
+/// True when a topic's earlier `label` still describes it: at least two of its words (all of
+/// them when it has fewer) are among the topic's current top terms. Labels then stay put from
+/// night to night while the topic is the same, and change when its words really did.
+pub fn label_still_fits(label: &str, terms: &[(String, f32)]) -> bool {
+    let words: Vec<&str> = label.split(" / ").filter(|w| !w.is_empty()).collect();
+    if words.is_empty() {
+        return false;
+    }
+    let present = words
+        .iter()
+        .filter(|w| terms.iter().any(|(t, _)| t == *w))
+        .count();
+    present >= words.len().min(2)
+}
+
 /// Best topic for `e` among `topics` if within its radius.
 pub fn assign_one(topics: &[Topic], e: &[f32]) -> Option<i64> {
+    nearest(topics, e)
+        .filter(|(s, t)| *s >= t.radius)
+        .map(|(_, t)| t.id)
+}
+
+/// The topic whose centroid is most similar to `e`, with that similarity (ties: the first).
+fn nearest<'a>(topics: &'a [Topic], e: &[f32]) -> Option<(f32, &'a Topic)> {
     let mut best: Option<(f32, &Topic)> = None;
     for t in topics {
         let s = dot(&t.centroid, e);
@@ -294,7 +357,7 @@ pub fn assign_one(topics: &[Topic], e: &[f32]) -> Option<i64> {
             best = Some((s, t));
         }
     }
-    best.filter(|(s, t)| *s >= t.radius).map(|(_, t)| t.id)
+    best
 }
 
 /// Builds topics from an assignment (label -> topic id): centroids, radii, sizes,
@@ -333,7 +396,7 @@ fn describe(
             sims.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
             let q =
                 ((sims.len() as f32 * cfg.radius_quantile).ceil() as usize).clamp(1, sims.len());
-            let radius = sims[q - 1].0;
+            let radius = sims[q - 1].0 - cfg.radius_slack;
             let t = terms.get(&id).cloned().unwrap_or_default();
             let label = t
                 .iter()
@@ -341,6 +404,12 @@ fn describe(
                 .map(|(w, _)| w.as_str())
                 .collect::<Vec<_>>()
                 .join(" / ");
+            // No subject word at all (comments of nothing but praise or thanks): its number.
+            let label = if label.is_empty() && with_terms {
+                format!("topic {id}")
+            } else {
+                label
+            };
             Topic {
                 id,
                 label,
@@ -355,18 +424,23 @@ fn describe(
 }
 
 /// Clusters comments from scratch: returns the model and each comment's topic (-1: none).
-/// `words[i]` are comment i's segmented words, `ids[i]` its id.
+/// `words[i]` are comment i's segmented words, `ids[i]` its id; `subject` the directions to
+/// remove first ([`Subject::learn`] on the comments' sentiment and language; the default
+/// removes none).
 pub fn fit(
     embs: &[Vec<f32>],
     words: &[Vec<String>],
     ids: &[String],
     cfg: &TopicConfig,
+    subject: Subject,
 ) -> Result<(TopicModel, Vec<i64>)> {
     let mut model = TopicModel {
         version: 1,
         config: *cfg,
         next_id: 0,
         topics: Vec::new(),
+        subject,
+        themes: Vec::new(),
     };
     let labels = update(&mut model, embs, words, ids, &HashMap::new())?;
     Ok((model, labels))
@@ -400,22 +474,34 @@ pub fn update(
     }
     let cfg = model.config;
     let known = known_ids(model);
+    let embs: Cow<[Vec<f32>]> = if model.subject.is_identity() {
+        Cow::Borrowed(embs)
+    } else {
+        Cow::Owned(embs.iter().map(|e| model.subject.view(e)).collect())
+    };
+    let embs: &[Vec<f32>] = &embs;
     let mut labels: Vec<i64> = Vec::with_capacity(ids.len());
     let mut fresh = Vec::new();
     for (i, id) in ids.iter().enumerate() {
         match previous.get(id) {
             Some(&t) if t == -1 || known.contains(&t) => labels.push(t),
             _ => {
-                let t = assign_one(&model.topics, &embs[i]);
+                // A new comment within a topic's core (its radius before the slack) is that
+                // topic's; one that only the slack lets in joins it too, but is also a
+                // candidate for a new topic, as is one that fits none: a group of new
+                // complaints at a topic's edge is a new subject, not more of the old one.
+                let near = nearest(&model.topics, &embs[i]);
+                let t = near.filter(|(s, t)| *s >= t.radius).map(|(_, t)| t.id);
                 labels.push(t.unwrap_or(-1));
-                if t.is_none() {
+                let core = near.is_some_and(|(s, t)| s >= t.radius + cfg.radius_slack);
+                if !core {
                     fresh.push(i);
                 }
             }
         }
     }
-    // New topics from the unassigned new comments: cluster a seeded sample of them, then
-    // assign the rest of them to what was found.
+    // New topics from the new comments outside every topic's core: cluster a seeded sample of
+    // them, then assign the unassigned rest of them to what was found.
     // Sizes follow the number of comments actually clustered (the sample).
     let (mcs, ms) = auto_sizes(fresh.len().min(cfg.max_sample), &cfg);
     if fresh.len() >= 2 * mcs {
@@ -493,11 +579,14 @@ pub fn update(
                 new_topics.iter_mut().for_each(|t| t.id = keep[&t.id]);
             }
             let n_new = new_topics.len() as i64;
+            // The candidates the clustering left out go to the nearest topic, old or new,
+            // whose radius holds them.
+            let every: Vec<Topic> = model.topics.iter().chain(&new_topics).cloned().collect();
             for &i in &fresh {
                 labels[i] = if sub_labels[i] >= 0 {
                     sub_labels[i]
                 } else {
-                    assign_one(&new_topics, &embs[i]).unwrap_or(-1)
+                    assign_one(&every, &embs[i]).unwrap_or(-1)
                 };
             }
             model.topics.extend(new_topics);
@@ -513,7 +602,9 @@ pub fn update(
     for t in &mut model.topics {
         match described.get(&t.id) {
             Some(d) => {
-                t.label = d.label.clone();
+                if !label_still_fits(&t.label, &d.terms) {
+                    t.label = d.label.clone();
+                }
                 t.terms = d.terms.clone();
                 t.size = d.size;
                 t.representatives = d.representatives.clone();
@@ -522,151 +613,9 @@ pub fn update(
         }
     }
     model.topics.sort_by_key(|t| t.id);
+    model.themes = themes(&model.topics, THEME_SIMILARITY);
     Ok(labels)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Three well-separated blobs in 16 dimensions plus scattered noise.
-    fn blobs(n_per: usize, seed: u64) -> (Vec<Vec<f32>>, Vec<usize>) {
-        let mut rng = Rng::new(seed);
-        let mut x = Vec::new();
-        let mut y = Vec::new();
-        for i in 0..3 * n_per {
-            let c = i % 3;
-            let mut v: Vec<f32> = (0..16)
-                .map(|_| (rng.next_f64() as f32 - 0.5) * 0.2)
-                .collect();
-            v[c] += 1.0;
-            normalise(&mut v);
-            x.push(v);
-            y.push(c);
-        }
-        (x, y)
-    }
-
-    fn words_for(y: &[usize]) -> Vec<Vec<String>> {
-        let names = [["物流", "快递"], ["质量", "做工"], ["refund", "money"]];
-        y.iter()
-            .map(|&c| {
-                names[c]
-                    .iter()
-                    .map(|s| s.to_string())
-                    .chain(["the_common".to_string()])
-                    .collect()
-            })
-            .collect()
-    }
-
-    #[test]
-    fn finds_the_blobs_and_labels_them() {
-        let (x, y) = blobs(60, 1);
-        let ids: Vec<String> = (0..x.len()).map(|i| format!("c{i}")).collect();
-        let cfg = TopicConfig {
-            min_cluster_size: 10,
-            ..TopicConfig::default()
-        };
-        let (model, labels) = fit(&x, &words_for(&y), &ids, &cfg).unwrap();
-        assert_eq!(model.topics.len(), 3, "{labels:?}");
-        // Each blob maps to one topic.
-        for c in 0..3 {
-            let ts: std::collections::BTreeSet<i64> = y
-                .iter()
-                .zip(&labels)
-                .filter(|(&yy, _)| yy == c)
-                .map(|(_, &l)| l)
-                .collect();
-            assert_eq!(ts.len(), 1, "{ts:?}");
-        }
-        let t = &model.topics[labels[0] as usize];
-        // The blob's own words lead; the word every comment has weighs much less.
-        let top2: Vec<&str> = t.terms[..2].iter().map(|(w, _)| w.as_str()).collect();
-        assert!(
-            top2.contains(&"物流") && top2.contains(&"快递"),
-            "{:?}",
-            t.terms
-        );
-        let common = t.terms.iter().find(|(w, _)| w == "the_common").unwrap().1;
-        assert!(common < t.terms[0].1 * 0.6, "{:?}", t.terms);
-        assert!(t.label.starts_with("快递 / 物流") || t.label.starts_with("物流 / 快递"));
-        assert_eq!(t.representatives.len(), 3);
-        // Same input, same seed: the same model.
-        let (again, labels2) = fit(&x, &words_for(&y), &ids, &cfg).unwrap();
-        assert_eq!(
-            serde_json::to_string(&model).unwrap(),
-            serde_json::to_string(&again).unwrap()
-        );
-        assert_eq!(labels, labels2);
-    }
-
-    #[test]
-    fn update_keeps_ids_and_opens_new_topics_only_for_dense_new_groups() {
-        let (x, y) = blobs(60, 2);
-        let ids: Vec<String> = (0..x.len()).map(|i| format!("c{i}")).collect();
-        let cfg = TopicConfig {
-            min_cluster_size: 10,
-            ..TopicConfig::default()
-        };
-        // First night: blobs 0 and 1 only.
-        let first: Vec<usize> = (0..x.len()).filter(|&i| y[i] != 2).collect();
-        let pick = |v: &[usize]| {
-            (
-                v.iter().map(|&i| x[i].clone()).collect::<Vec<_>>(),
-                words_for(&v.iter().map(|&i| y[i]).collect::<Vec<_>>()),
-                v.iter().map(|&i| ids[i].clone()).collect::<Vec<_>>(),
-            )
-        };
-        let (x1, w1, i1) = pick(&first);
-        let (mut model, l1) = fit(&x1, &w1, &i1, &cfg).unwrap();
-        assert_eq!(model.topics.len(), 2);
-        let old_ids: Vec<i64> = model.topics.iter().map(|t| t.id).collect();
-        let previous: HashMap<String, i64> = i1.iter().cloned().zip(l1.iter().copied()).collect();
-        // Second night: everything (blob 2 is new and dense).
-        let all: Vec<usize> = (0..x.len()).collect();
-        let (x2, w2, i2) = pick(&all);
-        let l2 = update(&mut model, &x2, &w2, &i2, &previous).unwrap();
-        assert_eq!(model.topics.len(), 3);
-        for (id, t) in &previous {
-            let pos = i2.iter().position(|x| x == id).unwrap();
-            assert_eq!(l2[pos], *t, "old comment {id} moved");
-        }
-        let new_ids: Vec<i64> = model.topics.iter().map(|t| t.id).collect();
-        assert_eq!(&new_ids[..2], &old_ids[..]);
-        assert_eq!(new_ids[2], 2);
-        // A new comment near blob 0 joins blob 0's topic.
-        assert_eq!(assign_one(&model.topics, &x[0]), Some(l1[0]));
-
-        // Earlier assignments to ids the first model does not know (a crashed run's) are not
-        // kept: blob 2 gets a fresh topic at next_id, and only its own comments are in it.
-        let (mut model1, _) = fit(&x1, &w1, &i1, &cfg).unwrap();
-        let mut stale = previous.clone();
-        stale.insert(ids[first[0]].clone(), model1.next_id);
-        assert!(!known_ids(&model1).contains(&model1.next_id));
-        let l3 = update(&mut model1, &x2, &w2, &i2, &stale).unwrap();
-        let pos = i2.iter().position(|x| *x == ids[first[0]]).unwrap();
-        assert_eq!(
-            l3[pos], l1[0],
-            "the stale assignment was replaced by its real topic"
-        );
-        let fresh = model1.topics[2].id;
-        for id in previous.keys() {
-            let p = i2.iter().position(|x| x == id).unwrap();
-            assert_ne!(
-                l3[p], fresh,
-                "{id}, a first-night comment, is in the new topic"
-            );
-        }
-    }
-
-    #[test]
-    fn pca_is_deterministic_and_orders_by_variance() {
-        let (x, _) = blobs(30, 3);
-        let a = pca(&x, 4, 9);
-        let b = pca(&x, 4, 9);
-        assert_eq!(a, b);
-        let var = |j: usize| a.iter().map(|r| r[j] * r[j]).sum::<f32>();
-        assert!(var(0) >= var(1) && var(1) >= var(2) && var(2) >= var(3));
-    }
-}
+mod tests;

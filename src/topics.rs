@@ -5,13 +5,15 @@
 //! job's sample and its workers' batches). [`crate::cluster`] holds the clustering itself and
 //! knows nothing of run folders.
 
+mod edits;
 mod eval;
+pub use edits::TopicEdits;
 pub use eval::{
     topics_eval, SizeTiming, TopicAgreement, TopicLabel, TopicsEval, TopicsEvalConfig,
     TopicsEvalEvent,
 };
 
-use crate::cluster::{assign_one, fit, known_ids, update, TopicConfig, TopicModel};
+use crate::cluster::{fit, known_ids, update, Factor, Subject, TopicConfig, TopicModel};
 use crate::corpus::{EmbeddingCache, Labelled};
 use crate::encode::Encoder;
 use crate::error::{Error, Result};
@@ -40,6 +42,8 @@ pub struct RunTopics {
     pub cluster_seconds: f64,
     /// The re-indexing of `RUN/index`, when the run has one.
     pub index: Option<UpdateStats>,
+    /// The user's names and merges applied (`RUN/topics/edits.toml`).
+    pub edits: TopicEdits,
 }
 
 /// Clusters the comments of `run` into topics, or, when it has a topic model and `refit` is
@@ -59,6 +63,15 @@ pub fn topics_for_run(
     let scored = run.read_scored()?;
     let ids: Vec<String> = scored.iter().map(|s| s.id.clone()).collect();
     let texts: Vec<String> = scored.iter().map(|s| s.text.clone()).collect();
+    let sentiment: Vec<String> = scored
+        .iter()
+        .map(|s| {
+            s.tasks
+                .get("sentiment")
+                .map(|t| t.label.clone())
+                .unwrap_or_default()
+        })
+        .collect();
     let keys: Vec<RowKey> = scored
         .into_iter()
         .map(|s| RowKey {
@@ -86,7 +99,7 @@ pub fn topics_for_run(
         let mut previous: HashMap<String, i64> = run
             .read_assignments()?
             .into_iter()
-            .map(|(id, t)| (id, t.topic))
+            .map(|(id, t)| (id, t.found.unwrap_or(t.topic)))
             .collect();
         let known = known_ids(&model);
         let stale: BTreeSet<i64> = previous
@@ -109,7 +122,8 @@ pub fn topics_for_run(
         let kept = previous.len();
         (model, labels, kept, Some(before))
     } else {
-        let (model, labels) = fit(&embs, &words, &ids, cfg)?;
+        let subject = subject_of(&embs, &texts, &sentiment);
+        let (model, labels) = fit(&embs, &words, &ids, cfg, subject)?;
         (model, labels, 0, None)
     };
     let cluster_seconds = t_cluster.elapsed().as_secs_f64();
@@ -118,10 +132,22 @@ pub fn topics_for_run(
         .iter()
         .map(|t| (t.id, t.label.as_str()))
         .collect();
+    // What the run shows: the user's merges and names over the model's topics; `found`
+    // keeps the model's topic of a merged comment, so the next update starts from it.
+    let edits = TopicEdits::read(&run.topic_edits(), &model)?;
     let mut lines = String::new();
     for (id, &l) in ids.iter().zip(&labels) {
-        let label = by_id.get(&l).copied().unwrap_or("");
-        lines += &serde_json::json!({"id": id, "topic": l, "label": label}).to_string();
+        let shown = if l < 0 { l } else { edits.shown(l) };
+        let label = edits.label(shown, by_id.get(&shown).copied().unwrap_or(""));
+        let mut line = serde_json::json!({"id": id, "topic": shown, "label": label});
+        if shown != l {
+            line["found"] = l.into();
+        }
+        if let Some(t) = model.themes.iter().find(|t| t.topics.contains(&shown)) {
+            line["theme"] = t.id.into();
+            line["theme_label"] = t.label.clone().into();
+        }
+        lines += &line.to_string();
         lines.push('\n');
     }
     // The model first: every id an assignments file can hold is then one the model on disk
@@ -149,7 +175,36 @@ pub fn topics_for_run(
         topics_before,
         cluster_seconds,
         index,
+        edits,
     })
+}
+
+/// The subject view topics are found in (see [`Subject`]): the directions of the comments'
+/// predicted `sentiment` (one label per text; empty labels, or none at all, where the model
+/// has no sentiment task) and of their language (detected from `texts`, as `score` does)
+/// removed.
+pub fn subject_of(embs: &[Vec<f32>], texts: &[String], sentiment: &[String]) -> Subject {
+    let lang: Vec<String> = texts
+        .iter()
+        .map(|t| {
+            normalise(t, NormaliseConfig { mask_pii: false })
+                .lang
+                .as_str()
+                .to_string()
+        })
+        .collect();
+    let mut factors = Vec::new();
+    if sentiment.len() == texts.len() && sentiment.iter().any(|s| !s.is_empty()) {
+        factors.push(Factor {
+            name: "sentiment",
+            values: sentiment,
+        });
+    }
+    factors.push(Factor {
+        name: "lang",
+        values: &lang,
+    });
+    Subject::learn(embs, &factors)
 }
 
 /// Topics fitted on comments held outside a run folder (the driver's seeded sample of a
@@ -158,20 +213,23 @@ pub fn fit_texts(
     encoder: &Encoder,
     ids: &[String],
     texts: &[String],
+    sentiment: &[String],
     cfg: &TopicConfig,
 ) -> Result<(TopicModel, Vec<i64>)> {
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let (embs, _) = encoder.encode(&refs)?;
-    fit_sample(ids, texts, &embs, cfg)
+    fit_sample(ids, texts, sentiment, &embs, cfg)
 }
 
 /// Topics fitted on comments and their embeddings (as `score` computed them): their label
 /// words and [`fit`] as `vocmine topics` runs it on a run of these comments in this order,
-/// every one of them clustered (the caller drew the sample). Returns the model and each
-/// comment's topic (-1: none).
+/// every one of them clustered (the caller drew the sample). `sentiment` holds the comments'
+/// predicted sentiment labels (empty: the model has none), see [`subject_of`]. Returns the
+/// model and each comment's topic (-1: none).
 pub fn fit_sample(
     ids: &[String],
     texts: &[String],
+    sentiment: &[String],
     embs: &[Vec<f32>],
     cfg: &TopicConfig,
 ) -> Result<(TopicModel, Vec<i64>)> {
@@ -187,7 +245,13 @@ pub fn fit_sample(
         max_sample: cfg.max_sample.max(texts.len()),
         ..*cfg
     };
-    fit(embs, &label_words(texts), ids, &cfg)
+    fit(
+        embs,
+        &label_words(texts),
+        ids,
+        &cfg,
+        subject_of(embs, texts, sentiment),
+    )
 }
 
 /// Each text's topic in `model` (-1: within no topic's radius), the texts encoded, then
@@ -202,18 +266,36 @@ pub fn assign_texts(encoder: &Encoder, model: &TopicModel, texts: &[String]) -> 
 /// comments a fitted sample did not hold, one by one, so it does not depend on how the
 /// comments are split between workers.
 pub fn assign_embeddings(model: &TopicModel, embs: &[Vec<f32>]) -> Vec<i64> {
-    embs.iter()
-        .map(|e| assign_one(&model.topics, e).unwrap_or(-1))
-        .collect()
+    embs.iter().map(|e| model.assign(e).unwrap_or(-1)).collect()
 }
 
-/// The words each text's topic label is drawn from (jieba words of the normalised text).
+/// The words each text's topic label is drawn from: jieba words of the normalised text, less
+/// the words that name a tone or a shop rather than a subject (`data/topic_label_stop.txt`).
 pub fn label_words(texts: &[String]) -> Vec<Vec<String>> {
     let seg = Segmenter::new();
     texts
         .iter()
-        .map(|t| seg.tokens(&normalise(t, NormaliseConfig { mask_pii: false })))
+        .map(|t| {
+            let mut w = seg.tokens(&normalise(t, NormaliseConfig { mask_pii: false }));
+            w.retain(|w| !is_label_stop_word(w));
+            w
+        })
         .collect()
+}
+
+/// True for a word kept out of topic labels (`data/topic_label_stop.txt`: tone and opinion
+/// words, shop and platform names; simplified Chinese, lower-case English).
+pub fn is_label_stop_word(w: &str) -> bool {
+    static STOP: std::sync::OnceLock<std::collections::HashSet<&'static str>> =
+        std::sync::OnceLock::new();
+    STOP.get_or_init(|| {
+        include_str!("../data/topic_label_stop.txt")
+            .lines()
+            .map(|l| l.split('#').next().unwrap_or(""))
+            .flat_map(str::split_whitespace)
+            .collect()
+    })
+    .contains(w)
 }
 
 /// The embeddings of every comment of the run, row-aligned with scored.jsonl: the kept ones
@@ -297,13 +379,44 @@ impl RunTopics {
             self.cluster_seconds,
             seconds
         );
-        let mut topics: Vec<_> = self.model.topics.iter().filter(|t| t.size > 0).collect();
-        topics.sort_by(|a, b| b.size.cmp(&a.size).then(a.id.cmp(&b.id)));
-        for t in topics.iter().take(20) {
+        // Topics as the run shows them: merged ones counted under the topic they join.
+        let mut shown: BTreeMap<i64, usize> = BTreeMap::new();
+        for t in &self.model.topics {
+            *shown.entry(self.edits.shown(t.id)).or_default() += t.size;
+        }
+        let mut topics: Vec<(i64, usize)> = shown.into_iter().filter(|t| t.1 > 0).collect();
+        topics.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let label = |id: i64| {
+            let model = self.model.topics.iter().find(|t| t.id == id);
+            self.edits.label(id, model.map_or("", |t| t.label.as_str()))
+        };
+        for &(id, size) in topics.iter().take(20) {
+            let _ = writeln!(s, "  topic {id:>3}  {size:>5} comments  {}", label(id));
+        }
+        let grouped: Vec<_> = (self.model.themes.iter())
+            .filter(|t| t.topics.len() > 1)
+            .collect();
+        if !grouped.is_empty() {
+            let _ = writeln!(s, "themes (topics grouped by subject):");
+            for t in grouped {
+                let ids: Vec<String> = t.topics.iter().map(i64::to_string).collect();
+                let _ = writeln!(
+                    s,
+                    "  theme {:>3}  {:>5} comments  {}  (topics {})",
+                    t.id,
+                    t.size,
+                    t.label,
+                    ids.join(", ")
+                );
+            }
+        }
+        if !self.edits.is_empty() {
             let _ = writeln!(
                 s,
-                "  topic {:>3}  {:>5} comments  {}",
-                t.id, t.size, t.label
+                "applied {}: {} names, {} merges",
+                run.topic_edits().display(),
+                self.edits.names.len(),
+                self.edits.merge.len()
             );
         }
         let (model, assignments) = (run.topic_model(), run.assignments());

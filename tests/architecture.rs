@@ -616,6 +616,7 @@ mod layers {
     #[test]
     fn cluster_imports_nothing_of_the_pipeline() {
         only_imports("cluster.rs", &["error", "rng", "Error", "Result"]);
+        only_imports("cluster", &["error", "rng", "Error", "Result"]);
     }
 
     #[test]

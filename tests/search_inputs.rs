@@ -368,3 +368,67 @@ fn text_that_is_not_query_syntax_is_searched_as_plain_words() {
         "order late x"
     );
 }
+
+#[test]
+fn query_syntax_is_opt_in_on_the_command_line_and_over_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = index_docs(
+        dir.path(),
+        &[
+            ("a", "refund was slow", None),
+            ("b", "refund was fast", None),
+            ("c", "delivery was slow", None),
+        ],
+        &[],
+    );
+    let idx = SearchIndex::open(&index).unwrap();
+    let with = |query: &str, syntax: bool| {
+        let mut r = q(query);
+        r.syntax = syntax;
+        let got: Vec<String> = hit_ids(&run_search(&idx, &r))
+            .into_iter()
+            .map(String::from)
+            .collect();
+        got
+    };
+    // Plain text: every word must match, and `-` or `OR` are not operators.
+    assert_eq!(with("refund -fast", false), vec!["b"]);
+    assert!(with("refund OR delivery", false).is_empty());
+    // Opted in: exclusion and OR work; invalid syntax still falls back to the words.
+    assert_eq!(with("refund -fast", true), vec!["a"]);
+    assert_eq!(with("refund OR delivery", true), vec!["a", "b", "c"]);
+    assert_eq!(with("\"refund slow", true), vec!["a"]);
+    // The command line's --syntax flag.
+    let search = |extra: &[&str]| -> String {
+        let mut cmd = vocmine();
+        cmd.arg("search")
+            .arg(&index)
+            .arg("refund -fast")
+            .arg("--json");
+        let out = common::run_checked(cmd, extra);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["total"], 1, "{v}");
+        v["hits"][0]["id"].as_str().unwrap().to_string()
+    };
+    assert_eq!(search(&[]), "b");
+    assert_eq!(search(&["--syntax"]), "a");
+    // Over HTTP: `syntax=true`, and a bad value is a 400 naming the parameter.
+    let (mut server, addr) = common::start_server(&index);
+    let (st, v) = common::http_get(&addr, "/search?q=refund%20-fast&syntax=true");
+    assert_eq!(
+        (st, &v["hits"][0]["id"]),
+        (200, &serde_json::json!("a")),
+        "{v}"
+    );
+    let (st, v) = common::http_get(&addr, "/search?q=refund%20-fast");
+    assert_eq!(
+        (st, &v["hits"][0]["id"]),
+        (200, &serde_json::json!("b")),
+        "{v}"
+    );
+    let (st, v) = common::http_get(&addr, "/search?q=refund&syntax=maybe");
+    assert_eq!(st, 400, "{v}");
+    assert!(v.to_string().contains("syntax"), "{v}");
+    server.kill().unwrap();
+    server.wait().unwrap();
+}

@@ -252,6 +252,32 @@ fn check_topic_meaning(run: &Path) -> usize {
     let model: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("topics/model.json")).unwrap())
             .unwrap();
+    // Centroids live in the subject view: the model's removed directions taken out.
+    let removed: Vec<Vec<f64>> = model["subject"]["removed"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|d| {
+                    d.as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|x| x.as_f64().unwrap())
+                        .collect()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let emb: BTreeMap<String, Vec<f64>> = emb
+        .into_iter()
+        .map(|(id, mut e)| {
+            for d in &removed {
+                let p: f64 = e.iter().zip(d).map(|(a, b)| a * b).sum();
+                e.iter_mut().zip(d).for_each(|(a, b)| *a -= p * b);
+            }
+            let n = e.iter().map(|x| x * x).sum::<f64>().sqrt();
+            (id, e.iter().map(|x| x / n).collect())
+        })
+        .collect();
     let topics: BTreeMap<i64, (Vec<f64>, f64)> = model["topics"]
         .as_array()
         .unwrap()

@@ -310,8 +310,12 @@ impl NativeScorer {
     /// representatives) as `vocmine topics` does: returns the topic model as JSON (the
     /// `topics/model.json` of a run folder) and each text's topic (-1: none). `embeddings`,
     /// when given, are the texts' embeddings (little-endian f32, one row per text, as
-    /// `score_jsonl_arrow` gives them), so the texts are not encoded again.
-    #[pyo3(signature = (ids, texts, seed=42, min_cluster_size=0, embeddings=None))]
+    /// `score_jsonl_arrow` gives them), so the texts are not encoded again. `sentiment`, when
+    /// given, holds each text's predicted sentiment label (the `sentiment.label` column):
+    /// its directions are removed with the language's before clustering, as `vocmine topics`
+    /// removes them, so topics follow subjects rather than tone.
+    #[pyo3(signature = (ids, texts, seed=42, min_cluster_size=0, embeddings=None, sentiment=None))]
+    #[allow(clippy::too_many_arguments)]
     fn fit_topics(
         &self,
         py: Python<'_>,
@@ -320,7 +324,9 @@ impl NativeScorer {
         seed: u64,
         min_cluster_size: usize,
         embeddings: Option<Vec<u8>>,
+        sentiment: Option<Vec<String>>,
     ) -> PyResult<(String, Vec<i64>)> {
+        let sentiment = sentiment.unwrap_or_default();
         let cfg = TopicConfig {
             seed,
             min_cluster_size,
@@ -331,8 +337,8 @@ impl NativeScorer {
             .transpose()?;
         let (model, labels) = py
             .detach(|| match embs {
-                Some(e) => fit_sample(&ids, &texts, &e, &cfg),
-                None => fit_texts(&self.encoder, &ids, &texts, &cfg),
+                Some(e) => fit_sample(&ids, &texts, &sentiment, &e, &cfg),
+                None => fit_texts(&self.encoder, &ids, &texts, &sentiment, &cfg),
             })
             .map_err(err)?;
         Ok((

@@ -271,9 +271,13 @@ def assign_topics(
         ok = ok.where(F.col("reject").isNull())
     key = F.col(id_col).cast("string")
     has_emb = "embedding" in cols
+    has_sent = "sentiment" in cols
     wanted = [key.alias("id"), F.col(text_col).alias("text")]
     if has_emb:
         wanted.append(F.col("embedding"))
+    if has_sent:
+        # The subject view removes the predicted sentiment's directions (as `vocmine topics`).
+        wanted.append(F.col("sentiment.label").alias("sentiment_label"))
     picked = (
         ok.select(*wanted)
         .orderBy(F.xxhash64(F.col("id"), F.lit(int(seed))), F.col("id"))
@@ -292,8 +296,9 @@ def assign_topics(
             flat.extend(r["embedding"])
         embs = _le_bytes(flat)
     scorer = worker_scorer(model, threads, True)
+    sentiment = [r["sentiment_label"] or "" for r in picked] if has_sent else None
     model_json, labels = scorer._native.fit_topics(
-        ids, texts, int(seed), int(min_cluster_size), embs
+        ids, texts, int(seed), int(min_cluster_size), embs, sentiment
     )
     topics_dir = os.path.join(str(run_dir), "topics")
     os.makedirs(topics_dir, exist_ok=True)

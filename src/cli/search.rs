@@ -10,9 +10,13 @@ use vocmine::index::{resolve_index_dir, SearchIndex};
 pub(crate) struct SearchArgs {
     /// Index folder (a run folder's index/, or a run folder)
     index: PathBuf,
-    /// Query: words (all must match), "a phrase", -excluded, a OR b [default: everything]
+    /// Query: plain words, all of which must match [default: everything]
     #[arg(default_value = "", hide_default_value = true)]
     query: String,
+    /// Read the query as query syntax: "a phrase", -excluded, a OR b (plain words otherwise;
+    /// invalid syntax is searched as its words)
+    #[arg(long)]
+    syntax: bool,
     /// Sentiment filter, comma-separated values (any of them)
     #[arg(long)]
     sentiment: Option<String>,
@@ -71,6 +75,7 @@ pub(crate) struct SearchArgs {
 fn request(a: &SearchArgs) -> Result<SearchRequest> {
     let mut r = SearchRequest {
         query: a.query.clone(),
+        syntax: a.syntax,
         limit: a.limit,
         offset: a.offset,
         sort: a.sort.parse::<Sort>()?,

@@ -69,6 +69,11 @@ pub(crate) fn cmd_topics(a: TopicsArgs) -> Result<()> {
 pub(crate) fn cmd_topics_eval(a: TopicsEvalArgs) -> Result<()> {
     let spec = a.enc.spec()?;
     let encoder = a.enc.load(&spec)?;
+    // The subject view removes the predicted sentiment's directions, as `vocmine topics` does.
+    let sentiment = spec
+        .load_heads(Some(&["sentiment".to_string()]), &encoder)
+        .ok()
+        .and_then(|h| h.into_iter().next());
     let cfg = TopicsEvalConfig {
         data: a.data,
         label_field: a.label_field,
@@ -77,7 +82,7 @@ pub(crate) fn cmd_topics_eval(a: TopicsEvalArgs) -> Result<()> {
         out: a.out,
     };
     let mut pb: Option<ProgressBar> = None;
-    let r = topics_eval(&encoder, &cfg, |e| match e {
+    let r = topics_eval(&encoder, sentiment.as_ref(), &cfg, |e| match e {
         Event::Embedding { done, total } => {
             pb.get_or_insert_with(|| bar(total, "embedding"))
                 .set_position(done as u64);

@@ -106,9 +106,11 @@ pub const FACET_FIELDS: &[&str] = &[
     "tier",
     "lang",
 ];
-/// Builds the text part of a query (no filters). Empty text matches everything. The text
-/// must pass [`SearchRequest::validate`]'s limits (checked here too).
-pub fn text_query(index: &SearchIndex, text: &str) -> Result<Box<dyn Query>> {
+/// Builds the text part of a query (no filters): plain words that must all match, or with
+/// `syntax` tantivy's query syntax (words, "phrases", -exclusions, OR), falling back to the
+/// plain words where it is not valid syntax. Empty text matches everything. The text must pass
+/// [`SearchRequest::validate`]'s limits (checked here too).
+pub fn text_query(index: &SearchIndex, text: &str, syntax: bool) -> Result<Box<dyn Query>> {
     if text.trim().is_empty() {
         return Ok(Box::new(AllQuery));
     }
@@ -119,6 +121,11 @@ pub fn text_query(index: &SearchIndex, text: &str) -> Result<Box<dyn Query>> {
     .validate()?;
     let mut parser = index.query_parser();
     parser.set_conjunction_by_default();
+    if !syntax {
+        return parser
+            .parse_query(&plain_words(text))
+            .map_err(|e| Error::Query(format!("cannot search for {text:?}: {e}")));
+    }
     match parser.parse_query(text) {
         Ok(q) => Ok(q),
         // Not valid query syntax (`order: late`, an unbalanced quote, a stray bracket): the
@@ -300,7 +307,7 @@ pub fn search(
 ) -> Result<SearchResponse> {
     req.validate()?;
     let ierr = |e: tantivy::TantivyError| Error::Index(format!("{}: {e}", index.dir().display()));
-    let query = build_query(index, text_query(index, &req.query)?, req)?;
+    let query = build_query(index, text_query(index, &req.query, req.syntax)?, req)?;
     let limit = req.limit.max(1);
     let interval_days = histogram_days(searcher, req);
     let agg = AggregationCollector::from_aggs(

@@ -53,8 +53,12 @@ impl std::str::FromStr for Sort {
 /// One search: the query text and its filters.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SearchRequest {
-    /// Query text (tantivy query syntax: words, "phrases", -exclusions, OR). Empty: all.
+    /// Query text: plain words, all of which must match (the default), or with `syntax` the
+    /// query syntax (words, "phrases", -exclusions, OR, field:value). Empty: all.
     pub query: String,
+    /// Read `query` as query syntax rather than plain words (opt-in: plain text never fails
+    /// and never means more than its words; invalid syntax still falls back to the words).
+    pub syntax: bool,
     /// Tag filters: field -> accepted values (any of them).
     pub tags: BTreeMap<String, Vec<String>>,
     /// Topic ids accepted (any of them).
@@ -81,6 +85,7 @@ impl Default for SearchRequest {
     fn default() -> Self {
         SearchRequest {
             query: String::new(),
+            syntax: false,
             tags: BTreeMap::new(),
             topics: Vec::new(),
             since: None,
@@ -116,7 +121,7 @@ pub fn parse_until(s: &str) -> Result<i64> {
 
 impl SearchRequest {
     /// Builds a request from key/value parameters (the HTTP API's query string). Accepted
-    /// keys: `q`, the tag names (`sentiment`, `intent`, `pain_point`, `journey_stage` (or its
+    /// keys: `q`, `syntax` (1/true: `q` is query syntax), the tag names (`sentiment`, `intent`, `pain_point`, `journey_stage` (or its
     /// short name `stage`), `channel`, `tier`, `product`, `lang`, `pain_type`; comma-separated
     /// values), `topic`, `since`, `until`,
     /// `limit`, `offset`, `sort`, `boost`, `interval_days`. Unknown keys are errors.
@@ -126,6 +131,13 @@ impl SearchRequest {
             let bad = |what: &str| Error::Query(format!("{k}: {v:?} is not {what}"));
             match k {
                 "q" => r.query = v.to_string(),
+                "syntax" => {
+                    r.syntax = match v {
+                        "1" | "true" | "yes" => true,
+                        "0" | "false" | "no" | "" => false,
+                        _ => return Err(bad("a yes/no flag (1, true, 0 or false)")),
+                    }
+                }
                 "topic" => {
                     for t in v.split(',').filter(|t| !t.trim().is_empty()) {
                         r.topics

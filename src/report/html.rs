@@ -528,6 +528,10 @@ pub fn to_html(r: &Report) -> String {
     s += &group_table("pain point", &r.pain_points, scale);
     s += "<h2>Sentiment over time</h2>";
     s += &timeline(r);
+    if !r.themes.is_empty() {
+        s += "<h2>Themes</h2><p class=\"help\">Themes group topics whose subjects lie close together (average linkage of the topics' centroids); each topic is in one theme, and the topics table below lists them one by one.</p>";
+        s += &group_table("theme", &r.themes, scale);
+    }
     s += "<h2>Topics</h2>";
     if r.topics.is_empty() {
         s += "<p>No topics yet: run <code>vocmine topics RUN</code>.</p>";

@@ -224,6 +224,8 @@ pub struct Report {
     pub pain_points: Vec<GroupStats>,
     /// Topics (assigned ones), by priority.
     pub topics: Vec<GroupStats>,
+    /// Themes that group two or more topics, by priority (key: the theme id).
+    pub themes: Vec<GroupStats>,
     /// Sentiment over time.
     pub timeline: Vec<PeriodSentiment>,
     /// Spikes, newest first; one per event.
@@ -490,6 +492,24 @@ pub fn build(scored: &[Scored], topics: &HashMap<String, TopicTag>, cfg: &Report
         Some((t.topic.to_string(), t.label.clone()))
     });
     alerts.extend(topic_alerts);
+    // Themes: only those that group two or more of the run's topics (a one-topic theme is its
+    // topic); their spikes are the topics' own, so they raise no alerts of their own.
+    let mut theme_topics: HashMap<i64, std::collections::BTreeSet<i64>> = HashMap::new();
+    for t in topics.values().filter(|t| t.topic >= 0) {
+        if let Some((id, _)) = &t.theme {
+            theme_topics.entry(*id).or_default().insert(t.topic);
+        }
+    }
+    let (theme_stats, _) = group("theme", &|it: &Item| {
+        let t = topics.get(&it.s.id).filter(|t| t.topic >= 0)?;
+        let (id, label) = t.theme.as_ref()?;
+        let members = theme_topics.get(id).filter(|m| m.len() > 1)?;
+        let ids: Vec<String> = members.iter().map(i64::to_string).collect();
+        Some((
+            id.to_string(),
+            format!("{label} (topics {})", ids.join(", ")),
+        ))
+    });
     let alerts = fold_alerts(alerts);
     let (journey, segments) = journey::build(&items, &cfg.names, &scale);
     let timeline = periods
@@ -533,6 +553,7 @@ pub fn build(scored: &[Scored], topics: &HashMap<String, TopicTag>, cfg: &Report
         }),
         pain_points,
         topics: topic_stats,
+        themes: theme_stats,
         timeline,
         alerts,
         lang: cfg.names.lang.clone(),

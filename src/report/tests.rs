@@ -159,3 +159,36 @@ fn one_alert_per_event() {
     );
     assert!(a.iter().any(|x| x.key == "7") && a.iter().any(|x| x.key == "price"));
 }
+
+#[test]
+fn themes_of_two_or_more_topics_get_a_table_and_no_alerts() {
+    let scored: Vec<Scored> = (0..9)
+        .map(|i| comment(&format!("c{i}"), "use", "quality", -0.5, None))
+        .collect();
+    let tag = |topic: i64, theme: i64, label: &str| TopicTag {
+        topic,
+        label: format!("t{topic}"),
+        found: None,
+        theme: Some((theme, label.to_string())),
+    };
+    // Topics 0 and 1 form theme 0; topic 2 is a theme of its own.
+    let topics: HashMap<String, TopicTag> = (0..9)
+        .map(|i| {
+            let t = match i % 3 {
+                0 => tag(0, 0, "屏幕 / 电池"),
+                1 => tag(1, 0, "屏幕 / 电池"),
+                _ => tag(2, 2, "酒店"),
+            };
+            (format!("c{i}"), t)
+        })
+        .collect();
+    let r = build(&scored, &topics, &ReportConfig::default());
+    assert_eq!(r.topics.len(), 3);
+    assert_eq!(r.themes.len(), 1, "{:?}", r.themes);
+    assert_eq!(r.themes[0].key, "0");
+    assert_eq!(r.themes[0].name, "屏幕 / 电池 (topics 0, 1)");
+    assert_eq!(r.themes[0].volume, 6);
+    assert!(r.alerts.iter().all(|a| a.kind != "theme"), "{:?}", r.alerts);
+    let html = to_html(&r);
+    assert!(html.contains("<h2>Themes</h2>") && html.contains("屏幕 / 电池 (topics 0, 1)"));
+}

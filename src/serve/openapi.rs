@@ -117,6 +117,9 @@ pub fn spec() -> Value {
                 "parameters": [
                     {"name": "q", "in": "query", "required": false, "schema": {"type": "string"},
                      "description": "words (all must match); `syntax=true` for the query syntax"},
+                    {"name": "syntax", "in": "query", "required": false,
+                     "schema": {"type": "boolean", "default": false},
+                     "description": "read `q` as query syntax: \"a phrase\", -excluded, a OR b (invalid syntax is searched as its words)"},
                     tag_param("sentiment", "Sentiment"), tag_param("intent", "Intent"),
                     tag_param("pain_point", "Pain point"), tag_param("channel", "Channel"),
                     tag_param("tier", "Tier"), tag_param("product", "Product"),

@@ -1,8 +1,9 @@
 //! `vocmine topics-eval`: topics of a labelled corpus against its labels (NMI, ARI), or the
 //! time clustering takes by input size.
 
-use super::label_words;
-use crate::cluster::{fit, TopicConfig};
+use super::{label_words, subject_of};
+use crate::classify::Head;
+use crate::cluster::{fit, Subject, TopicConfig};
 use crate::corpus::{read_labelled, EmbeddingCache, Labelled};
 use crate::encode::Encoder;
 use crate::metrics::{ari, nmi};
@@ -111,9 +112,12 @@ pub enum TopicsEval {
 
 /// Clusters the embeddings of the labelled files (cached under the default cache) and
 /// compares the topics with their labels, or times clustering for each of `cfg.sizes`; writes
-/// the result to `cfg.out` when given.
+/// the result to `cfg.out` when given. With a `sentiment` head, the comments' predicted
+/// sentiment is one of the directions removed for the subject view, as `vocmine topics` does
+/// with the run's own predictions.
 pub fn topics_eval(
     encoder: &Encoder,
+    sentiment: Option<&Head>,
     cfg: &TopicsEvalConfig,
     mut on: impl FnMut(TopicsEvalEvent),
 ) -> Result<TopicsEval> {
@@ -135,7 +139,7 @@ pub fn topics_eval(
             let n = n.min(embs.len());
             let w = vec![Vec::new(); n];
             let t = Instant::now();
-            let (model, labels) = fit(&embs[..n], &w, &set.ids[..n], &config)?;
+            let (model, labels) = fit(&embs[..n], &w, &set.ids[..n], &config, Subject::default())?;
             let row = SizeTiming {
                 n,
                 seconds: t.elapsed().as_secs_f64(),
@@ -149,8 +153,13 @@ pub fn topics_eval(
     } else {
         on(TopicsEvalEvent::Segmenting(set.len()));
         let w = label_words(&set.texts);
+        let sentiment = match sentiment {
+            Some(h) => predicted(h, &embs, &set.texts)?,
+            None => Vec::new(),
+        };
         let t = Instant::now();
-        let (model, labels) = fit(&embs, &w, &set.ids, &config)?;
+        let subject = subject_of(&embs, &set.texts, &sentiment);
+        let (model, labels) = fit(&embs, &w, &set.ids, &config, subject)?;
         let cluster_seconds = t.elapsed().as_secs_f64();
         let pred: Vec<String> = labels.iter().map(|l| l.to_string()).collect();
         let assigned: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] >= 0).collect();
@@ -181,4 +190,26 @@ pub fn topics_eval(
         crate::workspace::write_json_file(p, &result)?;
     }
     Ok(result)
+}
+
+/// Each embedding's most probable label under `head`, routed by the text's language as
+/// `score` routes it.
+fn predicted(head: &Head, embs: &[Vec<f32>], texts: &[String]) -> Result<Vec<String>> {
+    use crate::text::normalise::{normalise, NormaliseConfig};
+    let langs: Vec<&'static str> = texts
+        .iter()
+        .map(|t| {
+            normalise(t, NormaliseConfig { mask_pii: false })
+                .lang
+                .as_str()
+        })
+        .collect();
+    let probs = head.predict_routed(embs, &langs)?;
+    Ok(probs
+        .iter()
+        .map(|p| {
+            let best = (0..p.len()).fold(0, |b, i| if p[i] > p[b] { i } else { b });
+            head.meta.labels.get(best).cloned().unwrap_or_default()
+        })
+        .collect())
 }

@@ -31,6 +31,13 @@ pub struct TopicTag {
     /// The topic's readable label.
     #[serde(default)]
     pub label: String,
+    /// The topic the topic model gave the comment, where the user merged it into `topic`
+    /// (`RUN/topics/edits.toml`); `None` when they are the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub found: Option<i64>,
+    /// The theme (a group of close topics) the topic belongs to, and its label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub theme: Option<(i64, String)>,
 }
 
 /// What a run folder remembers of how it was made (`settings.json`), so that every later
@@ -147,6 +154,11 @@ impl RunDir {
     /// `topics/assignments.jsonl`: `{"id","topic","label"}` per comment.
     pub fn assignments(&self) -> PathBuf {
         self.topics_dir().join("assignments.jsonl")
+    }
+
+    /// `topics/edits.toml`: the user's topic names and merges, kept across runs.
+    pub fn topic_edits(&self) -> PathBuf {
+        self.topics_dir().join("edits.toml")
     }
 
     /// `report.json`.
@@ -278,6 +290,12 @@ pub fn read_topic_assignments(path: &Path) -> Result<HashMap<String, TopicTag>> 
         topic: i64,
         #[serde(default)]
         label: String,
+        #[serde(default)]
+        found: Option<i64>,
+        #[serde(default)]
+        theme: Option<i64>,
+        #[serde(default)]
+        theme_label: Option<String>,
     }
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let mut out = HashMap::new();
@@ -292,6 +310,8 @@ pub fn read_topic_assignments(path: &Path) -> Result<HashMap<String, TopicTag>> 
             TopicTag {
                 topic: l.topic,
                 label: l.label,
+                found: l.found,
+                theme: l.theme.map(|t| (t, l.theme_label.unwrap_or_default())),
             },
         );
     }

@@ -14,8 +14,9 @@ pub(crate) struct ClusterArgs {
     /// Cluster at most this many comments (seeded sample); the rest are assigned
     #[arg(long, default_value_t = 10_000)]
     max_sample: usize,
-    /// PCA dimensions the clustering runs in
-    #[arg(long, default_value_t = 20)]
+    /// PCA dimensions the clustering runs in (10 measured best on three labelled sets, see
+    /// benches/results/topics_subject_20261206.md)
+    #[arg(long, default_value_t = 10)]
     dims: usize,
     /// Largest topic as a share of the comments clustered: a soft target. It caps the clusters
     /// of a first clustering, unless the cap would leave more than half of the comments
@@ -27,6 +28,10 @@ pub(crate) struct ClusterArgs {
     /// A topic's radius covers this share of its members (assignment threshold)
     #[arg(long, default_value_t = 1.0)]
     radius_quantile: f32,
+    /// Cosine similarity a comment may fall short of a topic's radius and still join it: the
+    /// clustering keeps only dense cores, and the comments just outside them belong there too
+    #[arg(long, default_value_t = 0.03)]
+    radius_slack: f32,
     /// Seed
     #[arg(long, default_value_t = 42)]
     seed: u64,
@@ -42,6 +47,7 @@ impl ClusterArgs {
             dims: self.dims.max(1),
             max_share: self.max_share.clamp(0.0, 1.0),
             radius_quantile: self.radius_quantile.clamp(0.01, 1.0),
+            radius_slack: self.radius_slack.clamp(0.0, 1.0),
             seed: self.seed,
             ..TopicConfig::default()
         }

@@ -192,6 +192,8 @@ pub fn records_and_topics(batch: &RecordBatch) -> Result<Vec<(Scored, Option<Top
         let tag = topic.as_ref().and_then(|f| f(i)).map(|topic| TopicTag {
             topic,
             label: topic_label.and_then(|l| opt_str(l, i)).unwrap_or_default(),
+            found: None,
+            theme: None,
         });
         let s = Scored {
             id: id.value(i).to_string(),
