@@ -364,8 +364,8 @@ fn text_that_is_not_query_syntax_is_searched_as_plain_words() {
         assert_eq!(hit_ids(&run_search(&idx, &q(query))), want, "{query}");
     }
     assert_eq!(
-        vocmine::index::query::plain_words("order: \"late\" OR (x"),
-        "order late x"
+        vocmine::index::query::plain_query("order: \"late\" OR (x - 2599.00"),
+        r#""order:" "late" "OR" "(x" "2599.00""#
     );
 }
 

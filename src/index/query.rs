@@ -123,7 +123,7 @@ pub fn text_query(index: &SearchIndex, text: &str, syntax: bool) -> Result<Box<d
     parser.set_conjunction_by_default();
     if !syntax {
         return parser
-            .parse_query(&plain_words(text))
+            .parse_query(&plain_query(text))
             .map_err(|e| Error::Query(format!("cannot search for {text:?}: {e}")));
     }
     match parser.parse_query(text) {
@@ -131,24 +131,24 @@ pub fn text_query(index: &SearchIndex, text: &str, syntax: bool) -> Result<Box<d
         // Not valid query syntax (`order: late`, an unbalanced quote, a stray bracket): the
         // words are searched as plain text rather than failing.
         Err(_) => parser
-            .parse_query(&plain_words(text))
+            .parse_query(&plain_query(text))
             .map_err(|e| Error::Query(format!("cannot parse query {text:?}: {e}"))),
     }
 }
 
-/// `text` with every character of the query syntax replaced by a space: plain words.
-pub fn plain_words(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_alphanumeric() || c.is_whitespace() || !c.is_ascii() {
-                c
-            } else {
-                ' '
-            }
+/// `text` as plain words for the query parser: each whitespace-separated word quoted (so
+/// `-`, `:`, `OR` or brackets are only text, and `2599.00` stays one word as the index cut
+/// it), quotes and backslashes dropped, words without a letter or digit left out; all must
+/// match.
+pub fn plain_query(text: &str) -> String {
+    text.split_whitespace()
+        .map(|w| {
+            w.chars()
+                .filter(|c| *c != '"' && *c != '\\')
+                .collect::<String>()
         })
-        .collect::<String>()
-        .split_whitespace()
-        .filter(|w| !matches!(*w, "AND" | "OR" | "NOT" | "IN"))
+        .filter(|w| w.chars().any(char::is_alphanumeric))
+        .map(|w| format!("\"{w}\""))
         .collect::<Vec<_>>()
         .join(" ")
 }
