@@ -6,7 +6,7 @@
 # Texts: the first TEXTS (default 320) rows of ChnSentiCorp train (max_len 128, batch 32, one
 # linear sentiment head, dropout 0.1, the shipped settings), dev: 32 rows. For each thread
 # count and each of LAYERS (default "4 12") tuned layers, `vocmine train --finetune` with
-# --engine own then --engine candle, STEPS (default 6) steps each, fresh processes one after
+# --engine own then --engine candle, STEPS (default 10, the whole epoch of 320 texts: the first steps carry the one-time page faults of the activations) steps each, fresh processes one after
 # the other. texts/s is the report's `texts_per_second` (training steps only: forward,
 # backward, optimiser; the frozen-layer cache and evaluations excluded); peak RSS from
 # /usr/bin/time. BIN=path runs that binary instead of building. The base encoder: $VOCMINE_SHARED/models/multilingual-e5-small-zh-en.
@@ -17,7 +17,7 @@ THREADS=${*:-1 2}
 SHARED=$(cd "${VOCMINE_SHARED:-../shared}" && pwd)
 OUT=${BENCH_OUT:-/tmp/vocmine-train-bench}
 TEXTS=${TEXTS:-320}
-STEPS=${STEPS:-6}
+STEPS=${STEPS:-10}
 rm -rf "$OUT" && mkdir -p "$OUT/data"
 head -n "$TEXTS" "$SHARED/corpora/chnsenticorp_12k/train.jsonl" > "$OUT/data/train.jsonl"
 head -n 32 "$SHARED/corpora/chnsenticorp_12k/dev.jsonl" > "$OUT/data/dev.jsonl"

@@ -11,6 +11,7 @@
 //! | `amx.rs` | AMX: tile configuration, `tdpbusd` blocks, their last step |
 //! | `packed.rs` | the f32 packed weights and the drivers of the matmul and attention |
 //! | `int8.rs` | the int8 weights and the drivers of the int8 matmul (AVX2, VNNI, AMX) |
+//! | `train.rs` | the training engine's attention forward and backward, plain loops compiled for the widest vectors |
 //!
 //! Dependency rule (`tests/architecture.rs`): the ISA files (`avx2`, `avx512`, `amx`) import
 //! only `cpu` and `common`, which import nothing of `kernels`; the drivers import those; this
@@ -27,6 +28,7 @@ mod int8;
 mod packed;
 #[cfg(test)]
 mod tests;
+pub(crate) mod train;
 
 pub use cpu::{amx_ready, available, cpu_has_amx_int8, has_avx512, int8_tiles, use_avx512, Tiles};
 pub(crate) use cpu::{Epilogue, MR};
@@ -95,7 +97,36 @@ pub(crate) fn attention_on(
     #[cfg(target_arch = "x86_64")]
     // SAFETY: the CPU checked by `check_cpu`, the shapes just above.
     unsafe {
-        packed::attention(qkv, len, hidden, heads, ctx, s, wide)
+        packed::attention(qkv, len, hidden, heads, ctx, s, wide, std::ptr::null_mut())
+    }
+}
+
+/// [`attention`] that also keeps each head's softmax probabilities, transposed, in `probs_t`
+/// (`probs_t[head * len * len + j * len + i]` = P(query i, key j)): the training engine's
+/// forward pass, the same context bits as the encoder's.
+pub(crate) fn attention_keep(
+    qkv: &[f32],
+    len: usize,
+    hidden: usize,
+    heads: usize,
+    ctx: &mut [f32],
+    s: &mut AttnScratch,
+    probs_t: &mut [f32],
+) {
+    let wide = use_avx512();
+    cpu::check_cpu(wide);
+    let hd = hidden / heads;
+    assert!(
+        hd * heads == hidden && hd.is_multiple_of(cpu::NR),
+        "head width {hd}"
+    );
+    assert_eq!(qkv.len(), len * 3 * hidden);
+    assert_eq!(ctx.len(), len * hidden);
+    assert_eq!(probs_t.len(), heads * len * len);
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: the CPU checked by `check_cpu`, the shapes just above (`probs_t` included).
+    unsafe {
+        packed::attention(qkv, len, hidden, heads, ctx, s, wide, probs_t.as_mut_ptr())
     }
 }
 

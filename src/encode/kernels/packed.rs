@@ -257,9 +257,14 @@ fn aligned(slot: &mut Option<AlignedVec>, n: usize) -> *mut f32 {
 /// of each query runs down a column, eight queries per vector, and `S^T`'s rows are already
 /// the probabilities' micro-panels for `P V`.
 ///
+/// With `keep` non-null, each head's probabilities are also copied there transposed
+/// (`keep[head * len * len + j * len + i]` = P(query i, key j)), for the training engine.
+///
 /// # Safety
 /// AVX2 and FMA present (AVX-512 F when `wide`); `hidden / heads` a multiple of 16, `qkv`
-/// `len x 3 hidden`, `ctx` `len x hidden` (the safe entry point checks all of this).
+/// `len x 3 hidden`, `ctx` `len x hidden`, `keep` null or `heads x len x len` writable values
+/// (the safe entry points check all of this).
+#[allow(clippy::too_many_arguments)]
 #[cfg(target_arch = "x86_64")]
 pub(super) unsafe fn attention(
     qkv: &[f32],
@@ -269,6 +274,7 @@ pub(super) unsafe fn attention(
     ctx: &mut [f32],
     s: &mut AttnScratch,
     wide: bool,
+    keep: *mut f32,
 ) {
     let hd = hidden / heads;
     let lq = len.div_ceil(NR) * NR;
@@ -278,14 +284,15 @@ pub(super) unsafe fn attention(
     let vp = aligned(&mut s.v, len * hd);
     // SAFETY: the CPU and the shapes as this function's contract; the buffers sized for them
     // just above.
-    unsafe { attention_heads(qkv, len, hidden, heads, ctx, s, qp, vp, wide) }
+    unsafe { attention_heads(qkv, len, hidden, heads, ctx, s, qp, vp, wide, keep) }
 }
 
 /// The body of [`attention`], head after head; `qp` and `vp` hold the packed queries
 /// (`len` rounded up to 16, x head width) and values (`len` x head width).
 ///
 /// # Safety
-/// As [`attention`]'s, and `s.kt`, `s.st`, `qp`, `vp` sized as [`attention`] sizes them.
+/// As [`attention`]'s (`keep` included), and `s.kt`, `s.st`, `qp`, `vp` sized as
+/// [`attention`] sizes them.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
@@ -299,6 +306,7 @@ unsafe fn attention_heads(
     qp: *mut f32,
     vp: *mut f32,
     wide: bool,
+    keep: *mut f32,
 ) {
     // SAFETY: the CPU as the contract requires; every offset is bounded by `len`, `hidden`,
     // `heads` and `lq` (len rounded up to 16), inside `qkv` (len x 3 hidden), `ctx`
@@ -348,6 +356,15 @@ unsafe fn attention_heads(
             strided_matmul(len, hd, kt, len, qp, hd * NR, lq / NR, st, lq, wide);
             // softmax of each query = each column, 8 queries per vector
             avx2::softmax_columns(st, len, lq);
+            if !keep.is_null() {
+                for j in 0..len {
+                    std::ptr::copy_nonoverlapping(
+                        st.add(j * lq),
+                        keep.add(h * len * len + j * len),
+                        len,
+                    );
+                }
+            }
             // context = P V: P's micro-panel for queries i0.. is S^T[j][i0..], stride lq
             let c = cp.add(h * hd);
             strided_matmul(len, len, st, lq, vp, len * NR, hd / NR, c, hidden, wide);

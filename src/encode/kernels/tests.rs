@@ -462,3 +462,71 @@ fn amx_tiles_give_the_vnni_and_avx2_tiles_results_bit_for_bit() {
         }
     }
 }
+
+/// The training engine's attention: the forward pass keeps probabilities that are a softmax
+/// per query and give the encoder's context bits; the backward pass gives the same bits
+/// compiled for every vector width the CPU runs (the baseline always; AVX2 and AVX-512 where
+/// present).
+#[test]
+fn training_attention_is_the_same_on_every_path() {
+    use super::train::{attention_back_on, Attn, Width};
+    if !available() {
+        eprintln!("SKIP training attention: the CPU lacks AVX2 + FMA");
+        return;
+    }
+    let a = Attn {
+        len: 37,
+        heads: 3,
+        hd: 32,
+    };
+    let h = a.heads * a.hd;
+    let qkv: Vec<f32> = rnd(a.len * 3 * h, 7).iter().map(|v| v * 4.0).collect();
+    let dctx = rnd(a.len * h, 8);
+    let mut ctx = vec![0f32; a.len * h];
+    let mut probs_t = vec![0f32; a.heads * a.len * a.len];
+    attention_keep(
+        &qkv,
+        a.len,
+        h,
+        a.heads,
+        &mut ctx,
+        &mut AttnScratch::default(),
+        &mut probs_t,
+    );
+    let mut plain = vec![0f32; a.len * h];
+    attention(
+        &qkv,
+        a.len,
+        h,
+        a.heads,
+        &mut plain,
+        &mut AttnScratch::default(),
+    );
+    assert_eq!(ctx, plain, "keeping the probabilities changes the context");
+    // per head and query i, the kept column P(i, .) sums to one
+    for head in 0..a.heads {
+        for i in 0..a.len {
+            let s: f32 = (0..a.len)
+                .map(|j| probs_t[head * a.len * a.len + j * a.len + i])
+                .sum();
+            assert!((s - 1.0).abs() < 1e-5, "head {head} query {i}: {s}");
+        }
+    }
+    let run = |w: Width| {
+        let mut dqkv = vec![1f32; qkv.len()];
+        attention_back_on(&qkv, a, &probs_t, &dctx, &mut dqkv, w);
+        dqkv
+    };
+    let base = run(Width::Base);
+    assert!(base.iter().any(|v| *v != 0.0 && *v != 1.0));
+    let mut widths = vec![Width::Avx2];
+    if has_avx512() {
+        widths.push(Width::Avx512);
+    } else {
+        eprintln!("SKIP AVX-512 training attention: the CPU lacks AVX-512");
+    }
+    for w in widths {
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&run(w)), bits(&base), "{w:?} gradient");
+    }
+}

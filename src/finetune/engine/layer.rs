@@ -3,7 +3,7 @@
 //! gradients (in [`PARTS`](super::super::model::PARTS) order).
 
 use super::ops::{self, Attn};
-use crate::encode::kernels::PackedLinear;
+use crate::encode::kernels::{self, AttnScratch, PackedLinear};
 use rayon::prelude::*;
 
 /// The encoder's shapes.
@@ -95,7 +95,6 @@ pub(super) fn forward(
 ) -> (Vec<f32>, Saved) {
     let (h, inter) = (s.h, s.inter);
     let t = offsets[offsets.len() - 1];
-    let hd = h / s.heads;
     let mut qkv = vec![0f32; t * 3 * h];
     ops::linear(&x, t, &w.qkv, &mut qkv);
     let mut ctx = vec![0f32; t * h];
@@ -106,14 +105,10 @@ pub(super) fn forward(
         cs.into_par_iter()
             .zip(ps)
             .zip(offsets.par_windows(2))
-            .for_each(|((c, pr), o)| {
+            .for_each_init(AttnScratch::default, |scratch, ((c, pr), o)| {
                 let len = o[1] - o[0];
-                let a = Attn {
-                    len,
-                    heads: s.heads,
-                    hd,
-                };
-                ops::attention(&qkv[o[0] * 3 * h..o[1] * 3 * h], a, c, pr);
+                let q = &qkv[o[0] * 3 * h..o[1] * 3 * h];
+                kernels::attention_keep(q, len, h, s.heads, c, scratch, pr);
             });
     }
     // attention output, dropout, residual, layer norm

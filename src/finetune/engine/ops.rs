@@ -1,7 +1,8 @@
 //! The training engine's operations on packed token rows: the three products of a linear layer
-//! (`X W^T`, `dY W`, `dY^T X`) on the packed matmul kernels, attention of one sequence forward
-//! (keeping the probabilities) and backward, layer norm and GELU (erf) forward and backward.
+//! (`X W^T`, `dY W`, `dY^T X`) on the packed matmul kernels, the attention backward (from
+//! `kernels::train`), layer norm and GELU (erf) forward and backward.
 
+pub(super) use crate::encode::kernels::train::{attention_back, Attn};
 use crate::encode::kernels::{self, Epilogue, PackedLinear};
 use rayon::prelude::*;
 
@@ -160,106 +161,4 @@ pub(super) fn gelu_back(d: &mut [f32], u: &[f32], cdf: &[f32]) {
                 d[i] *= c[i] + u[i] * pdf;
             }
         });
-}
-
-/// One sequence's attention shapes: `len` tokens, `heads` heads of width `hd`.
-#[derive(Clone, Copy)]
-pub(super) struct Attn {
-    pub(super) len: usize,
-    pub(super) heads: usize,
-    pub(super) hd: usize,
-}
-
-/// `y[..] += a * x[..]`.
-#[inline]
-fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
-    for (y, x) in y.iter_mut().zip(x) {
-        *y += a * x;
-    }
-}
-
-/// Attention of one sequence: `qkv` its `len` rows of `3 h` (queries, keys, values), `ctx` its
-/// `len x h` output; `probs` receives each head's `len x len` softmax probabilities.
-pub(super) fn attention(qkv: &[f32], a: Attn, ctx: &mut [f32], probs: &mut [f32]) {
-    let Attn { len, heads, hd } = a;
-    let h = heads * hd;
-    let scale = 1.0 / (hd as f32).sqrt();
-    let mut kt = vec![0f32; hd * len];
-    let mut c = vec![0f32; hd];
-    for head in 0..heads {
-        for j in 0..len {
-            for d in 0..hd {
-                kt[d * len + j] = qkv[j * 3 * h + h + head * hd + d];
-            }
-        }
-        let p = &mut probs[head * len * len..(head + 1) * len * len];
-        for i in 0..len {
-            let row = &mut p[i * len..(i + 1) * len];
-            row.iter_mut().for_each(|v| *v = 0.0);
-            let q = &qkv[i * 3 * h + head * hd..i * 3 * h + (head + 1) * hd];
-            for d in 0..hd {
-                axpy(row, q[d] * scale, &kt[d * len..(d + 1) * len]);
-            }
-            let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-            let mut sum = 0f32;
-            for v in row.iter_mut() {
-                *v = (*v - max).exp();
-                sum += *v;
-            }
-            let inv = 1.0 / sum;
-            row.iter_mut().for_each(|v| *v *= inv);
-            c.iter_mut().for_each(|v| *v = 0.0);
-            for (j, &pj) in row.iter().enumerate() {
-                let v = &qkv[j * 3 * h + 2 * h + head * hd..j * 3 * h + 2 * h + (head + 1) * hd];
-                axpy(&mut c, pj, v);
-            }
-            ctx[i * h + head * hd..i * h + (head + 1) * hd].copy_from_slice(&c);
-        }
-    }
-}
-
-/// Backward of [`attention`] for one sequence: `dctx` its `len x h` output gradient, `dqkv`
-/// receives its `len x 3h` input gradient.
-pub(super) fn attention_back(qkv: &[f32], a: Attn, probs: &[f32], dctx: &[f32], dqkv: &mut [f32]) {
-    let Attn { len, heads, hd } = a;
-    let h = heads * hd;
-    let scale = 1.0 / (hd as f32).sqrt();
-    let mut vt = vec![0f32; hd * len];
-    let mut ds = vec![0f32; len];
-    dqkv.iter_mut().for_each(|v| *v = 0.0);
-    for head in 0..heads {
-        let (qo, ko, vo) = (head * hd, h + head * hd, 2 * h + head * hd);
-        for j in 0..len {
-            for d in 0..hd {
-                vt[d * len + j] = qkv[j * 3 * h + vo + d];
-            }
-        }
-        let p = &probs[head * len * len..(head + 1) * len * len];
-        for i in 0..len {
-            let pr = &p[i * len..(i + 1) * len];
-            let dc = &dctx[i * h + head * hd..i * h + (head + 1) * hd];
-            // dP = dC V^T (row i), dV += P^T dC
-            ds.iter_mut().for_each(|v| *v = 0.0);
-            for d in 0..hd {
-                axpy(&mut ds, dc[d], &vt[d * len..(d + 1) * len]);
-            }
-            for (j, &pj) in pr.iter().enumerate() {
-                axpy(&mut dqkv[j * 3 * h + vo..j * 3 * h + vo + hd], pj, dc);
-            }
-            // dS = P (dP - sum(P dP))
-            let dot: f32 = pr.iter().zip(&ds).map(|(p, d)| p * d).sum();
-            for (d, &pj) in ds.iter_mut().zip(pr) {
-                *d = pj * (*d - dot) * scale;
-            }
-            // dQ_i = dS_i K, dK_j += dS_ij Q_i
-            let dq = &mut dqkv[i * 3 * h + qo..i * 3 * h + qo + hd];
-            for (j, &s) in ds.iter().enumerate() {
-                axpy(dq, s, &qkv[j * 3 * h + ko..j * 3 * h + ko + hd]);
-            }
-            let q = &qkv[i * 3 * h + qo..i * 3 * h + qo + hd];
-            for (j, &s) in ds.iter().enumerate() {
-                axpy(&mut dqkv[j * 3 * h + ko..j * 3 * h + ko + hd], s, q);
-            }
-        }
-    }
 }

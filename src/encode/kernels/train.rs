@@ -1,0 +1,182 @@
+//! The backward pass of the training engine's attention of one sequence, as plain loops that the compiler vectorises: each safe entry point runs them
+//! compiled for the widest vectors the CPU has (AVX-512, else AVX2 + FMA, else the baseline).
+//! The loops only add and multiply element by element and sum in a fixed order, which
+//! vectorising does not change, so every path gives the same result bits
+//! (`kernels::tests::training_attention_is_the_same_on_every_path`). The forward pass runs on
+//! the encoder's tiles ([`super::attention_keep`]).
+
+use super::cpu::{available, has_avx512};
+
+/// Backward of the attention of one sequence ([`super::attention_keep`]): `probs_t` the
+/// probabilities it kept (per head, transposed), `dctx` its `len x h` output gradient, `dqkv`
+/// receives its `len x 3h` input gradient. Panics when the buffers do not match the shapes.
+pub(crate) fn attention_back(
+    qkv: &[f32],
+    a: Attn,
+    probs_t: &[f32],
+    dctx: &[f32],
+    dqkv: &mut [f32],
+) {
+    attention_back_on(qkv, a, probs_t, dctx, dqkv, widest())
+}
+
+/// The vector width the loops are compiled for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Width {
+    /// The baseline x86-64 (or any other target).
+    Base,
+    /// AVX2 + FMA.
+    Avx2,
+    /// AVX-512 F.
+    Avx512,
+}
+
+/// The widest [`Width`] this CPU runs (AVX-512 unless `VOCMINE_NO_AVX512` is set).
+pub(crate) fn widest() -> Width {
+    if super::cpu::use_avx512() {
+        Width::Avx512
+    } else if available() {
+        Width::Avx2
+    } else {
+        Width::Base
+    }
+}
+
+fn check(qkv: &[f32], a: Attn, ctx: usize, probs: usize) {
+    let h = a.heads * a.hd;
+    assert!(
+        qkv.len() == a.len * 3 * h && ctx == a.len * h && probs == a.heads * a.len * a.len,
+        "attention buffers do not match {} tokens x {} heads x {}",
+        a.len,
+        a.heads,
+        a.hd
+    );
+}
+
+/// [`attention_back`] compiled for `w` (panics where the CPU lacks it).
+pub(crate) fn attention_back_on(
+    qkv: &[f32],
+    a: Attn,
+    probs_t: &[f32],
+    dctx: &[f32],
+    dqkv: &mut [f32],
+    w: Width,
+) {
+    check(qkv, a, dctx.len(), probs_t.len());
+    assert_eq!(dqkv.len(), qkv.len(), "attention gradient buffer");
+    match w {
+        #[cfg(target_arch = "x86_64")]
+        Width::Avx512 => {
+            assert!(has_avx512(), "AVX-512 loops on a CPU without AVX-512");
+            // SAFETY: AVX-512 F checked just above.
+            unsafe { attention_back_avx512(qkv, a, probs_t, dctx, dqkv) }
+        }
+        #[cfg(target_arch = "x86_64")]
+        Width::Avx2 => {
+            assert!(available(), "AVX2 loops on a CPU without AVX2 + FMA");
+            // SAFETY: AVX2 + FMA checked just above.
+            unsafe { attention_back_avx2(qkv, a, probs_t, dctx, dqkv) }
+        }
+        _ => attention_back_body(qkv, a, probs_t, dctx, dqkv),
+    }
+}
+
+/// [`attention_back_body`] compiled for AVX-512.
+/// # Safety
+/// The CPU has AVX-512 F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn attention_back_avx512(
+    qkv: &[f32],
+    a: Attn,
+    probs_t: &[f32],
+    dctx: &[f32],
+    dqkv: &mut [f32],
+) {
+    attention_back_body(qkv, a, probs_t, dctx, dqkv)
+}
+
+/// [`attention_back_body`] compiled for AVX2 + FMA.
+/// # Safety
+/// The CPU has AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn attention_back_avx2(
+    qkv: &[f32],
+    a: Attn,
+    probs_t: &[f32],
+    dctx: &[f32],
+    dqkv: &mut [f32],
+) {
+    attention_back_body(qkv, a, probs_t, dctx, dqkv)
+}
+
+/// One sequence's attention shapes: `len` tokens, `heads` heads of width `hd`.
+#[derive(Clone, Copy)]
+pub(crate) struct Attn {
+    pub(crate) len: usize,
+    pub(crate) heads: usize,
+    pub(crate) hd: usize,
+}
+
+/// `y[..] += a * x[..]`.
+#[inline(always)]
+fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
+    for (y, x) in y.iter_mut().zip(x) {
+        *y += a * x;
+    }
+}
+
+/// Backward of [`attention`] for one sequence: `dctx` its `len x h` output gradient, `dqkv`
+/// receives its `len x 3h` input gradient.
+#[inline(always)]
+fn attention_back_body(qkv: &[f32], a: Attn, probs_t: &[f32], dctx: &[f32], dqkv: &mut [f32]) {
+    let Attn { len, heads, hd } = a;
+    let h = heads * hd;
+    let scale = 1.0 / (hd as f32).sqrt();
+    let mut vt = vec![0f32; hd * len];
+    let mut ds = vec![0f32; len];
+    let mut p = vec![0f32; len * len];
+    dqkv.iter_mut().for_each(|v| *v = 0.0);
+    for head in 0..heads {
+        let (qo, ko, vo) = (head * hd, h + head * hd, 2 * h + head * hd);
+        for j in 0..len {
+            for d in 0..hd {
+                vt[d * len + j] = qkv[j * 3 * h + vo + d];
+            }
+        }
+        // P of this head, queries down (it was kept keys down)
+        let pt = &probs_t[head * len * len..(head + 1) * len * len];
+        for j in 0..len {
+            for i in 0..len {
+                p[i * len + j] = pt[j * len + i];
+            }
+        }
+        for i in 0..len {
+            let pr = &p[i * len..(i + 1) * len];
+            let dc = &dctx[i * h + head * hd..i * h + (head + 1) * hd];
+            // dP = dC V^T (row i), dV += P^T dC
+            ds.iter_mut().for_each(|v| *v = 0.0);
+            for d in 0..hd {
+                axpy(&mut ds, dc[d], &vt[d * len..(d + 1) * len]);
+            }
+            for (j, &pj) in pr.iter().enumerate() {
+                axpy(&mut dqkv[j * 3 * h + vo..j * 3 * h + vo + hd], pj, dc);
+            }
+            // dS = P (dP - sum(P dP))
+            let dot: f32 = pr.iter().zip(&ds).map(|(p, d)| p * d).sum();
+            for (d, &pj) in ds.iter_mut().zip(pr) {
+                *d = pj * (*d - dot) * scale;
+            }
+            // dQ_i = dS_i K, dK_j += dS_ij Q_i
+            let dq = &mut dqkv[i * 3 * h + qo..i * 3 * h + qo + hd];
+            for (j, &s) in ds.iter().enumerate() {
+                axpy(dq, s, &qkv[j * 3 * h + ko..j * 3 * h + ko + hd]);
+            }
+            let q = &qkv[i * 3 * h + qo..i * 3 * h + qo + hd];
+            for (j, &s) in ds.iter().enumerate() {
+                axpy(&mut dqkv[j * 3 * h + ko..j * 3 * h + ko + hd], s, q);
+            }
+        }
+    }
+}
