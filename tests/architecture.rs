@@ -636,6 +636,8 @@ mod layers {
             "\"assignments.jsonl\"",
             "\"report.json\"",
             "\"report.html\"",
+            "\"report.xlsx\"",
+            "\"report_tables\"",
             "join(\"index\")",
             "join(\"topics\")",
             "join(\"alerts\")",

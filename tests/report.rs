@@ -2,13 +2,18 @@
 //! the planted delivery spike flagged once, the journey map, quoted examples with personal data
 //! masked, names in `--lang`, byte-identical reruns, and the HTML rendered by headless Chromium
 //! (required under CI; skipped with a message elsewhere when it is not installed), its journey
-//! filters run in the page and its missing-font notice agreeing with `fc-list`.
+//! filters run in the page, its Chinese labels drawn with real glyphs from the embedded font
+//! under a fontconfig with no Chinese font, every table exported as CSV and XLSX (headers in
+//! `--lang`, no personal data), and the page under 1 MB.
 
 mod common;
+mod report_support;
+
+use report_support::{
+    cell, chromium, dump_dom, dump_dom_with, latin_only_fontconfig, GLYPH_CHECK, PII,
+};
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
-use std::process::Command;
 
 const STAGES: [&str; 7] = [
     "pre_purchase",
@@ -19,47 +24,6 @@ const STAGES: [&str; 7] = [
     "customer_service",
     "account_membership",
 ];
-
-fn chromium() -> Option<&'static str> {
-    ["chromium", "chromium-browser", "google-chrome"]
-        .into_iter()
-        .find(|b| {
-            Command::new(b)
-                .arg("--version")
-                .output()
-                .is_ok_and(|o| o.status.success())
-        })
-}
-
-/// The DOM of `url` after its scripts ran, in headless Chromium.
-fn dump_dom(chromium: &str, profile: &Path, url: &str) -> String {
-    let o = Command::new(chromium)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--no-first-run",
-            "--disable-sync",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg("--dump-dom")
-        .arg(url)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-/// The text of the element with `id` in a dumped DOM.
-fn cell<'a>(dom: &'a str, id: &str) -> &'a str {
-    let at = dom
-        .find(&format!("id=\"{id}\""))
-        .unwrap_or_else(|| panic!("no #{id}"));
-    let start = at + dom[at..].find('>').unwrap() + 1;
-    let end = start + dom[start..].find('<').unwrap();
-    &dom[start..end]
-}
 
 fn csat(ratings: &[f64]) -> f64 {
     100.0 * ratings.iter().filter(|&&r| r >= 4.0).count() as f64 / ratings.len() as f64
@@ -263,16 +227,7 @@ fn report_figures_spikes_determinism_and_html() {
     // No personal data of the sample (README: planted PII) in the report or the page.
     let html = std::fs::read_to_string(run.join("report.html")).unwrap();
     let json = String::from_utf8_lossy(&bytes);
-    for pii in [
-        "13812345678",
-        "13912345678",
-        "15800001234",
-        "110105199003071239",
-        "6222 0212 3456 7894",
-        "4111 1111 1111 1111",
-        "chen.meiling@example.com",
-        "li.na88@example.com",
-    ] {
+    for pii in PII {
         assert!(!html.contains(pii) && !json.contains(pii), "{pii} leaked");
     }
     // The masked rows that are quoted show their masks (s0151's card number, here).
@@ -308,6 +263,64 @@ fn report_figures_spikes_determinism_and_html() {
     assert!(html.contains("as Thematic defines it") && html.contains("<dt>trend</dt>"));
     assert!(!html.contains("render-check") && !html.contains("rendered "));
     assert!(html.contains("'Noto Sans CJK SC'") && html.contains("Fonts: "));
+    assert!(html.contains("body{font-family:'vocmine CJK',system-ui") && html.contains("base64,"));
+    assert!(html.contains("<dt>week-over-week</dt>") && html.contains("<th>week-over-week</th>"));
+    // Self-contained and small: the embedded font is cut to the page's characters.
+    assert!(
+        html.len() < 1_000_000,
+        "report.html is {} bytes",
+        html.len()
+    );
+    eprintln!("sample report.html (en): {} bytes", html.len());
+    // Every table as CSV (BOM, headers) and one sheet each in report.xlsx, linked from the
+    // page; no personal data in them either.
+    let tables = [
+        "summary",
+        "alerts",
+        "journey",
+        "pain_points",
+        "themes",
+        "topics",
+        "timeline",
+    ];
+    for t in tables {
+        let b = std::fs::read(run.join(format!("report_tables/{t}.csv"))).unwrap();
+        assert_eq!(&b[..3], b"\xEF\xBB\xBF", "{t}");
+        // Linked from the page wherever the page shows the table (themes: when there are).
+        let shown = t != "themes" || html.contains("<h2>Themes</h2>");
+        assert_eq!(
+            html.contains(&format!("href=\"report_tables/{t}.csv\"")),
+            shown,
+            "{t}"
+        );
+        let text = String::from_utf8(b).unwrap();
+        for pii in PII {
+            assert!(!text.contains(pii), "{pii} leaked into {t}.csv");
+        }
+    }
+    assert!(html.contains("href=\"report.xlsx\"") && html.contains("data-csv=\"pain_points\""));
+    let pain_csv = std::fs::read_to_string(run.join("report_tables/pain_points.csv")).unwrap();
+    let mut rd = csv::Reader::from_reader(pain_csv.trim_start_matches('\u{feff}').as_bytes());
+    assert_eq!(&rd.headers().unwrap()[2], "name");
+    let keys: Vec<String> = rd.records().map(|r| r.unwrap()[1].to_string()).collect();
+    let want_keys: Vec<&str> = pps.iter().map(|p| p["key"].as_str().unwrap()).collect();
+    assert_eq!(keys, want_keys);
+    {
+        use calamine::Reader as _;
+        let mut wb = calamine::open_workbook_auto(run.join("report.xlsx")).unwrap();
+        assert_eq!(wb.sheet_names().len(), tables.len());
+        for name in wb.sheet_names() {
+            let range = wb.worksheet_range(&name).unwrap();
+            for c in range.used_cells() {
+                let v = c.2.to_string();
+                for pii in PII {
+                    assert!(!v.contains(pii), "{pii} leaked into report.xlsx {name}");
+                }
+            }
+        }
+        let pains = wb.worksheet_range("pain points").unwrap();
+        assert_eq!(pains.rows().count(), pps.len() + 1);
+    }
     assert!(html.contains("<q>") && html.contains("lang=\"en\""));
 
     // --lang zh: the taxonomies' Chinese names, in report.json and the page.
@@ -342,6 +355,19 @@ fn report_figures_spikes_determinism_and_html() {
     assert_eq!(zh["lang"], "zh");
     let zh_html = std::fs::read_to_string(again.join("report.html")).unwrap();
     assert!(zh_html.contains("lang=\"zh-CN\"") && zh_html.contains("售后退换"));
+    assert!(
+        zh_html.len() < 1_000_000,
+        "report.html is {} bytes",
+        zh_html.len()
+    );
+    eprintln!("sample report.html (zh): {} bytes", zh_html.len());
+    // The exported tables' headers in the report's language.
+    let zh_csv = std::fs::read_to_string(again.join("report_tables/pain_points.csv")).unwrap();
+    assert!(
+        zh_csv.starts_with("\u{feff}排名,编号,名称,评论数"),
+        "{zh_csv}"
+    );
+    assert!(zh_csv.contains("周环比 变化") && zh_csv.contains("物流配送"));
 
     let Some(chromium) = chromium() else {
         assert!(std::env::var_os("CI").is_none(), "CI must install chromium");
@@ -381,15 +407,62 @@ fn report_figures_spikes_determinism_and_html() {
         filtered += n;
     }
     assert!(filtered > 0 && filtered < scored.len());
-    // The font notice says what this machine has.
-    let has_cjk = Command::new("fc-list")
-        .arg(":lang=zh")
-        .output()
-        .is_ok_and(|o| !o.stdout.is_empty());
-    let want = if has_cjk { "present" } else { "missing" };
+    // Chinese labels drawn with real glyphs on a machine with no Chinese font: Chromium
+    // under a fontconfig that holds one Latin font only, the --lang zh page, each character
+    // of the journey stages' and pain points' names drawn in the page's font stack.
+    let Some(conf) = latin_only_fontconfig(&d.join("fc")) else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must have a Latin font"
+        );
+        eprintln!("SKIP: no Latin font to build a fontconfig without Chinese fonts");
+        return;
+    };
+    let mut chars: Vec<String> = Vec::new();
+    for g in zh["journey"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(zh["pain_points"].as_array().unwrap())
+    {
+        for c in g["name"]
+            .as_str()
+            .unwrap()
+            .chars()
+            .filter(|c| *c > '\u{2e80}')
+        {
+            if !chars.contains(&c.to_string()) {
+                chars.push(c.to_string());
+            }
+        }
+    }
+    assert!(chars.len() > 20, "{chars:?}");
+    let page = zh_html.replacen(
+        "</body>",
+        &format!(
+            "<script type=\"application/json\" id=\"vm-test-chars\">{}</script>{GLYPH_CHECK}</body>",
+            serde_json::to_string(&chars).unwrap()
+        ),
+        1,
+    );
+    let checked = d.join("glyph_check.html");
+    std::fs::write(&checked, page).unwrap();
+    let dom = dump_dom_with(
+        chromium,
+        &d.join("chrome-fc"),
+        &format!("file://{}", checked.display()),
+        Some(&conf),
+    );
     assert!(
-        dom.contains(&format!("data-cjk-font=\"{want}\"")),
-        "font notice should say {want}"
+        dom.contains("data-tofu=\"none\""),
+        "Chinese labels drawn as empty boxes: {:?}",
+        dom.split("data-tofu=\"")
+            .nth(1)
+            .map(|s| &s[..s.find('"').unwrap_or(0)])
+    );
+    // The page's own check agrees: Chinese has glyphs, from the embedded face; no notice.
+    assert!(
+        dom.contains("data-cjk-font=\"present\"") && dom.contains("data-embedded-font=\"loaded\"")
     );
 }
 

@@ -1,15 +1,20 @@
 //! `report.html`: one self-contained page (inline CSS, SVG and script, no network), with the
 //! tables and charts of a [`Report`]: alerts, the journey map (filterable by channel, product
 //! and tier in the page), pain points, sentiment over time and topics. Every chart has axes;
-//! every table says what its columns mean. Text uses a named font fallback stack, and the page
-//! says so when the machine has no font with Chinese characters.
+//! every table says what its columns mean and links to its CSV file and the workbook
+//! (`report_tables/`, `report.xlsx`, [`super::write_tables`]), with a button that makes the CSV
+//! from the table in the page (the journey table as filtered). Text is drawn in the embedded
+//! CJK font (cut to the page's characters, [`super::font_face`]), then the system fonts.
 
-use super::{Alert, Example, GroupStats, Report};
+use super::font::{font_face, font_stack};
+use super::tables::{alerts, group_table};
+use super::{Example, GroupStats, Report};
 use crate::text::escape_html;
+use crate::workspace::RunDir;
 use std::fmt::Write;
 
-/// The font fallback stack: system UI fonts, then the common Chinese fonts of macOS, Windows
-/// and Linux.
+/// The system fonts after the embedded one: system UI fonts, then the common Chinese fonts of
+/// macOS, Windows and Linux.
 pub const FONT_STACK: &str = "system-ui,-apple-system,'Segoe UI','PingFang SC','Hiragino Sans GB','Microsoft YaHei','Noto Sans CJK SC','Source Han Sans SC','WenQuanYi Micro Hei',sans-serif";
 
 const CSS: &str = "h1{font-size:22px}h2{font-size:18px;margin-top:28px;border-bottom:1px solid #ddd;padding-bottom:4px}
@@ -21,13 +26,49 @@ th{background:#f4f4f4}td.l,th.l{text-align:left}.neg{color:#b00020}.pos{color:#1
 .help{font-size:12px;color:#555;max-width:1000px}.help dt{font-weight:bold;display:inline}.help dd{display:inline;margin:0 12px 0 4px}
 q{quotes:'“' '”';display:block;margin:2px 0;max-width:460px;text-align:left}.id{color:#888;font-size:11px}
 #font-warning{background:#fff8e1;border:1px solid #e0c060;padding:6px 10px;display:none}
-.filters label{margin-right:14px;font-size:13px}";
+.filters label{margin-right:14px;font-size:13px}.dl{font-size:12px;margin:2px 0 8px}.dl button{font-size:11px}";
 
-fn pct(x: f64) -> String {
+/// The download line under a table: its CSV file, the workbook, and (`button`) the CSV made
+/// from the table as the page shows it.
+fn downloads(stem: &str, button: bool) -> String {
+    let mut s = format!(
+        "<p class=\"dl\">Download: <a href=\"{}\" download>{stem}.csv</a> · <a href=\"{}\" download>{}</a>",
+        RunDir::report_table_href(stem),
+        RunDir::report_xlsx_href(),
+        RunDir::report_xlsx_href()
+    );
+    if button {
+        let _ = write!(
+            s,
+            " · <button type=\"button\" data-csv=\"{stem}\">CSV of this table as shown</button>"
+        );
+    }
+    s + "</p>"
+}
+
+/// The buttons of [`downloads`]: the table's cells as CSV (UTF-8 with a byte-order mark, a
+/// text that would read as a formula prefixed with `'`), saved without a network.
+const CSV_JS: &str = r#"(function(){function csv(t){var rows=[];t.querySelectorAll('tr').forEach(function(tr){var r=[];
+tr.querySelectorAll('th,td').forEach(function(c){var v=c.innerText.trim();if(/^[=@]/.test(v)||(/^[+-]/.test(v)&&isNaN(parseFloat(v))))v="'"+v;r.push('"'+v.replace(/"/g,'""')+'"');});
+rows.push(r.join(','));});return '\ufeff'+rows.join('\r\n')+'\r\n';}
+document.querySelectorAll('button[data-csv]').forEach(function(b){b.addEventListener('click',function(){var k=b.getAttribute('data-csv'),t=document.querySelector('table[data-table="'+k+'"]');if(!t)return;
+var a=document.createElement('a');a.href=URL.createObjectURL(new Blob([csv(t)],{type:'text/csv;charset=utf-8'}));a.download=k+'.csv';document.body.appendChild(a);a.click();a.remove();});});})();"#;
+
+/// Marks the page with whether Chinese characters get real glyphs (`data-cjk-font`:
+/// `present`/`missing`: '中' drawn in the page's font stack against an unassigned code point,
+/// always the missing-glyph box) and whether the embedded face loaded (`data-embedded-font`),
+/// once the embedded face has loaded; the notice shows when they would be boxes.
+const FONT_JS: &str = r#"(function(){function check(){try{var c=document.createElement('canvas');c.width=40;c.height=40;var x=c.getContext('2d');
+var ff=getComputedStyle(document.body).fontFamily;function img(t){x.clearRect(0,0,40,40);x.font='24px '+ff;x.fillText(t,4,30);return x.getImageData(0,0,40,40).data.join(',');}
+var none=img('中')===img('\u0378'),w=document.getElementById('font-warning'),h=document.documentElement;w.style.display=none?'block':'none';
+h.setAttribute('data-cjk-font',none?'missing':'present');h.setAttribute('data-embedded-font',document.fonts&&document.fonts.check('24px "vocmine CJK"','中')?'loaded':'not-loaded');}catch(e){}}
+if(document.fonts&&document.fonts.load){document.fonts.load('24px "vocmine CJK"','中').then(check,check);}else{check();}})();"#;
+
+pub(super) fn pct(x: f64) -> String {
     format!("{:.0}%", x * 100.0)
 }
 
-fn help(items: &[(&str, &str)]) -> String {
+pub(super) fn help(items: &[(&str, &str)]) -> String {
     let mut s = String::from("<dl class=\"help\">");
     for (k, v) in items {
         let _ = write!(s, "<dt>{}</dt><dd>{}</dd>", escape_html(k), escape_html(v));
@@ -35,7 +76,7 @@ fn help(items: &[(&str, &str)]) -> String {
     s + "</dl>"
 }
 
-fn quotes(ex: &[Example]) -> String {
+pub(super) fn quotes(ex: &[Example]) -> String {
     ex.iter()
         .map(|e| {
             format!(
@@ -255,7 +296,7 @@ fn journey_section(r: &Report) -> String {
     s += &select("f-tier", "tier", &g.tiers);
     s += "</div>";
     s += &journey_curve(r);
-    s += "<table id=\"journey-table\"><tr><th class=\"l\">stage</th><th>comments</th><th>share</th><th>mean sentiment</th><th>negative</th>";
+    s += "<table id=\"journey-table\" data-table=\"journey\"><tr><th class=\"l\">stage</th><th>comments</th><th>share</th><th>mean sentiment</th><th>negative</th>";
     if let Some(sc) = &scale {
         let _ = write!(s, "<th>{sc}</th>");
     }
@@ -297,6 +338,7 @@ fn journey_section(r: &Report) -> String {
         );
     }
     s += "</table>";
+    s += &downloads("journey", true);
     let rating_help = match r.rating.as_ref().map(|x| x.scale.as_str()) {
         Some("nps") => "NPS of the stage's rated comments: % rating 9-10 minus % rating 0-6 (n: rated comments).",
         Some("ces") => "CES: mean effort score of the stage's rated comments (n: rated comments).",
@@ -364,121 +406,10 @@ location.hash.slice(1).split('&').forEach(function(kv){var p=kv.split('='),e=doc
  var v=decodeURIComponent(p[1]);for(var i=0;i<e.options.length;i++)if(e.options[i].text===v)e.value=e.options[i].value;});
 draw();})();"#;
 
-/// Shows the font warning when Chinese characters would render as empty boxes: '中' drawn in
-/// the page's font stack is compared with an unassigned code point (always the missing-glyph
-/// box).
-const FONT_JS: &str = r#"(function(){try{var c=document.createElement('canvas');c.width=40;c.height=40;var x=c.getContext('2d');
-var ff=getComputedStyle(document.body).fontFamily;function img(t){x.clearRect(0,0,40,40);x.font='24px '+ff;x.fillText(t,4,30);return x.getImageData(0,0,40,40).data.join(',');}
-var none=img('中')===img('\u0378');var w=document.getElementById('font-warning');w.style.display=none?'block':'none';w.setAttribute('data-cjk-font',none?'missing':'present');}catch(e){}})();"#;
-
-fn group_table(title: &str, groups: &[GroupStats], rating_scale: Option<&str>) -> String {
-    let mut s = format!(
-        "<table><tr><th>#</th><th class=\"l\">{title}</th><th>comments</th><th>negative</th><th>mean sentiment</th><th>priority</th><th>VIP/gold</th><th>trend</th>"
-    );
-    if let Some(sc) = rating_scale {
-        let _ = write!(s, "<th>{}</th><th>impact</th>", sc.to_uppercase());
-    }
-    s += "<th class=\"l\">examples (most severe first)</th></tr>";
-    for (i, g) in groups.iter().enumerate() {
-        let cls = if g.mean_sentiment < 0.0 { "neg" } else { "pos" };
-        let _ = write!(
-            s,
-            "<tr><td>{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td class=\"{cls}\">{:+.2}</td><td>{:.1}</td><td>{}</td><td>{}</td>",
-            i + 1,
-            escape_html(&g.name),
-            g.volume,
-            pct(g.negative_share),
-            g.mean_sentiment,
-            g.priority,
-            g.weighted_tier_comments,
-            g.trend.map_or("–".to_string(), |t| format!("{t:.2}x"))
-        );
-        if rating_scale.is_some() {
-            match &g.rating {
-                Some(r) => {
-                    let _ = write!(
-                        s,
-                        "<td>{:.1} (n={})</td><td>{:+.1}</td>",
-                        r.value, r.n, r.impact
-                    );
-                }
-                None => s += "<td>–</td><td>–</td>",
-            }
-        }
-        let _ = write!(s, "<td class=\"l\">{}</td></tr>", quotes(&g.examples));
-    }
-    s += "</table>";
-    let mut items = vec![
-        ("comments", "comments in the group."),
-        ("negative", "share with negative sentiment."),
-        ("mean sentiment", "mean of P(positive) - P(negative), -1 to +1."),
-        ("priority", "the ranking key: sum over the group's comments of negativity (how negative, 0-1) x customer-tier weight, so volume, negativity and tier all count."),
-        ("VIP/gold", "comments from tiers weighted above 1."),
-        ("trend", "comments in the last period divided by the mean of the periods before it (2.00x: twice the usual volume; – : no earlier periods)."),
-    ];
-    if let Some(sc) = rating_scale {
-        items.push((
-            if sc == "nps" {
-                "NPS"
-            } else if sc == "ces" {
-                "CES"
-            } else {
-                "CSAT"
-            },
-            "the rating metric over the group's rated comments (n: rated comments).",
-        ));
-        items.push(("impact", "as Thematic defines it: the overall score minus the score without this group's comments, in points; negative: the group pulls the score down by that much."));
-    }
-    items.push(("examples", "quoted as scored: personal data masked."));
-    s + &help(&items)
-}
-
-fn alerts(list: &[Alert]) -> String {
-    if list.is_empty() {
-        return "<p>No spikes.</p>".into();
-    }
-    let mut s = String::from("<table><tr><th class=\"l\">period</th><th class=\"l\">kind</th><th class=\"l\">what</th><th class=\"l\">metric</th><th>value</th><th>baseline</th><th>z</th><th class=\"l\">same event</th></tr>");
-    for a in list {
-        let fmt = |v: f64| {
-            if a.metric == "negative_share" {
-                pct(v)
-            } else {
-                format!("{v:.1}")
-            }
-        };
-        let _ = write!(
-            s,
-            "<tr class=\"alert\"><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{} ± {}</td><td>{:.1}</td><td class=\"l\">{}</td></tr>",
-            a.period,
-            a.kind,
-            escape_html(&a.name),
-            a.metric,
-            fmt(a.value),
-            fmt(a.baseline_mean),
-            fmt(a.baseline_sd),
-            a.z,
-            escape_html(&a.related.join("; "))
-        );
-    }
-    s += "</table>";
-    s + &help(&[
-        ("period", "first day of the period flagged."),
-        ("metric", "volume (comments in the period) or negative_share (share of them negative)."),
-        ("baseline", "mean ± standard deviation of the same metric over the periods before it."),
-        ("z", "how many standard deviations above the baseline (counts use at least the Poisson noise, √mean)."),
-        ("same event", "other spikes of the same period made of the same comments (a topic of the same complaints, the other metric), folded into this alert."),
-    ])
-}
-
 /// Renders the report as one HTML page.
 pub fn to_html(r: &Report) -> String {
     let mut s = String::new();
-    let lang = if r.lang == "zh" { "zh-CN" } else { "en" };
-    let _ = write!(
-        s,
-        "<!DOCTYPE html><html lang=\"{lang}\"><head><meta charset=\"utf-8\"><title>vocmine report</title><style>body{{font-family:{FONT_STACK}}}{CSS}</style></head><body>"
-    );
-    s += "<p id=\"font-warning\">No font with Chinese characters was found on this machine, so Chinese text may show as empty boxes. Install one (e.g. Noto Sans CJK: <code>fonts-noto-cjk</code>), or make the report with <code>--lang en</code> for English category names.</p>";
+    s += "<p id=\"font-warning\">The page's embedded Chinese font did not load and no font with Chinese characters was found on this machine, so Chinese text may show as empty boxes. Install one (e.g. Noto Sans CJK: <code>fonts-noto-cjk</code>), or make the report with <code>--lang en</code> for English category names.</p>";
     let _ = write!(
         s,
         "<h1>Voice of the customer: {} comments, {} to {}</h1><div class=\"cards\">",
@@ -508,8 +439,10 @@ pub fn to_html(r: &Report) -> String {
         "<div class=\"card\">alerts<b>{}</b>spikes flagged</div></div>",
         r.alerts.len()
     );
+    s += &downloads("summary", false);
     s += "<h2>Alerts</h2>";
     s += &alerts(&r.alerts);
+    s += &downloads("alerts", !r.alerts.is_empty());
     if !r.journey.is_empty() {
         s += &journey_section(r);
     }
@@ -525,12 +458,16 @@ pub fn to_html(r: &Report) -> String {
         "#d9534f",
         "priority (sum of negativity x tier weight)",
     );
-    s += &group_table("pain point", &r.pain_points, scale);
+    let days = r.period_days;
+    s += &group_table("pain_points", "pain point", &r.pain_points, scale, days);
+    s += &downloads("pain_points", true);
     s += "<h2>Sentiment over time</h2>";
     s += &timeline(r);
+    s += &downloads("timeline", false);
     if !r.themes.is_empty() {
         s += "<h2>Themes</h2><p class=\"help\">Themes group topics whose subjects lie close together (average linkage of the topics' centroids); each topic is in one theme, and the topics table below lists them one by one.</p>";
-        s += &group_table("theme", &r.themes, scale);
+        s += &group_table("themes", "theme", &r.themes, scale, days);
+        s += &downloads("themes", true);
     }
     s += "<h2>Topics</h2>";
     if r.topics.is_empty() {
@@ -544,12 +481,21 @@ pub fn to_html(r: &Report) -> String {
             .map(|g| (format!("{} {}", g.key, g.name), g.volume as f64))
             .collect();
         s += &bars(&items, "#5b8fc7", "comments");
-        s += &group_table("topic", &r.topics, scale);
+        s += &group_table("topics", "topic", &r.topics, scale, days);
+        s += &downloads("topics", true);
     }
     let _ = write!(
         s,
-        "<p class=\"help\">Fonts: {}. The page embeds no font.</p><script>{FONT_JS}</script>",
+        "<p class=\"help\">Fonts: {}, then {}. The page embeds WenQuanYi Micro Hei (Apache-2.0), cut to the characters it shows.</p><script>{FONT_JS}{CSV_JS}</script></body></html>",
+        super::FONT_FAMILY,
         escape_html(FONT_STACK)
     );
-    s + "</body></html>\n"
+    // The embedded face holds exactly the characters of the page (its script's strings too).
+    s.push('\n');
+    let face = font_face(&format!("{s}{CSS}")).unwrap_or_default();
+    let lang = if r.lang == "zh" { "zh-CN" } else { "en" };
+    let stack = font_stack(FONT_STACK);
+    format!(
+        "<!DOCTYPE html><html lang=\"{lang}\"><head><meta charset=\"utf-8\"><title>vocmine report</title><style>{face}body{{font-family:{stack}}}{CSS}</style></head><body>{s}"
+    )
 }

@@ -13,19 +13,27 @@
 //! Impact is Thematic's: the overall rating metric minus the metric over the comments outside
 //! the group (what the score would be without the theme).
 
+mod export;
+mod font;
 mod html;
 mod journey;
 mod names;
+mod periods;
+mod tables;
 mod text;
 
+pub use export::{report_tables, write_tables, Table, Value};
+pub use font::{font_face, FONT_FAMILY};
 pub use html::to_html;
 pub use journey::{Candidate, Cell, NamedCount, Segments, StageRating, StageStats};
 pub use names::{Names, DEFAULT_STAGES};
+pub use periods::PeriodChange;
 
 use crate::error::{Error, Result};
 use crate::record::{civil_date, parse_time, Scored};
 use crate::severity::{severity, tier_weight};
 use crate::workspace::{write_atomic, RunDir, TopicTag};
+use periods::{mean_sd, period_start};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 
@@ -86,6 +94,9 @@ pub struct GroupStats {
     /// Last period's volume against the mean of the baseline periods before it (ratio; null
     /// when there is no baseline).
     pub trend: Option<f64>,
+    /// The last period against the one before it (week over week with weekly periods);
+    /// null with fewer than two periods.
+    pub change: Option<PeriodChange>,
     /// Rating metric over the group's rated comments, and the overall metric without them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rating: Option<RatingImpact>,
@@ -255,17 +266,6 @@ pub(crate) fn rating_metric(scale: &str, ratings: &[f64]) -> Option<f64> {
     })
 }
 
-fn period_start(secs: i64, days: i64) -> String {
-    let day = secs.div_euclid(86_400);
-    // 1970-01-01 was a Thursday: shift so that periods of 7 start on Mondays.
-    let start = if days == 7 {
-        (day + 3).div_euclid(7) * 7 - 3
-    } else {
-        day.div_euclid(days) * days
-    };
-    civil_date(start * 86_400)
-}
-
 struct Item<'a> {
     s: &'a Scored,
     period: Option<String>,
@@ -274,15 +274,9 @@ struct Item<'a> {
     severity: f64,
 }
 
-fn mean_sd(v: &[f64]) -> (f64, f64) {
-    let n = v.len().max(1) as f64;
-    let m = v.iter().sum::<f64>() / n;
-    let var = v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / n;
-    (m, var.sqrt())
-}
-
 /// Builds the report of the run folder `run` (its scored comments and, when `topics` has run,
-/// their topics) and writes `RUN/report.json` and `RUN/report.html`. `tier_weights: None`
+/// their topics) and writes `RUN/report.json`, `RUN/report.html`, and its tables as
+/// `RUN/report_tables/TABLE.csv` and `RUN/report.xlsx` ([`write_tables`]). `tier_weights: None`
 /// takes the run's saved ones (`score --tier-weight`).
 pub fn report_run(
     run: &RunDir,
@@ -292,6 +286,7 @@ pub fn report_run(
     let r = build_run(run, tier_weights, cfg)?;
     let json = serde_json::to_string_pretty(&r)? + "\n";
     write_atomic(&run.report_json(), json.as_bytes())?;
+    write_tables(run, &r)?;
     write_atomic(&run.report_html(), to_html(&r).as_bytes())?;
     Ok(r)
 }
@@ -462,6 +457,7 @@ pub fn build(scored: &[Scored], topics: &HashMap<String, TopicTag>, cfg: &Report
             });
             let mut ex: Vec<&&Item> = members.iter().collect();
             ex.sort_by(|a, b| b.severity.total_cmp(&a.severity).then(a.s.id.cmp(&b.s.id)));
+            let change = PeriodChange::of(&by_period.values().copied().collect::<Vec<_>>());
             stats.push(GroupStats {
                 key,
                 name,
@@ -476,6 +472,7 @@ pub fn build(scored: &[Scored], topics: &HashMap<String, TopicTag>, cfg: &Report
                     .count() as u64,
                 by_period,
                 trend,
+                change,
                 rating,
                 examples: ex.iter().take(3).map(|m| example(m)).collect(),
             });

@@ -11,7 +11,8 @@
 //!   user_dict.txt                                              (score --user-dict)
 //!   index/                                                     (score, index, topics)
 //!   topics/model.json  topics/assignments.jsonl                (topics)
-//!   report.json  report.html                                   (report)
+//!   report.json  report.html  report.xlsx                      (report)
+//!   report_tables/TABLE.csv                                    (report: one file per table)
 //!   alerts/delivered.jsonl  alerts/lock  alerts/queue/NAME.jsonl (alerts, report --webhook)
 //! ```
 
@@ -22,6 +23,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
+
+const REPORT_TABLES: &str = "report_tables";
+const REPORT_XLSX: &str = "report.xlsx";
 
 /// A topic assignment for one comment (from `vocmine topics`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -169,6 +173,31 @@ impl RunDir {
     /// `report.html`.
     pub fn report_html(&self) -> PathBuf {
         self.dir.join("report.html")
+    }
+
+    /// `report.xlsx`: the report's tables, one sheet each.
+    pub fn report_xlsx(&self) -> PathBuf {
+        self.dir.join(REPORT_XLSX)
+    }
+
+    /// `report_tables/`: the report's tables as CSV files.
+    pub fn report_tables_dir(&self) -> PathBuf {
+        self.dir.join(REPORT_TABLES)
+    }
+
+    /// `report_tables/TABLE.csv`: one table of the report (`TABLE`: `pain_points`, ...).
+    pub fn report_table(&self, table: &str) -> PathBuf {
+        self.report_tables_dir().join(format!("{table}.csv"))
+    }
+
+    /// The link from `report.html` to `report_tables/TABLE.csv` (relative, `/`-separated).
+    pub fn report_table_href(table: &str) -> String {
+        format!("{REPORT_TABLES}/{table}.csv")
+    }
+
+    /// The link from `report.html` to `report.xlsx`.
+    pub fn report_xlsx_href() -> &'static str {
+        REPORT_XLSX
     }
 
     /// `alerts/`: what `vocmine alerts` delivered and queued.
