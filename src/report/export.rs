@@ -341,9 +341,12 @@ impl Table {
 
 /// The tables as one workbook, a sheet per table named by its title.
 pub fn to_xlsx(tables: &[Table]) -> Result<Vec<u8>> {
-    use rust_xlsxwriter::{Format, Workbook};
+    use rust_xlsxwriter::{DocProperties, ExcelDateTime, Format, Workbook};
     let err = |e: rust_xlsxwriter::XlsxError| Error::Invalid(format!("xlsx: {e}"));
     let mut wb = Workbook::new();
+    // a fixed creation time (the zip format's first day), so the same report gives the same bytes
+    let epoch = ExcelDateTime::from_ymd(1980, 1, 1).map_err(err)?;
+    wb.set_properties(&DocProperties::new().set_creation_datetime(&epoch));
     let bold = Format::new().set_bold();
     let wrap = Format::new().set_text_wrap();
     for t in tables {

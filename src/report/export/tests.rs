@@ -184,6 +184,14 @@ fn the_workbook_has_a_sheet_per_table_read_back_by_calamine() {
         let bytes = std::fs::read(run.report_table(t.stem)).unwrap();
         assert_eq!(bytes, t.to_csv().unwrap(), "{}", t.stem);
     }
+    // the same report gives the same workbook bytes (no clock in the file)
+    let first = std::fs::read(run.report_xlsx()).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(
+        to_xlsx(&tables).unwrap(),
+        first,
+        "the workbook changed on a rerun"
+    );
     let mut wb = calamine::open_workbook_auto(run.report_xlsx()).unwrap();
     let titles: Vec<String> = tables.iter().map(|t| t.title.clone()).collect();
     assert_eq!(wb.sheet_names(), titles);
