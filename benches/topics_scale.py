@@ -12,8 +12,11 @@ seeded sample of 10,000, the assignment of every other comment, the label words 
 of every comment) and writing model.json and assignments.jsonl; peak RSS from
 `/usr/bin/time -v`.
 
-  python benches/topics_scale.py --from RUN --bin target/release/vocmine \
+  python benches/topics_scale.py --from RUN --bin target/release/vocmine [--old OTHER_BINARY] \
       [--sizes 50000,200000,1000000] [--work /tmp/topics_scale] [--out FILE.md]
+
+With `--old`, the other binary runs on the same grown run right after (its `topics/` folder
+removed first, so both cluster from scratch), side by side in one table.
 
 Needs numpy. The grown runs take ~2.7 KB of disk a comment (removed after each size).
 """
@@ -65,6 +68,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--from", dest="src", required=True)
     ap.add_argument("--bin", default="target/release/vocmine")
+    ap.add_argument("--old", help="a second binary, run on the same grown runs")
     ap.add_argument("--sizes", default="50000,200000,1000000")
     ap.add_argument("--work", default="/tmp/topics_scale")
     ap.add_argument("--threads", default="2")
@@ -78,30 +82,34 @@ def main():
         t = time.time()
         grow(a.src, dst, n, dim)
         built = time.time() - t
-        t = time.time()
-        p = subprocess.run(
-            ["/usr/bin/time", "-v", a.bin, "topics", dst, "--threads", a.threads],
-            capture_output=True,
-            text=True,
-        )
-        wall = time.time() - t
-        if p.returncode != 0:
-            sys.exit(f"vocmine topics failed on {n}:\n{p.stdout}\n{p.stderr}")
-        rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", p.stderr).group(1))
-        first = p.stdout.splitlines()[0]
-        row = (n, wall, rss / 1024 / 1024, first)
-        rows.append(row)
-        print(f"{n}: {wall:.1f} s, peak RSS {row[2]:.2f} GiB (grown in {built:.0f} s): {first}", flush=True)
+        for name, binary in [("new", a.bin)] + ([("old", a.old)] if a.old else []):
+            shutil.rmtree(os.path.join(dst, "topics"), ignore_errors=True)
+            t = time.time()
+            p = subprocess.run(
+                ["/usr/bin/time", "-v", binary, "topics", dst, "--threads", a.threads],
+                capture_output=True,
+                text=True,
+            )
+            wall = time.time() - t
+            if p.returncode != 0:
+                sys.exit(f"{binary} topics failed on {n}:\n{p.stdout}\n{p.stderr}")
+            rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", p.stderr).group(1))
+            first = p.stdout.splitlines()[0]
+            row = (n, name, wall, rss / 1024 / 1024, first)
+            rows.append(row)
+            print(f"{n} {name}: {wall:.1f} s, peak RSS {row[3]:.2f} GiB (grown in {built:.0f} s): {first}", flush=True)
         shutil.rmtree(dst, ignore_errors=True)
     lines = [
         f"# `vocmine topics` at scale ({time.strftime('%Y-%m-%d')})",
         "",
         f"CPU: {cpu_model()}, {os.cpu_count()} cores; `--threads {a.threads}`. Command: "
-        f"`python benches/topics_scale.py --from {a.src} --sizes {a.sizes}`.",
+        f"`python benches/topics_scale.py --from {a.src} --sizes {a.sizes}"
+        + (f" --old {a.old}" if a.old else "")
+        + "`.",
         "",
-        "| comments | wall s | peak RSS GiB | what topics printed |",
-        "|---|---|---|---|",
-    ] + [f"| {n:,} | {w:.1f} | {r:.2f} | {f} |" for n, w, r, f in rows]
+        "| comments | binary | wall s | peak RSS GiB | what topics printed |",
+        "|---|---|---|---|---|",
+    ] + [f"| {n:,} | {b} | {w:.1f} | {r:.2f} | {f} |" for n, b, w, r, f in rows]
     text = "\n".join(lines) + "\n"
     print(text)
     if a.out:

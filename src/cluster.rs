@@ -280,8 +280,8 @@ pub fn hdbscan_labels(
 /// `tf(t, c) / |c| * ln(1 + A / f(t))` (tf: comments of the class with the word, |c|: their
 /// words, A: average words per class, f: frequency over all classes), best first; a word
 /// counts once per comment.
-pub fn c_tf_idf(
-    docs: &[&[String]],
+pub fn c_tf_idf<T: AsRef<str>>(
+    docs: &[&[T]],
     classes: &[i64],
     top: usize,
 ) -> BTreeMap<i64, Vec<(String, f32)>> {
@@ -294,9 +294,9 @@ pub fn c_tf_idf(
         let e = tf.entry(c).or_default();
         // A word counts once per comment: one comment repeating a word must not name a topic.
         let mut seen: HashSet<&str> = HashSet::new();
-        for w in words.iter().filter(|w| seen.insert(w.as_str())) {
-            *e.entry(w.as_str()).or_default() += 1.0;
-            *total.entry(w.as_str()).or_default() += 1.0;
+        for w in words.iter().map(AsRef::as_ref).filter(|w| seen.insert(*w)) {
+            *e.entry(w).or_default() += 1.0;
+            *total.entry(w).or_default() += 1.0;
         }
     }
     let n_words: f64 = total.values().sum();
@@ -363,10 +363,10 @@ fn nearest<'a>(topics: &'a [Topic], e: &[f32]) -> Option<(f32, &'a Topic)> {
 /// Builds topics from an assignment (label -> topic id): centroids, radii, sizes,
 /// representatives, and with `with_terms` the c-TF-IDF terms and label (skipped where only
 /// centroids and radii are needed).
-fn describe(
+fn describe<T: AsRef<str>>(
     labels: &[i64],
     embs: &[Vec<f32>],
-    words: &[Vec<String>],
+    words: &[Vec<T>],
     ids: &[String],
     cfg: &TopicConfig,
     with_terms: bool,
@@ -379,7 +379,7 @@ fn describe(
         }
     }
     let terms = if with_terms {
-        let docs: Vec<&[String]> = words.iter().map(Vec::as_slice).collect();
+        let docs: Vec<&[T]> = words.iter().map(Vec::as_slice).collect();
         c_tf_idf(&docs, labels, cfg.top_terms)
     } else {
         BTreeMap::new()
@@ -427,9 +427,23 @@ fn describe(
 /// `words[i]` are comment i's segmented words, `ids[i]` its id; `subject` the directions to
 /// remove first ([`Subject::learn`] on the comments' sentiment and language; the default
 /// removes none).
-pub fn fit(
+pub fn fit<T: AsRef<str>>(
     embs: &[Vec<f32>],
-    words: &[Vec<String>],
+    words: &[Vec<T>],
+    ids: &[String],
+    cfg: &TopicConfig,
+    subject: Subject,
+) -> Result<(TopicModel, Vec<i64>)> {
+    let viewed = view_all(&subject, embs);
+    fit_viewed(&viewed, words, ids, cfg, subject)
+}
+
+/// [`fit`] on embeddings already in `subject`'s view (each one [`Subject::view`] of the
+/// comment's embedding): a caller holding a million comments views them in place rather than
+/// keep a second copy.
+pub fn fit_viewed<T: AsRef<str>>(
+    embs: &[Vec<f32>],
+    words: &[Vec<T>],
     ids: &[String],
     cfg: &TopicConfig,
     subject: Subject,
@@ -442,8 +456,17 @@ pub fn fit(
         subject,
         themes: Vec::new(),
     };
-    let labels = update(&mut model, embs, words, ids, &HashMap::new())?;
+    let labels = update_viewed(&mut model, embs, words, ids, &HashMap::new())?;
     Ok((model, labels))
+}
+
+/// `embs` in `subject`'s view, borrowed as they are when it removes nothing.
+fn view_all<'a>(subject: &Subject, embs: &'a [Vec<f32>]) -> Cow<'a, [Vec<f32>]> {
+    if subject.is_identity() {
+        Cow::Borrowed(embs)
+    } else {
+        Cow::Owned(embs.iter().map(|e| subject.view(e)).collect())
+    }
 }
 
 /// The topic ids `model` defines (below its `next_id`): an earlier assignment to any other id
@@ -460,10 +483,22 @@ pub fn known_ids(model: &TopicModel) -> HashSet<i64> {
 /// Assigns comments to `model`'s topics, keeping every id in `previous` (id -> topic) where it
 /// was (when the model knows that topic, see [`known_ids`], or it is -1), and opens new topics from dense groups of the remaining unassigned comments. Topic ids
 /// never change; labels, sizes and representatives are recomputed over all comments.
-pub fn update(
+pub fn update<T: AsRef<str>>(
     model: &mut TopicModel,
     embs: &[Vec<f32>],
-    words: &[Vec<String>],
+    words: &[Vec<T>],
+    ids: &[String],
+    previous: &HashMap<String, i64>,
+) -> Result<Vec<i64>> {
+    let viewed = view_all(&model.subject, embs);
+    update_viewed(model, &viewed, words, ids, previous)
+}
+
+/// [`update`] on embeddings already in the model's subject view (see [`fit_viewed`]).
+pub fn update_viewed<T: AsRef<str>>(
+    model: &mut TopicModel,
+    embs: &[Vec<f32>],
+    words: &[Vec<T>],
     ids: &[String],
     previous: &HashMap<String, i64>,
 ) -> Result<Vec<i64>> {
@@ -474,12 +509,6 @@ pub fn update(
     }
     let cfg = model.config;
     let known = known_ids(model);
-    let embs: Cow<[Vec<f32>]> = if model.subject.is_identity() {
-        Cow::Borrowed(embs)
-    } else {
-        Cow::Owned(embs.iter().map(|e| model.subject.view(e)).collect())
-    };
-    let embs: &[Vec<f32>] = &embs;
     let mut labels: Vec<i64> = Vec::with_capacity(ids.len());
     let mut fresh = Vec::new();
     for (i, id) in ids.iter().enumerate() {

@@ -13,7 +13,9 @@ pub use eval::{
     TopicsEvalEvent,
 };
 
-use crate::cluster::{fit, known_ids, update, Factor, Subject, TopicConfig, TopicModel};
+use crate::cluster::{
+    fit, fit_viewed, known_ids, update_viewed, Factor, Subject, TopicConfig, TopicModel,
+};
 use crate::corpus::{EmbeddingCache, Labelled};
 use crate::encode::Encoder;
 use crate::error::{Error, Result};
@@ -23,6 +25,7 @@ use crate::text::segment::Segmenter;
 use crate::workspace::embeddings::{load_aligned, Found, RowKey};
 use crate::workspace::{pause_point, write_atomic, RunDir};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// What [`topics_for_run`] did.
@@ -60,28 +63,30 @@ pub fn topics_for_run(
     mut note: impl FnMut(String),
     progress: impl FnMut(usize, usize),
 ) -> Result<RunTopics> {
-    let scored = run.read_scored()?;
-    let ids: Vec<String> = scored.iter().map(|s| s.id.clone()).collect();
-    let texts: Vec<String> = scored.iter().map(|s| s.text.clone()).collect();
-    let sentiment: Vec<String> = scored
-        .iter()
-        .map(|s| {
+    // Only what topics need of each record, read one at a time: a million full records
+    // would not fit the memory a million embeddings leave.
+    let (mut ids, mut texts, mut sentiment, mut keys) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    run.each_scored(|s| {
+        sentiment.push(
             s.tasks
                 .get("sentiment")
                 .map(|t| t.label.clone())
-                .unwrap_or_default()
-        })
-        .collect();
-    let keys: Vec<RowKey> = scored
-        .into_iter()
-        .map(|s| RowKey {
+                .unwrap_or_default(),
+        );
+        ids.push(s.id.clone());
+        texts.push(s.text);
+        keys.push(RowKey {
             id: s.id,
             text_hash: s.text_hash,
             model: s.model,
-        })
-        .collect();
-    let embs = run_embeddings(run, &ids, &texts, &keys, encoder, &mut note, progress)?;
+        });
+    })?;
+    let mut embs = run_embeddings(run, &ids, &texts, &keys, encoder, &mut note, progress)?;
+    drop(keys);
     let words = label_words(&texts);
+    let lang = languages(&texts);
+    drop(texts);
     let dir = run.topics_dir();
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
     let (model_path, assignments_path) = (run.topic_model(), run.assignments());
@@ -118,14 +123,17 @@ pub fn topics_for_run(
                 stale
             ));
         }
-        let labels = update(&mut model, &embs, &words, &ids, &previous)?;
+        view_in_place(&model.subject, &mut embs);
+        let labels = update_viewed(&mut model, &embs, &words, &ids, &previous)?;
         let kept = previous.len();
         (model, labels, kept, Some(before))
     } else {
-        let subject = subject_of(&embs, &texts, &sentiment);
-        let (model, labels) = fit(&embs, &words, &ids, cfg, subject)?;
+        let subject = subject_for(&embs, &lang, &sentiment);
+        view_in_place(&subject, &mut embs);
+        let (model, labels) = fit_viewed(&embs, &words, &ids, cfg, subject)?;
         (model, labels, 0, None)
     };
+    drop(embs);
     let cluster_seconds = t_cluster.elapsed().as_secs_f64();
     let by_id: BTreeMap<i64, &str> = model
         .topics
@@ -179,12 +187,26 @@ pub fn topics_for_run(
     })
 }
 
+/// Each of `embs` replaced by its view in `subject` (see [`Subject::view`]), one at a time, so
+/// no second copy of them is held.
+fn view_in_place(subject: &Subject, embs: &mut [Vec<f32>]) {
+    use rayon::prelude::*;
+    if !subject.is_identity() {
+        embs.par_iter_mut().for_each(|e| subject.view_in_place(e));
+    }
+}
+
 /// The subject view topics are found in (see [`Subject`]): the directions of the comments'
 /// predicted `sentiment` (one label per text; empty labels, or none at all, where the model
 /// has no sentiment task) and of their language (detected from `texts`, as `score` does)
 /// removed.
 pub fn subject_of(embs: &[Vec<f32>], texts: &[String], sentiment: &[String]) -> Subject {
-    let lang: Vec<String> = texts
+    subject_for(embs, &languages(texts), sentiment)
+}
+
+/// Each text's language as `score` detects it.
+fn languages(texts: &[String]) -> Vec<String> {
+    texts
         .iter()
         .map(|t| {
             normalise(t, NormaliseConfig { mask_pii: false })
@@ -192,9 +214,13 @@ pub fn subject_of(embs: &[Vec<f32>], texts: &[String], sentiment: &[String]) -> 
                 .as_str()
                 .to_string()
         })
-        .collect();
+        .collect()
+}
+
+/// [`subject_of`] with each comment's language given (`lang`, one per embedding).
+fn subject_for(embs: &[Vec<f32>], lang: &[String], sentiment: &[String]) -> Subject {
     let mut factors = Vec::new();
-    if sentiment.len() == texts.len() && sentiment.iter().any(|s| !s.is_empty()) {
+    if sentiment.len() == lang.len() && sentiment.iter().any(|s| !s.is_empty()) {
         factors.push(Factor {
             name: "sentiment",
             values: sentiment,
@@ -202,7 +228,7 @@ pub fn subject_of(embs: &[Vec<f32>], texts: &[String], sentiment: &[String]) -> 
     }
     factors.push(Factor {
         name: "lang",
-        values: &lang,
+        values: lang,
     });
     Subject::learn(embs, &factors)
 }
@@ -271,17 +297,35 @@ pub fn assign_embeddings(model: &TopicModel, embs: &[Vec<f32>]) -> Vec<i64> {
 
 /// The words each text's topic label is drawn from: jieba words of the normalised text, less
 /// the words that name a tone or a shop rather than a subject (`data/topic_label_stop.txt`).
-pub fn label_words(texts: &[String]) -> Vec<Vec<String>> {
+/// Each distinct word is held once and shared ([`Word`]): a million comments' words then take
+/// a few hundred MB, not gigabytes.
+pub fn label_words(texts: &[String]) -> Vec<Vec<Word>> {
     let seg = Segmenter::new();
+    let mut vocab: HashMap<String, Word> = HashMap::new();
     texts
         .iter()
         .map(|t| {
-            let mut w = seg.tokens(&normalise(t, NormaliseConfig { mask_pii: false }));
-            w.retain(|w| !is_label_stop_word(w));
-            w
+            let words = seg.tokens(&normalise(t, NormaliseConfig { mask_pii: false }));
+            let mut out: Vec<Word> = words
+                .into_iter()
+                .filter(|w| !is_label_stop_word(w))
+                .map(|w| match vocab.get(&w) {
+                    Some(shared) => shared.clone(),
+                    None => {
+                        let shared: Word = Arc::from(w.as_str());
+                        vocab.insert(w, shared.clone());
+                        shared
+                    }
+                })
+                .collect();
+            out.shrink_to_fit();
+            out
         })
         .collect()
 }
+
+/// A word of [`label_words`], shared by every comment that has it.
+pub type Word = Arc<str>;
 
 /// True for a word kept out of topic labels (`data/topic_label_stop.txt`: tone and opinion
 /// words, shop and platform names; simplified Chinese, lower-case English).
@@ -425,5 +469,34 @@ impl RunTopics {
             let _ = writeln!(s, "{}", stats.summary(&run.index()));
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_words_are_the_segmenters_words_held_once() {
+        let texts = vec![
+            "屏幕很清晰，电池不耐用".to_string(),
+            "电池续航太短了".to_string(),
+            "The battery drains fast".to_string(),
+        ];
+        let words = label_words(&texts);
+        assert_eq!(words.len(), 3);
+        let as_str = |i: usize| -> Vec<&str> { words[i].iter().map(|w| w.as_ref()).collect() };
+        assert!(
+            as_str(0).contains(&"屏幕") && as_str(0).contains(&"电池"),
+            "{:?}",
+            as_str(0)
+        );
+        assert!(as_str(2).contains(&"battery"), "{:?}", as_str(2));
+        // tone words stay out of labels
+        assert!(words.iter().flatten().all(|w| !is_label_stop_word(w)));
+        // the same word in two comments is one allocation
+        let a = words[0].iter().find(|w| w.as_ref() == "电池").unwrap();
+        let b = words[1].iter().find(|w| w.as_ref() == "电池").unwrap();
+        assert!(Arc::ptr_eq(a, b));
     }
 }

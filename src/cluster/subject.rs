@@ -47,15 +47,14 @@ impl Subject {
     /// comment is skipped. Deterministic: groups are taken in value order.
     pub fn learn(embs: &[Vec<f32>], factors: &[Factor<'_>]) -> Subject {
         let dim = embs.first().map_or(0, Vec::len);
-        let unit: Vec<Vec<f64>> = embs
-            .iter()
-            .map(|e| {
-                let n = e.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
-                e.iter()
-                    .map(|x| if n > 0.0 { f64::from(*x) / n } else { 0.0 })
-                    .collect()
-            })
-            .collect();
+        // Each comment at unit length, computed where it is summed (no second copy of a
+        // million embeddings; the same values and order as a kept copy would give).
+        let add_unit = |m: &mut [f64], e: &[f32]| {
+            let n = e.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+            m.iter_mut()
+                .zip(e)
+                .for_each(|(a, x)| *a += if n > 0.0 { f64::from(*x) / n } else { 0.0 });
+        };
         let mut diffs: Vec<Vec<f64>> = Vec::new();
         let mut names = Vec::new();
         for f in factors {
@@ -74,7 +73,7 @@ impl Subject {
                 let mut m = vec![0f64; dim];
                 let mut n = 0usize;
                 for i in rows {
-                    m.iter_mut().zip(&unit[i]).for_each(|(a, b)| *a += b);
+                    add_unit(&mut m, &embs[i]);
                     n += 1;
                 }
                 m.iter_mut().for_each(|a| *a /= n.max(1) as f64);
@@ -120,8 +119,16 @@ impl Subject {
     /// `e` without the removed directions, at unit length; `e` itself when nothing is removed
     /// (topic models written before subjects existed keep assigning exactly as before).
     pub fn view(&self, e: &[f32]) -> Vec<f32> {
+        let mut v = e.to_vec();
+        self.view_in_place(&mut v);
+        v
+    }
+
+    /// [`view`](Self::view) written over `e` itself (the same values), so a caller holding a
+    /// million embeddings needs no second copy, nor memory from another thread's heap.
+    pub fn view_in_place(&self, e: &mut [f32]) {
         if self.removed.is_empty() {
-            return e.to_vec();
+            return;
         }
         let mut x: Vec<f64> = e.iter().map(|v| f64::from(*v)).collect();
         for d in &self.removed {
@@ -134,9 +141,9 @@ impl Subject {
                 .for_each(|(a, b)| *a -= p * f64::from(*b));
         }
         let n = x.iter().map(|a| a * a).sum::<f64>().sqrt();
-        x.iter()
-            .map(|a| if n > 0.0 { (a / n) as f32 } else { 0.0 })
-            .collect()
+        e.iter_mut()
+            .zip(&x)
+            .for_each(|(v, a)| *v = if n > 0.0 { (a / n) as f32 } else { 0.0 });
     }
 }
 

@@ -137,7 +137,7 @@ pub fn topics_eval(
         let mut timing = Vec::new();
         for &n in sizes {
             let n = n.min(embs.len());
-            let w = vec![Vec::new(); n];
+            let w = vec![Vec::<String>::new(); n];
             let t = Instant::now();
             let (model, labels) = fit(&embs[..n], &w, &set.ids[..n], &config, Subject::default())?;
             let row = SizeTiming {

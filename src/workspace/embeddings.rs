@@ -107,24 +107,28 @@ pub enum Found {
 }
 
 fn read_rows(path: &Path, dim: usize, expect: usize) -> Result<Option<Vec<Vec<f32>>>> {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
+    let f = match File::open(path) {
+        Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::io(path, e)),
     };
-    if dim == 0 || bytes.len() != expect * dim * 4 {
+    let len = f.metadata().map_err(|e| Error::io(path, e))?.len();
+    if dim == 0 || len != (expect * dim * 4) as u64 {
         return Ok(None);
     }
-    Ok(Some(
-        bytes
-            .chunks_exact(dim * 4)
-            .map(|r| {
-                r.chunks_exact(4)
-                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                    .collect()
-            })
-            .collect(),
-    ))
+    // Row by row: the file's bytes are never held beside the rows made from them.
+    let mut r = BufReader::with_capacity(1 << 20, f);
+    let mut row = vec![0u8; dim * 4];
+    let mut out = Vec::with_capacity(expect);
+    for _ in 0..expect {
+        r.read_exact(&mut row).map_err(|e| Error::io(path, e))?;
+        out.push(
+            row.chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+        );
+    }
+    Ok(Some(out))
 }
 
 /// The embeddings of `rows` (the lines of the run's `scored.jsonl`, in order) with width `dim`:
