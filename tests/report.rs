@@ -9,6 +9,7 @@
 mod common;
 mod report_support;
 
+use report_support::visible::{english_words, own_text};
 use report_support::{
     cell, chromium, dump_dom, dump_dom_with, latin_only_fontconfig, GLYPH_CHECK, PII,
 };
@@ -24,6 +25,20 @@ const STAGES: [&str; 7] = [
     "customer_service",
     "account_membership",
 ];
+
+/// A `change` of report.json as the page shows it (`+12 (+40%)`, `–` for none).
+fn change_text(c: &serde_json::Value) -> String {
+    if c.is_null() {
+        return "–".into();
+    }
+    let sign = |x: f64| if x > 0.0 { "+" } else { "" };
+    let d = c["delta"].as_i64().unwrap();
+    let pct = match c["percent"].as_f64() {
+        Some(p) => format!("{}{:.0}%", sign(p), p * 100.0),
+        None => "–".into(),
+    };
+    format!("{}{d} ({pct})", sign(d as f64))
+}
 
 fn csat(ratings: &[f64]) -> f64 {
     100.0 * ratings.iter().filter(|&&r| r >= 4.0).count() as f64 / ratings.len() as f64
@@ -355,6 +370,15 @@ fn report_figures_spikes_determinism_and_html() {
     assert_eq!(zh["lang"], "zh");
     let zh_html = std::fs::read_to_string(again.join("report.html")).unwrap();
     assert!(zh_html.contains("lang=\"zh-CN\"") && zh_html.contains("售后退换"));
+    // The page's own words all Chinese: no English word in its visible text but for the
+    // allow-list (quoted comments, the comments' values and commands left out).
+    let english = english_words(&own_text(&zh_html));
+    assert!(
+        english.is_empty(),
+        "English left on the zh page: {english:?}"
+    );
+    assert!(zh_html.contains("<h2>客户旅程</h2>") && zh_html.contains("<th>周环比</th>"));
+    assert!(!zh_html.contains("Customer journey") && !zh_html.contains("<th>comments</th>"));
     assert!(
         zh_html.len() < 1_000_000,
         "report.html is {} bytes",
@@ -384,6 +408,8 @@ fn report_figures_spikes_determinism_and_html() {
     );
     for (i, st) in journey.iter().enumerate() {
         assert_eq!(cell(&dom, &format!("jn{i}")), st["volume"].to_string());
+        // The week-over-week change the script draws is the report's.
+        assert_eq!(cell(&dom, &format!("jw{i}")), change_text(&st["change"]));
     }
     // Filtered in the page (a link that preselects channel and tier): the counts of those
     // comments only.
@@ -533,4 +559,19 @@ fn journey_stage_counts_on_a_small_fixture() {
         })
         .collect();
     assert_eq!(got, want);
+    // Week over week: 2026-10-05 is a Monday, so the comments of that day (rows 4 and 9) are
+    // the last week and the others (10-01 to 10-04) the week before.
+    for st in r["journey"].as_array().unwrap() {
+        let key = st["key"].as_str().unwrap();
+        let of = |last: bool| {
+            (0..rows.len())
+                .filter(|i| rows[*i].0 == key && (i % 5 == 4) == last)
+                .count() as u64
+        };
+        let c = &st["change"];
+        assert_eq!(c["last"].as_u64(), Some(of(true)), "{key}");
+        assert_eq!(c["previous"].as_u64(), Some(of(false)), "{key}");
+    }
+    let csv = std::fs::read_to_string(run.join("report_tables/journey.csv")).unwrap();
+    assert!(csv.contains(",week-over-week change,"), "{csv}");
 }

@@ -3,6 +3,14 @@
 //! `RUN/report.xlsx` with one sheet per table. Headers are in the report's language; texts are
 //! the masked ones the report quotes; numbers stay numbers (shares as fractions 0-1).
 
+use super::strings::{
+    Words, ALERTS, ALERT_COUNT, BASELINE_MEAN, BASELINE_SD, CHANGE, CHANGE_SHARE, COMMENTS,
+    COMMENTS_TIMED, EXAMPLES_MASKED, FROM, IMPACT_POINTS, JOURNEY, KEY, KIND, LAST_PERIOD,
+    MEAN_SENTIMENT_11, MEAN_SEVERITY, MEASURE, METRIC, NAME, NEGATIVE_SHARE_01, PAIN_POINTS,
+    PERIOD, PERIOD_DAYS, PERIOD_START, PREVIOUS_PERIOD, PRIORITY, RANK, RATED_COMMENTS, SAME_EVENT,
+    SENTIMENT, SENTIMENT_OVER_TIME, SHARE_01, STAGE, STAGE_KEY, SUMMARY, THEMES, TO, TOPICS,
+    TOP_PAIN_POINTS, TREND_RATIO, VALUE, VIP_GOLD_COMMENTS, WHAT,
+};
 use super::{GroupStats, PeriodChange, Report};
 use crate::error::{Error, Result};
 use crate::workspace::{write_atomic, RunDir};
@@ -44,10 +52,6 @@ pub const TABLES: [&str; 7] = [
     "timeline",
 ];
 
-fn t(zh: bool, en: &str, zh_text: &str) -> String {
-    if zh { zh_text } else { en }.to_string()
-}
-
 fn text(s: &str) -> Value {
     Value::Text(s.to_string())
 }
@@ -61,41 +65,54 @@ fn examples(ex: &[super::Example]) -> Value {
     Value::Text(lines.join("\n"))
 }
 
+/// The headers of the change columns: the last period, the one before, the change and the
+/// change as a share (`week-over-week change` with weekly periods).
+fn change_headers(w: Words, period_days: i64) -> [String; 4] {
+    let period = w.change_header(period_days);
+    [
+        w.s(LAST_PERIOD),
+        w.s(PREVIOUS_PERIOD),
+        format!("{period} {}", w.get(CHANGE)),
+        format!("{period} {}", w.get(CHANGE_SHARE)),
+    ]
+}
+
+/// The cells of [`change_headers`]' columns.
+fn change_cells(ch: Option<&PeriodChange>) -> [Value; 4] {
+    [
+        ch.map_or(Value::Empty, |c| Value::Int(c.last as i64)),
+        ch.map_or(Value::Empty, |c| Value::Int(c.previous as i64)),
+        ch.map_or(Value::Empty, |c| Value::Int(c.delta)),
+        opt(ch.and_then(|c| c.percent)),
+    ]
+}
+
 fn group(stem: &'static str, title: String, r: &Report, groups: &[GroupStats]) -> Table {
-    let zh = r.lang == "zh";
+    let w = Words::new(&r.lang);
     let scale = r.rating.as_ref().map(|x| x.scale.to_uppercase());
-    let period = if r.period_days == 7 {
-        t(zh, "week-over-week", "周环比")
-    } else {
-        t(zh, "period-over-period", "环比")
-    };
     let mut headers = vec![
-        t(zh, "rank", "排名"),
-        t(zh, "key", "编号"),
-        t(zh, "name", "名称"),
-        t(zh, "comments", "评论数"),
-        t(zh, "negative share (0-1)", "负面占比 (0-1)"),
-        t(zh, "mean sentiment (-1..1)", "平均情感 (-1..1)"),
-        t(zh, "priority", "优先级"),
-        t(zh, "mean severity", "平均严重度"),
-        t(zh, "VIP/gold comments", "VIP/金卡评论数"),
-        t(zh, "trend (last / earlier mean)", "趋势 (末期 / 此前均值)"),
-        t(zh, "last period", "末期评论数"),
-        t(zh, "previous period", "上期评论数"),
-        format!("{period} {}", t(zh, "change", "变化")),
-        format!("{period} {}", t(zh, "change (share)", "变化率")),
+        w.s(RANK),
+        w.s(KEY),
+        w.s(NAME),
+        w.s(COMMENTS),
+        w.s(NEGATIVE_SHARE_01),
+        w.s(MEAN_SENTIMENT_11),
+        w.s(PRIORITY),
+        w.s(MEAN_SEVERITY),
+        w.s(VIP_GOLD_COMMENTS),
+        w.s(TREND_RATIO),
     ];
+    headers.extend(change_headers(w, r.period_days));
     if let Some(sc) = &scale {
         headers.push(sc.clone());
-        headers.push(t(zh, "rated comments", "有评分评论数"));
-        headers.push(t(zh, "impact (points)", "影响 (分)"));
+        headers.push(w.s(RATED_COMMENTS));
+        headers.push(w.s(IMPACT_POINTS));
     }
-    headers.push(t(zh, "examples (masked)", "示例 (已脱敏)"));
+    headers.push(w.s(EXAMPLES_MASKED));
     let rows = groups
         .iter()
         .enumerate()
         .map(|(i, g)| {
-            let ch: Option<&PeriodChange> = g.change.as_ref();
             let mut row = vec![
                 Value::Int(i as i64 + 1),
                 text(&g.key),
@@ -107,11 +124,8 @@ fn group(stem: &'static str, title: String, r: &Report, groups: &[GroupStats]) -
                 Value::Num(g.mean_severity),
                 Value::Int(g.weighted_tier_comments as i64),
                 opt(g.trend),
-                ch.map_or(Value::Empty, |c| Value::Int(c.last as i64)),
-                ch.map_or(Value::Empty, |c| Value::Int(c.previous as i64)),
-                ch.map_or(Value::Empty, |c| Value::Int(c.delta)),
-                opt(ch.and_then(|c| c.percent)),
             ];
+            row.extend(change_cells(g.change.as_ref()));
             if scale.is_some() {
                 row.push(opt(g.rating.as_ref().map(|x| x.value)));
                 row.push(
@@ -136,79 +150,67 @@ fn group(stem: &'static str, title: String, r: &Report, groups: &[GroupStats]) -
 /// Every table of the report (those of [`TABLES`], in that order; a table with nothing to show
 /// has its headers only).
 pub fn report_tables(r: &Report) -> Vec<Table> {
-    let zh = r.lang == "zh";
+    let w = Words::new(&r.lang);
     let scale = r.rating.as_ref().map(|x| x.scale.to_uppercase());
     let mut summary = vec![
-        vec![
-            text(&t(zh, "comments", "评论数")),
-            Value::Int(r.comments as i64),
-        ],
-        vec![
-            text(&t(zh, "comments with a time", "有时间的评论数")),
-            Value::Int(r.timed as i64),
-        ],
-        vec![
-            text(&t(zh, "from", "起始日期")),
-            text(r.from.as_deref().unwrap_or("")),
-        ],
-        vec![
-            text(&t(zh, "to", "结束日期")),
-            text(r.to.as_deref().unwrap_or("")),
-        ],
-        vec![
-            text(&t(zh, "period (days)", "周期 (天)")),
-            Value::Int(r.period_days),
-        ],
+        vec![text(&w.s(COMMENTS)), Value::Int(r.comments as i64)],
+        vec![text(&w.s(COMMENTS_TIMED)), Value::Int(r.timed as i64)],
+        vec![text(&w.s(FROM)), text(r.from.as_deref().unwrap_or(""))],
+        vec![text(&w.s(TO)), text(r.to.as_deref().unwrap_or(""))],
+        vec![text(&w.s(PERIOD_DAYS)), Value::Int(r.period_days)],
     ];
     for (label, n) in &r.sentiment {
         summary.push(vec![
-            Value::Text(format!("{} {label}", t(zh, "sentiment", "情感"))),
+            Value::Text(format!("{} {}", w.get(SENTIMENT), w.sentiment(label))),
             Value::Int(*n as i64),
         ]);
     }
     if let Some(rt) = &r.rating {
         summary.push(vec![text(&rt.scale.to_uppercase()), Value::Num(rt.value)]);
-        summary.push(vec![
-            text(&t(zh, "rated comments", "有评分评论数")),
-            Value::Int(rt.n as i64),
-        ]);
+        summary.push(vec![text(&w.s(RATED_COMMENTS)), Value::Int(rt.n as i64)]);
     }
     summary.push(vec![
-        text(&t(zh, "alerts", "预警数")),
+        text(&w.s(ALERT_COUNT)),
         Value::Int(r.alerts.len() as i64),
     ]);
     let alerts = r
         .alerts
         .iter()
         .map(|a| {
+            let related: Vec<String> = a
+                .related_spikes()
+                .iter()
+                .map(|x| format!("{} {} ({})", w.kind(&x.kind), x.name, w.metric(&x.metric)))
+                .collect();
             vec![
                 text(&a.period),
-                text(&a.kind),
+                text(w.kind(&a.kind)),
                 text(&a.key),
                 text(&a.name),
-                text(&a.metric),
+                text(w.metric(&a.metric)),
                 Value::Num(a.value),
                 Value::Num(a.baseline_mean),
                 Value::Num(a.baseline_sd),
                 Value::Num(a.z),
-                Value::Text(a.related.join("; ")),
+                Value::Text(related.join("; ")),
             ]
         })
         .collect();
     let mut journey_headers = vec![
-        t(zh, "stage key", "阶段编号"),
-        t(zh, "stage", "阶段"),
-        t(zh, "comments", "评论数"),
-        t(zh, "share (0-1)", "占比 (0-1)"),
-        t(zh, "mean sentiment (-1..1)", "平均情感 (-1..1)"),
-        t(zh, "negative share (0-1)", "负面占比 (0-1)"),
+        w.s(STAGE_KEY),
+        w.s(STAGE),
+        w.s(COMMENTS),
+        w.s(SHARE_01),
+        w.s(MEAN_SENTIMENT_11),
+        w.s(NEGATIVE_SHARE_01),
     ];
     if let Some(sc) = &scale {
         journey_headers.push(sc.clone());
-        journey_headers.push(t(zh, "rated comments", "有评分评论数"));
+        journey_headers.push(w.s(RATED_COMMENTS));
     }
-    journey_headers.push(t(zh, "top pain points", "主要痛点"));
-    journey_headers.push(t(zh, "examples (masked)", "示例 (已脱敏)"));
+    journey_headers.extend(change_headers(w, r.period_days));
+    journey_headers.push(w.s(TOP_PAIN_POINTS));
+    journey_headers.push(w.s(EXAMPLES_MASKED));
     let journey = r
         .journey
         .iter()
@@ -229,6 +231,7 @@ pub fn report_tables(r: &Report) -> Vec<Table> {
                         .map_or(Value::Empty, |x| Value::Int(x.n as i64)),
                 );
             }
+            row.extend(change_cells(st.change.as_ref()));
             let pains: Vec<String> = st
                 .top_pain_points
                 .iter()
@@ -254,44 +257,44 @@ pub fn report_tables(r: &Report) -> Vec<Table> {
     vec![
         Table {
             stem: TABLES[0],
-            title: t(zh, "summary", "概览"),
-            headers: vec![t(zh, "measure", "指标"), t(zh, "value", "数值")],
+            title: w.s(SUMMARY),
+            headers: vec![w.s(MEASURE), w.s(VALUE)],
             rows: summary,
         },
         Table {
             stem: TABLES[1],
-            title: t(zh, "alerts", "预警"),
+            title: w.s(ALERTS),
             headers: vec![
-                t(zh, "period", "周期"),
-                t(zh, "kind", "类型"),
-                t(zh, "key", "编号"),
-                t(zh, "what", "对象"),
-                t(zh, "metric", "指标"),
-                t(zh, "value", "数值"),
-                t(zh, "baseline mean", "基线均值"),
-                t(zh, "baseline sd", "基线标准差"),
+                w.s(PERIOD),
+                w.s(KIND),
+                w.s(KEY),
+                w.s(WHAT),
+                w.s(METRIC),
+                w.s(VALUE),
+                w.s(BASELINE_MEAN),
+                w.s(BASELINE_SD),
                 "z".to_string(),
-                t(zh, "same event", "同一事件"),
+                w.s(SAME_EVENT),
             ],
             rows: alerts,
         },
         Table {
             stem: TABLES[2],
-            title: t(zh, "journey", "客户旅程"),
+            title: w.s(JOURNEY),
             headers: journey_headers,
             rows: journey,
         },
-        group(TABLES[3], t(zh, "pain points", "痛点"), r, &r.pain_points),
-        group(TABLES[4], t(zh, "themes", "主题组"), r, &r.themes),
-        group(TABLES[5], t(zh, "topics", "话题"), r, &r.topics),
+        group(TABLES[3], w.s(PAIN_POINTS), r, &r.pain_points),
+        group(TABLES[4], w.s(THEMES), r, &r.themes),
+        group(TABLES[5], w.s(TOPICS), r, &r.topics),
         Table {
             stem: TABLES[6],
-            title: t(zh, "sentiment over time", "情感走势"),
+            title: w.s(SENTIMENT_OVER_TIME),
             headers: vec![
-                t(zh, "period start", "周期起始"),
-                t(zh, "comments", "评论数"),
-                t(zh, "negative share (0-1)", "负面占比 (0-1)"),
-                t(zh, "mean sentiment (-1..1)", "平均情感 (-1..1)"),
+                w.s(PERIOD_START),
+                w.s(COMMENTS),
+                w.s(NEGATIVE_SHARE_01),
+                w.s(MEAN_SENTIMENT_11),
             ],
             rows: timeline,
         },

@@ -1,8 +1,10 @@
 //! The customer-journey map: per journey stage (in journey order) the volume, mean sentiment,
-//! the rating metric, the top pain points and example comments; and the per-segment counts
-//! (stage x channel x product x tier) the page filters on without a server.
+//! the rating metric, the change from the report's second-last period to its last, the top
+//! pain points and example comments; and the per-segment counts (stage x channel x product x
+//! tier) the page filters on without a server.
 
-use super::{example, rating_metric, Example, Item, Names};
+use super::strings::{Words, OTHER_PRODUCTS};
+use super::{example, rating_metric, Example, Item, Names, PeriodChange};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -48,6 +50,9 @@ pub struct StageStats {
     pub negative_share: f64,
     /// Rating metric where the stage has rated comments.
     pub rating: Option<StageRating>,
+    /// The stage's comments in the report's last period against the period before it (week
+    /// over week with weekly periods); null with fewer than two periods.
+    pub change: Option<PeriodChange>,
     /// The stage's most frequent pain points (without `none`/`unknown`), up to three.
     pub top_pain_points: Vec<NamedCount>,
     /// Up to three example comments, most severe first.
@@ -70,6 +75,8 @@ pub struct Cell {
     pub rated: [f64; 5],
     /// Pain-point index -> comments.
     pub pains: BTreeMap<usize, u64>,
+    /// Comments in the report's second-last and last periods (the week-over-week change).
+    pub recent: [u64; 2],
 }
 
 /// An example candidate with its segment, for the page's filters.
@@ -112,8 +119,27 @@ fn index_of(v: &mut Vec<String>, x: &str) -> usize {
     }
 }
 
-/// Builds the journey map and its segments. `scale` is the report's rating scale.
-pub(super) fn build(items: &[Item], names: &Names, scale: &str) -> (Vec<StageStats>, Segments) {
+/// Where a comment falls in the report's last two periods: 0 the second-last, 1 the last.
+fn recent_of(it: &Item, periods: &[String]) -> Option<usize> {
+    let [.., previous, last] = periods else {
+        return None;
+    };
+    let p = it.period.as_ref()?;
+    if p == previous {
+        Some(0)
+    } else {
+        (p == last).then_some(1)
+    }
+}
+
+/// Builds the journey map and its segments. `scale` is the report's rating scale, `periods`
+/// the report's periods (start dates, in order).
+pub(super) fn build(
+    items: &[Item],
+    names: &Names,
+    scale: &str,
+    periods: &[String],
+) -> (Vec<StageStats>, Segments) {
     let stages: Vec<String> = names.stages().to_vec();
     let stage_of = |it: &Item| -> Option<usize> {
         let l = &it.s.tasks.get("journey_stage")?.label;
@@ -137,6 +163,15 @@ pub(super) fn build(items: &[Item], names: &Names, scale: &str) -> (Vec<StageSta
         }
         let mut pains: Vec<(String, u64)> = pains.into_iter().collect();
         pains.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let mut recent = [0u64; 2];
+        for m in &members {
+            if let Some(k) = recent_of(m, periods) {
+                recent[k] += 1;
+            }
+        }
+        let change = (periods.len() >= 2)
+            .then(|| PeriodChange::of(&recent))
+            .flatten();
         let mut ex = members.clone();
         ex.sort_by(|a, b| b.severity.total_cmp(&a.severity).then(a.s.id.cmp(&b.s.id)));
         out.push(StageStats {
@@ -150,6 +185,7 @@ pub(super) fn build(items: &[Item], names: &Names, scale: &str) -> (Vec<StageSta
                 value,
                 n: ratings.len() as u64,
             }),
+            change,
             top_pain_points: pains
                 .iter()
                 .take(3)
@@ -162,7 +198,11 @@ pub(super) fn build(items: &[Item], names: &Names, scale: &str) -> (Vec<StageSta
             examples: ex.iter().take(3).map(|m| example(m)).collect(),
         });
     }
-    (out, segments(items, names, &stages, stage_of, pain_of))
+    let recent = |it: &Item| recent_of(it, periods);
+    (
+        out,
+        segments(items, names, &stages, stage_of, pain_of, recent),
+    )
 }
 
 fn segments(
@@ -171,6 +211,7 @@ fn segments(
     stages: &[String],
     stage_of: impl Fn(&Item) -> Option<usize>,
     pain_of: impl Fn(&Item) -> Option<String>,
+    recent_of: impl Fn(&Item) -> Option<usize>,
 ) -> Segments {
     // Products by volume; those past MAX_PRODUCTS share one value.
     let mut product_counts: BTreeMap<&str, u64> = BTreeMap::new();
@@ -186,6 +227,7 @@ fn segments(
         stages: stages.to_vec(),
         ..Segments::default()
     };
+    let other = Words::new(&names.lang).get(OTHER_PRODUCTS);
     let mut sorted: Vec<&Item> = items.iter().collect();
     sorted.sort_by(|a, b| b.severity.total_cmp(&a.severity).then(a.s.id.cmp(&b.s.id)));
     let mut cells: BTreeMap<[usize; 4], Cell> = BTreeMap::new();
@@ -195,11 +237,7 @@ fn segments(
         let Some(st) = stage_of(it) else { continue };
         let ch = index_of(&mut seg.channels, it.s.channel.as_deref().unwrap_or(""));
         let p = it.s.product.as_deref().unwrap_or("");
-        let p = if named.contains(&p) {
-            p
-        } else {
-            "(other products)"
-        };
+        let p = if named.contains(&p) { p } else { other };
         let pr = index_of(&mut seg.products, p);
         let tier = it.s.tier.as_deref().unwrap_or("").to_lowercase();
         let ti = index_of(&mut seg.tiers, &tier);
@@ -211,7 +249,11 @@ fn segments(
             negative: 0,
             rated: [0.0; 5],
             pains: BTreeMap::new(),
+            recent: [0; 2],
         });
+        if let Some(k) = recent_of(it) {
+            c.recent[k] += 1;
+        }
         c.n += 1;
         c.score_sum += it.score;
         c.negative += u64::from(it.negative);

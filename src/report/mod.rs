@@ -17,8 +17,12 @@ mod export;
 mod font;
 mod html;
 mod journey;
+mod journey_page;
 mod names;
+mod notes;
 mod periods;
+mod spikes;
+mod strings;
 mod tables;
 mod text;
 
@@ -28,6 +32,7 @@ pub use html::to_html;
 pub use journey::{Candidate, Cell, NamedCount, Segments, StageRating, StageStats};
 pub use names::{Names, DEFAULT_STAGES};
 pub use periods::PeriodChange;
+pub use spikes::{Alert, Related};
 
 use crate::error::{Error, Result};
 use crate::record::{civil_date, parse_time, Scored};
@@ -35,7 +40,8 @@ use crate::severity::{severity, tier_weight};
 use crate::workspace::{write_atomic, RunDir, TopicTag};
 use periods::{mean_sd, period_start};
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
+use spikes::fold_alerts;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Report settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -152,42 +158,6 @@ pub struct RatingImpact {
     pub n: u64,
     /// Overall metric minus the metric without this group's comments.
     pub impact: f64,
-}
-
-/// One flagged period.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Alert {
-    /// `pain_point` or `topic`.
-    pub kind: String,
-    /// The group's key.
-    pub key: String,
-    /// Readable name.
-    pub name: String,
-    /// Period start date.
-    pub period: String,
-    /// `volume` or `negative_share`.
-    pub metric: String,
-    /// The period's value.
-    pub value: f64,
-    /// Baseline mean and standard deviation.
-    pub baseline_mean: f64,
-    /// Baseline standard deviation.
-    pub baseline_sd: f64,
-    /// (value - mean) / sd.
-    pub z: f64,
-    /// Spikes of the same event folded into this one (`kind name (metric)`).
-    pub related: Vec<String>,
-    /// Comments of the group in the period (for folding).
-    #[serde(skip)]
-    ids: std::collections::BTreeSet<String>,
-}
-
-impl Alert {
-    /// The ids of the comments of the flagged group in the flagged period (the event's
-    /// comments; folded spikes share at least half of them).
-    pub fn ids(&self) -> &std::collections::BTreeSet<String> {
-        &self.ids
-    }
 }
 
 /// Overall rating metrics.
@@ -360,8 +330,7 @@ pub fn build(scored: &[Scored], topics: &HashMap<String, TopicTag>, cfg: &Report
             let mut by_period: BTreeMap<String, u64> =
                 periods.iter().map(|p| (p.clone(), 0)).collect();
             let mut neg_by_period: BTreeMap<String, u64> = BTreeMap::new();
-            let mut ids_by_period: BTreeMap<&str, std::collections::BTreeSet<String>> =
-                BTreeMap::new();
+            let mut ids_by_period: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
             for m in &members {
                 if let Some(p) = &m.period {
                     ids_by_period
@@ -402,6 +371,7 @@ pub fn build(scored: &[Scored], topics: &HashMap<String, TopicTag>, cfg: &Report
                         baseline_sd: sd,
                         z,
                         related: Vec::new(),
+                        related_spikes: Vec::new(),
                         ids: ids_by_period
                             .get(keys[i].as_str())
                             .cloned()
@@ -430,6 +400,7 @@ pub fn build(scored: &[Scored], topics: &HashMap<String, TopicTag>, cfg: &Report
                                 baseline_sd: sd,
                                 z,
                                 related: Vec::new(),
+                                related_spikes: Vec::new(),
                                 ids: ids_by_period
                                     .get(keys[i].as_str())
                                     .cloned()
@@ -491,7 +462,7 @@ pub fn build(scored: &[Scored], topics: &HashMap<String, TopicTag>, cfg: &Report
     alerts.extend(topic_alerts);
     // Themes: only those that group two or more of the run's topics (a one-topic theme is its
     // topic); their spikes are the topics' own, so they raise no alerts of their own.
-    let mut theme_topics: HashMap<i64, std::collections::BTreeSet<i64>> = HashMap::new();
+    let mut theme_topics: HashMap<i64, BTreeSet<i64>> = HashMap::new();
     for t in topics.values().filter(|t| t.topic >= 0) {
         if let Some((id, _)) = &t.theme {
             theme_topics.entry(*id).or_default().insert(t.topic);
@@ -504,11 +475,11 @@ pub fn build(scored: &[Scored], topics: &HashMap<String, TopicTag>, cfg: &Report
         let ids: Vec<String> = members.iter().map(i64::to_string).collect();
         Some((
             id.to_string(),
-            format!("{label} (topics {})", ids.join(", ")),
+            strings::theme_name(strings::Words::new(&cfg.names.lang), label, &ids),
         ))
     });
     let alerts = fold_alerts(alerts);
-    let (journey, segments) = journey::build(&items, &cfg.names, &scale);
+    let (journey, segments) = journey::build(&items, &cfg.names, &scale, &periods);
     let timeline = periods
         .iter()
         .map(|p| {
@@ -557,47 +528,6 @@ pub fn build(scored: &[Scored], topics: &HashMap<String, TopicTag>, cfg: &Report
         journey,
         segments,
     }
-}
-
-/// One alert per event: within a period, a spike whose comments overlap an alert already kept
-/// by half or more (of the smaller set) is folded into it. Pain points come before topics and
-/// volume before negative share, then the larger z; the result is newest first.
-fn fold_alerts(mut alerts: Vec<Alert>) -> Vec<Alert> {
-    alerts.sort_by(|a, b| {
-        b.period
-            .cmp(&a.period)
-            .then((a.kind != "pain_point").cmp(&(b.kind != "pain_point")))
-            .then((a.metric != "volume").cmp(&(b.metric != "volume")))
-            .then(b.z.total_cmp(&a.z))
-            .then(a.key.cmp(&b.key))
-    });
-    let mut kept: Vec<Alert> = Vec::new();
-    for a in alerts {
-        let same = kept.iter_mut().find(|k| {
-            k.period == a.period && {
-                let common = k.ids.intersection(&a.ids).count();
-                let smaller = k.ids.len().min(a.ids.len()).max(1);
-                2 * common >= smaller
-            }
-        });
-        match same {
-            Some(k) => {
-                let what = format!("{} {} ({})", a.kind, a.name, a.metric);
-                if !k.related.contains(&what) {
-                    k.related.push(what);
-                }
-            }
-            None => kept.push(a),
-        }
-    }
-    kept.sort_by(|a, b| {
-        b.period
-            .cmp(&a.period)
-            .then(b.z.total_cmp(&a.z))
-            .then(a.key.cmp(&b.key))
-            .then(a.metric.cmp(&b.metric))
-    });
-    kept
 }
 
 #[cfg(test)]

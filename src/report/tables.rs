@@ -1,50 +1,52 @@
 //! The page's tables of groups (pain points, themes, topics) and of alerts, each with the
-//! notes that say what its columns mean.
+//! notes that say what its columns mean ([`super::notes`]), in the report's language.
 
-use super::html::{help, pct, quotes};
+use super::html::{help, pct, quotes, user};
+use super::notes::{alert_notes, group_notes};
+use super::strings::{
+    scale_name, Words, BASELINE, COMMENTS, EXAMPLES_SEVERE, IMPACT, KIND, MEAN_SENTIMENT, METRIC,
+    NEGATIVE, NO_SPIKES, PERIOD, PRIORITY, SAME_EVENT, TREND, VALUE, VIP_GOLD, WHAT,
+};
 use super::{Alert, GroupStats, PeriodChange};
-use crate::text::escape_html;
 use std::fmt::Write;
 
-/// The header of the change column: week over week with weekly periods.
-pub(super) fn change_header(period_days: i64) -> &'static str {
-    if period_days == 7 {
-        "week-over-week"
-    } else {
-        "period-over-period"
-    }
-}
-
 /// A table of groups (pain points, themes or topics) with its column notes; `stem` names its
-/// exported table.
+/// exported table, `title` heads its name column.
 pub(super) fn group_table(
+    w: Words,
     stem: &str,
     title: &str,
     groups: &[GroupStats],
     rating_scale: Option<&str>,
     period_days: i64,
 ) -> String {
-    let change = change_header(period_days);
+    let change = w.change_header(period_days);
     let mut s = format!(
-        "<table data-table=\"{stem}\"><tr><th>#</th><th class=\"l\">{title}</th><th>comments</th><th>negative</th><th>mean sentiment</th><th>priority</th><th>VIP/gold</th><th>trend</th><th>{change}</th>"
+        "<table data-table=\"{stem}\"><tr><th>#</th><th class=\"l\">{title}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{change}</th>",
+        w.get(COMMENTS),
+        w.get(NEGATIVE),
+        w.get(MEAN_SENTIMENT),
+        w.get(PRIORITY),
+        w.get(VIP_GOLD),
+        w.get(TREND),
     );
     if let Some(sc) = rating_scale {
-        let _ = write!(s, "<th>{}</th><th>impact</th>", sc.to_uppercase());
+        let _ = write!(s, "<th>{}</th><th>{}</th>", scale_name(sc), w.get(IMPACT));
     }
-    s += "<th class=\"l\">examples (most severe first)</th></tr>";
+    let _ = write!(s, "<th class=\"l\">{}</th></tr>", w.get(EXAMPLES_SEVERE));
     for (i, g) in groups.iter().enumerate() {
         let cls = if g.mean_sentiment < 0.0 { "neg" } else { "pos" };
         let _ = write!(
             s,
             "<tr><td>{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td class=\"{cls}\">{:+.2}</td><td>{:.1}</td><td>{}</td><td>{}</td>",
             i + 1,
-            escape_html(&g.name),
+            user(&g.name),
             g.volume,
             pct(g.negative_share),
             g.mean_sentiment,
             g.priority,
             g.weighted_tier_comments,
-            g.trend.map_or("–".to_string(), |t| format!("{t:.2}x"))
+            g.trend.map_or("–".to_string(), |t| w.times(t))
         );
         let _ = write!(s, "<td>{}</td>", PeriodChange::text_of(g.change.as_ref()));
         if rating_scale.is_some() {
@@ -59,45 +61,28 @@ pub(super) fn group_table(
                 None => s += "<td>–</td><td>–</td>",
             }
         }
-        let _ = write!(s, "<td class=\"l\">{}</td></tr>", quotes(&g.examples));
+        let _ = write!(s, "<td class=\"l\">{}</td></tr>", quotes(w, &g.examples));
     }
     s += "</table>";
-    let mut items = vec![
-        ("comments", "comments in the group."),
-        ("negative", "share with negative sentiment."),
-        ("mean sentiment", "mean of P(positive) - P(negative), -1 to +1."),
-        ("priority", "the ranking key: sum over the group's comments of negativity (how negative, 0-1) x customer-tier weight, so volume, negativity and tier all count."),
-        ("VIP/gold", "comments from tiers weighted above 1."),
-        ("trend", "comments in the last period divided by the mean of the periods before it (2.00x: twice the usual volume; – : no earlier periods)."),
-        (change, if period_days == 7 {
-            "comments in the last week minus those in the week before it, and that change as a share of the week before (+12 (+40%): 12 more, 40% up; – : no earlier week, or none the week before for the share)."
-        } else {
-            "comments in the last period minus those in the period before it, and that change as a share of the period before (+12 (+40%): 12 more, 40% up; – : no earlier period, or none in it for the share)."
-        }),
-    ];
-    if let Some(sc) = rating_scale {
-        items.push((
-            if sc == "nps" {
-                "NPS"
-            } else if sc == "ces" {
-                "CES"
-            } else {
-                "CSAT"
-            },
-            "the rating metric over the group's rated comments (n: rated comments).",
-        ));
-        items.push(("impact", "as Thematic defines it: the overall score minus the score without this group's comments, in points; negative: the group pulls the score down by that much."));
-    }
-    items.push(("examples", "quoted as scored: personal data masked."));
-    s + &help(&items)
+    s + &help(&group_notes(w, rating_scale, period_days))
 }
 
 /// The alerts table with its column notes.
-pub(super) fn alerts(list: &[Alert]) -> String {
+pub(super) fn alerts(w: Words, list: &[Alert]) -> String {
     if list.is_empty() {
-        return "<p>No spikes.</p>".into();
+        return format!("<p>{}</p>", w.get(NO_SPIKES));
     }
-    let mut s = String::from("<table data-table=\"alerts\"><tr><th class=\"l\">period</th><th class=\"l\">kind</th><th class=\"l\">what</th><th class=\"l\">metric</th><th>value</th><th>baseline</th><th>z</th><th class=\"l\">same event</th></tr>");
+    let mut s = String::from("<table data-table=\"alerts\"><tr>");
+    for h in [PERIOD, KIND, WHAT, METRIC] {
+        let _ = write!(s, "<th class=\"l\">{}</th>", w.get(h));
+    }
+    let _ = write!(
+        s,
+        "<th>{}</th><th>{}</th><th>z</th><th class=\"l\">{}</th></tr>",
+        w.get(VALUE),
+        w.get(BASELINE),
+        w.get(SAME_EVENT)
+    );
     for a in list {
         let fmt = |v: f64| {
             if a.metric == "negative_share" {
@@ -106,26 +91,32 @@ pub(super) fn alerts(list: &[Alert]) -> String {
                 format!("{v:.1}")
             }
         };
+        let related: Vec<String> = a
+            .related_spikes()
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} {} ({})",
+                    w.kind(&r.kind),
+                    user(&r.name),
+                    w.metric(&r.metric)
+                )
+            })
+            .collect();
         let _ = write!(
             s,
             "<tr class=\"alert\"><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{} ± {}</td><td>{:.1}</td><td class=\"l\">{}</td></tr>",
             a.period,
-            a.kind,
-            escape_html(&a.name),
-            a.metric,
+            w.kind(&a.kind),
+            user(&a.name),
+            w.metric(&a.metric),
             fmt(a.value),
             fmt(a.baseline_mean),
             fmt(a.baseline_sd),
             a.z,
-            escape_html(&a.related.join("; "))
+            related.join("; ")
         );
     }
     s += "</table>";
-    s + &help(&[
-        ("period", "first day of the period flagged."),
-        ("metric", "volume (comments in the period) or negative_share (share of them negative)."),
-        ("baseline", "mean ± standard deviation of the same metric over the periods before it."),
-        ("z", "how many standard deviations above the baseline (counts use at least the Poisson noise, √mean)."),
-        ("same event", "other spikes of the same period made of the same comments (a topic of the same complaints, the other metric), folded into this alert."),
-    ])
+    s + &help(&alert_notes(w))
 }

@@ -123,6 +123,7 @@ fn alert(kind: &str, key: &str, metric: &str, z: f64, ids: &[&str]) -> Alert {
         baseline_sd: 1.0,
         z,
         related: Vec::new(),
+        related_spikes: Vec::new(),
         ids: ids.iter().map(|s| s.to_string()).collect(),
     }
 }
@@ -192,3 +193,5 @@ fn themes_of_two_or_more_topics_get_a_table_and_no_alerts() {
     let html = to_html(&r);
     assert!(html.contains("<h2>Themes</h2>") && html.contains("屏幕 / 电池 (topics 0, 1)"));
 }
+
+mod page;

@@ -2,6 +2,8 @@
 //! chosen fontconfig, and the glyph check of its Chinese labels; the sample's planted personal
 //! data.
 
+pub mod visible;
+
 use std::path::Path;
 use std::process::Command;
 

@@ -161,7 +161,7 @@ fn csv_has_a_bom_the_headers_and_defused_formulas() {
     assert_eq!(&d[col("周环比 变化")], "2");
     assert_eq!(&d[col("周环比 变化率")], "0.4");
     assert_eq!(&d[col("负面占比 (0-1)")], "1");
-    assert_eq!(&d[col("平均情感 (-1..1)")], "-0.5");
+    assert_eq!(&d[col("情感均值 (-1..1)")], "-0.5");
     let w = rows.iter().find(|r| &r[1] == "waiting").unwrap();
     assert_eq!(
         &w[col("周环比 变化率")],
