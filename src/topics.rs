@@ -7,7 +7,7 @@
 
 mod edits;
 mod eval;
-pub use edits::TopicEdits;
+pub use edits::{label_leave_out, TopicEdits};
 pub use eval::{
     topics_eval, SizeTiming, TopicAgreement, TopicLabel, TopicsEval, TopicsEvalConfig,
     TopicsEvalEvent,
@@ -84,7 +84,8 @@ pub fn topics_for_run(
     })?;
     let mut embs = run_embeddings(run, &ids, &texts, &keys, encoder, &mut note, progress)?;
     drop(keys);
-    let words = label_words(&texts);
+    let leave_out = label_leave_out(&run.topic_edits())?;
+    let words = label_words_without(&texts, &leave_out);
     let lang = languages(&texts);
     drop(texts);
     let dir = run.topics_dir();
@@ -134,6 +135,20 @@ pub fn topics_for_run(
         (model, labels, 0, None)
     };
     drop(embs);
+    let mut model = model;
+    if !leave_out.is_empty() {
+        // A label kept from an earlier run may hold a word the user has since left out.
+        for t in &mut model.topics {
+            if t.label.split(" / ").any(|w| leave_out.contains(w)) {
+                let words: Vec<&str> = t.terms.iter().take(3).map(|(w, _)| w.as_str()).collect();
+                t.label = if words.is_empty() {
+                    format!("topic {}", t.id)
+                } else {
+                    words.join(" / ")
+                };
+            }
+        }
+    }
     let cluster_seconds = t_cluster.elapsed().as_secs_f64();
     let by_id: BTreeMap<i64, &str> = model
         .topics
@@ -300,6 +315,15 @@ pub fn assign_embeddings(model: &TopicModel, embs: &[Vec<f32>]) -> Vec<i64> {
 /// Each distinct word is held once and shared ([`Word`]): a million comments' words then take
 /// a few hundred MB, not gigabytes.
 pub fn label_words(texts: &[String]) -> Vec<Vec<Word>> {
+    label_words_without(texts, &std::collections::HashSet::new())
+}
+
+/// [`label_words`] less the words of `leave_out` too (a run's `[labels] leave_out`, see
+/// [`label_leave_out`]).
+pub fn label_words_without(
+    texts: &[String],
+    leave_out: &std::collections::HashSet<String>,
+) -> Vec<Vec<Word>> {
     let seg = Segmenter::new();
     let mut vocab: HashMap<String, Word> = HashMap::new();
     texts
@@ -308,7 +332,7 @@ pub fn label_words(texts: &[String]) -> Vec<Vec<Word>> {
             let words = seg.tokens(&normalise(t, NormaliseConfig { mask_pii: false }));
             let mut out: Vec<Word> = words
                 .into_iter()
-                .filter(|w| !is_label_stop_word(w))
+                .filter(|w| !is_label_stop_word(w) && !leave_out.contains(w))
                 .map(|w| match vocab.get(&w) {
                     Some(shared) => shared.clone(),
                     None => {

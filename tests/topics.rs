@@ -520,3 +520,81 @@ fn topics_notices_embeddings_misaligned_by_a_crash_in_compaction() {
         );
     }
 }
+
+/// `[labels] leave_out` in `RUN/topics/edits.toml` keeps the shop's own name out of every label
+/// and term, on an update of an existing model (ids and assignments kept) and on a refit.
+#[test]
+fn a_shop_name_left_out_never_names_a_topic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let sample = common::root().join("corpora/sample/comments.csv");
+    let run = d.join("run");
+    let run_s = run.to_str().unwrap();
+    common::vocmine_in(
+        d,
+        &[
+            "score",
+            sample.to_str().unwrap(),
+            "--out",
+            run_s,
+            "--embeddings",
+        ],
+    );
+    common::vocmine_in(d, &["topics", run_s]);
+    let model = |run: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(run.join("topics/model.json")).unwrap())
+            .unwrap()
+    };
+    let has_shop = |m: &serde_json::Value| -> bool {
+        m["topics"].as_array().unwrap().iter().any(|t| {
+            t["label"].as_str().unwrap().contains("优选")
+                || t["terms"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|w| w[0].as_str().unwrap() == "优选")
+        })
+    };
+    // The sample's shop, 优选 (YouXuan), is among the words of its topics until left out.
+    let before = model(&run);
+    assert!(has_shop(&before), "{before}");
+    let first = assignments(&run);
+    std::fs::write(
+        run.join("topics/edits.toml"),
+        "[labels]\nleave_out = [\"优选\", \"YouXuan\"]\n",
+    )
+    .unwrap();
+    let out = common::vocmine_in(d, &["topics", run_s]);
+    assert!(out.contains("300 kept their earlier topic"), "{out}");
+    let after = model(&run);
+    assert!(!has_shop(&after), "{after}");
+    assert_eq!(assignments(&run), first);
+    let ids = |m: &serde_json::Value| -> Vec<i64> {
+        m["topics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["id"].as_i64().unwrap())
+            .collect()
+    };
+    assert_eq!(ids(&after), ids(&before));
+    let text = std::fs::read_to_string(run.join("topics/assignments.jsonl")).unwrap();
+    assert!(!text.contains("优选"), "{text}");
+    common::vocmine_in(d, &["topics", run_s, "--refit"]);
+    assert!(!has_shop(&model(&run)));
+    // A bad leave_out list names the file and the key.
+    std::fs::write(
+        run.join("topics/edits.toml"),
+        "[labels]\nleave_out = [\" \"]\n",
+    )
+    .unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_vocmine"));
+    cmd.current_dir(d)
+        .env("VOCMINE_CACHE", d.join("cache"))
+        .args(["topics", run_s]);
+    let err = common::stderr_of_failure(cmd);
+    assert!(
+        err.contains("edits.toml") && err.contains("leave_out"),
+        "{err}"
+    );
+}

@@ -10,7 +10,14 @@
 //!
 //! [merge]
 //! 12 = 3    # topic 12's comments are shown under topic 3
+//!
+//! [labels]
+//! leave_out = ["优选", "youxuan"]   # never in a label: the shop's or brand's own name
 //! ```
+//!
+//! `[labels] leave_out` words are taken out of every comment's label words before labels are
+//! made (like the built-in list of tone words and platform names), so no topic is named after
+//! the shop every comment is about; a label that holds one is made again from the topic's terms.
 
 use crate::cluster::TopicModel;
 use crate::error::{Error, Result};
@@ -34,6 +41,35 @@ struct File {
     names: BTreeMap<String, String>,
     #[serde(default)]
     merge: BTreeMap<String, i64>,
+    #[serde(default)]
+    labels: Labels,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Labels {
+    #[serde(default)]
+    leave_out: Vec<String>,
+}
+
+/// The words `path`'s `[labels] leave_out` keeps out of topic labels, as label words are
+/// written (simplified Chinese as given, English lower-cased); empty when there is no file.
+/// Read before clustering, so it needs no topic model.
+pub fn label_leave_out(path: &Path) -> Result<HashSet<String>> {
+    if !path.exists() {
+        return Ok(HashSet::new());
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let f: File = toml::from_str(&text).map_err(|e| Error::input(path, e.to_string()))?;
+    let mut out = HashSet::new();
+    for w in f.labels.leave_out {
+        let w = w.trim().to_lowercase();
+        if w.is_empty() {
+            return Err(Error::input(path, "[labels] leave_out: an empty word"));
+        }
+        out.insert(w);
+    }
+    Ok(out)
 }
 
 impl TopicEdits {
