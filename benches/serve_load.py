@@ -1,19 +1,33 @@
 #!/usr/bin/env python3
 """Load generator for `vocmine serve --score`: CLIENTS threads, each sending one comment per
 POST /score over a keep-alive connection to 127.0.0.1, for the texts of a JSONL file (each
-text once, split between the clients). Prints one JSON line: comments/s, p50/p99 latency.
-Usage: serve_load.py ADDR TEXTS.jsonl CLIENTS"""
+text once, split between the clients; with SECONDS, each client goes round its texts again
+until SECONDS have passed, so the load is bounded in time and stops by itself). Prints one
+JSON line: comments/s, p50/p99 latency.
+Usage: serve_load.py ADDR TEXTS.jsonl CLIENTS [SECONDS]"""
 import http.client, json, sys, threading, time
 
 addr, path, clients = sys.argv[1], sys.argv[2], int(sys.argv[3])
+seconds = float(sys.argv[4]) if len(sys.argv) > 4 else None
 host, port = addr.rsplit(":", 1)
 texts = [json.loads(l)["text"] for l in open(path, encoding="utf-8") if l.strip()]
 lat, errors, lock = [], [], threading.Lock()
 
 
-def client(mine):
+def rounds(mine, deadline):
+    """Each text once; with a deadline, round again until it passes."""
+    while True:
+        for t in mine:
+            if deadline is not None and time.perf_counter() >= deadline:
+                return
+            yield t
+        if deadline is None:
+            return
+
+
+def client(mine, deadline):
     conn = http.client.HTTPConnection(host, int(port), timeout=120)
-    for t in mine:
+    for t in rounds(mine, deadline):
         body = json.dumps({"comments": [{"text": t}]})
         t0 = time.perf_counter()
         conn.request("POST", "/score", body, {"Content-Type": "application/json"})
@@ -27,8 +41,9 @@ def client(mine):
 
 
 parts = [texts[i::clients] for i in range(clients)]
-threads = [threading.Thread(target=client, args=(p,)) for p in parts]
 t0 = time.perf_counter()
+deadline = None if seconds is None else t0 + seconds
+threads = [threading.Thread(target=client, args=(p, deadline)) for p in parts]
 for th in threads:
     th.start()
 for th in threads:

@@ -642,6 +642,7 @@ mod layers {
             "join(\"topics\")",
             "join(\"alerts\")",
             "\"delivered.jsonl\"",
+            "\"served.jsonl\"",
         ];
         for f in sources("") {
             let rel = f.strip_prefix(common::root().join("src")).unwrap();

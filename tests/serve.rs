@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::{http, sigterm};
+
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::process::{Child, Command};
@@ -19,48 +21,6 @@ fn start(args: &[&str]) -> (Child, String) {
     common::start_serve(all)
 }
 
-/// One HTTP/1.1 request (Connection: close): status, head and body.
-fn http(
-    addr: &str,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> (u16, String, String) {
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
-    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
-        req += &format!("Host: {addr}\r\n");
-    }
-    for (k, v) in headers {
-        req += &format!("{k}: {v}\r\n");
-    }
-    req += &format!("Content-Length: {}\r\n\r\n{body}", body.len());
-    s.write_all(req.as_bytes()).unwrap();
-    let mut buf = Vec::new();
-    let _ = s.read_to_end(&mut buf);
-    let text = String::from_utf8_lossy(&buf).to_string();
-    let status: u16 = text.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let split = text.find("\r\n\r\n").map_or(text.len(), |i| i + 4);
-    let head = text[..split].to_lowercase();
-    let mut body = text[split..].to_string();
-    if head.contains("transfer-encoding: chunked") {
-        let mut out = String::new();
-        let mut rest = body.as_str();
-        while let Some(nl) = rest.find("\r\n") {
-            let len = usize::from_str_radix(rest[..nl].trim(), 16).unwrap_or(0);
-            if len == 0 {
-                break;
-            }
-            out += &rest[nl + 2..nl + 2 + len];
-            rest = &rest[nl + 2 + len + 2..];
-        }
-        body = out;
-    }
-    (status, head, body)
-}
-
 fn post_score(addr: &str, comments: &[Value]) -> (u16, Value) {
     let (st, _, body) = http(
         addr,
@@ -70,25 +30,6 @@ fn post_score(addr: &str, comments: &[Value]) -> (u16, Value) {
         &json!({ "comments": comments }).to_string(),
     );
     (st, serde_json::from_str(&body).unwrap_or(Value::Null))
-}
-
-fn sigterm(child: &mut Child) -> std::process::ExitStatus {
-    let ok = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
-    let t0 = Instant::now();
-    loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            return st;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(60),
-            "no exit after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn comments() -> Vec<Value> {

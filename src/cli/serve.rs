@@ -1,16 +1,18 @@
-//! `serve`: the HTTP API over an index, and `POST /score` with a model.
+//! `serve`: the HTTP API over an index, and `POST /score` with a model (with a run folder's
+//! alerts after batches).
 
-use super::args::{seconds, EncoderArgs};
+use super::args::{seconds, EncoderArgs, ServeAlertArgs};
 use anyhow::{bail, Result};
 use clap::Args;
 use std::path::PathBuf;
 use std::time::Duration;
-use vocmine::serve::{check_bind, open_index, serve, Limits, Scorer, ServeConfig};
+use vocmine::serve::{check_bind, open_index, run_folder, serve, Limits, Scorer, ServeConfig};
 
 #[derive(Args)]
 pub(crate) struct ServeArgs {
     /// Index folder (a run folder's index/, or a run folder) for GET /search; with --score,
-    /// scored comments are upserted into it (created if absent)
+    /// scored comments are upserted into it (created if absent), and a run folder's records
+    /// get them too (RUN/served.jsonl: its report and alerts see them)
     index: Option<PathBuf>,
     /// The same as INDEX
     #[arg(long = "index", conflicts_with = "index", value_name = "RUN")]
@@ -71,6 +73,9 @@ pub(crate) struct ServeArgs {
     /// Severity weight of a customer tier, e.g. vip=1.3 (repeatable; others weigh 1)
     #[arg(long = "tier-weight", value_name = "TIER=W")]
     tier_weights: Vec<String>,
+    /// With --webhook or --routes (and --score --index RUN): the run's alerts after batches
+    #[command(flatten)]
+    alerts: ServeAlertArgs,
 }
 
 pub(crate) fn cmd_serve(a: ServeArgs) -> Result<()> {
@@ -90,18 +95,21 @@ pub(crate) fn cmd_serve(a: ServeArgs) -> Result<()> {
     if index.is_none() && !a.score {
         bail!("nothing to serve: name an index to search (vocmine serve RUN), or give --score");
     }
-    let scorer = match a.score {
-        true => {
-            let spec = a.enc.spec()?;
+    let spec = a.score.then(|| a.enc.spec()).transpose()?;
+    let weights = (!a.tier_weights.is_empty()).then_some(&a.tier_weights);
+    let alerts = a.alerts.config(
+        spec.as_ref().map(|s| s.dir.as_path()),
+        weights
+            .map(|w| vocmine::severity::parse_tier_weights(w))
+            .transpose()?,
+    )?;
+    let scorer = match spec {
+        Some(spec) => {
             let encoder = a.enc.load(&spec)?;
-            Some(Scorer::from_model(
-                &spec,
-                encoder,
-                a.tasks.as_deref(),
-                !a.no_mask,
-            )?)
+            let tasks = a.tasks.as_deref();
+            Some(Scorer::from_model(&spec, encoder, tasks, !a.no_mask)?)
         }
-        false => None,
+        None => None,
     };
     let mut cfg = ServeConfig {
         addr: a.addr.clone(),
@@ -109,6 +117,8 @@ pub(crate) fn cmd_serve(a: ServeArgs) -> Result<()> {
         allowed_hosts: a.allow_hosts.clone(),
         cors_origin: a.cors_origin.clone(),
         tier_weights: vocmine::severity::parse_tier_weights(&a.tier_weights)?,
+        run: index_arg.as_deref().and_then(run_folder),
+        alerts,
         ..Default::default()
     };
     cfg.limits = Limits {

@@ -1,6 +1,6 @@
 //! The server's counters, rendered in the Prometheus text format (`GET /metrics`): requests
-//! and latency histograms per endpoint, comments scored and rejected, batch sizes, and the
-//! model version.
+//! and latency histograms per endpoint, comments scored and rejected, batch sizes, alerts
+//! evaluated, delivered and failed, and the model version.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -83,6 +83,9 @@ pub struct Metrics {
     rejected: AtomicU64,
     indexed: AtomicU64,
     commits: AtomicU64,
+    alert_evaluations: AtomicU64,
+    alerts_sent: AtomicU64,
+    alerts_failed: AtomicU64,
 }
 
 /// The endpoint label of a request path: a known route, else `other` (so that random paths
@@ -109,6 +112,9 @@ impl Metrics {
             rejected: AtomicU64::new(0),
             indexed: AtomicU64::new(0),
             commits: AtomicU64::new(0),
+            alert_evaluations: AtomicU64::new(0),
+            alerts_sent: AtomicU64::new(0),
+            alerts_failed: AtomicU64::new(0),
         }
     }
 
@@ -140,6 +146,17 @@ impl Metrics {
     pub fn indexed(&self, docs: u64, commits: u64) {
         self.indexed.fetch_add(docs, Ordering::Relaxed);
         self.commits.fetch_add(commits, Ordering::Relaxed);
+    }
+
+    /// Counts one evaluation of the run's alerts (`serve --webhook`).
+    pub fn alert_evaluation(&self) {
+        self.alert_evaluations.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts alerts delivered (sent or queued) and failed (pending or refused).
+    pub fn alerts(&self, sent: u64, failed: u64) {
+        self.alerts_sent.fetch_add(sent, Ordering::Relaxed);
+        self.alerts_failed.fetch_add(failed, Ordering::Relaxed);
     }
 
     /// Comments scored so far.
@@ -194,6 +211,21 @@ impl Metrics {
                 "vocmine_index_commits_total",
                 "Commits of the search index by the server.",
                 &self.commits,
+            ),
+            (
+                "vocmine_alert_evaluations_total",
+                "Evaluations of the run's alerts after /score batches.",
+                &self.alert_evaluations,
+            ),
+            (
+                "vocmine_alerts_delivered_total",
+                "Alerts sent to a webhook or appended to a queue file.",
+                &self.alerts_sent,
+            ),
+            (
+                "vocmine_alerts_failed_total",
+                "Alert deliveries that failed (pending for the next evaluation, or refused).",
+                &self.alerts_failed,
             ),
         ] {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");

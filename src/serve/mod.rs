@@ -9,19 +9,26 @@
 //! connections alike); no 500 carries internal text (it goes to the server's log); CORS only
 //! for one named origin. SIGTERM or Ctrl-C stops accepting, lets requests in flight finish,
 //! scores what is queued and commits the index before the process exits.
+//!
+//! Given a run folder (`--index RUN`), the scored comments are records of the run
+//! (`RUN/served.jsonl`), and with a destination its alerts are delivered after batches
+//! (`alerting.rs`).
 
+mod alerting;
 pub mod metrics;
 pub mod openapi;
 pub mod score;
 mod search;
 mod setup;
 
+pub use self::alerting::AlertConfig;
 use self::metrics::{endpoint_label, Metrics};
 pub use self::score::Scorer;
 use self::score::{parse_request, Outcome, QueueConfig, QueueError, ScoreQueue, ScoreResponse};
-pub use self::setup::{check_bind, open_index};
+pub use self::setup::{check_bind, open_index, run_folder};
 use crate::index::SearchIndex;
 use crate::ingest::Item;
+use crate::workspace::RunDir;
 use crate::{Error, Result};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -88,6 +95,11 @@ pub struct ServeConfig {
     pub queue: QueueConfig,
     /// Tier weights for the severity of indexed comments.
     pub tier_weights: BTreeMap<String, f64>,
+    /// The run folder the index belongs to ([`run_folder`]): scored comments are appended to
+    /// its records (`RUN/served.jsonl`).
+    pub run: Option<RunDir>,
+    /// Deliver the run's alerts after `/score` batches (needs `run` and an index).
+    pub alerts: Option<AlertConfig>,
 }
 
 impl Default for ServeConfig {
@@ -105,6 +117,8 @@ impl Default for ServeConfig {
                 commit_every: Duration::from_secs(2),
             },
             tier_weights: crate::severity::default_tier_weights(),
+            run: None,
+            alerts: None,
         }
     }
 }
@@ -424,7 +438,8 @@ async fn shutdown_signal() {
 }
 
 /// Serves `index` (search) and `scorer` (`POST /score`, upserting into `index` when both are
-/// given) until SIGTERM or Ctrl-C. Calls `on_ready` with the bound address (port 0 picks a
+/// given, appending to the records of `cfg.run` and delivering its alerts with `cfg.alerts`)
+/// until SIGTERM or Ctrl-C. Calls `on_ready` with the bound address (port 0 picks a
 /// free port). Refuses to bind an address other than loopback without a token.
 pub fn serve(
     index: Option<SearchIndex>,
@@ -472,9 +487,16 @@ pub fn serve(
         Some(s) => Some(Arc::new(ScoreQueue::start(
             s,
             index.map(|i| (i, cfg.tier_weights.clone())),
+            cfg.run.clone(),
+            cfg.alerts.clone(),
             cfg.queue.clone(),
             metrics.clone(),
         )?)),
+        None if cfg.alerts.is_some() => {
+            return Err(Error::Invalid(
+                "alerts after /score batches need --score".into(),
+            ))
+        }
         None => None,
     };
     let mut hosts: Vec<String> = cfg

@@ -3,8 +3,11 @@
 //! batches concurrent requests together (dynamic batching: it waits at most `batch_wait` for
 //! more comments after the first, up to `max_batch`) and runs them through the scoring run's
 //! own stages ([`ScoreStages`]). With an index, scored comments are upserted by id and a
-//! committer thread commits every few seconds; readers are never blocked.
+//! committer thread commits every few seconds; readers are never blocked. With the run folder
+//! of the index, they are also appended to its records (`RUN/served.jsonl`, synced before each
+//! commit), and with alerts an alerts thread delivers the run's alerts ([`super::alerting`]).
 
+use super::alerting::{AlertConfig, Alerter};
 use super::metrics::Metrics;
 use crate::classify::Head;
 use crate::encode::Encoder;
@@ -14,11 +17,12 @@ use crate::pipeline::{empty_text_reject, ScoreStages};
 use crate::record::{Comment, Reject, Scored};
 use crate::text::normalise::NormaliseConfig;
 use crate::text::segment::Segmenter;
+use crate::workspace::{RunDir, ServedWriter};
 use crate::{Error, Result};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -117,18 +121,29 @@ struct Job {
     reply: tokio::sync::oneshot::Sender<Result<Vec<Outcome>>>,
 }
 
-/// The index side of the server: the writer (upserts by id) and its commit schedule.
+/// The index side of the server: the writer (upserts by id), its commit schedule, and the
+/// run's served records.
 struct IndexSink {
     index: Arc<SearchIndex>,
     writer: Mutex<IndexWriter>,
     pending: AtomicUsize,
     upserts: Mutex<u64>,
     tier_weights: BTreeMap<String, f64>,
+    /// `RUN/served.jsonl`, when the index is a run folder's.
+    served: Option<Mutex<ServedWriter>>,
+    /// Batches appended to `served`, and those of them synced to disk.
+    appended: AtomicU64,
+    durable: Arc<AtomicU64>,
 }
 
 impl IndexSink {
     fn upsert(&self, records: &[Scored]) -> Result<()> {
         let w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(served) = &self.served {
+            let mut served = served.lock().unwrap_or_else(|e| e.into_inner());
+            served.append(records)?;
+            self.appended.fetch_add(1, Ordering::SeqCst);
+        }
         for s in records {
             w.delete_term(Term::from_field_text(self.index.fields().id, &s.id));
             w.add_document(self.index.document(s, None, &self.tier_weights))
@@ -138,9 +153,18 @@ impl IndexSink {
         Ok(())
     }
 
-    /// Commits what was upserted since the last commit; returns whether it committed.
+    /// Syncs the served records, then commits what was upserted since the last commit;
+    /// returns whether it committed.
     fn commit(&self) -> Result<bool> {
         let mut w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let appended = self.appended.load(Ordering::SeqCst);
+        if let (Some(served), true) = (
+            &self.served,
+            appended != self.durable.load(Ordering::SeqCst),
+        ) {
+            served.lock().unwrap_or_else(|e| e.into_inner()).sync()?;
+            self.durable.store(appended, Ordering::SeqCst);
+        }
         let n = self.pending.swap(0, Ordering::SeqCst);
         if n == 0 {
             return Ok(false);
@@ -186,6 +210,7 @@ pub struct ScoreQueue {
     committer: Mutex<Option<std::thread::JoinHandle<()>>>,
     stop: Arc<AtomicBool>,
     sink: Option<Arc<IndexSink>>,
+    alerter: Mutex<Option<Alerter>>,
     metrics: Arc<Metrics>,
 }
 
@@ -199,14 +224,26 @@ pub enum QueueError {
 }
 
 impl ScoreQueue {
-    /// Starts the encoder worker (and, with `index`, the committer). Fails when the index is
-    /// being written by another process.
+    /// Starts the encoder worker (and, with `index`, the committer; with `run`, the folder
+    /// the index belongs to, the served records; with `alerts` too, the alerts thread). Fails
+    /// when the index is being written by another process, or alerts have no index and run.
     pub fn start(
         scorer: Scorer,
         index: Option<(Arc<SearchIndex>, BTreeMap<String, f64>)>,
+        run: Option<RunDir>,
+        alerts: Option<AlertConfig>,
         cfg: QueueConfig,
         metrics: Arc<Metrics>,
     ) -> Result<ScoreQueue> {
+        if let Some(a) = &alerts {
+            if index.is_none() || run.is_none() {
+                return Err(Error::Invalid(
+                    "alerts after /score batches need a run folder: --score --index RUN".into(),
+                ));
+            }
+            a.options.load_routes()?;
+        }
+        let durable = Arc::new(AtomicU64::new(0));
         let sink = match index {
             Some((index, tier_weights)) => {
                 let writer = index.index().writer(100_000_000).map_err(|e| match e {
@@ -216,12 +253,19 @@ impl ScoreQueue {
                     )),
                     e => tantivy_err(index.dir(), e),
                 })?;
+                let served = match &run {
+                    Some(run) => Some(Mutex::new(ServedWriter::open(run)?)),
+                    None => None,
+                };
                 Some(Arc::new(IndexSink {
                     index,
                     writer: Mutex::new(writer),
                     pending: AtomicUsize::new(0),
                     upserts: Mutex::new(0),
                     tier_weights,
+                    served,
+                    appended: AtomicU64::new(0),
+                    durable: durable.clone(),
                 }))
             }
             None => None,
@@ -266,6 +310,10 @@ impl ScoreQueue {
             }
             None => None,
         };
+        let alerter = match (run, alerts) {
+            (Some(run), Some(a)) => Some(Alerter::start(run, a, durable, metrics.clone())?),
+            _ => None,
+        };
         Ok(ScoreQueue {
             tx: Mutex::new(Some(tx)),
             queued,
@@ -275,6 +323,7 @@ impl ScoreQueue {
             committer: Mutex::new(committer),
             stop,
             sink,
+            alerter: Mutex::new(alerter),
             metrics,
         })
     }
@@ -306,7 +355,8 @@ impl ScoreQueue {
         }
     }
 
-    /// Stops taking jobs, lets the worker finish the queued ones, and commits the index.
+    /// Stops taking jobs, lets the worker finish the queued ones, syncs the served records
+    /// and commits the index, then lets the alerts thread deliver what the last batches raised.
     pub fn shutdown(&self) -> Result<()> {
         self.tx.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(w) = self.worker.lock().unwrap_or_else(|e| e.into_inner()).take() {
@@ -321,11 +371,19 @@ impl ScoreQueue {
         {
             let _ = c.join();
         }
-        if let Some(sink) = &self.sink {
-            let c = sink.commit()?;
-            self.metrics.indexed(0, u64::from(c));
+        let committed = match &self.sink {
+            Some(sink) => sink.commit().map(|c| self.metrics.indexed(0, u64::from(c))),
+            None => Ok(()),
+        };
+        if let Some(a) = self
+            .alerter
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            a.finish();
         }
-        Ok(())
+        committed
     }
 }
 

@@ -38,6 +38,13 @@ pub fn open_index(path: &Path, scoring: bool) -> Result<SearchIndex> {
     }
 }
 
+/// The run folder `path` names, when it is one and not an index folder: what `serve --score
+/// --index RUN` appends its scored comments to (`RUN/served.jsonl`), so the run's report and
+/// alerts see them.
+pub fn run_folder(path: &Path) -> Option<RunDir> {
+    (!path.join("meta.json").exists()).then(|| RunDir::new(path))
+}
+
 impl Scorer {
     /// The scorer of a model bundle: the heads of `tasks` (the default tasks when `None`) on
     /// `encoder`, the default segmenter, masking unless `mask_pii` is false.

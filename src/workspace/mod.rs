@@ -27,9 +27,11 @@ mod compact;
 pub mod embeddings;
 pub mod parquet;
 mod run_dir;
+pub mod served;
 
 pub use compact::Compacted;
 pub use run_dir::{read_scored_file, read_topic_assignments, RunDir, RunSettings, TopicTag};
+pub use served::ServedWriter;
 
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};

@@ -13,14 +13,19 @@
 //!   topics/model.json  topics/assignments.jsonl                (topics)
 //!   report.json  report.html  report.xlsx                      (report)
 //!   report_tables/TABLE.csv                                    (report: one file per table)
-//!   alerts/delivered.jsonl  alerts/lock  alerts/queue/NAME.jsonl (alerts, report --webhook)
+//!   alerts/delivered.jsonl  alerts/lock  alerts/queue/NAME.jsonl (alerts, report --webhook,
+//!                                                               serve --webhook)
+//!   served.jsonl                                               (serve --score --index RUN)
 //! ```
+//!
+//! The run's scored records are those of `scored.jsonl` (or `scored.parquet`) and of
+//! `served.jsonl` ([`super::served`]), a served record replacing the scored one of its id.
 
 use crate::error::{Error, Result};
 use crate::record::Scored;
 use crate::severity::default_tier_weights;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
@@ -113,6 +118,12 @@ impl RunDir {
     /// Whether the records come from `scored.parquet` (see [`RunDir::scored_records`]).
     fn records_are_parquet(&self) -> bool {
         self.scored_records() != self.scored()
+    }
+
+    /// `served.jsonl`: the comments `serve --score --index RUN` scored, appended
+    /// ([`super::served`]); read with the scored records.
+    pub fn served(&self) -> PathBuf {
+        self.dir.join("served.jsonl")
     }
 
     /// `rejects.jsonl`: every rejected record, once.
@@ -252,39 +263,43 @@ impl RunDir {
         )
     }
 
-    /// Every scored record, in file order.
+    /// Every scored record: those of `scored.jsonl` (or `scored.parquet`) in file order, less
+    /// the ids `serve` scored since, then the served records ([`RunDir::each_scored`]).
     pub fn read_scored(&self) -> Result<Vec<Scored>> {
-        if self.records_are_parquet() {
-            return super::parquet::read_scored_parquet(&self.scored_records());
-        }
-        if !self.scored().exists() {
-            return Err(self.no_scored());
-        }
-        let empty = HashMap::new();
-        let path = self.scored();
-        let out = read_scored_file(&path, &empty)?
-            .map(|r| r.map(|(s, _)| s))
-            .collect();
-        out
+        let mut out = Vec::new();
+        self.each_scored(|s| out.push(s))?;
+        Ok(out)
     }
 
-    /// Streams every scored record to `f`, in file order, from whichever file holds them
-    /// (see [`RunDir::scored_records`]), one batch or line at a time.
+    /// Streams every scored record to `f`: those of whichever file holds them (see
+    /// [`RunDir::scored_records`]), one batch or line at a time, in file order, skipping the ids
+    /// of `served.jsonl`; then the served records (the latest of each id, held in memory). A
+    /// folder with neither is an error saying what to run.
     pub fn each_scored(&self, mut f: impl FnMut(Scored)) -> Result<()> {
+        let served = super::served::read_served(&self.served())?;
         let path = self.scored_records();
-        if self.records_are_parquet() {
-            for batch in super::parquet::ScoredParquetReader::open(&path)? {
-                batch?.into_iter().for_each(|(s, _)| f(s));
-            }
-            return Ok(());
-        }
-        if !path.exists() {
+        if !path.exists() && served.is_empty() {
             return Err(self.no_scored());
         }
-        let none = HashMap::new();
-        for r in read_scored_file(&path, &none)? {
-            f(r?.0);
+        let ids: HashSet<String> = served.iter().map(|s| s.id.clone()).collect();
+        if self.records_are_parquet() {
+            for batch in super::parquet::ScoredParquetReader::open(&path)? {
+                for (s, _) in batch? {
+                    if !ids.contains(&s.id) {
+                        f(s);
+                    }
+                }
+            }
+        } else if path.exists() {
+            let none = HashMap::new();
+            for r in read_scored_file(&path, &none)? {
+                let s = r?.0;
+                if !ids.contains(&s.id) {
+                    f(s);
+                }
+            }
         }
+        served.into_iter().for_each(f);
         Ok(())
     }
 

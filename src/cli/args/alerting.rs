@@ -1,18 +1,20 @@
-//! The flags of the report's spikes and of their delivery, shared by `report` and `alerts` (so
-//! both see the same spikes and deliver them the same way), and the printing of deliveries.
+//! The flags of the report's spikes and of their delivery, shared by `report`, `alerts` and
+//! `serve` (so all see the same spikes and deliver them the same way), and the printing of
+//! deliveries.
 
 use anyhow::{bail, Result};
 use clap::Args;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use vocmine::alerts::{deliveries_text, AlertOptions, Delivery, RetryPolicy};
 use vocmine::report::{Names, ReportConfig};
 use vocmine::severity::parse_tier_weights;
 
-/// The report's settings, shared by `report` and `alerts` (so both see the same spikes).
+/// The report's spike settings, shared by `report`, `alerts` and `serve` (so all see the same
+/// spikes).
 #[derive(Args)]
-pub(crate) struct SpikeArgs {
+pub(crate) struct ReportFlags {
     /// Period: week (ISO weeks, Monday, UTC) or day
     #[arg(long, default_value = "week", value_parser = ["week", "day"])]
     period: String,
@@ -25,16 +27,44 @@ pub(crate) struct SpikeArgs {
     /// Fewest comments in a period for it to be flagged
     #[arg(long, default_value_t = 3)]
     min_count: u64,
-    /// Severity weight of a customer tier, e.g. vip=1.3 (repeatable) [default: the run's,
-    /// saved by `score --tier-weight`]
-    #[arg(long = "tier-weight", value_name = "TIER=W")]
-    tier_weights: Vec<String>,
     /// Rating scale: csat (1-5, % of 4-5), nps (0-10), ces (mean effort), auto
     #[arg(long, default_value = "auto", value_parser = ["auto", "csat", "nps", "ces"])]
     rating_scale: String,
     /// Language of category names (from the model's taxonomies): en or zh
     #[arg(long, default_value = "en", value_parser = ["en", "zh"])]
     lang: String,
+}
+
+impl ReportFlags {
+    /// The report's settings, category names from the taxonomies of `model` (`None`: the
+    /// default model).
+    pub(crate) fn config(&self, model: Option<&Path>) -> Result<ReportConfig> {
+        // Names come from the model's taxonomies; without a model the ids are shown, and said so.
+        let (names, missing) = Names::for_model(model, &self.lang)?;
+        if let Some(e) = missing {
+            eprintln!("no model found ({e}): categories are shown by id");
+        }
+        Ok(ReportConfig {
+            period_days: if self.period == "day" { 1 } else { 7 },
+            sigma: self.sigma,
+            baseline: self.baseline.max(1),
+            min_count: self.min_count,
+            rating_scale: self.rating_scale.clone(),
+            names,
+            ..ReportConfig::default()
+        })
+    }
+}
+
+/// The report's settings with its tier weights and model, shared by `report` and `alerts`.
+#[derive(Args)]
+pub(crate) struct SpikeArgs {
+    #[command(flatten)]
+    report: ReportFlags,
+    /// Severity weight of a customer tier, e.g. vip=1.3 (repeatable) [default: the run's,
+    /// saved by `score --tier-weight`]
+    #[arg(long = "tier-weight", value_name = "TIER=W")]
+    tier_weights: Vec<String>,
     /// Model folder whose taxonomies name the categories [default: $VOCMINE_MODEL, else the
     /// shipped model]
     #[arg(long)]
@@ -46,20 +76,7 @@ pub(crate) type Settings = (ReportConfig, Option<BTreeMap<String, f64>>);
 
 impl SpikeArgs {
     pub(crate) fn config(&self) -> Result<Settings> {
-        // Names come from the model's taxonomies; without a model the ids are shown, and said so.
-        let (names, missing) = Names::for_model(self.model.as_deref(), &self.lang)?;
-        if let Some(e) = missing {
-            eprintln!("no model found ({e}): categories are shown by id");
-        }
-        let cfg = ReportConfig {
-            period_days: if self.period == "day" { 1 } else { 7 },
-            sigma: self.sigma,
-            baseline: self.baseline.max(1),
-            min_count: self.min_count,
-            rating_scale: self.rating_scale.clone(),
-            names,
-            ..ReportConfig::default()
-        };
+        let cfg = self.report.config(self.model.as_deref())?;
         let weights = if self.tier_weights.is_empty() {
             None
         } else {

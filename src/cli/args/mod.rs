@@ -5,11 +5,13 @@ mod alerting;
 mod cluster;
 mod columns;
 mod progress;
+mod serve_alerts;
 
 pub(crate) use alerting::{print_deliveries, DeliveryArgs, SpikeArgs};
 pub(crate) use cluster::ClusterArgs;
 pub(crate) use columns::ColumnArgs;
 pub(crate) use progress::Bars;
+pub(crate) use serve_alerts::ServeAlertArgs;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
