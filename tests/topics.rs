@@ -598,3 +598,79 @@ fn a_shop_name_left_out_never_names_a_topic() {
         "{err}"
     );
 }
+
+/// A run with comments `serve` scored (`RUN/served.jsonl`): re-indexing by `topics` (and
+/// `index RUN`) keeps the served version of an id that `scored.jsonl` also holds, and the
+/// served comments get their topics in the index.
+#[test]
+fn reindexing_a_served_run_keeps_the_served_versions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let head = d.join("head.csv");
+    sample_head(60, &head);
+    let run = d.join("run");
+    let run_s = run.to_str().unwrap();
+    common::vocmine_in(
+        d,
+        &[
+            "score",
+            head.to_str().unwrap(),
+            "--out",
+            run_s,
+            "--embeddings",
+        ],
+    );
+    // What serve --score --index RUN appends: whole scored records, here one id of
+    // scored.jsonl with a new text and one new id.
+    let lines = common::read_jsonl(&run.join("scored.jsonl"));
+    let mut changed = lines[0].clone();
+    changed["text"] = "zebrafloss 扫地机器人 的 电池 坏了".into();
+    changed["text_hash"] = "0123456789abcdef".into();
+    let mut new = lines[1].clone();
+    new["id"] = "served-1".into();
+    new["text"] = "quokkaberry 物流 太慢".into();
+    new["text_hash"] = "fedcba9876543210".into();
+    std::fs::write(run.join("served.jsonl"), format!("{changed}\n{new}\n")).unwrap();
+    let hits = |q: &str| -> serde_json::Value {
+        let out = common::vocmine_in(d, &["search", run_s, q, "--json"]);
+        serde_json::from_str(&out).unwrap()
+    };
+    let out = common::vocmine_in(d, &["topics", run_s, "--min-topic-size", "5"]);
+    assert!(out.contains("61 comments"), "{out}");
+    for (q, id) in [
+        ("zebrafloss", lines[0]["id"].as_str().unwrap()),
+        ("quokkaberry", "served-1"),
+    ] {
+        let h = hits(q);
+        assert_eq!(h["total"], 1, "{q}: {h}");
+        assert_eq!(h["hits"][0]["id"], id, "{h}");
+    }
+    // One document per id: the served version replaced the scored one.
+    let all = hits("");
+    assert_eq!(all["total"], 61, "{all}");
+    let tagged = common::vocmine_in(d, &["search", run_s, "quokkaberry", "--json"]);
+    let topic = common::read_jsonl(&run.join("topics/assignments.jsonl"))
+        .into_iter()
+        .find(|v| v["id"] == "served-1")
+        .unwrap()["topic"]
+        .as_i64()
+        .unwrap();
+    if topic >= 0 {
+        let h = common::vocmine_in(
+            d,
+            &[
+                "search",
+                run_s,
+                "quokkaberry",
+                "--topic",
+                &topic.to_string(),
+                "--json",
+            ],
+        );
+        let h: serde_json::Value = serde_json::from_str(&h).unwrap();
+        assert_eq!(h["total"], 1, "{tagged}");
+    }
+    let again = common::vocmine_in(d, &["index", run_s]);
+    assert!(again.contains("61 documents"), "{again}");
+    assert_eq!(hits("zebrafloss")["total"], 1);
+}

@@ -200,15 +200,57 @@ pub fn index_run(run: &RunDir, progress: impl FnMut(&UpdateStats)) -> Result<Upd
         tier_weights: settings.tier_weights,
         ..UpdateOptions::default()
     };
-    run.require_scored()?;
     let topics = run.assignments();
     let dict = run.user_dict();
-    index_scored(
-        &run.scored_records(),
+    if !run.served().exists() {
+        run.require_scored()?;
+        return index_scored(
+            &run.scored_records(),
+            &run.index(),
+            topics.exists().then_some(topics.as_path()),
+            dict.exists().then_some(dict.as_path()),
+            &opts,
+            progress,
+        );
+    }
+    index_served_run(
+        run,
         &run.index(),
         topics.exists().then_some(topics.as_path()),
         dict.exists().then_some(dict.as_path()),
         &opts,
+        progress,
+    )
+}
+
+/// Indexes a run folder that has comments `serve` scored too (`RUN/served.jsonl`): its records
+/// as [`RunDir::read_scored`] reads them, a served record in place of the scored one of its id,
+/// so re-indexing never puts an older scored version back over a served one and served
+/// comments get their topics (`topics`, else the run's assignments). Holds the records in
+/// memory (a served run is the size a server scores).
+fn index_served_run(
+    run: &RunDir,
+    dir: &Path,
+    topics: Option<&Path>,
+    user_dict: Option<&Path>,
+    opts: &UpdateOptions,
+    progress: impl FnMut(&UpdateStats),
+) -> Result<UpdateStats> {
+    let records = run.read_scored()?;
+    let tags = match topics {
+        Some(p) => read_topic_assignments(p)?,
+        None => run.read_assignments()?,
+    };
+    let idx = SearchIndex::open_or_create_with(dir, user_dict)?;
+    let source = run.served().display().to_string();
+    update(
+        &idx,
+        records.into_iter().map(|s| {
+            let t = tags.get(&s.id).cloned();
+            Ok((s, t))
+        }),
+        &source,
+        opts,
         progress,
     )
 }
@@ -289,6 +331,10 @@ pub fn index_input(
         tier_weights: settings.tier_weights,
         ..UpdateOptions::default()
     };
+    if let Some(r) = run.as_ref().filter(|r| r.served().exists()) {
+        let stats = index_served_run(r, &dir, topics.as_deref(), dict.as_deref(), &opts, progress)?;
+        return Ok((stats, dir));
+    }
     let stats = index_scored(
         &scored,
         &dir,
