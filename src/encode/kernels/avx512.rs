@@ -366,31 +366,28 @@ unsafe fn btile<const R: usize, const W: usize>(
     // and lengths), which covers every pointer access and call below; `__m512i` and
     // `__m512bh` are both 64 bytes of plain lanes.
     unsafe {
-        let mut acc = [[_mm512_setzero_ps(); R]; W];
+        let mut acc = [[_mm512_setzero_ps(); W]; R];
         for g in 0..groups {
             let w: [__m512bh; W] = std::array::from_fn(|h| {
                 std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(
                     b.add(h * ldb + g * NR) as *const _,
                 ))
             });
-            for r in 0..R {
+            for (r, acc) in acc.iter_mut().enumerate() {
                 let pair = a.add(r * lda + g).read() as i32;
                 let av = std::mem::transmute::<__m512i, __m512bh>(_mm512_set1_epi32(pair));
-                for h in 0..W {
-                    acc[h][r] = _mm512_dpbf16_ps(acc[h][r], av, w[h]);
+                for (acc, &w) in acc.iter_mut().zip(&w) {
+                    *acc = _mm512_dpbf16_ps(*acc, av, w);
                 }
             }
         }
-        for (h, acc) in acc.iter().enumerate() {
-            let bb = if bias.is_null() {
-                None
-            } else {
-                Some(_mm512_loadu_ps(bias.add(h * NR)))
-            };
-            for (r, &v) in acc.iter().enumerate() {
+        let bb: [Option<__m512>; W] =
+            std::array::from_fn(|h| (!bias.is_null()).then(|| _mm512_loadu_ps(bias.add(h * NR))));
+        for (r, acc) in acc.iter().enumerate() {
+            for (h, (&v, bb)) in acc.iter().zip(&bb).enumerate() {
                 let cr = c.add(r * ldc + h * NR);
                 let add = match bb {
-                    Some(bb) => bb,
+                    Some(bb) => *bb,
                     None => _mm512_loadu_ps(cr),
                 };
                 _mm512_storeu_ps(cr, _mm512_add_ps(add, v));

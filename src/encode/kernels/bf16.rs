@@ -22,7 +22,7 @@ use super::common::bf16_bits;
 use super::cpu::{check_weight, Epilogue, KC, MC, NR};
 use super::{avx2, avx512};
 
-const _: () = assert!(KC % 2 == 0, "a K block must hold whole pairs");
+const _: () = assert!(KC.is_multiple_of(2), "a K block must hold whole pairs");
 
 /// A weight matrix rounded to bf16 and packed as 16-column panels of input pairs (see the
 /// module).
