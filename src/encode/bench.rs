@@ -66,6 +66,9 @@ pub struct BenchReport {
     /// The CPU's f32 FMA peak (GFLOP/s) and int8 peak (GOP/s) on as many threads, measured
     /// right after the pass (0 where it cannot be measured).
     pub peak: (f64, f64),
+    /// The CPU's bf16 peak (GFLOP/s of `vdpbf16ps`) on as many threads, measured after a
+    /// bf16 pass (0 for the other engines or where it cannot be measured).
+    pub bf16_peak: f64,
     /// The kernels in use.
     pub kernels: String,
     /// The reference check, when asked for.
@@ -104,12 +107,22 @@ pub fn bench(encoder: &Encoder, cfg: &BenchConfig) -> Result<BenchReport> {
         super::peak::f32_gflops(ecfg.threads, 1000),
         super::peak::int8_gops(ecfg.threads, 1000),
     );
+    let bf16_peak = if ecfg.engine == Engine::Bf16 {
+        super::peak::bf16_gflops(ecfg.threads, 1000)
+    } else {
+        0.0
+    };
     let kernels = format!(
-        "{}; the int8 layers run on {:?} tiles",
+        "{}{}; the int8 layers run on {:?} tiles",
         if super::kernels::use_avx512() {
             "AVX-512, int8 vpdpbusd"
         } else {
             "AVX2, int8 vpmaddubsw"
+        },
+        if ecfg.engine == Engine::Bf16 {
+            ", bf16 vdpbf16ps"
+        } else {
+            ""
         },
         super::kernels::int8_tiles()
     );
@@ -135,6 +148,7 @@ pub fn bench(encoder: &Encoder, cfg: &BenchConfig) -> Result<BenchReport> {
         encode_seconds,
         flops,
         peak,
+        bf16_peak,
         kernels,
         reference,
     })
@@ -202,6 +216,12 @@ impl BenchReport {
         if f32_peak > 0.0 {
             let int8 = if self.engine == Engine::Int8 {
                 format!(", {:.0}% of the int8 peak", 100.0 * gflops / int8_peak)
+            } else if self.bf16_peak > 0.0 {
+                format!(
+                    ", {:.0}% of the bf16 peak ({:.1} GFLOP/s)",
+                    100.0 * gflops / self.bf16_peak,
+                    self.bf16_peak
+                )
             } else {
                 String::new()
             };

@@ -8,7 +8,7 @@
 //! residual are fused into the last pass of their matmul. Same numbers as candle's
 //! `BertModel` (cosine >= 0.99999, tested), mean pooling and L2 normalisation included.
 
-use super::kernels::{self, AttnScratch, Epilogue, PackedLinear, QLinear, OUTLIERS};
+use super::kernels::{self, AttnScratch, Bf16Linear, Epilogue, PackedLinear, QLinear, OUTLIERS};
 use crate::error::{Error, Result};
 use candle_core::{DType, Device, Tensor};
 use candle_transformers::models::bert::Config;
@@ -16,20 +16,32 @@ use rayon::prelude::*;
 use std::cell::RefCell;
 use std::path::Path;
 
-/// One linear layer in f32 or int8.
+/// The number format of the linear layers' weights (and the products they run).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precision {
+    /// f32 weights, f32 FMAs (the exact engine).
+    F32,
+    /// 8-bit weights, 7-bit activations, exact integer sums ([`QLinear`], each row's
+    /// [`OUTLIERS`] largest inputs in f32).
+    Int8,
+    /// bf16 weights and activations, f32 sums (`vdpbf16ps`; needs AVX512-BF16).
+    Bf16,
+}
+
+/// One linear layer in f32, int8 or bf16.
 enum Linear {
     F32(PackedLinear),
     I8(QLinear),
+    Bf16(Bf16Linear),
 }
 
 impl Linear {
-    /// f32, or int8 ([`QLinear`], each row's [`OUTLIERS`] largest inputs in f32)
-    /// when `int8`.
-    fn new(w: &[f32], n: usize, k: usize, bias: Vec<f32>, int8: bool) -> Linear {
-        if int8 {
-            Linear::I8(QLinear::quantize(w, n, k, bias, OUTLIERS))
-        } else {
-            Linear::F32(PackedLinear::pack(w, n, k, bias))
+    /// The layer in `precision`.
+    fn new(w: &[f32], n: usize, k: usize, bias: Vec<f32>, precision: Precision) -> Linear {
+        match precision {
+            Precision::F32 => Linear::F32(PackedLinear::pack(w, n, k, bias)),
+            Precision::Int8 => Linear::I8(QLinear::quantize(w, n, k, bias, OUTLIERS)),
+            Precision::Bf16 => Linear::Bf16(Bf16Linear::pack(w, n, k, bias)),
         }
     }
 
@@ -37,6 +49,7 @@ impl Linear {
         match self {
             Linear::F32(l) => l.k,
             Linear::I8(l) => l.k,
+            Linear::Bf16(l) => l.k,
         }
     }
 
@@ -44,6 +57,7 @@ impl Linear {
         match self {
             Linear::F32(l) => l.n,
             Linear::I8(l) => l.n,
+            Linear::Bf16(l) => l.n,
         }
     }
 
@@ -51,6 +65,7 @@ impl Linear {
         match self {
             Linear::F32(l) => kernels::linear(x, m, l, out, ep),
             Linear::I8(l) => kernels::qlinear(x, m, l, out, ep),
+            Linear::Bf16(l) => kernels::linear_bf16(x, m, l, out, ep),
         }
     }
 }
@@ -102,15 +117,24 @@ fn grow(v: &mut Vec<f32>, n: usize) {
 
 impl PackedBert {
     /// Loads `model.safetensors` (any float type, converted to f32) with `config`; the tensors
-    /// of `overlay` (fine-tuned layers) replace the base's of the same name. With `int8`, the
-    /// linear layers' weights are quantized to 7-bit integers (`kernels::QLinear`) and their inputs
-    /// to u8 per row at run time; embeddings, layer norms and attention stay f32.
+    /// of `overlay` (fine-tuned layers) replace the base's of the same name. The linear
+    /// layers' weights are held in `precision`: with [`Precision::Int8`] they are quantized to
+    /// 8-bit integers (`kernels::QLinear`) and their inputs to u8 per row at run time; with
+    /// [`Precision::Bf16`] both are rounded to bf16 (the CPU must have AVX512-BF16: an error
+    /// otherwise). Embeddings, layer norms and attention stay f32.
     pub fn load(
         weights: &Path,
         overlay: Option<&Path>,
         config: &Config,
-        int8: bool,
+        precision: Precision,
     ) -> Result<PackedBert> {
+        if precision == Precision::Bf16 && !kernels::has_avx512_bf16() {
+            return Err(Error::model(
+                weights,
+                "the bf16 engine needs a CPU with AVX512-BF16 (avx512_bf16 in /proc/cpuinfo); \
+                 use --engine packed (f32) on this one",
+            ));
+        }
         let mut tensors = candle_core::safetensors::load(weights, &Device::Cpu)?;
         if let Some(o) = overlay {
             for (name, t) in candle_core::safetensors::load(o, &Device::Cpu)? {
@@ -153,7 +177,7 @@ impl PackedBert {
                 n,
                 k,
                 get(&format!("{p}.bias"), &[n])?,
-                int8,
+                precision,
             ))
         };
         let ln = |p: &str| -> Result<(Vec<f32>, Vec<f32>)> {
@@ -181,7 +205,7 @@ impl PackedBert {
             let ln1 = ln(&format!("{p}.attention.output.LayerNorm"))?;
             let ln2 = ln(&format!("{p}.output.LayerNorm"))?;
             layers.push(Layer {
-                qkv: Linear::new(&w, 3 * h, h, b, int8),
+                qkv: Linear::new(&w, 3 * h, h, b, precision),
                 out: lin(&format!("{p}.attention.output.dense"), h, h)?,
                 ffn_in: lin(&format!("{p}.intermediate.dense"), i, h)?,
                 ffn_out: lin(&format!("{p}.output.dense"), h, i)?,

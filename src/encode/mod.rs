@@ -6,7 +6,8 @@
 //! stays small), run through the encoder, mean-pooled over real tokens and L2-normalised.
 //!
 //! Two engines run the same model: [`Engine::Packed`] (the default where the CPU has AVX2 +
-//! FMA: [`bert::PackedBert`], no padding, fused kernels in [`kernels`]) and [`Engine::Candle`]
+//! FMA: [`bert::PackedBert`], no padding, fused kernels in [`kernels`]; with int8 or bf16
+//! linear layers as [`Engine::Int8`] / [`Engine::Bf16`]) and [`Engine::Candle`]
 //! (candle-transformers' `BertModel` on padded batches, the reference, and the path on other
 //! CPUs).
 
@@ -36,6 +37,11 @@ pub enum Engine {
     /// The packed engine with int8 linear layers ([`kernels`]): 7-bit weights per output
     /// column, u8 activations per row. Faster, and its embeddings differ slightly from f32.
     Int8,
+    /// The packed engine with bf16 linear layers: weights and activations rounded to bf16,
+    /// f32 sums (`vdpbf16ps`). Needs AVX512-BF16: [`Encoder::load`] refuses it on other CPUs
+    /// (no silent fall-back to f32). Optional, never the default; embeddings within cosine
+    /// 0.999 of f32 (see benches/results/bf16_*.md for its speed).
+    Bf16,
     /// candle-transformers' `BertModel` on padded batches.
     Candle,
 }
@@ -151,15 +157,20 @@ impl Encoder {
             }
         }
         let model = match cfg.engine {
-            Engine::Packed | Engine::Int8 if kernels::available() => {
+            Engine::Packed | Engine::Int8 | Engine::Bf16 if kernels::available() => {
+                let precision = match cfg.engine {
+                    Engine::Int8 => bert::Precision::Int8,
+                    Engine::Bf16 => bert::Precision::Bf16,
+                    _ => bert::Precision::F32,
+                };
                 Model::Packed(bert::PackedBert::load(
                     &weights,
                     cfg.overlay.as_deref(),
                     &config,
-                    cfg.engine == Engine::Int8,
+                    precision,
                 )?)
             }
-            Engine::Packed | Engine::Int8 => {
+            Engine::Packed | Engine::Int8 | Engine::Bf16 => {
                 return Err(Error::model(
                     dir,
                     "the packed engine needs a CPU with AVX2 and FMA; use the candle engine",
@@ -253,6 +264,10 @@ impl Encoder {
         if self.cfg.engine == Engine::Int8 {
             // int8 embeddings differ from f32 ones: caches must not mix them
             h.update(format!(";engine=int8-w8a7;outliers={}", kernels::OUTLIERS).as_bytes());
+        }
+        if self.cfg.engine == Engine::Bf16 {
+            // bf16 embeddings differ from f32 ones too
+            h.update(b";engine=bf16");
         }
         // (an overlay's bytes are hashed above; without one the fingerprint is unchanged)
         let d = h.finalize();

@@ -44,6 +44,19 @@ pub fn int8_gops(threads: usize, ms: u64) -> f64 {
     })
 }
 
+/// bf16 peak in GFLOP/s (a product counts 2: a `vdpbf16ps` lane adds two) of the bf16
+/// tile's inner step on `threads` threads for about `ms` milliseconds; 0 without
+/// AVX512-BF16.
+pub fn bf16_gflops(threads: usize, ms: u64) -> f64 {
+    if !super::kernels::has_avx512_bf16() {
+        return 0.0;
+    }
+    measure(threads, ms, |n| {
+        // SAFETY: AVX512-BF16 checked just above.
+        unsafe { dpbf16_loop(n) }
+    })
+}
+
 /// Runs `f(iterations)` (which returns the multiply-adds done) on `threads` threads, growing
 /// the count until a run takes `ms`; returns 2 x multiply-adds per second, summed over threads.
 fn measure(threads: usize, ms: u64, f: impl Fn(u64) -> f64 + Sync) -> f64 {
@@ -137,6 +150,33 @@ fn vnni_loop(n: u64) -> f64 {
     n as f64 * 24.0 * 64.0
 }
 
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bf16")]
+fn dpbf16_loop(n: u64) -> f64 {
+    let mut acc = [_mm512_setzero_ps(); 24];
+    // bf16 pairs (1.0, 1.0) and (0.5, -0.5): normal values, no subnormal shortcut
+    // SAFETY: `__m512i` and `__m512bh` are both 64 bytes of plain lanes.
+    let (b0, b1) = unsafe {
+        (
+            std::mem::transmute::<__m512i, __m512bh>(_mm512_set1_epi32(0x3f80_3f80)),
+            std::mem::transmute::<__m512i, __m512bh>(_mm512_set1_epi32(0x3f00_bf00)),
+        )
+    };
+    for i in 0..n {
+        let a0 = _mm512_set1_epi32(0x3c00_3c00 + (i as i32 & 0xff));
+        for r in 0..12 {
+            // a different A per row, as in the tile
+            let a = _mm512_add_epi32(a0, _mm512_set1_epi32(r as i32));
+            // SAFETY: as above.
+            let a = unsafe { std::mem::transmute::<__m512i, __m512bh>(a) };
+            acc[2 * r] = _mm512_dpbf16_ps(acc[2 * r], a, b0);
+            acc[2 * r + 1] = _mm512_dpbf16_ps(acc[2 * r + 1], a, b1);
+        }
+    }
+    std::hint::black_box(acc);
+    n as f64 * 24.0 * 32.0
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -148,5 +188,12 @@ mod tests {
         let f = super::f32_gflops(1, 50);
         let q = super::int8_gops(1, 50);
         assert!(f > 1.0 && q > 1.0, "{f} {q}");
+        let b = super::bf16_gflops(1, 50);
+        if crate::encode::kernels::has_avx512_bf16() {
+            assert!(b > 1.0, "{b}");
+        } else {
+            eprintln!("SKIP bf16 peak: no AVX512-BF16 on this CPU");
+            assert_eq!(b, 0.0);
+        }
     }
 }

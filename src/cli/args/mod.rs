@@ -40,9 +40,11 @@ pub(crate) struct EncoderArgs {
     workers: Option<usize>,
     /// Forward pass: packed (real tokens only, fused AVX2 / AVX-512 kernels; set
     /// VOCMINE_NO_AVX512=1 to keep to AVX2), int8 (the packed engine
-    /// with int8 linear layers: faster, embeddings within cosine ~0.9999 of f32) or candle
-    /// (candle's BertModel on padded batches) [default: packed where the CPU has AVX2 + FMA]
-    #[arg(long, value_parser = ["packed", "int8", "candle"])]
+    /// with int8 linear layers: faster, embeddings within cosine ~0.9999 of f32), bf16 (the
+    /// packed engine with bf16 linear layers, f32 sums; needs AVX512-BF16, an error on other
+    /// CPUs; embeddings within cosine 0.999 of f32) or candle (candle's BertModel on padded
+    /// batches) [default: packed where the CPU has AVX2 + FMA]
+    #[arg(long, value_parser = ["packed", "int8", "bf16", "candle"])]
     engine: Option<String>,
 }
 
@@ -70,6 +72,7 @@ impl EncoderArgs {
         match self.engine.as_deref() {
             Some("candle") => cfg.engine = Engine::Candle,
             Some("int8") => cfg.engine = Engine::Int8,
+            Some("bf16") => cfg.engine = Engine::Bf16,
             Some(_) => cfg.engine = Engine::Packed,
             None => {}
         }

@@ -336,3 +336,157 @@ pub(super) unsafe fn write_codes_row_major(row: &[f32], kpa: usize, dst: *mut u8
         std::ptr::write_bytes(dst.add(k), 0, kpa - k);
     }
 }
+
+/// One `R x (W * 16)` bf16 tile over `groups` pairs of inputs (`vdpbf16ps`, f32 sums): row
+/// `r`'s pair `g` (inputs `2g`, `2g + 1` as bf16, the first in the low half) is the u32
+/// `a[r * lda + g]`; the tile's `W` weight panels are `[g][16]` u32 pairs, `ldb` u32 apart,
+/// from `b`; `c = bias + a b` when `bias` is set, else `c += a b` (row stride `ldc`). Each
+/// output is one chain of `vdpbf16ps` over the pairs in order, so its bits do not depend on
+/// the rows beside it.
+///
+/// # Safety
+/// AVX-512 F and AVX512-BF16 present; `a` holds `R` rows of `groups` u32 at stride `lda`,
+/// `b` `W` panels of `groups x 16` u32 at stride `ldb`, `c` an `R x (W * 16)` block with row
+/// stride `ldc`, `bias` null or `W * 16` values.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bf16")]
+#[inline]
+#[allow(clippy::too_many_arguments)]
+unsafe fn btile<const R: usize, const W: usize>(
+    groups: usize,
+    a: *const u32,
+    lda: usize,
+    b: *const u32,
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+    bias: *const f32,
+) {
+    // SAFETY: the caller upholds this function's `# Safety` contract (CPU features, pointers
+    // and lengths), which covers every pointer access and call below; `__m512i` and
+    // `__m512bh` are both 64 bytes of plain lanes.
+    unsafe {
+        let mut acc = [[_mm512_setzero_ps(); W]; R];
+        for g in 0..groups {
+            let w: [__m512bh; W] = std::array::from_fn(|h| {
+                std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(
+                    b.add(h * ldb + g * NR) as *const _,
+                ))
+            });
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let pair = a.add(r * lda + g).read() as i32;
+                let av = std::mem::transmute::<__m512i, __m512bh>(_mm512_set1_epi32(pair));
+                for (acc, &w) in acc.iter_mut().zip(&w) {
+                    *acc = _mm512_dpbf16_ps(*acc, av, w);
+                }
+            }
+        }
+        let bb: [Option<__m512>; W] =
+            std::array::from_fn(|h| (!bias.is_null()).then(|| _mm512_loadu_ps(bias.add(h * NR))));
+        for (r, acc) in acc.iter().enumerate() {
+            for (h, (&v, bb)) in acc.iter().zip(&bb).enumerate() {
+                let cr = c.add(r * ldc + h * NR);
+                let add = match bb {
+                    Some(bb) => *bb,
+                    None => _mm512_loadu_ps(cr),
+                };
+                _mm512_storeu_ps(cr, _mm512_add_ps(add, v));
+            }
+        }
+    }
+}
+
+/// [`btile`] for `rows` (1 to 12) rows on two panels (`two`) or one.
+///
+/// # Safety
+/// As [`btile`]'s with `R = rows` and `W` = 2 when `two`, else 1.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bf16")]
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn btile_rows(
+    rows: usize,
+    two: bool,
+    groups: usize,
+    a: *const u32,
+    lda: usize,
+    b: *const u32,
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+    bias: *const f32,
+) {
+    macro_rules! by_rows {
+        ($w:literal) => {
+            match rows {
+                12 => btile::<12, $w>(groups, a, lda, b, ldb, c, ldc, bias),
+                11 => btile::<11, $w>(groups, a, lda, b, ldb, c, ldc, bias),
+                10 => btile::<10, $w>(groups, a, lda, b, ldb, c, ldc, bias),
+                9 => btile::<9, $w>(groups, a, lda, b, ldb, c, ldc, bias),
+                8 => btile::<8, $w>(groups, a, lda, b, ldb, c, ldc, bias),
+                7 => btile::<7, $w>(groups, a, lda, b, ldb, c, ldc, bias),
+                6 => btile::<6, $w>(groups, a, lda, b, ldb, c, ldc, bias),
+                5 => btile::<5, $w>(groups, a, lda, b, ldb, c, ldc, bias),
+                4 => btile::<4, $w>(groups, a, lda, b, ldb, c, ldc, bias),
+                3 => btile::<3, $w>(groups, a, lda, b, ldb, c, ldc, bias),
+                2 => btile::<2, $w>(groups, a, lda, b, ldb, c, ldc, bias),
+                _ => btile::<1, $w>(groups, a, lda, b, ldb, c, ldc, bias),
+            }
+        };
+    }
+    // SAFETY: the caller upholds this function's `# Safety` contract (CPU features, pointers
+    // and lengths), which covers every pointer access and call below.
+    unsafe {
+        if two {
+            by_rows!(2)
+        } else {
+            by_rows!(1)
+        }
+    }
+}
+
+/// Converts `rows` rows of `kc` f32 inputs (`x`, row stride `ldx`) to bf16 pairs, rounded to
+/// nearest even by `vcvtne2ps2bf16`: row `r`'s pair `g` (inputs `2g`, `2g + 1`, the first in
+/// the low half; the high half 0 past `kc`) goes to `dst[r * ldd + g]`, 32 inputs a step.
+///
+/// # Safety
+/// AVX-512 F, BW and AVX512-BF16 present; `x` holds `rows` rows of `kc` values at stride
+/// `ldx`, `dst` `rows` rows of `kc.div_ceil(2)` u32 at stride `ldd`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+pub(super) unsafe fn bf16_rows(
+    rows: usize,
+    kc: usize,
+    x: *const f32,
+    ldx: usize,
+    dst: *mut u32,
+    ldd: usize,
+) {
+    // SAFETY: the caller upholds this function's `# Safety` contract (CPU features, pointers
+    // and lengths); a partial step's loads and store are masked to the row's values and
+    // pairs; `__m512bh` and `__m512i` are both 64 bytes of plain lanes.
+    unsafe {
+        let mask = |n: usize| -> u16 { (((1u32 << n.min(16)) - 1) & 0xffff) as u16 };
+        for r in 0..rows {
+            let src = x.add(r * ldx);
+            let out = dst.add(r * ldd) as *mut i32;
+            let mut kk = 0;
+            while kk < kc {
+                let left = kc - kk;
+                let (lo, hi) = if left >= 32 {
+                    (
+                        _mm512_loadu_ps(src.add(kk)),
+                        _mm512_loadu_ps(src.add(kk + 16)),
+                    )
+                } else {
+                    (
+                        _mm512_maskz_loadu_ps(mask(left), src.add(kk)),
+                        _mm512_maskz_loadu_ps(mask(left.saturating_sub(16)), src.add(kk + 16)),
+                    )
+                };
+                let pairs = std::mem::transmute::<__m512bh, __m512i>(_mm512_cvtne2ps_pbh(hi, lo));
+                _mm512_mask_storeu_epi32(out.add(kk / 2), mask(left.div_ceil(2)), pairs);
+                kk += 32;
+            }
+        }
+    }
+}

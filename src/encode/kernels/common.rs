@@ -110,3 +110,23 @@ impl<'a> Top<'a> {
         gone
     }
 }
+
+/// The bf16 bits of `x`, rounded to nearest even, as `vcvtne2ps2bf16` rounds: a subnormal
+/// input becomes a zero of its sign, a NaN stays a (quiet) NaN. The bf16 engine's weights are
+/// rounded with this at load time, its activations by the instruction.
+pub(super) fn bf16_bits(x: f32) -> u16 {
+    let b = x.to_bits();
+    if x.is_nan() {
+        return ((b >> 16) | 0x0040) as u16;
+    }
+    if b & 0x7f80_0000 == 0 {
+        return ((b >> 16) & 0x8000) as u16;
+    }
+    ((b + 0x7fff + ((b >> 16) & 1)) >> 16) as u16
+}
+
+/// The f32 value of bf16 bits (exact).
+#[cfg(test)]
+pub(super) fn bf16_value(h: u16) -> f32 {
+    f32::from_bits((h as u32) << 16)
+}

@@ -68,6 +68,24 @@ pub fn has_avx512() -> bool {
     }
 }
 
+/// Whether the CPU runs the bf16 linear layers (`--engine bf16`): AVX-512 F and BW,
+/// AVX512-BF16 (`vcvtne2ps2bf16`, `vdpbf16ps`), and AVX2 + FMA for the rest of the layer.
+/// `VOCMINE_NO_AVX512` does not turn it off (bf16 has no AVX2 tile; the engine refuses to
+/// load where this is false).
+pub fn has_avx512_bf16() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        available()
+            && is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512bw")
+            && is_x86_feature_detected!("avx512bf16")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// The int8 tiles a call runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Tiles {

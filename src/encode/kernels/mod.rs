@@ -7,9 +7,10 @@
 //! | `cpu.rs` | CPU feature detection, the forced path (`VOCMINE_KERNELS`, `VOCMINE_NO_AVX512`), tile sizes, epilogues, shape checks |
 //! | `common.rs` | what several instruction sets share: a row's quantization, an int8 tile's operands, the scalar top-k |
 //! | `avx2.rs` | AVX2 + FMA: the f32 and int8 6 x 16 tiles, epilogues (GELU, residual), exp, softmax, layer norm, row quantization |
-//! | `avx512.rs` | AVX-512: the f32 and int8 (VNNI) 12 x 32 tiles, the outlier search, row-major codes |
+//! | `avx512.rs` | AVX-512: the f32, int8 (VNNI) and bf16 (`vdpbf16ps`) 12 x 32 tiles, the outlier search, row-major codes, bf16 rows |
 //! | `amx.rs` | AMX: tile configuration, `tdpbusd` blocks, their last step |
 //! | `packed.rs` | the f32 packed weights and the drivers of the matmul and attention |
+//! | `bf16.rs` | the bf16 weights (pairs of inputs) and the driver of the bf16 matmul (AVX512-BF16) |
 //! | `int8.rs` | the int8 weights and the drivers of the int8 matmul (AVX2, VNNI, AMX) |
 //! | `train.rs` | the training engine's attention forward and backward, plain loops compiled for the widest vectors |
 //!
@@ -17,11 +18,13 @@
 //! only `cpu` and `common`, which import nothing of `kernels`; the drivers import those; this
 //! file imports them all. Only the safe functions and types below leave `kernels`; all
 //! SIMD is private to it. Every path gives the same result bits as every other (the tests
-//! compare them bit for bit), so the choice of tiles is a matter of speed only.
+//! compare them bit for bit), so the choice of tiles is a matter of speed only; the bf16
+//! layers ([`linear_bf16`], `--engine bf16`) are the exception: another precision, one path.
 
 mod amx;
 mod avx2;
 mod avx512;
+mod bf16;
 mod common;
 mod cpu;
 mod int8;
@@ -30,7 +33,11 @@ mod packed;
 mod tests;
 pub(crate) mod train;
 
-pub use cpu::{amx_ready, available, cpu_has_amx_int8, has_avx512, int8_tiles, use_avx512, Tiles};
+pub(crate) use bf16::Bf16Linear;
+pub use cpu::{
+    amx_ready, available, cpu_has_amx_int8, has_avx512, has_avx512_bf16, int8_tiles, use_avx512,
+    Tiles,
+};
 pub(crate) use cpu::{Epilogue, MR};
 pub(crate) use int8::{QLinear, OUTLIERS};
 pub(crate) use packed::{AttnScratch, PackedLinear};
@@ -56,6 +63,20 @@ pub(crate) fn linear_on(
     // SAFETY: the CPU (AVX2 + FMA, AVX-512 when `wide`) and the shapes checked by `check_call`.
     unsafe {
         packed::linear(x, m, w, out, ep, wide)
+    }
+}
+
+/// `out (m x n) = epilogue(x (m x k) W^T + b)` with `W` in bf16 and `x` rounded to bf16,
+/// f32 sums, all row-major and contiguous (`--engine bf16`). Panics on a CPU without
+/// AVX512-BF16 ([`has_avx512_bf16`]) or on shapes that do not match.
+pub(crate) fn linear_bf16(x: &[f32], m: usize, w: &Bf16Linear, out: &mut [f32], ep: Epilogue) {
+    assert!(has_avx512_bf16(), "bf16 tiles on a CPU without AVX512-BF16");
+    cpu::check_call(x, m, w.k, w.n, out, ep, false);
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: the CPU (AVX2, FMA, AVX-512 F/BW, AVX512-BF16) checked just above, the shapes
+    // by `check_call`.
+    unsafe {
+        bf16::linear(x, m, w, out, ep)
     }
 }
 
