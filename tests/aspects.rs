@@ -98,6 +98,7 @@ fn eval_on_a_semeval_test_slice_keeps_its_floor() {
     );
 }
 
-// measured on this slice with the shipped heads: span F1 80.3, polarity accuracy 87.8
-const F1_FLOOR: f64 = 0.76;
+// measured on this slice with the shipped heads: span F1 82.4 with Viterbi decoding (80.3 with
+// the greedy decoding before it), polarity accuracy 87.8
+const F1_FLOOR: f64 = 0.78;
 const ACC_FLOOR: f64 = 0.84;

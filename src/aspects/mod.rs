@@ -10,7 +10,8 @@
 //!
 //! Like candle's `bert.rs`, the configuration ([`AspectConfig`], JSON), the weights (one
 //! safetensors file, `tag.*` and `pol.*` tensors) and the forward pass ([`AspectModel`]) are
-//! apart from loading; `data` reads labelled spans, `train` trains both heads on cached
+//! apart from loading; `data` reads labelled spans, `decode` turns the tag probabilities into
+//! spans (constrained Viterbi by default, [`Decoding`]), `train` trains both heads on cached
 //! states, `eval` measures span F1 and polarity accuracy.
 
 use crate::classify::head_forward;
@@ -23,10 +24,12 @@ use std::path::{Path, PathBuf};
 
 pub mod categories;
 pub mod data;
+pub mod decode;
 pub mod eval;
 pub mod train;
 
 pub use data::{read_aspect_set, AspectSet, Example, GoldAspect};
+pub use decode::Decoding;
 pub use eval::{evaluate_aspects, evaluate_file, AspectEvalReport};
 pub use train::{
     cache_dir, encode_examples, train_aspects, train_files, AspectTrainConfig, AspectTrainReport,
@@ -119,6 +122,8 @@ impl Mlp {
 pub struct AspectModel {
     /// Their configuration.
     pub config: AspectConfig,
+    /// How the tagger's probabilities become spans ([`Decoding::Viterbi`] unless set).
+    pub decoding: Decoding,
     pub(crate) tag: Mlp,
     pub(crate) pol: Mlp,
 }
@@ -132,11 +137,11 @@ fn paths(stem: &Path) -> (PathBuf, PathBuf) {
 
 /// A span of tokens `[from, to)` found by the tagger, with its kind and mean tag probability.
 #[derive(Debug, Clone, Copy, PartialEq)]
-struct TokenSpan {
-    opinion: bool,
-    from: usize,
-    to: usize,
-    prob: f32,
+pub(crate) struct TokenSpan {
+    pub(crate) opinion: bool,
+    pub(crate) from: usize,
+    pub(crate) to: usize,
+    pub(crate) prob: f32,
 }
 
 impl AspectModel {
@@ -165,6 +170,7 @@ impl AspectModel {
             tag: mlp("tag", config.tag_hidden)?,
             pol: mlp("pol", config.polarity_hidden)?,
             config,
+            decoding: Decoding::default(),
         };
         let c = &model.config;
         if model.tag.out()? != c.tags.len()
@@ -181,6 +187,12 @@ impl AspectModel {
             return Err(Error::model(&jp, format!("tags must be {TAGS:?}")));
         }
         Ok(model)
+    }
+
+    /// The same heads with another [`Decoding`].
+    pub fn with_decoding(mut self, decoding: Decoding) -> AspectModel {
+        self.decoding = decoding;
+        self
     }
 
     /// Writes `STEM.json` and `STEM.safetensors`.
@@ -259,7 +271,7 @@ impl AspectModel {
             )));
         }
         let probs = self.tag_probs(states)?;
-        let found = decode(&probs, spans, text);
+        let found = decode::decode(&probs, spans, text, self.decoding);
         let valid: Vec<bool> = spans.iter().map(Option::is_some).collect();
         let chars: Vec<(usize, char)> = text.char_indices().collect();
         let range = |s: &TokenSpan| -> Option<(usize, usize)> {
@@ -392,81 +404,6 @@ fn argmax(p: &[f32]) -> (usize, f32) {
         (0, f32::NEG_INFINITY),
         |b, (i, x)| if x > b.1 { (i, x) } else { b },
     )
-}
-
-/// Reads BIO spans off the per-token argmax tags (an `I-` without its `B-` opens a span),
-/// then widens each span to whole Latin words (a token that continues a word without a space
-/// joins it).
-fn decode(probs: &[Vec<f32>], spans: &TokenSpans, text: &str) -> Vec<TokenSpan> {
-    let mut out: Vec<TokenSpan> = Vec::new();
-    let mut cur: Option<(TokenSpan, f32)> = None;
-    let close = |cur: &mut Option<(TokenSpan, f32)>, out: &mut Vec<TokenSpan>| {
-        if let Some((mut s, sum)) = cur.take() {
-            s.prob = sum / (s.to - s.from) as f32;
-            out.push(s);
-        }
-    };
-    for (i, p) in probs.iter().enumerate() {
-        if spans.get(i).copied().flatten().is_none() {
-            close(&mut cur, &mut out);
-            continue;
-        }
-        let (k, pk) = argmax(p);
-        let opinion = k >= 3;
-        match k {
-            0 => close(&mut cur, &mut out),
-            2 | 4 if cur.as_ref().is_some_and(|c| c.0.opinion == opinion) => {
-                if let Some(c) = cur.as_mut() {
-                    c.0.to = i + 1;
-                    c.1 += pk;
-                }
-            }
-            _ => {
-                close(&mut cur, &mut out);
-                cur = Some((
-                    TokenSpan {
-                        opinion,
-                        from: i,
-                        to: i + 1,
-                        prob: 0.0,
-                    },
-                    pk,
-                ));
-            }
-        }
-    }
-    close(&mut cur, &mut out);
-    let chars: Vec<char> = text.chars().collect();
-    let word = |c: Option<&char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
-    let joined = |i: usize, j: usize| -> bool {
-        // tokens i and j (j = i + 1) touch inside one Latin word
-        match (
-            spans.get(i).copied().flatten(),
-            spans.get(j).copied().flatten(),
-        ) {
-            (Some((_, e)), Some((s, _))) => {
-                e == s && e > 0 && word(chars.get(e - 1)) && word(chars.get(e))
-            }
-            _ => false,
-        }
-    };
-    for s in out.iter_mut() {
-        while s.from > 0 && joined(s.from - 1, s.from) {
-            s.from -= 1;
-        }
-        while s.to < spans.len() && joined(s.to - 1, s.to) {
-            s.to += 1;
-        }
-    }
-    // widening can make neighbours overlap: keep the first of each overlapping run
-    let mut kept: Vec<TokenSpan> = Vec::with_capacity(out.len());
-    for s in out {
-        if kept.last().is_some_and(|k| s.from < k.to) {
-            continue;
-        }
-        kept.push(s);
-    }
-    kept
 }
 
 /// `[a, b)` (chars) without leading and trailing whitespace; `None` if nothing is left.

@@ -1,4 +1,5 @@
 use super::data::{gold_tags, read_aspect_set, Example, GoldAspect};
+use super::decode::{decode, greedy_tags, viterbi_tags, well_formed};
 use super::*;
 
 fn spans(v: &[(usize, usize)]) -> TokenSpans {
@@ -25,7 +26,7 @@ fn decode_reads_bio_and_widens_to_words() {
     let text = "the battery dies";
     let sp = spans(&[(0, 3), (4, 7), (7, 11), (12, 16)]);
     // tagger marks only "bat" as B-ASP and "dies" as B-OP
-    let found = decode(&one_hot(&[0, 0, 1, 0, 3, 0]), &sp, text);
+    let found = decode(&one_hot(&[0, 0, 1, 0, 3, 0]), &sp, text, Decoding::Greedy);
     assert_eq!(found.len(), 2);
     assert_eq!(
         (found[0].from, found[0].to, found[0].opinion),
@@ -34,7 +35,7 @@ fn decode_reads_bio_and_widens_to_words() {
     assert_eq!((found[1].from, found[1].to, found[1].opinion), (4, 5, true));
     assert!((found[0].prob - 0.8).abs() < 1e-6);
     // an I- without B- opens a span; an I-OP after an aspect does not extend it
-    let found = decode(&one_hot(&[0, 2, 2, 2, 4, 0]), &sp, text);
+    let found = decode(&one_hot(&[0, 2, 2, 2, 4, 0]), &sp, text, Decoding::Greedy);
     assert_eq!(found.len(), 2);
     assert_eq!(
         (found[0].from, found[0].to, found[0].opinion),
@@ -42,7 +43,7 @@ fn decode_reads_bio_and_widens_to_words() {
     );
     assert_eq!((found[1].from, found[1].to, found[1].opinion), (4, 5, true));
     // an opinion inside a word the aspect is widened over is dropped, not split off
-    let found = decode(&one_hot(&[0, 2, 2, 4, 0, 0]), &sp, text);
+    let found = decode(&one_hot(&[0, 2, 2, 4, 0, 0]), &sp, text, Decoding::Greedy);
     assert_eq!(found.len(), 1);
     assert_eq!(
         (found[0].from, found[0].to, found[0].opinion),
@@ -51,12 +52,115 @@ fn decode_reads_bio_and_widens_to_words() {
 }
 
 #[test]
+fn viterbi_makes_ill_formed_greedy_tags_well_formed() {
+    // special, 5 text tokens, special; the argmaxes: I-ASP first, I-OP after an aspect,
+    // I-ASP after O
+    let probs: Vec<Vec<f32>> = vec![
+        vec![0.9, 0.025, 0.025, 0.025, 0.025],
+        vec![0.30, 0.25, 0.40, 0.03, 0.02],
+        vec![0.10, 0.05, 0.30, 0.05, 0.50],
+        vec![0.70, 0.10, 0.10, 0.05, 0.05],
+        vec![0.35, 0.05, 0.50, 0.05, 0.05],
+        vec![0.20, 0.30, 0.40, 0.05, 0.05],
+        vec![0.1, 0.1, 0.6, 0.1, 0.1],
+    ];
+    let valid = [false, true, true, true, true, true, false];
+    let greedy = greedy_tags(&probs, &valid);
+    assert_eq!(greedy, vec![0, 2, 4, 0, 2, 2, 0]);
+    assert!(!well_formed(&greedy));
+    let best = viterbi_tags(&probs, &valid);
+    assert!(well_formed(&best));
+    // B-ASP I-ASP O O B-ASP: 0.25 * 0.30 * 0.70 * 0.35 * 0.30 = 0.0055, ahead of ending in O
+    // (0.0037) and of greedy's B-ASP I-ASP at the end (0.25 * 0.30 * 0.70 * 0.05 * 0.40)
+    assert_eq!(best, vec![0, 1, 2, 0, 0, 1, 0]);
+    // greedy reads three spans (ASP, OP, ASP), Viterbi two aspects
+    let text = "aa bb cc dd ee";
+    let sp = spans(&[(0, 2), (3, 5), (6, 8), (9, 11), (12, 14)]);
+    let found = decode(&probs, &sp, text, Decoding::Viterbi);
+    let got: Vec<_> = found.iter().map(|s| (s.from, s.to, s.opinion)).collect();
+    assert_eq!(got, vec![(1, 3, false), (5, 6, false)]);
+    assert!((found[0].prob - (0.25 + 0.30) / 2.0).abs() < 1e-6);
+    assert!((found[1].prob - 0.30).abs() < 1e-6);
+    let found = decode(&probs, &sp, text, Decoding::Greedy);
+    let got: Vec<_> = found.iter().map(|s| (s.from, s.to, s.opinion)).collect();
+    assert_eq!(got, vec![(1, 2, false), (2, 3, true), (4, 6, false)]);
+}
+
+#[test]
+fn viterbi_and_greedy_differ_on_a_hand_made_table() {
+    // token 0 leans B-ASP, token 1 leans I-OP: greedy reads an aspect then an opinion;
+    // the best well-formed sequence is one opinion B-OP I-OP (0.40 * 0.55 = 0.22 against
+    // B-ASP I-ASP 0.45 * 0.30 = 0.135 and B-ASP O 0.45 * 0.05)
+    let probs = vec![
+        vec![0.10, 0.45, 0.00, 0.40, 0.05],
+        vec![0.05, 0.05, 0.30, 0.05, 0.55],
+    ];
+    let valid = [true, true];
+    assert_eq!(greedy_tags(&probs, &valid), vec![1, 4]);
+    assert_eq!(viterbi_tags(&probs, &valid), vec![3, 4]);
+    assert_eq!(Decoding::default().tags(&probs, &valid), vec![3, 4]);
+    assert_eq!(Decoding::Greedy.tags(&probs, &valid), vec![1, 4]);
+    // a non-text token between them ends the run: then each token decodes alone
+    let probs3 = vec![
+        probs[0].clone(),
+        vec![1.0, 0.0, 0.0, 0.0, 0.0],
+        probs[1].clone(),
+    ];
+    assert_eq!(viterbi_tags(&probs3, &[true, false, true]), vec![1, 0, 0]);
+}
+
+#[test]
+fn viterbi_finds_the_best_well_formed_sequence() {
+    // against brute force over all 5^n sequences, on seeded random tables
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 40) as f32 / (1u64 << 24) as f32 + 1e-3
+    };
+    for n in 1..=5usize {
+        for _ in 0..40 {
+            let probs: Vec<Vec<f32>> = (0..n)
+                .map(|_| {
+                    let r: Vec<f32> = (0..5).map(|_| next()).collect();
+                    let z: f32 = r.iter().sum();
+                    r.iter().map(|x| x / z).collect()
+                })
+                .collect();
+            let score = |t: &[usize]| -> f64 {
+                t.iter()
+                    .zip(&probs)
+                    .map(|(&k, p)| f64::from(p[k]).ln())
+                    .sum()
+            };
+            let mut best: Option<(f64, Vec<usize>)> = None;
+            for code in 0..5usize.pow(n as u32) {
+                let t: Vec<usize> = (0..n).map(|i| code / 5usize.pow(i as u32) % 5).collect();
+                if well_formed(&t) && best.as_ref().is_none_or(|b| score(&t) > b.0 + 1e-12) {
+                    best = Some((score(&t), t));
+                }
+            }
+            let Some((s, _)) = best else {
+                panic!("no well-formed sequence of {n} tokens");
+            };
+            let got = viterbi_tags(&probs, &vec![true; n]);
+            assert!(well_formed(&got), "{got:?}");
+            assert!((score(&got) - s).abs() < 1e-9, "{probs:?}: {got:?}");
+        }
+    }
+}
+
+#[test]
 fn chinese_tokens_are_not_joined() {
     let text = "电池不耐用";
     let sp = spans(&[(0, 1), (1, 2), (2, 5)]);
-    let found = decode(&one_hot(&[0, 1, 0, 3, 0]), &sp, text);
-    assert_eq!((found[0].from, found[0].to), (1, 2));
-    assert_eq!((found[1].from, found[1].to), (3, 4));
+    for d in [Decoding::Greedy, Decoding::Viterbi] {
+        let found = decode(&one_hot(&[0, 1, 0, 3, 0]), &sp, text, d);
+        assert_eq!(found.len(), 2, "{d:?}");
+        assert_eq!((found[0].from, found[0].to), (1, 2));
+        assert_eq!((found[1].from, found[1].to), (3, 4));
+    }
 }
 
 #[test]

@@ -5,7 +5,7 @@
 
 use super::data::{gold_tags, Example};
 use super::{span_features, token_features, token_range, AspectConfig, AspectModel, Mlp};
-use super::{POLARITIES, TAGS};
+use super::{Decoding, POLARITIES, TAGS};
 use crate::classify::{train_head, ClassWeight, Targets, TrainConfig, TrainReport};
 use crate::encode::{Encoder, TokenSpans};
 use crate::error::{Error, Result};
@@ -340,6 +340,7 @@ pub fn train_aspects(
     Ok((
         AspectModel {
             config,
+            decoding: Decoding::default(),
             tag: to_mlp(tagger),
             pol: to_mlp(pol),
         },
