@@ -377,6 +377,25 @@ fn http_api_serves_concurrent_requests_and_rejects_bad_parameters() {
             "{bad}: {v}"
         );
     }
+    // a filter value the index cannot hold is a 400 that lists the ones it can (issue 36);
+    // a valid value of a closed list with no comments is an empty answer, not an error
+    for (bad, field, listed) in [
+        (
+            "/search?sentiment=bogus",
+            "sentiment",
+            "negative, neutral, positive",
+        ),
+        ("/search?stage=nowhere", "stage", "after_sales_returns"),
+        ("/search?channel=carrier-pigeon", "channel", "wechat"),
+        ("/search?sentiment=negative,bogus", "sentiment", "negative"),
+    ] {
+        let (st, v) = common::http_get(&addr, bad);
+        let e = v["error"].as_str().unwrap_or("");
+        assert_eq!(st, 400, "{bad}: {v}");
+        assert!(e.starts_with(field) && e.contains(listed), "{bad}: {e}");
+    }
+    let (st, v) = common::http_get(&addr, "/search?lang=other&sentiment=neutral,NEGATIVE");
+    assert_eq!(st, 200, "{v}");
     // an unbalanced quote is searched as text (issue 36)
     let (st, v) = common::http_get(&addr, "/search?q=%22open");
     assert_eq!(st, 200, "{v}");

@@ -299,13 +299,85 @@ fn read_facets(res: &AggregationResults) -> Result<Facets> {
     Ok(facets)
 }
 
-/// Runs a search on `searcher` (from [`SearchIndex::reader`]).
+/// The values a tag filter may take: those of a closed list (languages, sentiment labels,
+/// journey stages) and every value the index holds for the field (its terms, over all
+/// segments), sorted.
+pub fn tag_values(index: &SearchIndex, searcher: &Searcher, field: &str) -> Result<Vec<String>> {
+    let closed: &[&str] = match field {
+        "lang" => &["zh", "zh-hant", "en", "mixed", "other"],
+        "sentiment" => &["negative", "neutral", "positive"],
+        "journey_stage" => &[
+            "pre_purchase",
+            "purchase_payment",
+            "delivery",
+            "use",
+            "after_sales_returns",
+            "customer_service",
+            "account_membership",
+            "other",
+        ],
+        _ => &[],
+    };
+    let mut out: std::collections::BTreeSet<String> =
+        closed.iter().map(|v| v.to_string()).collect();
+    let Some(&f) = index.fields().tags.get(field) else {
+        return Ok(out.into_iter().collect());
+    };
+    let ierr = |e: std::io::Error| Error::Index(format!("{}: {e}", index.dir().display()));
+    for segment in searcher.segment_readers() {
+        let inverted = segment
+            .inverted_index(f)
+            .map_err(|e| Error::Index(format!("{}: {e}", index.dir().display())))?;
+        let mut terms = inverted.terms().stream().map_err(ierr)?;
+        while terms.advance() {
+            if let Ok(v) = std::str::from_utf8(terms.key()) {
+                out.insert(v.to_string());
+            }
+        }
+    }
+    Ok(out.into_iter().collect())
+}
+
+/// A tag filter value the index cannot hold (see [`tag_values`]) is a query error that lists
+/// the values it can: a typo must not pass for "no comments".
+fn check_tag_values(index: &SearchIndex, searcher: &Searcher, req: &SearchRequest) -> Result<()> {
+    for (name, values) in &req.tags {
+        if values.is_empty() || !index.fields().tags.contains_key(name.as_str()) {
+            continue;
+        }
+        let allowed = tag_values(index, searcher, name)?;
+        if let Some(bad) = values.iter().find(|v| !allowed.contains(&v.to_lowercase())) {
+            let shown = if name == "journey_stage" {
+                "stage"
+            } else {
+                name.as_str()
+            };
+            let list = if allowed.is_empty() {
+                "none: the index has no comment with this field".to_string()
+            } else {
+                let mut l: Vec<&str> = allowed.iter().take(50).map(String::as_str).collect();
+                if allowed.len() > 50 {
+                    l.push("...");
+                }
+                l.join(", ")
+            };
+            return Err(Error::Query(format!(
+                "{shown}: {bad:?} is not a value of this index (values: {list})"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Runs a search on `searcher` (from [`SearchIndex::reader`]). A tag filter value the index
+/// cannot hold is an error listing the ones it can ([`tag_values`]).
 pub fn search(
     index: &SearchIndex,
     searcher: &Searcher,
     req: &SearchRequest,
 ) -> Result<SearchResponse> {
     req.validate()?;
+    check_tag_values(index, searcher, req)?;
     let ierr = |e: tantivy::TantivyError| Error::Index(format!("{}: {e}", index.dir().display()));
     let query = build_query(index, text_query(index, &req.query, req.syntax)?, req)?;
     let limit = req.limit.max(1);
