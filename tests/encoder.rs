@@ -110,6 +110,12 @@ fn batching_and_order_do_not_change_embeddings() {
         let norm: f32 = x.iter().map(|v| v * v).sum::<f32>().sqrt();
         assert!((norm - 1.0).abs() < 1e-4);
     }
+    // a lone comment (what `serve` posts one at a time) runs with every thread in its matmuls
+    // when there are fewer batches than workers: the same bits as on one thread
+    let lone = ["物流太慢了，等了一个星期，客服也不回消息"];
+    let (l1, _) = one.encode(&lone).unwrap();
+    let (l2, _) = many.encode(&lone).unwrap();
+    assert_eq!(l1, l2);
     // the multilingual encoder puts translations close: zh "logistics too slow" is nearer to
     // "shipping was slow" than to "customer service was helpful"
     assert!(cosine(&a[0], &a[1]) > cosine(&a[0], &a[3]));

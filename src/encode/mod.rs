@@ -333,6 +333,13 @@ impl Encoder {
 
     /// Runs one batch: returns L2-normalised mean-pooled embeddings, one per input.
     pub fn forward_batch(&self, batch: &[&TokenIds]) -> Result<Vec<Vec<f32>>> {
+        let intra = (self.cfg.threads / self.cfg.workers.max(1)).max(1);
+        self.forward_batch_on(batch, intra)
+    }
+
+    /// [`forward_batch`](Self::forward_batch) with `intra` threads in the packed engine's
+    /// matmuls (its output bits do not depend on them).
+    fn forward_batch_on(&self, batch: &[&TokenIds], intra: usize) -> Result<Vec<Vec<f32>>> {
         let b = batch.len();
         if b == 0 {
             return Ok(Vec::new());
@@ -340,7 +347,6 @@ impl Encoder {
         let model = match &self.model {
             Model::Packed(m) => {
                 let seqs: Vec<&[u32]> = batch.iter().map(|t| t.as_slice()).collect();
-                let intra = (self.cfg.threads / self.cfg.workers.max(1)).max(1);
                 return m.embed(&seqs, intra);
             }
             Model::Candle(m) => m,
@@ -368,6 +374,17 @@ impl Encoder {
     /// Encodes token sequences: sorts them by length, cuts batches, runs them (one at a time,
     /// or `workers` at once), and returns embeddings in input order.
     pub fn encode_ids(&self, toks: &[TokenIds]) -> Result<Vec<Vec<f32>>> {
+        let batches = toks.len().div_ceil(self.cfg.batch_size.max(1));
+        if self.cfg.workers > 1 && batches < self.cfg.workers {
+            // Fewer batches than workers (one comment posted to `serve`, a small file): each
+            // batch in turn gets every thread in its matmuls instead of one, so a lone comment
+            // does not wait on a single core while the others idle.
+            let intra = self.cfg.threads.max(1);
+            return self.by_length(toks, false, |idx| {
+                let batch: Vec<&TokenIds> = idx.iter().map(|&i| &toks[i]).collect();
+                self.forward_batch_on(&batch, intra)
+            });
+        }
         self.by_length(toks, self.cfg.workers > 1, |idx| {
             let batch: Vec<&TokenIds> = idx.iter().map(|&i| &toks[i]).collect();
             self.forward_batch(&batch)
