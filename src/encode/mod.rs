@@ -70,7 +70,9 @@ pub struct EncoderConfig {
     pub threads: usize,
     /// Batches run at once. `1` runs one batch at a time with all `threads` inside the matmuls;
     /// `threads` (the default, fastest here) runs one batch per thread with single-threaded
-    /// matmuls. Set [`set_intra_op_threads`] to `threads / workers` before the first forward.
+    /// matmuls; a call with fewer batches than workers runs them in turn with all `threads`
+    /// in the matmuls. Set [`set_intra_op_threads`] to `threads / workers` before the first
+    /// forward.
     pub workers: usize,
     /// Forward-pass implementation (default [`Engine::best`]).
     pub engine: Engine,
