@@ -14,6 +14,19 @@ use candle_core::{Device, Tensor};
 use serde::Deserialize;
 use std::path::Path;
 
+/// The journey stages of the shipped `journey_stage` taxonomy, in journey order (its `other`
+/// left out): the report's order when no taxonomy is at hand, and the values a stage filter
+/// may take.
+pub const JOURNEY_STAGES: &[&str] = &[
+    "pre_purchase",
+    "purchase_payment",
+    "delivery",
+    "use",
+    "after_sales_returns",
+    "customer_service",
+    "account_membership",
+];
+
 /// One category of a taxonomy.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -338,19 +351,10 @@ mod tests {
             assert!(c.examples.len() >= 5);
         }
         let stage = Taxonomy::load(&root.join("journey_stage.toml")).unwrap();
-        assert_eq!(
-            stage.labels(),
-            [
-                "pre_purchase",
-                "purchase_payment",
-                "delivery",
-                "use",
-                "after_sales_returns",
-                "customer_service",
-                "account_membership",
-                "other"
-            ]
-        );
+        // JOURNEY_STAGES is the shipped taxonomy's stages, in order, then `other`.
+        let mut want: Vec<&str> = JOURNEY_STAGES.to_vec();
+        want.push("other");
+        assert_eq!(stage.labels(), want);
         for c in &stage.categories {
             // Seeds in simplified and traditional Chinese and in English.
             let has = |f: fn(char) -> bool| c.examples.iter().any(|e| e.chars().any(f));

@@ -303,23 +303,19 @@ fn read_facets(res: &AggregationResults) -> Result<Facets> {
 /// journey stages) and every value the index holds for the field (its terms, over all
 /// segments), sorted.
 pub fn tag_values(index: &SearchIndex, searcher: &Searcher, field: &str) -> Result<Vec<String>> {
-    let closed: &[&str] = match field {
-        "lang" => &["zh", "zh-hant", "en", "mixed", "other"],
-        "sentiment" => &["negative", "neutral", "positive"],
-        "journey_stage" => &[
-            "pre_purchase",
-            "purchase_payment",
-            "delivery",
-            "use",
-            "after_sales_returns",
-            "customer_service",
-            "account_membership",
-            "other",
-        ],
-        _ => &[],
+    // Lists the project already keeps: language codes, sentiment labels, journey stages.
+    let closed: Vec<String> = match field {
+        "lang" => crate::text::normalise::Lang::ALL
+            .iter()
+            .map(|l| l.as_str().to_lowercase())
+            .collect(),
+        "sentiment" => crate::aspects::POLARITIES.map(String::from).into(),
+        "journey_stage" => (crate::taxonomy::JOURNEY_STAGES.iter().chain(&["other"]))
+            .map(|s| s.to_string())
+            .collect(),
+        _ => Vec::new(),
     };
-    let mut out: std::collections::BTreeSet<String> =
-        closed.iter().map(|v| v.to_string()).collect();
+    let mut out: std::collections::BTreeSet<String> = closed.into_iter().collect();
     let Some(&f) = index.fields().tags.get(field) else {
         return Ok(out.into_iter().collect());
     };

@@ -8,15 +8,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// The journey stages in journey order, used when no journey-stage taxonomy is at hand.
-pub const DEFAULT_STAGES: &[&str] = &[
-    "pre_purchase",
-    "purchase_payment",
-    "delivery",
-    "use",
-    "after_sales_returns",
-    "customer_service",
-    "account_membership",
-];
+pub use crate::taxonomy::JOURNEY_STAGES as DEFAULT_STAGES;
 
 /// Display names of categories (task -> id -> name) in one language, and the stage order.
 #[derive(Debug, Clone, PartialEq, Default)]
