@@ -403,23 +403,9 @@ fn worker_loop(
         keep_tokens: false,
         model_version: &scorer.model_version,
     };
-    while let Ok(first) = rx.recv() {
-        let mut n = first.comments.len();
-        let mut jobs = vec![first];
-        let deadline = Instant::now() + cfg.batch_wait;
-        while n < cfg.max_batch {
-            let now = Instant::now();
-            if now >= deadline {
-                break;
-            }
-            match rx.recv_timeout(deadline - now) {
-                Ok(j) => {
-                    n += j.comments.len();
-                    jobs.push(j);
-                }
-                Err(_) => break,
-            }
-        }
+    let mut concurrent = false;
+    while let Some(mut jobs) = gather(&rx, cfg, &mut concurrent) {
+        let n: usize = jobs.iter().map(|j| j.comments.len()).sum();
         queued.fetch_sub(n, Ordering::SeqCst);
         metrics.batch(n);
         match run_batch(&stages, &mut jobs, sink, metrics) {
@@ -436,6 +422,49 @@ fn worker_loop(
             }
         }
     }
+}
+
+/// The next encoder batch: the first job to come, every job already queued behind it (up to
+/// `max_batch` comments), and, when requests overlap, those that come within `batch_wait` of
+/// the first. `concurrent` carries over between calls: it says whether the last batch held
+/// more than one request. A lone client (each request alone in its batch, none queued while
+/// the last ran) is scored at once: waiting for company that cannot come would only add
+/// `batch_wait` to every round trip. None when the queue is closed and empty.
+fn gather(rx: &mpsc::Receiver<Job>, cfg: &QueueConfig, concurrent: &mut bool) -> Option<Vec<Job>> {
+    let (first, backlog) = match rx.try_recv() {
+        Ok(j) => (j, true),
+        Err(mpsc::TryRecvError::Empty) => (rx.recv().ok()?, false),
+        Err(mpsc::TryRecvError::Disconnected) => return None,
+    };
+    let deadline = Instant::now() + cfg.batch_wait;
+    let mut n = first.comments.len();
+    let mut jobs = vec![first];
+    while n < cfg.max_batch {
+        match rx.try_recv() {
+            Ok(j) => {
+                n += j.comments.len();
+                jobs.push(j);
+            }
+            Err(_) => break,
+        }
+    }
+    if *concurrent || backlog || jobs.len() > 1 {
+        while n < cfg.max_batch {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            match rx.recv_timeout(deadline - now) {
+                Ok(j) => {
+                    n += j.comments.len();
+                    jobs.push(j);
+                }
+                Err(_) => break,
+            }
+        }
+    }
+    *concurrent = jobs.len() > 1;
+    Some(jobs)
 }
 
 /// Scores every job's comments as one batch; returns each job's outcomes in its order.
@@ -527,5 +556,70 @@ mod tests {
         let (status, msg) = e(br#"{"comments":[{"text":"a"},{"text":"b"},{"text":"c"}]}"#);
         assert_eq!(status, 413);
         assert!(msg.contains("at most 2"), "{msg}");
+    }
+
+    fn job(id: &str) -> Job {
+        let c: Comment = serde_json::from_value(serde_json::json!({"id": id, "text": id})).unwrap();
+        Job {
+            comments: vec![c],
+            reply: tokio::sync::oneshot::channel().0,
+        }
+    }
+
+    fn ids(jobs: &[Job]) -> Vec<&str> {
+        jobs.iter().map(|j| j.comments[0].id.as_str()).collect()
+    }
+
+    #[test]
+    fn a_lone_client_is_scored_at_once_and_overlapping_requests_are_batched() {
+        // a wait long enough that a test which waited it would be seen to hang
+        let cfg = QueueConfig {
+            batch_wait: Duration::from_secs(600),
+            max_batch: 4,
+            max_queued: 100,
+            commit_every: Duration::from_secs(1),
+        };
+        let (tx, rx) = mpsc::channel();
+        let mut concurrent = false;
+        // one request, sent while the encoder was idle, nothing behind it, the last batch
+        // alone: no wait
+        let lone = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            tx.send(job("a")).unwrap();
+            tx
+        });
+        let t = Instant::now();
+        assert_eq!(ids(&gather(&rx, &cfg, &mut concurrent).unwrap()), ["a"]);
+        assert!(!concurrent);
+        assert!(t.elapsed() < Duration::from_secs(60));
+        let tx = lone.join().unwrap();
+        // requests queued while the encoder was busy: all of them, up to max_batch, and no
+        // wait once the batch is full
+        for id in ["b", "c", "d", "e", "f"] {
+            tx.send(job(id)).unwrap();
+        }
+        assert_eq!(
+            ids(&gather(&rx, &cfg, &mut concurrent).unwrap()),
+            ["b", "c", "d", "e"]
+        );
+        assert!(concurrent);
+        // after an overlapping batch, the next one waits (up to batch_wait) for company
+        let late = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            tx.send(job("g")).unwrap();
+            tx
+        });
+        let cfg = QueueConfig {
+            batch_wait: Duration::from_secs(30),
+            max_batch: 2,
+            ..cfg
+        };
+        assert_eq!(
+            ids(&gather(&rx, &cfg, &mut concurrent).unwrap()),
+            ["f", "g"]
+        );
+        drop(late.join().unwrap());
+        // the queue closed and empty: no batch
+        assert!(gather(&rx, &cfg, &mut concurrent).is_none());
     }
 }
