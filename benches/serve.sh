@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # POST /score throughput and latency against `vocmine score` on the same texts, in one run:
 # comments/s at 1, 8 and 32 concurrent clients (one comment per request, keep-alive, to
-# 127.0.0.1 only), p50 / p99 latency, and the batch throughput of `vocmine score`.
+# 127.0.0.1 only) and one client posting 16 comments a request, p50 / p99 latency (of a
+# request), and the batch throughput of `vocmine score`.
 # Usage: bash benches/serve.sh [OUT_DIR]   (texts: corpora/sample/comments.csv, 300 comments)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,16 +40,16 @@ for _ in $(seq 300); do grep -q "serving on" "$TMP/serve.log" && break; sleep 0.
 ADDR=$(grep -o 'http://[0-9.:]*' "$TMP/serve.log" | head -1 | sed 's|http://||')
 python3 benches/serve_load.py "$ADDR" "$TMP/texts.jsonl" 1 >/dev/null   # warm-up
 {
-  echo "| clients | comments/s | vs \`vocmine score\` ($BATCH/s) | p50 ms | p99 ms | errors |"
-  echo "|---:|---:|---:|---:|---:|---:|"
+  echo "| clients | comments a request | comments/s | vs \`vocmine score\` ($BATCH/s) | p50 ms | p99 ms | errors |"
+  echo "|---:|---:|---:|---:|---:|---:|---:|"
 } >> "$REPORT"
-for C in 1 8 32; do
-  R=$(python3 benches/serve_load.py "$ADDR" "$TMP/texts.jsonl" $C)
+for CP in 1:1 8:1 32:1 1:16; do
+  R=$(python3 benches/serve_load.py "$ADDR" "$TMP/texts.jsonl" ${CP%:*} 0 ${CP#*:})
   echo "$R"
   python3 -c "
 import json, sys
 r = json.loads(sys.argv[1]); b = float(sys.argv[2])
-print(f\"| {r['clients']} | {r['comments_per_s']} | {r['comments_per_s'] / b:.2f} | {r['p50_ms']} | {r['p99_ms']} | {r['errors']} |\")
+print(f\"| {r['clients']} | {r['per_request']} | {r['comments_per_s']} | {r['comments_per_s'] / b:.2f} | {r['p50_ms']} | {r['p99_ms']} | {r['errors']} |\")
 " "$R" "$BATCH" >> "$REPORT"
 done
 echo >> "$REPORT"
