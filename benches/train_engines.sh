@@ -6,7 +6,7 @@
 # Texts: the first TEXTS (default 320) rows of ChnSentiCorp train (max_len 128, batch 32, one
 # linear sentiment head, dropout 0.1, the shipped settings), dev: 32 rows. For each thread
 # count and each of LAYERS (default "4 12") tuned layers, `vocmine train --finetune` with
-# --engine own then --engine candle, STEPS (default 10, the whole epoch of 320 texts: the first steps carry the one-time page faults of the activations) steps each, fresh processes one after
+# --engine own, bf16 (where the CPU has AVX512-BF16) then candle (ENGINES overrides), STEPS (default 10, the whole epoch of 320 texts: the first steps carry the one-time page faults of the activations) steps each, fresh processes one after
 # the other. texts/s is the report's `texts_per_second` (training steps only: forward,
 # backward, optimiser; the frozen-layer cache and evaluations excluded); peak RSS from
 # /usr/bin/time. BIN=path runs that binary instead of building. The base encoder: $VOCMINE_SHARED/models/multilingual-e5-small-zh-en.
@@ -48,7 +48,7 @@ echo "| threads | layers | engine | texts/s | peak RSS MiB |" | tee -a "$OUT/res
 echo "|---|---|---|---|---|" | tee -a "$OUT/results.md"
 for t in $THREADS; do
   for l in ${LAYERS:-4 12}; do
-    for e in own candle; do
+    for e in ${ENGINES:-own $(grep -qw avx512_bf16 /proc/cpuinfo && echo bf16) candle}; do
       run="$OUT/run-t$t-l$l-$e"
       /usr/bin/time -f "%M" -o "$run.rss" $BIN train --finetune "$OUT/spec.toml" --model "$MODEL" \
         --out "$run" --layers "$l" --threads "$t" --engine "$e" --stop-after "$STEPS" \

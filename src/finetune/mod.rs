@@ -602,7 +602,7 @@ fn own_engine(
     p: &Params,
     log: &mut impl FnMut(&str),
 ) -> Result<Option<engine::OwnEngine>> {
-    if input.engine.engine != Engine::Own {
+    if !input.engine.engine.is_own() {
         return Ok(None);
     }
     let c = input.config;
@@ -619,7 +619,16 @@ fn own_engine(
         inter: c.intermediate_size,
         eps: c.layer_norm_eps as f32,
     };
-    Ok(Some(engine::OwnEngine::new(p, shape, input.tasks)?))
+    let products = match input.engine.engine {
+        Engine::Bf16 => engine::ops::Products::Bf16,
+        _ => engine::ops::Products::F32,
+    };
+    Ok(Some(engine::OwnEngine::new(
+        p,
+        shape,
+        input.tasks,
+        products,
+    )?))
 }
 
 /// Evaluates on dev, records the point, keeps the weights when they are the best so far, and

@@ -65,6 +65,39 @@ impl Bf16Linear {
         }
     }
 
+    /// Rounds and packs the transpose of `a` (row-major `rows x cols`) as the weight of
+    /// `y = x A`: `rows` inputs, `cols` outputs (a multiple of 16), zero bias. The same pairs
+    /// as `pack` of the transposed matrix, read straight from `a`'s rows (the training
+    /// engine's `dY W` and `dY^T X`).
+    pub fn pack_transposed(a: &[f32], rows: usize, cols: usize) -> Bf16Linear {
+        assert_eq!(a.len(), rows * cols, "matrix is not {rows} x {cols}");
+        assert_eq!(cols % NR, 0, "columns {cols} not a multiple of {NR}");
+        let (k, n) = (rows, cols);
+        let groups = k.div_ceil(2);
+        let mut data = vec![0u32; n * groups + 16];
+        let off = data.as_ptr().align_offset(64).min(15);
+        let d = &mut data[off..off + n * groups];
+        for g in 0..groups {
+            let lo = &a[2 * g * n..(2 * g + 1) * n];
+            let hi = (2 * g + 1 < k).then(|| &a[(2 * g + 1) * n..(2 * g + 2) * n]);
+            for p in 0..n / NR {
+                let dst = &mut d[p * groups * NR + g * NR..p * groups * NR + (g + 1) * NR];
+                for (c, v) in dst.iter_mut().enumerate() {
+                    let j = p * NR + c;
+                    let h = hi.map_or(0, |h| bf16_bits(h[j]) as u32);
+                    *v = bf16_bits(lo[j]) as u32 | h << 16;
+                }
+            }
+        }
+        Bf16Linear {
+            k,
+            n,
+            data,
+            off,
+            bias: vec![0.0; n],
+        }
+    }
+
     /// The packed pairs.
     pub(super) fn pairs(&self) -> &[u32] {
         let groups = self.k.div_ceil(2);
@@ -168,6 +201,26 @@ mod tests {
     use super::super::common::{bf16_bits, bf16_value};
     use super::super::tests::rnd;
     use super::super::{has_avx512_bf16, linear, linear_bf16, Epilogue, PackedLinear};
+
+    #[test]
+    fn packing_the_transpose_gives_the_pairs_of_the_transposed_matrix() {
+        for (rows, cols) in [(7, 32), (8, 16), (33, 48)] {
+            let a: Vec<f32> = (0..rows * cols)
+                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0)
+                .collect();
+            let mut t = vec![0f32; rows * cols];
+            for r in 0..rows {
+                for c in 0..cols {
+                    t[c * rows + r] = a[r * cols + c];
+                }
+            }
+            let want = Bf16Linear::pack(&t, cols, rows, vec![0.0; cols]);
+            let got = Bf16Linear::pack_transposed(&a, rows, cols);
+            assert_eq!((got.k, got.n), (want.k, want.n));
+            assert_eq!(got.pairs(), want.pairs(), "{rows} x {cols}");
+            assert_eq!(got.bias, want.bias);
+        }
+    }
     use super::*;
 
     /// Says why a bf16 test does not run here (never silently).

@@ -2,8 +2,8 @@
 //! keeping what the backward pass needs, and the backward pass into the layer's 16 parameter
 //! gradients (in [`PARTS`](super::super::model::PARTS) order).
 
-use super::ops::{self, Attn};
-use crate::encode::kernels::{self, AttnScratch, PackedLinear};
+use super::ops::{self, Attn, Lin, Products};
+use crate::encode::kernels::{self, AttnScratch};
 use rayon::prelude::*;
 
 /// The encoder's shapes.
@@ -21,23 +21,24 @@ pub(crate) struct Shape {
 
 /// A layer's weights packed for the forward products (Q, K and V fused into one).
 pub(super) struct Packed {
-    qkv: PackedLinear,
-    out: PackedLinear,
-    ffn_in: PackedLinear,
-    ffn_out: PackedLinear,
+    qkv: Lin,
+    out: Lin,
+    ffn_in: Lin,
+    ffn_out: Lin,
 }
 
 impl Packed {
-    /// Packs the 16 parameters `p` of one layer.
-    pub(super) fn new(p: &[Vec<f32>], s: Shape) -> Packed {
+    /// Packs the 16 parameters `p` of one layer for `products`.
+    pub(super) fn new(p: &[Vec<f32>], s: Shape, products: Products) -> Packed {
         let (h, i) = (s.h, s.inter);
         let w = [&p[0][..], &p[2], &p[4]].concat();
         let b = [&p[1][..], &p[3], &p[5]].concat();
+        let pk = |w: &[f32], n, k, b| Lin::pack(w, n, k, b, products);
         Packed {
-            qkv: PackedLinear::pack(&w, 3 * h, h, b),
-            out: PackedLinear::pack(&p[6], h, h, p[7].clone()),
-            ffn_in: PackedLinear::pack(&p[10], i, h, p[11].clone()),
-            ffn_out: PackedLinear::pack(&p[12], h, i, p[13].clone()),
+            qkv: pk(&w, 3 * h, h, b),
+            out: pk(&p[6], h, h, p[7].clone()),
+            ffn_in: pk(&p[10], i, h, p[11].clone()),
+            ffn_out: pk(&p[12], h, i, p[13].clone()),
         }
     }
 }
@@ -155,12 +156,15 @@ pub(super) fn forward(
 }
 
 /// Backward of one layer: `d` the gradient of its output rows; adds the gradients of its 16
-/// parameters to `grads` and returns the gradient of its input rows when `need_dx`.
+/// parameters to `grads` and returns the gradient of its input rows when `need_dx`; the linear
+/// layers' products as `pr` says.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn backward(
     mut d: Vec<f32>,
     sv: Saved,
     p: &[Vec<f32>],
     s: Shape,
+    pr: Products,
     offsets: &[usize],
     grads: &mut [Vec<f32>],
     need_dx: bool,
@@ -182,15 +186,15 @@ pub(super) fn backward(
         .zip(&sv.cdf)
         .zip(gact.iter_mut())
         .for_each(|((u, c), g)| *g = u * c);
-    ops::weight_grad(&df, &gact, t, h, inter, gf, gfb);
+    ops::weight_grad(&df, &gact, t, h, inter, pr, gf, gfb);
     drop(gact);
     let mut du = vec![0f32; t * inter];
-    ops::input_grad(&df, t, &p[12], h, inter, &mut du);
+    ops::input_grad(&df, t, &p[12], (h, inter), pr, &mut du);
     drop(df);
     ops::gelu_back(&mut du, &sv.u, &sv.cdf);
-    ops::weight_grad(&du, &sv.a, t, inter, h, gi, gib);
+    ops::weight_grad(&du, &sv.a, t, inter, h, pr, gi, gib);
     let mut da = vec![0f32; t * h];
-    ops::input_grad(&du, t, &p[10], inter, h, &mut da);
+    ops::input_grad(&du, t, &p[10], (inter, h), pr, &mut da);
     drop(du);
     da.iter_mut().zip(&d).for_each(|(a, r)| *a += r);
     // attention layer norm; its input was attention output + x
@@ -199,9 +203,9 @@ pub(super) fn backward(
     if let Some(m) = &sv.mask1 {
         dout.iter_mut().zip(m).for_each(|(v, m)| *v *= m);
     }
-    ops::weight_grad(&dout, &sv.ctx, t, h, h, go, gob);
+    ops::weight_grad(&dout, &sv.ctx, t, h, h, pr, go, gob);
     let mut dctx = vec![0f32; t * h];
-    ops::input_grad(&dout, t, &p[6], h, h, &mut dctx);
+    ops::input_grad(&dout, t, &p[6], (h, h), pr, &mut dctx);
     drop(dout);
     let mut dqkv = vec![0f32; t * 3 * h];
     {
@@ -235,7 +239,7 @@ pub(super) fn backward(
     // the fused projection's gradients, split back into Q, K and V
     let mut gw = vec![0f32; 3 * h * h];
     let mut gb = vec![0f32; 3 * h];
-    ops::weight_grad(&dqkv, &sv.x, t, 3 * h, h, &mut gw, &mut gb);
+    ops::weight_grad(&dqkv, &sv.x, t, 3 * h, h, pr, &mut gw, &mut gb);
     for (j, (w, b)) in [(gq, gqb), (gk, gkb), (gv, gvb)].into_iter().enumerate() {
         w.iter_mut()
             .zip(&gw[j * h * h..(j + 1) * h * h])
@@ -250,7 +254,7 @@ pub(super) fn backward(
     let wqkv = [&p[0][..], &p[2], &p[4]].concat();
     let mut dx = da;
     let mut dxa = vec![0f32; t * h];
-    ops::input_grad(&dqkv, t, &wqkv, 3 * h, h, &mut dxa);
+    ops::input_grad(&dqkv, t, &wqkv, (3 * h, h), pr, &mut dxa);
     dx.iter_mut().zip(&dxa).for_each(|(a, b)| *a += b);
     Some(dx)
 }

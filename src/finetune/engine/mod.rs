@@ -9,7 +9,7 @@
 //! overlays and heads are the same files whichever engine ran the steps.
 
 pub(super) mod layer;
-mod ops;
+pub(super) mod ops;
 
 #[cfg(test)]
 mod tests;
@@ -28,8 +28,19 @@ pub enum Engine {
     /// The project's own kernels (CPU with AVX2 + FMA), the default.
     #[default]
     Own,
+    /// The own engine with the linear layers' products on bf16 operands and f32 sums
+    /// (AVX512-BF16 only): faster where the CPU runs `vdpbf16ps` at full width (AMD Zen 4/5),
+    /// not where it runs it at half (Intel without AMX); an option, never the default.
+    Bf16,
     /// candle's autograd (the reference; also the engine on a GPU).
     Candle,
+}
+
+impl Engine {
+    /// Whether the steps run on the own kernels (f32 or bf16 products).
+    pub fn is_own(self) -> bool {
+        matches!(self, Engine::Own | Engine::Bf16)
+    }
 }
 
 impl std::str::FromStr for Engine {
@@ -37,9 +48,10 @@ impl std::str::FromStr for Engine {
     fn from_str(s: &str) -> Result<Engine> {
         match s {
             "own" => Ok(Engine::Own),
+            "bf16" => Ok(Engine::Bf16),
             "candle" => Ok(Engine::Candle),
             _ => Err(Error::Invalid(format!(
-                "engine {s:?}: expected \"own\" or \"candle\""
+                "engine {s:?}: expected \"own\", \"bf16\" or \"candle\""
             ))),
         }
     }
@@ -58,6 +70,7 @@ pub struct EngineOptions {
 /// The own engine's state: every parameter, AdamW's moments, in [`Params`] order.
 pub(super) struct OwnEngine {
     shape: Shape,
+    products: ops::Products,
     layers: usize,
     heads_from: usize,
     w: Vec<Vec<f32>>,
@@ -101,8 +114,20 @@ fn keep_freed_memory() {
 }
 
 impl OwnEngine {
-    /// Copies the parameters and moments of `p` in.
-    pub(super) fn new(p: &Params, shape: Shape, tasks: &[TaskSpec]) -> Result<OwnEngine> {
+    /// Copies the parameters and moments of `p` in; the linear layers' products as `products`
+    /// says (bf16: an error on a CPU without AVX512-BF16).
+    pub(super) fn new(
+        p: &Params,
+        shape: Shape,
+        tasks: &[TaskSpec],
+        products: ops::Products,
+    ) -> Result<OwnEngine> {
+        if products == ops::Products::Bf16 && !crate::encode::kernels::has_avx512_bf16() {
+            return Err(Error::Invalid(
+                "--engine bf16 needs a CPU with AVX512-BF16 (this one has none): use --engine own"
+                    .into(),
+            ));
+        }
         keep_freed_memory();
         let mut w = Vec::new();
         let mut m = Vec::new();
@@ -127,6 +152,7 @@ impl OwnEngine {
         }
         Ok(OwnEngine {
             shape,
+            products,
             layers: p.heads_from / PARTS.len(),
             heads_from: p.heads_from,
             w,
@@ -199,7 +225,11 @@ impl OwnEngine {
         let masks = self.masks(&lens, dropout, rng);
         let packed: Vec<_> = (0..self.layers)
             .map(|l| {
-                layer::Packed::new(&self.w[l * PARTS.len()..(l + 1) * PARTS.len()], self.shape)
+                layer::Packed::new(
+                    &self.w[l * PARTS.len()..(l + 1) * PARTS.len()],
+                    self.shape,
+                    self.products,
+                )
             })
             .collect();
         let mut g: Vec<Option<Vec<f32>>> = vec![None; self.w.len()];
@@ -311,7 +341,16 @@ impl OwnEngine {
                 .iter_mut()
                 .map(|x| x.take().unwrap_or_default())
                 .collect();
-            let dx = layer::backward(d, sv, p, self.shape, &offsets, &mut lg, l > 0);
+            let dx = layer::backward(
+                d,
+                sv,
+                p,
+                self.shape,
+                self.products,
+                &offsets,
+                &mut lg,
+                l > 0,
+            );
             for (slot, v) in g[l * PARTS.len()..(l + 1) * PARTS.len()].iter_mut().zip(lg) {
                 *slot = Some(v);
             }

@@ -1,47 +1,106 @@
 //! The training engine's operations on packed token rows: the three products of a linear layer
-//! (`X W^T`, `dY W`, `dY^T X`) on the packed matmul kernels, the attention backward (from
-//! `kernels::train`), layer norm and GELU (erf) forward and backward.
+//! (`X W^T`, `dY W`, `dY^T X`) on the packed matmul kernels (exact f32, or bf16 operands with
+//! f32 sums: [`Products`]), the attention backward (from `kernels::train`), layer norm and
+//! GELU (erf) forward and backward.
 
 pub(super) use crate::encode::kernels::train::{attention_back, Attn};
-use crate::encode::kernels::{self, Epilogue, PackedLinear};
+use crate::encode::kernels::{self, Bf16Linear, Epilogue, PackedLinear};
 use rayon::prelude::*;
 
+/// How the linear layers' products are computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Products {
+    /// Exact f32 (the default).
+    F32,
+    /// Both operands rounded to bf16, f32 sums (AVX512-BF16 `vdpbf16ps` tiles): faster where
+    /// the CPU runs them at full width (AMD Zen 4/5).
+    Bf16,
+}
+
+/// A weight matrix packed for one kind of [`Products`].
+pub(super) enum Lin {
+    F32(PackedLinear),
+    Bf16(Bf16Linear),
+}
+
+impl Lin {
+    /// Packs `w` (row-major `n x k`, `y = x W^T + b`).
+    pub(super) fn pack(w: &[f32], n: usize, k: usize, bias: Vec<f32>, p: Products) -> Lin {
+        match p {
+            Products::F32 => Lin::F32(PackedLinear::pack(w, n, k, bias)),
+            Products::Bf16 => Lin::Bf16(Bf16Linear::pack(w, n, k, bias)),
+        }
+    }
+
+    /// Packs the transpose of `a` (row-major `rows x cols`) as the weight of `y = x A`: `rows`
+    /// inputs, `cols` outputs, no bias.
+    fn pack_transposed(a: &[f32], rows: usize, cols: usize, p: Products) -> Lin {
+        match p {
+            Products::F32 => Lin::F32(PackedLinear::pack_transposed(a, rows, cols)),
+            Products::Bf16 => Lin::Bf16(Bf16Linear::pack_transposed(a, rows, cols)),
+        }
+    }
+
+    fn dims(&self) -> (usize, usize) {
+        match self {
+            Lin::F32(w) => (w.k, w.n),
+            Lin::Bf16(w) => (w.k, w.n),
+        }
+    }
+
+    fn run(&self, x: &[f32], m: usize, out: &mut [f32]) {
+        match self {
+            Lin::F32(w) => kernels::linear(x, m, w, out, Epilogue::Bias),
+            Lin::Bf16(w) => kernels::linear_bf16(x, m, w, out, Epilogue::Bias),
+        }
+    }
+}
+
 /// `out (m x n) = x (m x k) W^T + b`, the rows split over the current rayon pool.
-pub(super) fn linear(x: &[f32], m: usize, w: &PackedLinear, out: &mut [f32]) {
+pub(super) fn linear(x: &[f32], m: usize, w: &Lin, out: &mut [f32]) {
     let threads = rayon::current_num_threads();
     let rows = m.div_ceil(threads.max(1)).div_ceil(kernels::MR) * kernels::MR;
     if threads <= 1 || m < 2 * kernels::MR * 4 {
-        kernels::linear(x, m, w, out, Epilogue::Bias);
+        w.run(x, m, out);
         return;
     }
-    let (k, n) = (w.k, w.n);
+    let (k, n) = w.dims();
     out.par_chunks_mut(rows * n).enumerate().for_each(|(j, o)| {
         let r0 = j * rows;
         let r = o.len() / n;
-        kernels::linear(&x[r0 * k..(r0 + r) * k], r, w, o, Epilogue::Bias);
+        w.run(&x[r0 * k..(r0 + r) * k], r, o);
     });
 }
 
 /// `out (m x k) = dy (m x n) W`, `W` row-major `n x k` (the input gradient of `y = x W^T`).
-pub(super) fn input_grad(dy: &[f32], m: usize, w: &[f32], n: usize, k: usize, out: &mut [f32]) {
-    let wt = PackedLinear::pack_transposed(w, n, k);
+pub(super) fn input_grad(
+    dy: &[f32],
+    m: usize,
+    w: &[f32],
+    (n, k): (usize, usize),
+    p: Products,
+    out: &mut [f32],
+) {
+    let wt = Lin::pack_transposed(w, n, k, p);
     linear(dy, m, &wt, out);
 }
 
 /// `dw (n x k) += dy^T (n x m) x (m x k)` and `db (n) += column sums of dy`: the weight and
 /// bias gradients of `y = x W^T + b` over `m` token rows.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn weight_grad(
     dy: &[f32],
     x: &[f32],
     m: usize,
     n: usize,
     k: usize,
+    p: Products,
     dw: &mut [f32],
     db: &mut [f32],
 ) {
     let mut dyt = vec![0f32; n * m];
     transpose(dy, m, n, &mut dyt);
-    let xp = PackedLinear::pack_transposed(x, m, k);
+    let xp = Lin::pack_transposed(x, m, k, p);
     let mut tmp = vec![0f32; n * k];
     linear(&dyt, n, &xp, &mut tmp);
     for (d, t) in dw.iter_mut().zip(&tmp) {
