@@ -126,7 +126,6 @@ pub fn category_pairs(
         let s = argmax(&sent_p[i]).0;
         let chars: Vec<char> = ex.text.chars().collect();
         let enc = &encoded[i];
-        let valid = enc.valid();
         let (mut b, mut o) = (Pairs::new(), Pairs::new());
         for k in on {
             let name = &cat.meta.labels[k];
@@ -139,7 +138,7 @@ pub fn category_pairs(
             let pol = match range {
                 Some(r) => {
                     answered += 1;
-                    argmax(&model.polarity_probs(&enc.states, &valid, &[r])?[0]).0
+                    argmax(&model.polarity_probs(&enc.states, &ex.text, &enc.spans, &[r])?[0]).0
                 }
                 None => s,
             };

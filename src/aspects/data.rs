@@ -36,6 +36,8 @@ pub struct Example {
     pub text: String,
     /// Its gold aspects (possibly none).
     pub aspects: Vec<GoldAspect>,
+    /// Which file of its set it came from (an index into [`AspectSet::sources`]).
+    pub source: usize,
 }
 
 impl Example {
@@ -69,8 +71,12 @@ pub struct AspectSet {
 impl AspectSet {
     /// Appends another set.
     pub fn extend(&mut self, o: AspectSet) {
+        let base = self.sources.len();
         self.sources.extend(o.sources);
-        self.examples.extend(o.examples);
+        self.examples.extend(o.examples.into_iter().map(|mut e| {
+            e.source += base;
+            e
+        }));
         self.aspects += o.aspects;
         self.searched += o.searched;
         self.placed += o.placed;
@@ -219,7 +225,12 @@ pub fn read_aspect_set(path: &Path) -> Result<AspectSet> {
             });
         }
         set.aspects += aspects.len();
-        set.examples.push(Example { id, text, aspects });
+        set.examples.push(Example {
+            id,
+            text,
+            aspects,
+            source: 0,
+        });
     }
     Ok(set)
 }

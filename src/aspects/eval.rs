@@ -106,7 +106,6 @@ pub fn evaluate_aspects(
             let gold: BTreeSet<(usize, usize)> = ex.aspects.iter().filter_map(|a| a.span).collect();
             counts.push((pred.intersection(&gold).count(), pred.len(), gold.len()));
         }
-        let valid = enc.valid();
         let mut ranges = Vec::new();
         for a in &ex.aspects {
             let k = POLARITIES.iter().position(|p| *p == a.polarity);
@@ -119,7 +118,7 @@ pub fn evaluate_aspects(
                 _ => skipped += 1,
             }
         }
-        for p in model.polarity_probs(&enc.states, &valid, &ranges)? {
+        for p in model.polarity_probs(&enc.states, &ex.text, &enc.spans, &ranges)? {
             pred_pol.push(super::argmax(&p).0);
         }
     }

@@ -6,7 +6,8 @@
 //!   `B-OP`, `I-OP`) from the token's state and its neighbours' (`window` each side);
 //! - a **polarity** head: per aspect, `negative` / `neutral` / `positive` from the mean state
 //!   of the aspect's tokens, a proximity-weighted mean of the tokens around it, and the
-//!   sentence mean.
+//!   sentence mean (`features`; optionally also the mean of the aspect's clause, and a
+//!   pooled context from an attention whose query is the aspect, `attention`).
 //!
 //! Like candle's `bert.rs`, the configuration ([`AspectConfig`], JSON), the weights (one
 //! safetensors file, `tag.*` and `pol.*` tensors) and the forward pass ([`AspectModel`]) are
@@ -22,15 +23,19 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+mod attention;
 pub mod categories;
 pub mod data;
 pub mod decode;
 pub mod eval;
+pub mod features;
 pub mod train;
 
 pub use data::{read_aspect_set, AspectSet, Example, GoldAspect};
 pub use decode::Decoding;
 pub use eval::{evaluate_aspects, evaluate_file, AspectEvalReport};
+pub use features::{clause_breaks, PolarityFeatures};
+pub(crate) use features::{span_features, token_features};
 pub use train::{
     cache_dir, encode_examples, train_aspects, train_files, AspectTrainConfig, AspectTrainReport,
     Encoded,
@@ -44,8 +49,6 @@ pub const SHIPPED_STEM: &str = "finetuned/aspects";
 pub const TAGS: [&str; 5] = ["O", "B-ASP", "I-ASP", "B-OP", "I-OP"];
 /// The polarity labels, in output order.
 pub const POLARITIES: [&str; 3] = ["negative", "neutral", "positive"];
-/// Decay (in tokens) of the context weights around an aspect in the polarity features.
-const CONTEXT_DECAY: f32 = 3.0;
 
 /// One aspect found in a comment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -73,6 +76,13 @@ pub struct AspectConfig {
     pub tag_hidden: usize,
     /// Hidden width of the polarity head (0 = linear).
     pub polarity_hidden: usize,
+    /// What the polarity head reads of an aspect (absent in the first shipped config: `mean`).
+    #[serde(default)]
+    pub polarity_features: PolarityFeatures,
+    /// Width of the polarity head's aspect-queried attention over the context tokens (its
+    /// pooled state is appended to the features; 0: none, as in the first shipped config).
+    #[serde(default)]
+    pub polarity_attention: usize,
     /// Tag labels (see [`TAGS`]).
     pub tags: Vec<String>,
     /// Polarity labels (see [`POLARITIES`]).
@@ -94,7 +104,12 @@ impl AspectConfig {
 
     /// Input width of the polarity head.
     pub fn polarity_input(&self) -> usize {
-        self.hidden_size * 3
+        let att = if self.polarity_attention > 0 {
+            self.hidden_size
+        } else {
+            0
+        };
+        self.polarity_features.width(self.hidden_size) + att
     }
 }
 
@@ -126,6 +141,8 @@ pub struct AspectModel {
     pub decoding: Decoding,
     pub(crate) tag: Mlp,
     pub(crate) pol: Mlp,
+    /// The polarity head's attention (`config.polarity_attention > 0`).
+    pub(crate) att: Option<attention::Attention>,
 }
 
 fn paths(stem: &Path) -> (PathBuf, PathBuf) {
@@ -166,9 +183,30 @@ impl AspectModel {
                 b2: (hidden > 0).then(|| get(&format!("{p}.b2"))).transpose()?,
             })
         };
+        let att = if config.polarity_attention > 0 {
+            let a = attention::Attention {
+                wq: get("pol.wq")?,
+                wk: get("pol.wk")?,
+                dist: get("pol.dist")?,
+            };
+            let (d, h) = (config.polarity_attention, config.hidden_size);
+            if a.wq.dims() != [d, h]
+                || a.wk.dims() != [d, h]
+                || a.dist.dims() != [attention::DIST_BUCKETS]
+            {
+                return Err(Error::model(
+                    &wp,
+                    "attention weight shapes do not match the config",
+                ));
+            }
+            Some(a)
+        } else {
+            None
+        };
         let model = AspectModel {
             tag: mlp("tag", config.tag_hidden)?,
             pol: mlp("pol", config.polarity_hidden)?,
+            att,
             config,
             decoding: Decoding::default(),
         };
@@ -210,6 +248,11 @@ impl AspectModel {
                 t.insert(format!("{p}.b2"), b2.clone());
             }
         }
+        if let Some(a) = &self.att {
+            t.insert("pol.wq".into(), a.wq.clone());
+            t.insert("pol.wk".into(), a.wk.clone());
+            t.insert("pol.dist".into(), a.dist.clone());
+        }
         candle_core::safetensors::save(&t, &wp)?;
         let json = serde_json::to_string_pretty(&self.config)?;
         std::fs::write(&jp, json + "\n").map_err(|e| Error::io(&jp, e))?;
@@ -234,27 +277,44 @@ impl AspectModel {
     }
 
     /// Polarity probabilities (calibrated, in [`POLARITIES`] order) of aspects given as token
-    /// ranges `[from, to)` of one sequence; `valid[i]` says whether token i is a text token.
+    /// ranges `[from, to)` of one sequence of `text`, whose tokens cover `spans` (as
+    /// [`Encoder::tokenize_with_offsets`] gives them).
     pub fn polarity_probs(
         &self,
         states: &[f32],
-        valid: &[bool],
+        text: &str,
+        spans: &TokenSpans,
         ranges: &[(usize, usize)],
     ) -> Result<Vec<Vec<f32>>> {
         if ranges.is_empty() {
             return Ok(Vec::new());
         }
         let h = self.config.hidden_size;
-        let mut x = Vec::with_capacity(ranges.len() * self.config.polarity_input());
+        let kind = self.config.polarity_features;
+        let valid: Vec<bool> = spans.iter().map(Option::is_some).collect();
+        let breaks = match kind {
+            PolarityFeatures::Mean => Vec::new(),
+            PolarityFeatures::Clause => clause_breaks(text, spans),
+        };
+        let mut x = Vec::with_capacity(ranges.len() * kind.width(h));
         for &(a, b) in ranges {
-            x.extend(span_features(states, h, valid, a, b));
+            x.extend(span_features(states, h, &valid, &breaks, kind, a, b));
         }
-        let x = Tensor::from_vec(
-            x,
-            (ranges.len(), self.config.polarity_input()),
-            &Device::Cpu,
-        )?;
-        let logits = (self.pol.forward(&x)? / self.config.temperature.max(1e-3) as f64)?;
+        let x = Tensor::from_vec(x, (ranges.len(), kind.width(h)), &Device::Cpu)?;
+        let logits = match &self.att {
+            None => self.pol.forward(&x)?,
+            Some(att) => {
+                let rows: Vec<attention::AttnRow> = ranges
+                    .iter()
+                    .map(|&(a, b)| attention::AttnRow::new(states, &valid, a, b))
+                    .collect();
+                let rows: Vec<&attention::AttnRow> = rows.iter().collect();
+                let p = &self.pol;
+                let mlp = (&p.w1, &p.b1, p.w2.as_ref(), p.b2.as_ref());
+                attention::forward(att, mlp, &x, &rows, h)?
+            }
+        };
+        let logits = (logits / self.config.temperature.max(1e-3) as f64)?;
         Ok(candle_nn::ops::softmax(&logits, D::Minus1)?.to_vec2()?)
     }
 
@@ -272,7 +332,6 @@ impl AspectModel {
         }
         let probs = self.tag_probs(states)?;
         let found = decode::decode(&probs, spans, text, self.decoding);
-        let valid: Vec<bool> = spans.iter().map(Option::is_some).collect();
         let chars: Vec<(usize, char)> = text.char_indices().collect();
         let range = |s: &TokenSpan| -> Option<(usize, usize)> {
             let (a, _) = spans[s.from]?;
@@ -290,7 +349,7 @@ impl AspectModel {
             .filter_map(range)
             .collect();
         let ranges: Vec<(usize, usize)> = aspects.iter().map(|(s, _)| (s.from, s.to)).collect();
-        let pol = self.polarity_probs(states, &valid, &ranges)?;
+        let pol = self.polarity_probs(states, text, spans, &ranges)?;
         let pairs = pair_opinions(&aspects.iter().map(|a| a.1).collect::<Vec<_>>(), &opinions);
         let slice = |(a, b): (usize, usize)| -> String { chars_slice(&chars, text, a, b) };
         Ok(aspects
@@ -335,68 +394,6 @@ impl AspectModel {
         }
         Ok(())
     }
-}
-
-/// Appends token `i`'s tagger input: its state, then `window` states before and after it
-/// (nearest first; zeros past either end).
-pub(crate) fn token_features(
-    states: &[f32],
-    h: usize,
-    i: usize,
-    window: usize,
-    out: &mut Vec<f32>,
-) {
-    let n = states.len() / h;
-    out.extend_from_slice(&states[i * h..(i + 1) * h]);
-    for d in 1..=window {
-        for j in [i.checked_sub(d), Some(i + d).filter(|&j| j < n)] {
-            match j {
-                Some(j) => out.extend_from_slice(&states[j * h..(j + 1) * h]),
-                None => out.extend(std::iter::repeat_n(0.0, h)),
-            }
-        }
-    }
-}
-
-/// The polarity input of the aspect at tokens `[a, b)`: the span's mean state, the mean of
-/// the other text tokens weighted by `exp(-distance / CONTEXT_DECAY)`, and the mean of all
-/// text tokens.
-pub(crate) fn span_features(
-    states: &[f32],
-    h: usize,
-    valid: &[bool],
-    a: usize,
-    b: usize,
-) -> Vec<f32> {
-    let mut out = vec![0.0f32; 3 * h];
-    let (span, rest) = out.split_at_mut(h);
-    let (ctx, sent) = rest.split_at_mut(h);
-    let (mut ws, mut wc, mut wn) = (0.0f32, 0.0f32, 0.0f32);
-    for (i, &v) in valid.iter().enumerate() {
-        let row = &states[i * h..(i + 1) * h];
-        let inside = i >= a && i < b;
-        if inside {
-            span.iter_mut().zip(row).for_each(|(o, x)| *o += x);
-            ws += 1.0;
-        }
-        if !v {
-            continue;
-        }
-        sent.iter_mut().zip(row).for_each(|(o, x)| *o += x);
-        wn += 1.0;
-        if !inside {
-            let d = if i < a { a - i } else { i + 1 - b } as f32;
-            let w = (-d / CONTEXT_DECAY).exp();
-            ctx.iter_mut().zip(row).for_each(|(o, x)| *o += w * x);
-            wc += w;
-        }
-    }
-    for (part, w) in [(span, ws), (ctx, wc), (sent, wn)] {
-        if w > 0.0 {
-            part.iter_mut().for_each(|x| *x /= w);
-        }
-    }
-    out
 }
 
 fn argmax(p: &[f32]) -> (usize, f32) {

@@ -180,10 +180,48 @@ fn features_have_the_configured_widths_and_values() {
     token_features(&states, h, 0, 1, &mut f);
     assert_eq!(f, vec![1.0, 1.0, 0.0, 0.0, 2.0, 2.0]);
     let valid = [false, true, true, false];
-    let s = span_features(&states, h, &valid, 1, 2);
+    let s = span_features(&states, h, &valid, &[], PolarityFeatures::Mean, 1, 2);
     assert_eq!(&s[..2], &[2.0, 2.0]); // the span
     assert_eq!(&s[2..4], &[4.0, 4.0]); // the only other text token
     assert_eq!(&s[4..], &[3.0, 3.0]); // mean of the text tokens
+}
+
+#[test]
+fn clause_features_stop_at_punctuation_and_contrast() {
+    // "The screen is sharp but the battery dies fast": one token a word, plus [CLS] and [SEP]
+    let text = "The screen is sharp but the battery dies fast";
+    let mut words = Vec::new();
+    let mut at = 0;
+    for w in text.split(' ') {
+        words.push((at, at + w.len()));
+        at += w.len() + 1;
+    }
+    let sp = spans(&words);
+    let breaks = clause_breaks(text, &sp);
+    let want: Vec<bool> = (0..sp.len()).map(|i| i == 5).collect(); // "but"
+    assert_eq!(breaks, want);
+    let zh = "屏幕很清晰，电池但是不耐用";
+    let sp_zh = spans(
+        &(0..zh.chars().count())
+            .map(|i| (i, i + 1))
+            .collect::<Vec<_>>(),
+    );
+    let b = clause_breaks(zh, &sp_zh);
+    let on: Vec<usize> = (0..b.len()).filter(|&i| b[i]).collect();
+    assert_eq!(on, vec![6, 9, 10]); // "，", "但是" (token i covers char i - 1)
+
+    // token i's state is i in both dims; the aspect "screen" is token 2
+    let h = 2;
+    let states: Vec<f32> = (0..sp.len()).flat_map(|i| [i as f32, i as f32]).collect();
+    let valid: Vec<bool> = sp.iter().map(Option::is_some).collect();
+    let s = span_features(&states, h, &valid, &breaks, PolarityFeatures::Clause, 2, 3);
+    assert_eq!(s.len(), 8);
+    assert_eq!(&s[..2], &[2.0, 2.0]);
+    // the clause: "The", "is", "sharp" (tokens 1, 3, 4), not "the battery dies fast"
+    assert_eq!(&s[6..], &[8.0 / 3.0, 8.0 / 3.0]);
+    // the first three parts are the `mean` features
+    let m = span_features(&states, h, &valid, &[], PolarityFeatures::Mean, 2, 3);
+    assert_eq!(&s[..6], &m[..]);
 }
 
 #[test]
@@ -198,6 +236,7 @@ fn gold_tags_mark_aspects_before_opinions() {
             opinion: Some("dies".into()),
             opinion_span: Some((12, 16)),
         }],
+        source: 0,
     };
     let sp = spans(&[(0, 3), (3, 7), (7, 11), (11, 16)]);
     assert_eq!(gold_tags(&ex, &sp), vec![0, 0, 1, 2, 3, 0]);
@@ -230,6 +269,12 @@ fn reading_places_words_and_names_bad_lines() {
     assert_eq!(a[1].span, None);
     assert!(!set.examples[0].complete());
     assert!(set.examples[1].complete());
+    // a second file's sentences know where they came from
+    let mut both = AspectSet::default();
+    both.extend(set.clone());
+    both.extend(set);
+    let src: Vec<usize> = both.examples.iter().map(|e| e.source).collect();
+    assert_eq!(src, vec![0, 0, 1, 1]);
 
     std::fs::write(
         &p,
@@ -250,4 +295,97 @@ fn reading_places_words_and_names_bad_lines() {
     let e = read_aspect_set(&p).unwrap_err().to_string();
     assert!(e.contains("line 1") && e.contains("polarity"), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn tensor(v: Vec<f32>, shape: &[usize]) -> Tensor {
+    Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+}
+
+fn mlp(s: f32) -> Mlp {
+    Mlp {
+        w1: tensor((0..6).map(|i| (i as f32 - 2.5) * s).collect(), &[3, 2]),
+        b1: tensor(vec![0.1 * s, 0.0, -0.2], &[3]),
+        w2: Some(tensor(
+            (0..9).map(|i| i as f32 * s - 2.0).collect(),
+            &[3, 3],
+        )),
+        b2: Some(tensor(vec![s, 0.0, -s], &[3])),
+    }
+}
+
+#[test]
+fn merged_polarity_heads_average_their_logits() {
+    let (a, b) = (mlp(1.0), mlp(-0.5));
+    let m = super::train::merge(&[&a, &b]).unwrap();
+    assert_eq!(m.w1.dims(), [6, 2]);
+    let x = tensor(vec![0.3, -1.2, 2.0, 0.7], &[2, 2]);
+    let want: Vec<Vec<f32>> = ((a.forward(&x).unwrap() + b.forward(&x).unwrap()).unwrap() / 2.0)
+        .unwrap()
+        .to_vec2()
+        .unwrap();
+    let got: Vec<Vec<f32>> = m.forward(&x).unwrap().to_vec2().unwrap();
+    for (g, w) in got.iter().flatten().zip(want.iter().flatten()) {
+        assert!((g - w).abs() < 1e-5, "{got:?} vs {want:?}");
+    }
+}
+
+#[test]
+fn attention_heads_save_load_and_score() {
+    let h = 2;
+    let config = AspectConfig {
+        hidden_size: h,
+        window: 0,
+        tag_hidden: 3,
+        polarity_hidden: 3,
+        polarity_features: PolarityFeatures::Mean,
+        polarity_attention: 2,
+        tags: TAGS.iter().map(|s| s.to_string()).collect(),
+        polarities: POLARITIES.iter().map(|s| s.to_string()).collect(),
+        temperature: 1.0,
+        encoder: String::new(),
+        training: serde_json::Value::Null,
+    };
+    let pol = Mlp {
+        w1: tensor(
+            (0..24).map(|i| (i % 5) as f32 * 0.1 - 0.2).collect(),
+            &[3, 8],
+        ),
+        ..mlp(1.0)
+    };
+    let tag = Mlp {
+        w1: tensor((0..6).map(|i| i as f32 * 0.1).collect(), &[3, 2]),
+        w2: Some(tensor(vec![0.1; 15], &[5, 3])),
+        b2: Some(tensor(vec![0.0; 5], &[5])),
+        ..mlp(1.0)
+    };
+    let att = super::attention::Attention {
+        wq: tensor(vec![1.0, 0.0, 0.0, 1.0], &[2, 2]),
+        wk: tensor(vec![0.5, 0.5, -0.5, 0.5], &[2, 2]),
+        dist: tensor((0..8).map(|i| -0.1 * i as f32).collect(), &[8]),
+    };
+    let model = AspectModel {
+        config,
+        decoding: Decoding::default(),
+        tag,
+        pol,
+        att: Some(att),
+    };
+    let text = "ab cd ef";
+    let sp = spans(&[(0, 2), (3, 5), (6, 8)]);
+    let states: Vec<f32> = (0..sp.len() * h).map(|i| (i as f32 * 0.7).sin()).collect();
+    let p = model
+        .polarity_probs(&states, text, &sp, &[(1, 2), (2, 4)])
+        .unwrap();
+    assert_eq!(p.len(), 2);
+    assert!(p.iter().all(|r| (r.iter().sum::<f32>() - 1.0).abs() < 1e-5));
+    let dir = tempfile::tempdir().unwrap();
+    let stem = dir.path().join("asp");
+    model.save(&stem).unwrap();
+    let back = AspectModel::load(&stem).unwrap();
+    assert_eq!(back.config.polarity_input(), 4 * h);
+    assert_eq!(
+        back.polarity_probs(&states, text, &sp, &[(1, 2), (2, 4)])
+            .unwrap(),
+        p
+    );
 }

@@ -4,12 +4,15 @@
 //! classify module's AdamW loop, seeded, with early stopping on a held-out dev share.
 
 use super::data::{gold_tags, Example};
+use super::{clause_breaks, Decoding, PolarityFeatures, POLARITIES, TAGS};
 use super::{span_features, token_features, token_range, AspectConfig, AspectModel, Mlp};
-use super::{Decoding, POLARITIES, TAGS};
-use crate::classify::{train_head, ClassWeight, Targets, TrainConfig, TrainReport};
+use crate::classify::{
+    train_head, train_head_on, ClassWeight, Split, Targets, TrainConfig, TrainReport,
+};
 use crate::encode::{Encoder, TokenSpans};
 use crate::error::{Error, Result};
 use crate::rng::Rng;
+use candle_core::Tensor;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::io::{BufReader, BufWriter, Read, Write};
@@ -40,6 +43,10 @@ pub struct AspectTrainConfig {
     pub tag_hidden: usize,
     /// Polarity head hidden width (0 = linear).
     pub polarity_hidden: usize,
+    /// What the polarity head reads of an aspect.
+    pub polarity_features: PolarityFeatures,
+    /// Width of the polarity head's aspect-queried attention (0: none).
+    pub polarity_attention: usize,
     /// Maximum epochs of each head.
     pub epochs: usize,
     /// AdamW learning rate.
@@ -53,6 +60,19 @@ pub struct AspectTrainConfig {
     /// Class weighting of the tagger's loss (`None`: `O` tokens count fully, which keeps
     /// precision up).
     pub tag_class_weight: ClassWeight,
+    /// Weight of each data file's aspects in the polarity head's loss and in its dev accuracy
+    /// (early stopping), by [`Example::source`]; files past the end count 1. For weak labels
+    /// (the silver Chinese set) that should teach less than the gold ones without being
+    /// dropped. Empty: every aspect counts 1.
+    pub polarity_weights: Vec<f32>,
+    /// The polarity weights of the dev rows (early stopping), when they differ from
+    /// `polarity_weights` (e.g. 0 for weak labels: epochs are not chosen on them).
+    pub polarity_dev_weights: Option<Vec<f32>>,
+    /// Class weighting of the polarity head's loss.
+    pub polarity_class_weight: ClassWeight,
+    /// Polarity MLPs trained with seeds `seed`, `seed + 1`, ... (same rows, same dev share)
+    /// and merged into one wider MLP whose logits are their mean (1: a single MLP).
+    pub polarity_ensemble: usize,
 }
 
 impl Default for AspectTrainConfig {
@@ -61,12 +81,18 @@ impl Default for AspectTrainConfig {
             window: 1,
             tag_hidden: 256,
             polarity_hidden: 256,
+            polarity_features: PolarityFeatures::Mean,
+            polarity_attention: 0,
             epochs: 30,
             lr: 1e-3,
             patience: 4,
             dev_fraction: 0.1,
             seed: 42,
             tag_class_weight: ClassWeight::None,
+            polarity_weights: Vec::new(),
+            polarity_dev_weights: None,
+            polarity_class_weight: ClassWeight::Sqrt,
+            polarity_ensemble: 1,
         }
     }
 }
@@ -190,25 +216,35 @@ fn read_cache(path: &Path, h: usize, n: usize) -> Result<Vec<Encoded>> {
     Ok(out)
 }
 
+#[derive(Default)]
 struct Rows {
     x: Vec<Vec<f32>>,
     y: Vec<usize>,
+    /// Per-row weights (polarity rows only).
+    w: Vec<f32>,
+    /// Polarity rows only: the sentence (index into the set) and the span's token range.
+    at: Vec<(usize, usize, usize)>,
 }
 
 /// The tagger's rows (every text token of the complete sentences) and the polarity rows
-/// (every placed aspect with a polarity in [`POLARITIES`]); also counts what was left out.
-fn rows(set: &[(&Example, &Encoded)], h: usize, window: usize) -> (Rows, Rows, usize, usize) {
-    let mut tag = Rows {
-        x: Vec::new(),
-        y: Vec::new(),
-    };
-    let mut pol = Rows {
-        x: Vec::new(),
-        y: Vec::new(),
-    };
+/// (every placed aspect with a polarity in [`POLARITIES`], weighted by its file's entry of
+/// `weights`); also counts what was left out.
+fn rows(
+    set: &[(&Example, &Encoded)],
+    h: usize,
+    cfg: &AspectTrainConfig,
+    weights: &[f32],
+) -> (Rows, Rows, usize, usize) {
+    let (window, kind) = (cfg.window, cfg.polarity_features);
+    let mut tag = Rows::default();
+    let mut pol = Rows::default();
     let (mut tag_skipped, mut pol_skipped) = (0, 0);
-    for (ex, enc) in set {
+    for (si, (ex, enc)) in set.iter().enumerate() {
         let valid = enc.valid();
+        let breaks = match kind {
+            PolarityFeatures::Mean => Vec::new(),
+            PolarityFeatures::Clause => clause_breaks(&ex.text, &enc.spans),
+        };
         if ex.complete() {
             let tags = gold_tags(ex, &enc.spans);
             for (i, (&t, &v)) in tags.iter().zip(&valid).enumerate() {
@@ -227,8 +263,11 @@ fn rows(set: &[(&Example, &Encoded)], h: usize, window: usize) -> (Rows, Rows, u
             let r = a.span.and_then(|(f, t)| token_range(&enc.spans, f, t));
             match (k, r) {
                 (Some(k), Some((f, t))) => {
-                    pol.x.push(span_features(&enc.states, h, &valid, f, t));
+                    pol.x
+                        .push(span_features(&enc.states, h, &valid, &breaks, kind, f, t));
                     pol.y.push(k);
+                    pol.w.push(weights.get(ex.source).copied().unwrap_or(1.0));
+                    pol.at.push((si, f, t));
                 }
                 _ => pol_skipped += 1,
             }
@@ -278,8 +317,23 @@ pub fn train_aspects(
         idx.iter().map(|&i| (&examples[i], &encoded[i])).collect()
     };
     let (train, dev) = (pick(&train_idx), pick(&dev_idx));
-    let (tag_t, pol_t, tag_skipped, pol_skipped) = rows(&train, h, cfg.window);
-    let (tag_d, pol_d, _, _) = rows(&dev, h, cfg.window);
+    if cfg.polarity_attention > 0
+        && (cfg.polarity_ensemble > 1 || cfg.polarity_class_weight != ClassWeight::Sqrt)
+    {
+        return Err(Error::Invalid(
+            "the attention polarity head trains alone with square-root class weights".into(),
+        ));
+    }
+    let dw = cfg.polarity_dev_weights.as_ref();
+    let mut all = cfg.polarity_weights.iter().chain(dw.into_iter().flatten());
+    if all.any(|w| !w.is_finite() || *w < 0.0) {
+        return Err(Error::Invalid(format!(
+            "polarity weights must be finite and >= 0: {:?}, dev {dw:?}",
+            cfg.polarity_weights
+        )));
+    }
+    let (tag_t, pol_t, tag_skipped, pol_skipped) = rows(&train, h, cfg, &cfg.polarity_weights);
+    let (tag_d, pol_d, _, _) = rows(&dev, h, cfg, dw.unwrap_or(&cfg.polarity_weights));
     if tag_t.x.is_empty() || tag_d.x.is_empty() || pol_t.x.is_empty() || pol_d.x.is_empty() {
         return Err(Error::Invalid(
             "aspect training needs placed aspects with a polarity in both the train and the dev share"
@@ -308,15 +362,7 @@ pub fn train_aspects(
     )?;
     let tokens = tag_t.x.len();
     drop(tag_t);
-    let (pol, pol_rep) = train_head(
-        "aspect_polarity",
-        &labels(&POLARITIES),
-        &pol_t.x,
-        Targets::Single(&pol_t.y),
-        &pol_d.x,
-        Targets::Single(&pol_d.y),
-        &tc(cfg.polarity_hidden, 64, ClassWeight::Sqrt),
-    )?;
+    let (pol, att, pol_rep) = train_polarity(&pol_t, &pol_d, (&train, &dev), h, cfg)?;
     let report = AspectTrainReport {
         sentences: (train.len(), dev.len()),
         tagger_skipped: tag_skipped,
@@ -330,7 +376,9 @@ pub fn train_aspects(
         hidden_size: h,
         window: cfg.window,
         tag_hidden: cfg.tag_hidden,
-        polarity_hidden: cfg.polarity_hidden,
+        polarity_hidden: pol.w2.as_ref().map_or(0, |w| w.dim(1).unwrap_or(0)),
+        polarity_features: cfg.polarity_features,
+        polarity_attention: cfg.polarity_attention,
         tags: labels(&TAGS),
         polarities: labels(&POLARITIES),
         temperature: pol_rep.temperature as f32,
@@ -342,10 +390,149 @@ pub fn train_aspects(
             config,
             decoding: Decoding::default(),
             tag: to_mlp(tagger),
-            pol: to_mlp(pol),
+            pol,
+            att,
         },
         report,
     ))
+}
+
+type Sentences<'a> = [(&'a Example, &'a Encoded)];
+
+/// The polarity head on its rows: an MLP over the fixed features ([`train_head_on`]), or with
+/// `cfg.polarity_attention`, the attention and the MLP trained jointly.
+fn train_polarity(
+    t: &Rows,
+    d: &Rows,
+    sets: (&Sentences, &Sentences),
+    h: usize,
+    cfg: &AspectTrainConfig,
+) -> Result<(Mlp, Option<super::attention::Attention>, TrainReport)> {
+    let labels: Vec<String> = POLARITIES.iter().map(|s| s.to_string()).collect();
+    if cfg.polarity_attention > 0 {
+        use super::attention::{train, AttnConfig, AttnRow, AttnSplit};
+        let valid: Vec<Vec<bool>> = sets.0.iter().map(|(_, e)| e.valid()).collect();
+        let valid_d: Vec<Vec<bool>> = sets.1.iter().map(|(_, e)| e.valid()).collect();
+        fn attn_rows<'a>(r: &Rows, set: &'a Sentences, valid: &'a [Vec<bool>]) -> Vec<AttnRow<'a>> {
+            r.at.iter()
+                .map(|&(si, a, b)| AttnRow::new(&set[si].1.states, &valid[si], a, b))
+                .collect()
+        }
+        fn split<'a>(r: &'a Rows, rows: &'a [AttnRow<'a>]) -> AttnSplit<'a> {
+            AttnSplit {
+                x: &r.x,
+                rows,
+                y: &r.y,
+                w: &r.w,
+            }
+        }
+        let (rt, rd) = (attn_rows(t, sets.0, &valid), attn_rows(d, sets.1, &valid_d));
+        let ac = AttnConfig {
+            dim: cfg.polarity_attention,
+            hidden: cfg.polarity_hidden,
+            epochs: cfg.epochs,
+            lr: cfg.lr,
+            patience: cfg.patience,
+            seed: cfg.seed,
+            batch: 64,
+        };
+        let (att, [w1, b1, w2, b2], rep) = train(&labels, &split(t, &rt), &split(d, &rd), h, &ac)?;
+        let mlp = Mlp {
+            w1,
+            b1,
+            w2: Some(w2),
+            b2: Some(b2),
+        };
+        return Ok((mlp, Some(att), rep));
+    }
+    // unweighted (every weight 1) trains exactly as before the weights existed
+    let weighted =
+        |r: &Rows| -> Option<Vec<f32>> { r.w.iter().any(|&w| w != 1.0).then(|| r.w.clone()) };
+    let (wt, wd) = (weighted(t), weighted(d));
+    let tc = TrainConfig {
+        hidden: cfg.polarity_hidden,
+        epochs: cfg.epochs,
+        batch_size: 64,
+        lr: cfg.lr,
+        weight_decay: 1e-4,
+        patience: cfg.patience,
+        seed: cfg.seed,
+        class_weight: cfg.polarity_class_weight,
+    };
+    let members = cfg.polarity_ensemble.max(1);
+    let mut heads = Vec::with_capacity(members);
+    for m in 0..members {
+        // member m differs from the first only by its initialisation and shuffling seed
+        let tc = TrainConfig {
+            seed: cfg.seed.wrapping_add(m as u64),
+            ..tc.clone()
+        };
+        let (head, rep) = train_head_on(
+            "aspect_polarity",
+            &labels,
+            Split {
+                x: &t.x,
+                y: Targets::Single(&t.y),
+                weights: wt.as_deref(),
+            },
+            Split {
+                x: &d.x,
+                y: Targets::Single(&d.y),
+                weights: wd.as_deref(),
+            },
+            &tc,
+        )?;
+        heads.push((to_mlp(head), rep));
+    }
+    if members == 1 {
+        let (mlp, rep) = heads
+            .pop()
+            .ok_or_else(|| Error::Invalid("no polarity head".into()))?;
+        return Ok((mlp, None, rep));
+    }
+    let mlp = merge(&heads.iter().map(|h| &h.0).collect::<Vec<_>>())?;
+    let logits = mlp.forward(&crate::classify::to_tensor(&d.x)?)?;
+    let pred: Vec<u32> = logits.argmax(candle_core::D::Minus1)?.to_vec1()?;
+    let w = |i: usize| wd.as_ref().map_or(1.0, |w| w[i] as f64);
+    let (hit, all) = pred
+        .iter()
+        .zip(&d.y)
+        .enumerate()
+        .fold((0.0, 0.0), |(h, a), (i, (p, y))| {
+            (h + if *p as usize == *y { w(i) } else { 0.0 }, a + w(i))
+        });
+    let (temperature, nll_raw, nll_cal) = crate::classify::fit_temperature(&logits, &d.y)?;
+    let mut rep = heads[0].1.clone();
+    rep.method = format!("mlp x{members} (mean logits)");
+    rep.dev_accuracy = hit / f64::max(all, 1e-9);
+    rep.best_epoch = 0;
+    rep.epochs_run = heads.iter().map(|h| h.1.epochs_run).sum();
+    (rep.temperature, rep.dev_nll_raw, rep.dev_nll_calibrated) = (temperature, nll_raw, nll_cal);
+    Ok((mlp, None, rep))
+}
+
+/// The one MLP whose logits are the mean of `heads`' logits (one hidden layer each): their
+/// hidden units side by side, the output weights scaled by `1 / heads.len()`.
+pub(super) fn merge(heads: &[&Mlp]) -> Result<Mlp> {
+    let (mut w1, mut b1, mut w2, mut b2) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for h in heads {
+        let (Some(hw2), Some(hb2)) = (&h.w2, &h.b2) else {
+            return Err(Error::Invalid(
+                "merging polarity heads needs hidden layers".into(),
+            ));
+        };
+        w1.push(h.w1.clone());
+        b1.push(h.b1.clone());
+        w2.push(hw2.clone());
+        b2.push(hb2.unsqueeze(0)?);
+    }
+    let n = heads.len() as f64;
+    Ok(Mlp {
+        w1: Tensor::cat(&w1, 0)?,
+        b1: Tensor::cat(&b1, 0)?,
+        w2: Some((Tensor::cat(&w2, 1)? / n)?),
+        b2: Some(Tensor::cat(&b2, 0)?.mean(0)?),
+    })
 }
 
 /// Where [`encode_examples`] keeps its files under an embedding cache folder.

@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 mod train;
 pub(crate) use train::init;
 pub use train::{
-    fit_scale, fit_temperature, nll, train_head, train_prototype_head, ClassWeight, Targets,
-    TrainConfig, TrainReport, PROTOTYPE_REFINE,
+    fit_scale, fit_temperature, nll, train_head, train_head_on, train_prototype_head, ClassWeight,
+    Split, Targets, TrainConfig, TrainReport, PROTOTYPE_REFINE,
 };
 
 /// Description of a trained head, stored as JSON beside its weights.

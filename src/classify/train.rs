@@ -108,19 +108,42 @@ impl Targets<'_> {
     }
 }
 
+/// One side (train or dev) of [`train_head_on`]'s data.
+#[derive(Debug, Clone, Copy)]
+pub struct Split<'a> {
+    /// The rows' inputs.
+    pub x: &'a [Vec<f32>],
+    /// Their targets.
+    pub y: Targets<'a>,
+    /// Optional per-row weights (single-label targets only): a row's loss (train) or its
+    /// share of the accuracy (dev, early stopping) is scaled by its weight, and the class
+    /// weights count each row by it. `None`: every row counts 1.
+    pub weights: Option<&'a [f32]>,
+}
+
 /// Per-label weights: for single-label heads they weight each example's loss by its class;
 /// for multi-label heads they weight the positive term of each label (negatives count 1).
-fn class_weights(targets: Targets, k: usize, scheme: ClassWeight) -> Vec<f32> {
-    let n = targets.len().max(1) as f64;
-    let mut counts = vec![0usize; k];
+/// `rows`: single-label rows' own weights (class frequencies count each row by it).
+fn class_weights(
+    targets: Targets,
+    k: usize,
+    scheme: ClassWeight,
+    rows: Option<&[f32]>,
+) -> Vec<f32> {
+    let row = |i: usize| rows.map_or(1.0, |w| w[i] as f64);
+    let n = match (targets, rows) {
+        (Targets::Single(_), Some(w)) => w.iter().map(|&x| x as f64).sum::<f64>().max(1e-9),
+        _ => targets.len().max(1) as f64,
+    };
+    let mut counts = vec![0f64; k];
     match targets {
-        Targets::Single(y) => y.iter().for_each(|&c| counts[c] += 1),
-        Targets::Multi(y) => y.iter().flatten().for_each(|&c| counts[c] += 1),
+        Targets::Single(y) => y.iter().enumerate().for_each(|(i, &c)| counts[c] += row(i)),
+        Targets::Multi(y) => y.iter().flatten().for_each(|&c| counts[c] += 1.0),
     }
     let raw: Vec<f64> = counts
         .iter()
         .map(|&c| {
-            let c = c.max(1) as f64;
+            let c = if c > 0.0 { c } else { 1.0 };
             let ratio = match targets {
                 Targets::Single(_) => 1.0 / c,
                 Targets::Multi(_) => (n - c).max(1.0) / c,
@@ -135,7 +158,12 @@ fn class_weights(targets: Targets, k: usize, scheme: ClassWeight) -> Vec<f32> {
     match targets {
         Targets::Single(y) => {
             // normalise so the mean weight per example is 1
-            let mean = y.iter().map(|&c| raw[c]).sum::<f64>() / n;
+            let mean = y
+                .iter()
+                .enumerate()
+                .map(|(i, &c)| raw[c] * row(i))
+                .sum::<f64>()
+                / n;
             raw.iter().map(|w| (w / mean) as f32).collect()
         }
         Targets::Multi(_) => raw.iter().map(|&w| w as f32).collect(),
@@ -152,11 +180,23 @@ fn multi_hot(y: &[Vec<usize>], k: usize) -> Vec<f32> {
     v
 }
 
-/// Dev score used for early stopping: accuracy (single-label) or micro-F1 at 0.5 (multi-label).
-fn dev_score(logits: &Tensor, y: Targets) -> Result<f64> {
+/// Dev score used for early stopping: accuracy (single-label; weighted by `rows` when given)
+/// or micro-F1 at 0.5 (multi-label).
+fn dev_score(logits: &Tensor, y: Targets, rows: Option<&[f32]>) -> Result<f64> {
     match y {
         Targets::Single(y) => {
             let pred: Vec<u32> = logits.argmax(D::Minus1)?.to_vec1()?;
+            if let Some(w) = rows {
+                let total: f64 = w.iter().map(|&x| x as f64).sum();
+                let hits: f64 = pred
+                    .iter()
+                    .zip(y)
+                    .zip(w)
+                    .filter(|((p, y), _)| **p as usize == **y)
+                    .map(|(_, &w)| w as f64)
+                    .sum();
+                return Ok(hits / total.max(1e-9));
+            }
             let hits = pred
                 .iter()
                 .zip(y)
@@ -191,15 +231,55 @@ pub fn train_head(
     y_dev: Targets,
     cfg: &TrainConfig,
 ) -> Result<(Head, TrainReport)> {
+    let split = |x, y| Split {
+        x,
+        y,
+        weights: None,
+    };
+    train_head_on(
+        task,
+        labels,
+        split(x_train, y_train),
+        split(x_dev, y_dev),
+        cfg,
+    )
+}
+
+/// [`train_head`] with optional per-row weights on either side (see [`Split`]): e.g. weak
+/// labels from one source that should count less than the gold ones.
+pub fn train_head_on(
+    task: &str,
+    labels: &[String],
+    train: Split,
+    dev: Split,
+    cfg: &TrainConfig,
+) -> Result<(Head, TrainReport)> {
+    let (x_train, y_train, x_dev, y_dev) = (train.x, train.y, dev.x, dev.y);
     if x_train.is_empty() || x_dev.is_empty() {
         return Err(Error::Invalid(
             "training needs a non-empty train and dev set".into(),
         ));
     }
+    for s in [&train, &dev] {
+        if let Some(w) = s.weights {
+            if w.len() != s.x.len() || matches!(s.y, Targets::Multi(_)) {
+                return Err(Error::Invalid(format!(
+                    "{} row weights for {} rows (row weights need single-label targets)",
+                    w.len(),
+                    s.x.len()
+                )));
+            }
+        }
+    }
     let k = labels.len();
     let d = x_train[0].len();
     let cpu = &Device::Cpu;
-    let wt = Tensor::from_vec(class_weights(y_train, k, cfg.class_weight), k, cpu)?;
+    let cw = class_weights(y_train, k, cfg.class_weight, train.weights);
+    let wt = Tensor::from_vec(cw, k, cpu)?;
+    let row_w = train
+        .weights
+        .map(|w| Tensor::from_slice(w, w.len(), cpu))
+        .transpose()?;
     let mut counts = vec![0usize; k];
     match y_train {
         Targets::Single(y) => y.iter().for_each(|&c| counts[c] += 1),
@@ -264,7 +344,10 @@ pub fn train_head(
                 Targets::Single(_) => {
                     let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
                     let picked = logp.gather(&yb.unsqueeze(1)?, 1)?.squeeze(1)?;
-                    let wb = wt.index_select(&yb, 0)?;
+                    let mut wb = wt.index_select(&yb, 0)?;
+                    if let Some(rw) = &row_w {
+                        wb = wb.mul(&rw.index_select(&idx, 0)?)?;
+                    }
                     (picked.mul(&wb)?.sum_all()? / -(chunk.len() as f64))?
                 }
                 Targets::Multi(_) => {
@@ -278,7 +361,7 @@ pub fn train_head(
             };
             opt.backward_step(&loss)?;
         }
-        let score = dev_score(&run(&xd)?, y_dev)?;
+        let score = dev_score(&run(&xd)?, y_dev, dev.weights)?;
         if score > best.0 {
             best = (score, epoch, snapshot(&vars)?);
         } else if epoch - best.1 >= cfg.patience {
@@ -451,4 +534,43 @@ pub fn train_prototype_head(
         train_counts: labels.iter().cloned().zip(counts).collect(),
     };
     Ok((head, report))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn row_weights_silence_rows_and_weight_the_dev_score() {
+        // label = (x > 0), a third of the rows flipped and weighted 0
+        let mut rng = Rng::new(1);
+        let (mut x, mut y, mut w) = (Vec::new(), Vec::new(), Vec::new());
+        for i in 0..300 {
+            let v = rng.next_f64() as f32 * 2.0 - 1.0;
+            let flip = i % 3 == 0;
+            x.push(vec![v, 1.0]);
+            y.push(((v > 0.0) != flip) as usize);
+            w.push(if flip { 0.0 } else { 1.0 });
+        }
+        let labels = vec!["neg".to_string(), "pos".to_string()];
+        let cfg = TrainConfig {
+            hidden: 0,
+            epochs: 40,
+            lr: 0.05,
+            ..TrainConfig::default()
+        };
+        let split = |weights| Split {
+            x: &x,
+            y: Targets::Single(&y),
+            weights,
+        };
+        let (_, rep) = train_head_on("t", &labels, split(Some(&w)), split(Some(&w)), &cfg).unwrap();
+        // the weighted dev accuracy counts the clean rows only
+        assert!(rep.dev_accuracy > 0.95, "{rep:?}");
+        let (_, plain) = train_head_on("t", &labels, split(None), split(None), &cfg).unwrap();
+        assert!(plain.dev_accuracy < 0.8, "{plain:?}");
+        let bad = train_head_on("t", &labels, split(Some(&w[..10])), split(None), &cfg);
+        let e = bad.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("row weights"), "{e}");
+    }
 }

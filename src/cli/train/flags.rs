@@ -72,6 +72,30 @@ pub(crate) struct TrainArgs {
     /// Learning rate of the MLP head [default: 0.001]
     #[arg(long)]
     pub(super) lr: Option<f64>,
+    /// With --task aspects: weight of each --data file's aspects in the polarity head's loss
+    /// and dev accuracy, comma-separated, one per --data file in order (files past the list
+    /// count 1), e.g. 1,1,1,0.3 to let weak silver labels teach less [default: all 1]
+    #[arg(long, value_delimiter = ',', value_name = "W")]
+    pub(super) polarity_weight: Vec<f32>,
+    /// With --task aspects: the same for the dev rows' share of the dev accuracy that picks
+    /// the polarity head's epoch [default: --polarity-weight]
+    #[arg(long, value_delimiter = ',', value_name = "W")]
+    pub(super) polarity_dev_weight: Option<Vec<f32>>,
+    /// With --task aspects: class weighting of the polarity head's loss
+    #[arg(long, default_value = "sqrt", value_parser = ["none", "sqrt", "balanced"])]
+    pub(super) polarity_class_weight: String,
+    /// With --task aspects: train this many polarity MLPs (seeds SEED, SEED+1, ...) and ship
+    /// their mean as one wider MLP
+    #[arg(long, default_value_t = 1)]
+    pub(super) polarity_ensemble: usize,
+    /// With --task aspects: what the polarity head reads of an aspect: `mean` (span, proximity
+    /// context, sentence) or `clause` (those and the aspect's clause)
+    #[arg(long, default_value = "mean", value_parser = ["mean", "clause"])]
+    pub(super) polarity_features: String,
+    /// With --task aspects: width of the polarity head's aspect-queried attention over the
+    /// context tokens (0: none)
+    #[arg(long, default_value_t = 0)]
+    pub(super) polarity_attention: usize,
     /// Class weighting for imbalanced labels
     #[arg(long, default_value = "sqrt", value_parser = ["none", "sqrt", "balanced"])]
     class_weight: String,

@@ -59,6 +59,19 @@ fn train_aspects(a: &TrainArgs, spec: &ModelSpec) -> Result<()> {
         lr: a.lr.unwrap_or(d.lr),
         dev_fraction: a.dev_fraction,
         seed: a.seed,
+        polarity_weights: a.polarity_weight.clone(),
+        polarity_attention: a.polarity_attention,
+        polarity_dev_weights: a.polarity_dev_weight.clone(),
+        polarity_ensemble: a.polarity_ensemble,
+        polarity_class_weight: match a.polarity_class_weight.as_str() {
+            "none" => vocmine::classify::ClassWeight::None,
+            "balanced" => vocmine::classify::ClassWeight::Balanced,
+            _ => vocmine::classify::ClassWeight::Sqrt,
+        },
+        polarity_features: match a.polarity_features.as_str() {
+            "clause" => vocmine::aspects::PolarityFeatures::Clause,
+            _ => vocmine::aspects::PolarityFeatures::Mean,
+        },
         ..d
     };
     let cache = vocmine::aspects::cache_dir(&root);
