@@ -61,7 +61,8 @@ pub(crate) struct ServeArgs {
     /// Seconds a request may take (503 beyond)
     #[arg(long, default_value_t = 30.0)]
     request_timeout: f64,
-    /// Milliseconds the encoder waits for more comments after the first of a batch
+    /// Milliseconds the encoder waits for more comments after the first of a batch when
+    /// requests overlap (a lone client's comment is scored at once)
     #[arg(long, default_value_t = 2.0)]
     batch_wait_ms: f64,
     /// Most comments per encoder batch
