@@ -14,8 +14,10 @@
 //!   the next free id. [`update`] keeps every earlier assignment, assigns new comments to
 //!   existing topics, and opens new topics only from dense groups of new, unassigned comments.
 
+mod pca;
 mod subject;
 mod themes;
+pub use pca::{pca, PCA_ROUNDS};
 pub use subject::{Factor, Subject, MIN_GROUP};
 pub use themes::{themes, Theme, THEME_SIMILARITY};
 
@@ -30,7 +32,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 pub struct TopicConfig {
     /// Smallest topic (0: 0.5% of the comments clustered, i.e. of the sample, at least 10).
     pub min_cluster_size: usize,
-    /// HDBSCAN's k for core distances (0: 5).
+    /// HDBSCAN's k for core distances (0: by the number of comments clustered, see
+    /// [`auto_min_samples`]).
     pub min_samples: usize,
     /// Cluster at most this many comments; the rest are assigned to the topics found.
     pub max_sample: usize,
@@ -132,89 +135,23 @@ fn normalise(v: &mut [f32]) {
     }
 }
 
-/// Projects `x` on its top `dims` principal components (deterministic for a seed).
-pub fn pca(x: &[Vec<f32>], dims: usize, seed: u64) -> Vec<Vec<f32>> {
-    let n = x.len();
-    let d = x.first().map_or(0, Vec::len);
-    if n == 0 || d == 0 {
-        return Vec::new();
+/// Below this many comments clustered, HDBSCAN's `min_samples` is 3 instead of 5 (see
+/// [`auto_min_samples`]).
+pub const SMALL_RUN: usize = 400;
+
+/// HDBSCAN's `min_samples` for `n` comments clustered: 3 under [`SMALL_RUN`], else 5. A few
+/// hundred comments have too few neighbours for 5 to leave more than two or three dense
+/// groups (the 300-comment sample: 2 topics at 5, 6 at 3; a night's 30 new complaints: one
+/// topic at either). From 400 on, 3 and 4 make looser topics: a 400-comment run's food topic
+/// then takes in the next night's 30 milk-boycott complaints instead of leaving them to a new
+/// topic (tests/topics_subject.rs); thousands need 5 for topics to hold a subject across
+/// languages (benches/results/topics_subject_20261206b.md).
+pub fn auto_min_samples(n: usize) -> usize {
+    if n < SMALL_RUN {
+        3
+    } else {
+        5
     }
-    let dims = dims.min(d);
-    let mean: Vec<f64> = (0..d)
-        .map(|j| x.iter().map(|r| f64::from(r[j])).sum::<f64>() / n as f64)
-        .collect();
-    // Covariance (d x d), accumulated in f64.
-    let mut cov = vec![0f64; d * d];
-    let mut row = vec![0f64; d];
-    for r in x {
-        for j in 0..d {
-            row[j] = f64::from(r[j]) - mean[j];
-        }
-        for a in 0..d {
-            let ra = row[a];
-            if ra == 0.0 {
-                continue;
-            }
-            let c = &mut cov[a * d..(a + 1) * d];
-            for (cb, rb) in c.iter_mut().zip(&row) {
-                *cb += ra * rb;
-            }
-        }
-    }
-    // Block power iteration with Gram-Schmidt.
-    let mut rng = Rng::new(seed);
-    let mut q: Vec<Vec<f64>> = (0..dims)
-        .map(|_| (0..d).map(|_| rng.next_f64() - 0.5).collect())
-        .collect();
-    for _ in 0..60 {
-        let z: Vec<Vec<f64>> = q
-            .iter()
-            .map(|v| {
-                (0..d)
-                    .map(|a| {
-                        cov[a * d..(a + 1) * d]
-                            .iter()
-                            .zip(v)
-                            .map(|(c, x)| c * x)
-                            .sum()
-                    })
-                    .collect()
-            })
-            .collect();
-        q = z;
-        for i in 0..dims {
-            for j in 0..i {
-                let p: f64 = q[i].iter().zip(&q[j]).map(|(a, b)| a * b).sum();
-                let qj = q[j].clone();
-                q[i].iter_mut().zip(&qj).for_each(|(a, b)| *a -= p * b);
-            }
-            let norm = q[i].iter().map(|a| a * a).sum::<f64>().sqrt().max(1e-30);
-            q[i].iter_mut().for_each(|a| *a /= norm);
-        }
-    }
-    // Fix each component's sign (largest entry positive) so output is canonical.
-    for v in &mut q {
-        let big = v
-            .iter()
-            .copied()
-            .fold(0.0f64, |m, a| if a.abs() > m.abs() { a } else { m });
-        if big < 0.0 {
-            v.iter_mut().for_each(|a| *a = -*a);
-        }
-    }
-    x.iter()
-        .map(|r| {
-            q.iter()
-                .map(|v| {
-                    r.iter()
-                        .zip(&mean)
-                        .zip(v)
-                        .map(|((x, m), c)| (f64::from(*x) - m) * c)
-                        .sum::<f64>() as f32
-                })
-                .collect()
-        })
-        .collect()
 }
 
 fn auto_sizes(n: usize, cfg: &TopicConfig) -> (usize, usize) {
@@ -226,7 +163,7 @@ fn auto_sizes(n: usize, cfg: &TopicConfig) -> (usize, usize) {
     let ms = if cfg.min_samples > 0 {
         cfg.min_samples
     } else {
-        5
+        auto_min_samples(n)
     };
     (mcs.max(2), ms.max(1))
 }

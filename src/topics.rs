@@ -20,7 +20,7 @@ use crate::corpus::{EmbeddingCache, Labelled};
 use crate::encode::Encoder;
 use crate::error::{Error, Result};
 use crate::index::{index_run, UpdateStats};
-use crate::text::normalise::{normalise, NormaliseConfig};
+use crate::text::normalise::{normalise, Lang, NormaliseConfig};
 use crate::text::segment::Segmenter;
 use crate::workspace::embeddings::{load_aligned, Found, RowKey};
 use crate::workspace::{pause_point, write_atomic, RunDir};
@@ -85,8 +85,8 @@ pub fn topics_for_run(
     let mut embs = run_embeddings(run, &ids, &texts, &keys, encoder, &mut note, progress)?;
     drop(keys);
     let leave_out = label_leave_out(&run.topic_edits())?;
-    let words = label_words_without(&texts, &leave_out);
-    let lang = languages(&texts);
+    // One normalisation per comment gives both its label words and its language.
+    let (words, lang) = words_and_languages(&texts, &leave_out);
     drop(texts);
     let dir = run.topics_dir();
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
@@ -220,20 +220,18 @@ pub fn subject_of(embs: &[Vec<f32>], texts: &[String], sentiment: &[String]) -> 
 }
 
 /// Each text's language as `score` detects it.
-fn languages(texts: &[String]) -> Vec<String> {
+fn languages(texts: &[String]) -> Vec<Lang> {
     texts
         .iter()
-        .map(|t| {
-            normalise(t, NormaliseConfig { mask_pii: false })
-                .lang
-                .as_str()
-                .to_string()
-        })
+        .map(|t| normalise(t, NormaliseConfig { mask_pii: false }).lang)
         .collect()
 }
 
-/// [`subject_of`] with each comment's language given (`lang`, one per embedding).
-fn subject_for(embs: &[Vec<f32>], lang: &[String], sentiment: &[String]) -> Subject {
+/// [`subject_of`] with each comment's language given (`lang`, one per embedding). The codes
+/// are spelt out only here, while the directions are learnt: a million comments' languages
+/// are held as one byte each meanwhile.
+pub(crate) fn subject_for(embs: &[Vec<f32>], lang: &[Lang], sentiment: &[String]) -> Subject {
+    let lang: Vec<String> = lang.iter().map(|l| l.as_str().to_string()).collect();
     let mut factors = Vec::new();
     if sentiment.len() == lang.len() && sentiment.iter().any(|s| !s.is_empty()) {
         factors.push(Factor {
@@ -243,7 +241,7 @@ fn subject_for(embs: &[Vec<f32>], lang: &[String], sentiment: &[String]) -> Subj
     }
     factors.push(Factor {
         name: "lang",
-        values: lang,
+        values: &lang,
     });
     Subject::learn(embs, &factors)
 }
@@ -286,13 +284,8 @@ pub fn fit_sample(
         max_sample: cfg.max_sample.max(texts.len()),
         ..*cfg
     };
-    fit(
-        embs,
-        &label_words(texts),
-        ids,
-        &cfg,
-        subject_of(embs, texts, sentiment),
-    )
+    let (words, lang) = words_and_languages(texts, &std::collections::HashSet::new());
+    fit(embs, &words, ids, &cfg, subject_for(embs, &lang, sentiment))
 }
 
 /// Each text's topic in `model` (-1: within no topic's radius), the texts encoded, then
@@ -324,12 +317,25 @@ pub fn label_words_without(
     texts: &[String],
     leave_out: &std::collections::HashSet<String>,
 ) -> Vec<Vec<Word>> {
+    words_and_languages(texts, leave_out).0
+}
+
+/// [`label_words_without`] and each text's language as `score` detects it (what
+/// [`subject_of`] groups by), from one normalisation of each text.
+pub fn words_and_languages(
+    texts: &[String],
+    leave_out: &std::collections::HashSet<String>,
+) -> (Vec<Vec<Word>>, Vec<Lang>) {
     let seg = Segmenter::new();
     let mut vocab: HashMap<String, Word> = HashMap::new();
-    texts
+    let mut lang = Vec::with_capacity(texts.len());
+    let words = texts
         .iter()
         .map(|t| {
-            let words = seg.tokens(&normalise(t, NormaliseConfig { mask_pii: false }));
+            let n = normalise(t, NormaliseConfig { mask_pii: false });
+            lang.push(n.lang);
+            let words = seg.tokens(&n);
+            drop(n);
             let mut out: Vec<Word> = words
                 .into_iter()
                 .filter(|w| !is_label_stop_word(w) && !leave_out.contains(w))
@@ -345,7 +351,8 @@ pub fn label_words_without(
             out.shrink_to_fit();
             out
         })
-        .collect()
+        .collect();
+    (words, lang)
 }
 
 /// A word of [`label_words`], shared by every comment that has it.
@@ -499,6 +506,22 @@ impl RunTopics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_normalisation_gives_the_words_and_the_language_score_detects() {
+        let texts = vec![
+            "屏幕很清晰，电池不耐用".to_string(),
+            "The battery drains fast".to_string(),
+            "螢幕很清晰，電池不耐用".to_string(),
+            "优选的 app 登录不了".to_string(),
+        ];
+        let leave_out: std::collections::HashSet<String> = ["电池".to_string()].into();
+        let (words, lang) = words_and_languages(&texts, &leave_out);
+        assert_eq!(words, label_words_without(&texts, &leave_out));
+        assert_eq!(lang, languages(&texts));
+        assert_eq!(lang[..2], [Lang::Zh, Lang::En]);
+        assert!(words.iter().flatten().all(|w| w.as_ref() != "电池"));
+    }
 
     #[test]
     fn label_words_are_the_segmenters_words_held_once() {

@@ -523,6 +523,59 @@ fn topics_notices_embeddings_misaligned_by_a_crash_in_compaction() {
 
 /// `[labels] leave_out` in `RUN/topics/edits.toml` keeps the shop's own name out of every label
 /// and term, on an update of an existing model (ids and assignments kept) and on a refit.
+/// The 300-comment sample with the default settings: a handful of topics a CX manager can
+/// read (min_samples follows the comments clustered; a fixed 5 gave two topics here), each
+/// labelled with subject words, the sample's main complaints among them.
+#[test]
+fn the_sample_gets_a_handful_of_readable_topics() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let sample = common::root().join("corpora/sample/comments.csv");
+    let run = d.join("run");
+    let run_s = run.to_str().unwrap();
+    common::vocmine_in(
+        d,
+        &[
+            "score",
+            sample.to_str().unwrap(),
+            "--out",
+            run_s,
+            "--embeddings",
+            "--no-index",
+        ],
+    );
+    let out = common::vocmine_in(d, &["topics", run_s]);
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("topics/model.json")).unwrap())
+            .unwrap();
+    assert_eq!(m["config"]["min_samples"], 0, "{m}");
+    let labels: Vec<&str> = m["topics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["label"].as_str().unwrap())
+        .collect();
+    assert!((4..=12).contains(&labels.len()), "{labels:?}\n{out}");
+    for l in &labels {
+        let words: Vec<&str> = l.split(" / ").collect();
+        assert_eq!(words.len(), 3, "{l:?}");
+        assert!(
+            words
+                .iter()
+                .all(|w| !vocmine::topics::is_label_stop_word(w)),
+            "{l:?}"
+        );
+    }
+    for subject in [["物流", "delivery"], ["退款", "refund"], ["客服", "态度"]] {
+        assert!(
+            labels.iter().any(|l| subject.iter().any(|w| l.contains(w))),
+            "no topic on {subject:?}: {labels:?}"
+        );
+    }
+    let unassigned = assignments(&run).values().filter(|&&t| t < 0).count();
+    assert!(unassigned * 10 < 300, "{unassigned} unassigned\n{out}");
+}
+
 #[test]
 fn a_shop_name_left_out_never_names_a_topic() {
     let tmp = tempfile::tempdir().unwrap();

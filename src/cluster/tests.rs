@@ -1,5 +1,6 @@
 //! The clustering on synthetic blobs: topics found and labelled, ids kept by updates, labels
-//! that stay, old models read unchanged, a deterministic PCA.
+//! that stay, old models read unchanged, a deterministic PCA that does not depend on its seed,
+//! min_samples that grow with the comments clustered.
 use super::*;
 
 /// Three well-separated blobs in 16 dimensions plus scattered noise.
@@ -162,4 +163,34 @@ fn pca_is_deterministic_and_orders_by_variance() {
     assert_eq!(a, b);
     let var = |j: usize| a.iter().map(|r| r[j] * r[j]).sum::<f32>();
     assert!(var(0) >= var(1) && var(1) >= var(2) && var(2) >= var(3));
+}
+
+#[test]
+fn pca_components_do_not_depend_on_the_seed() {
+    // Three blobs: two directions with most of the variance, well apart from the rest.
+    let (x, _) = blobs(40, 5);
+    let a = pca(&x, 2, 9);
+    let b = pca(&x, 2, 12345);
+    for (ra, rb) in a.iter().zip(&b) {
+        for (va, vb) in ra.iter().zip(rb) {
+            assert!((va - vb).abs() < 1e-4, "{ra:?} vs {rb:?}");
+        }
+    }
+}
+
+#[test]
+fn min_samples_grow_with_the_comments_clustered() {
+    let ms: Vec<usize> = [10, 30, 300, 399, 400, 2400, 6000, 1_000_000]
+        .into_iter()
+        .map(auto_min_samples)
+        .collect();
+    assert_eq!(ms, [3, 3, 3, 3, 5, 5, 5, 5]);
+    // An explicit setting wins.
+    let cfg = TopicConfig {
+        min_samples: 7,
+        ..TopicConfig::default()
+    };
+    assert_eq!(auto_sizes(300, &cfg), (10, 7));
+    assert_eq!(auto_sizes(300, &TopicConfig::default()), (10, 3));
+    assert_eq!(auto_sizes(6000, &TopicConfig::default()), (30, 5));
 }

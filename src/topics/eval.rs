@@ -1,7 +1,7 @@
 //! `vocmine topics-eval`: topics of a labelled corpus against its labels (NMI, ARI), or the
 //! time clustering takes by input size.
 
-use super::{label_words, subject_of};
+use super::{subject_for, words_and_languages};
 use crate::classify::Head;
 use crate::cluster::{fit, Subject, TopicConfig};
 use crate::corpus::{read_labelled, EmbeddingCache, Labelled};
@@ -152,13 +152,13 @@ pub fn topics_eval(
         TopicsEval::Timing { config, timing }
     } else {
         on(TopicsEvalEvent::Segmenting(set.len()));
-        let w = label_words(&set.texts);
+        let (w, lang) = words_and_languages(&set.texts, &Default::default());
         let sentiment = match sentiment {
             Some(h) => predicted(h, &embs, &set.texts)?,
             None => Vec::new(),
         };
         let t = Instant::now();
-        let subject = subject_of(&embs, &set.texts, &sentiment);
+        let subject = subject_for(&embs, &lang, &sentiment);
         let (model, labels) = fit(&embs, &w, &set.ids, &config, subject)?;
         let cluster_seconds = t.elapsed().as_secs_f64();
         let pred: Vec<String> = labels.iter().map(|l| l.to_string()).collect();

@@ -8,7 +8,7 @@ pub(crate) struct ClusterArgs {
     /// Smallest topic [default: 0.5% of the comments clustered, at least 10]
     #[arg(long, default_value_t = 0, hide_default_value = true)]
     min_topic_size: usize,
-    /// HDBSCAN's min_samples [default: 5]
+    /// HDBSCAN's min_samples [default: 3 when fewer than 400 comments are clustered, else 5]
     #[arg(long, default_value_t = 0, hide_default_value = true)]
     min_samples: usize,
     /// Cluster at most this many comments (seeded sample); the rest are assigned
