@@ -135,28 +135,33 @@ pub(crate) struct AttnConfig {
 /// The trained head: attention, MLP (`w1`, `b1`, `w2`, `b2`) and its report.
 pub(crate) type Trained = (Attention, [Tensor; 4], TrainReport);
 
+/// The logits of the rows `c` of `split` under the current variables (attention, then the MLP).
+fn logits_of(vars: &[Var], split: &AttnSplit, c: &[usize], h: usize) -> Result<Tensor> {
+    let x = Tensor::from_vec(
+        c.iter().flat_map(|&i| split.x[i].iter().copied()).collect(),
+        (c.len(), split.x[0].len()),
+        &Device::Cpu,
+    )?;
+    let rows: Vec<&AttnRow> = c.iter().map(|&i| &split.rows[i]).collect();
+    let att = Attention {
+        wq: vars[0].as_tensor().clone(),
+        wk: vars[1].as_tensor().clone(),
+        dist: vars[2].as_tensor().clone(),
+    };
+    let mlp = (
+        vars[3].as_tensor(),
+        vars[4].as_tensor(),
+        Some(vars[5].as_tensor()),
+        Some(vars[6].as_tensor()),
+    );
+    forward(&att, mlp, &x, &rows, h)
+}
+
 fn logits_in_chunks(vars: &[Var], split: &AttnSplit, h: usize, chunk: usize) -> Result<Tensor> {
     let mut out = Vec::new();
     let idx: Vec<usize> = (0..split.x.len()).collect();
     for c in idx.chunks(chunk) {
-        let x = Tensor::from_vec(
-            c.iter().flat_map(|&i| split.x[i].iter().copied()).collect(),
-            (c.len(), split.x[0].len()),
-            &Device::Cpu,
-        )?;
-        let rows: Vec<&AttnRow> = c.iter().map(|&i| &split.rows[i]).collect();
-        let att = Attention {
-            wq: vars[0].as_tensor().clone(),
-            wk: vars[1].as_tensor().clone(),
-            dist: vars[2].as_tensor().clone(),
-        };
-        let mlp = (
-            vars[3].as_tensor(),
-            vars[4].as_tensor(),
-            Some(vars[5].as_tensor()),
-            Some(vars[6].as_tensor()),
-        );
-        out.push(forward(&att, mlp, &x, &rows, h)?);
+        out.push(logits_of(vars, split, c, h)?);
     }
     Ok(Tensor::cat(&out, 0)?)
 }
@@ -244,24 +249,7 @@ pub(crate) fn train(
         epochs_run = epoch;
         rng.shuffle(&mut order);
         for c in order.chunks(cfg.batch.max(1)) {
-            let x = Tensor::from_vec(
-                c.iter().flat_map(|&i| train.x[i].iter().copied()).collect(),
-                (c.len(), f),
-                cpu,
-            )?;
-            let rows: Vec<&AttnRow> = c.iter().map(|&i| &train.rows[i]).collect();
-            let att = Attention {
-                wq: vars[0].as_tensor().clone(),
-                wk: vars[1].as_tensor().clone(),
-                dist: vars[2].as_tensor().clone(),
-            };
-            let mlp = (
-                vars[3].as_tensor(),
-                vars[4].as_tensor(),
-                Some(vars[5].as_tensor()),
-                Some(vars[6].as_tensor()),
-            );
-            let logits = forward(&att, mlp, &x, &rows, h)?;
+            let logits = logits_of(&vars, train, c, h)?;
             let y = Tensor::from_vec(c.iter().map(|&i| train.y[i] as u32).collect(), c.len(), cpu)?;
             let w = Tensor::from_vec(c.iter().map(|&i| row_w[i]).collect(), c.len(), cpu)?;
             let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
