@@ -457,7 +457,15 @@ pub fn finetune(
     };
     if st.history.is_empty() {
         // the starting point (warm-started heads on the base encoder) is a candidate too
-        evaluate_point(&mut st, &model, input, cfg, &mut best, &mut log)?;
+        evaluate_point(
+            &mut st,
+            &model,
+            own.as_ref(),
+            input,
+            cfg,
+            &mut best,
+            &mut log,
+        )?;
     }
     while !st.finished && st.step < total {
         if cfg.stop_after > 0 && st.step - steps_before >= cfg.stop_after {
@@ -508,7 +516,15 @@ pub fn finetune(
         }
         if eval_now {
             st.seconds = now;
-            evaluate_point(&mut st, &model, input, cfg, &mut best, &mut log)?;
+            evaluate_point(
+                &mut st,
+                &model,
+                own.as_ref(),
+                input,
+                cfg,
+                &mut best,
+                &mut log,
+            )?;
         }
         if st.step == total {
             st.finished = true;
@@ -520,7 +536,15 @@ pub fn finetune(
             ));
             if !eval_now {
                 st.seconds = now;
-                evaluate_point(&mut st, &model, input, cfg, &mut best, &mut log)?;
+                evaluate_point(
+                    &mut st,
+                    &model,
+                    own.as_ref(),
+                    input,
+                    cfg,
+                    &mut best,
+                    &mut log,
+                )?;
             }
             st.finished = true;
             stopped_by_budget = true;
@@ -544,7 +568,13 @@ pub fn finetune(
     for (var, t) in model.p.vars.iter().zip(&best) {
         var.set(t)?;
     }
-    let (_, dev_logits) = model.evaluate(input.dev)?;
+    let (_, dev_logits) = match own.as_mut() {
+        Some(e) => {
+            e.read_weights(&model.p)?;
+            e.evaluate(input.dev, input.tasks)?
+        }
+        None => model.evaluate(input.dev)?,
+    };
     let mut temperatures = Vec::new();
     let mut heads = Vec::new();
     for (t, spec) in input.tasks.iter().enumerate() {
@@ -636,12 +666,18 @@ fn own_engine(
 fn evaluate_point(
     st: &mut CheckpointState,
     model: &Model,
+    own: Option<&engine::OwnEngine>,
     input: &FinetuneInput,
     cfg: &FinetuneConfig,
     best: &mut Vec<Tensor>,
     log: &mut impl FnMut(&str),
 ) -> Result<()> {
-    let (acc, _) = model.evaluate(input.dev)?;
+    // the own engine evaluates on its packed kernels (its weights are the model's: written
+    // back before every evaluation); candle otherwise
+    let (acc, _) = match own {
+        Some(e) => e.evaluate(input.dev, input.tasks)?,
+        None => model.evaluate(input.dev)?,
+    };
     let score = acc.iter().sum::<f64>() / acc.len() as f64;
     let point = EvalPoint {
         step: st.step,

@@ -14,7 +14,7 @@ pub(super) mod ops;
 #[cfg(test)]
 mod tests;
 
-use super::model::{Params, PARTS};
+use super::model::{Params, TaskLogits, PARTS};
 use super::{Example, FinetuneConfig, TaskSpec};
 use crate::error::{Error, Result};
 use crate::rng::Rng;
@@ -175,6 +175,14 @@ impl OwnEngine {
         Ok(())
     }
 
+    /// Copies the parameters of `p` in (the moments stay): the kept weights, to evaluate them.
+    pub(super) fn read_weights(&mut self, p: &Params) -> Result<()> {
+        for (w, var) in self.w.iter_mut().zip(&p.vars) {
+            *w = to_vec(var.as_tensor())?;
+        }
+        Ok(())
+    }
+
     /// The dropout scales of a batch: per layer, the attention output's then the feed-forward
     /// output's, drawn over the padded `(texts, longest, hidden)` layout in the candle path's
     /// order and kept for the real tokens (packed rows).
@@ -299,21 +307,8 @@ impl OwnEngine {
             saved.push(sv);
             x = out;
         }
-        // mean pooling + L2 normalisation
         let b = ex.len();
-        let mut pooled = vec![0f32; b * h];
-        let mut norms = vec![0f32; b];
-        for i in 0..b {
-            let pr = &mut pooled[i * h..(i + 1) * h];
-            for row in x[offsets[i] * h..offsets[i + 1] * h].chunks(h) {
-                pr.iter_mut().zip(row).for_each(|(a, v)| *a += v);
-            }
-            let len = lens[i] as f32;
-            pr.iter_mut().for_each(|a| *a /= len);
-            let norm = pr.iter().map(|a| a * a).sum::<f32>().sqrt().max(1e-12);
-            pr.iter_mut().for_each(|a| *a /= norm);
-            norms[i] = norm;
-        }
+        let (pooled, norms) = mean_pool(&x, &offsets, h);
         let (loss, dp) = self.head_loss(ex, task, spec, n, &pooled, g)?;
         // back through the pooling: every real token of text i gets du_i / len_i
         let mut d = vec![0f32; x.len()];
@@ -362,6 +357,99 @@ impl OwnEngine {
         Ok(loss)
     }
 
+    /// The head of `task` on `pooled` (b x h): its first layer's outputs, the logits, and (for
+    /// a hidden layer) the GELU's outputs and CDF values for the backward pass.
+    #[allow(clippy::type_complexity)]
+    fn head_logits(
+        &self,
+        task: usize,
+        pooled: &[f32],
+    ) -> (Vec<f32>, Vec<f32>, Option<(Vec<f32>, Vec<f32>)>) {
+        let h = self.shape.h;
+        let (hs, hidden) = self.head_at[task];
+        let z1 = dense(pooled, &self.w[hs], &self.w[hs + 1], h);
+        if !hidden {
+            return (z1.clone(), z1, None);
+        }
+        let k1 = self.w[hs + 1].len();
+        let mut a = vec![0f32; z1.len()];
+        let mut c = vec![0f32; z1.len()];
+        ops::gelu(&z1, &mut a, &mut c);
+        let logits = dense(&a, &self.w[hs + 2], &self.w[hs + 3], k1);
+        (z1, logits, Some((a, c)))
+    }
+
+    /// Dev accuracy and logits of every task, as the candle path's `Model::evaluate` computes
+    /// them (each task's texts sorted by length, 64 at a time, no dropout), on the packed f32
+    /// kernels whatever the steps' products: at 12 tuned layers candle's padded forward made
+    /// each evaluation of a multi-task dev set take minutes.
+    pub(super) fn evaluate(
+        &self,
+        dev: &[Example],
+        tasks: &[TaskSpec],
+    ) -> Result<(Vec<f64>, Vec<TaskLogits>)> {
+        let h = self.shape.h;
+        let packed: Vec<_> = (0..self.layers)
+            .map(|l| {
+                let p = &self.w[l * PARTS.len()..(l + 1) * PARTS.len()];
+                layer::Packed::new(p, self.shape, ops::Products::F32)
+            })
+            .collect();
+        let mut acc = Vec::new();
+        let mut out = Vec::new();
+        for (t, spec) in tasks.iter().enumerate() {
+            let mut idx: Vec<usize> = (0..dev.len()).filter(|&i| dev[i].task == t).collect();
+            if idx.is_empty() {
+                return Err(Error::Invalid(format!(
+                    "task {}: no dev examples",
+                    spec.name
+                )));
+            }
+            idx.sort_by_key(|&i| (dev[i].len(h), i));
+            let k = spec.labels.len();
+            let mut logits = Vec::with_capacity(idx.len() * k);
+            let mut labels = Vec::with_capacity(idx.len());
+            for chunk in idx.chunks(64) {
+                let ex: Vec<&Example> = chunk.iter().map(|&i| &dev[i]).collect();
+                let mut offsets = vec![0usize];
+                for e in &ex {
+                    offsets.push(offsets[offsets.len() - 1] + e.len(h));
+                }
+                if offsets.windows(2).any(|w| w[0] == w[1]) {
+                    return Err(Error::Invalid("an example without tokens".into()));
+                }
+                let mut x = Vec::with_capacity(offsets[offsets.len() - 1] * h);
+                for e in &ex {
+                    x.extend_from_slice(&e.states);
+                }
+                for (l, pk) in packed.iter().enumerate() {
+                    let p = &self.w[l * PARTS.len()..(l + 1) * PARTS.len()];
+                    x = layer::forward(x, pk, p, self.shape, &offsets, (None, None)).0;
+                }
+                let (pooled, _) = mean_pool(&x, &offsets, h);
+                logits.extend(self.head_logits(t, &pooled).1);
+                labels.extend(ex.iter().map(|e| e.label));
+            }
+            let hits = logits
+                .chunks(k)
+                .zip(&labels)
+                .filter(|(row, &y)| {
+                    // the first largest, as candle's argmax
+                    let best = row
+                        .iter()
+                        .enumerate()
+                        .fold(0, |b, (j, v)| if *v > row[b] { j } else { b });
+                    best == y
+                })
+                .count();
+            acc.push(hits as f64 / labels.len() as f64);
+            let n = labels.len();
+            let tensor = Tensor::from_vec(logits, (n, k), &candle_core::Device::Cpu)?;
+            out.push((tensor, labels));
+        }
+        Ok((acc, out))
+    }
+
     /// The head of `task` on `pooled` (b x h): cross-entropy (mean over the whole batch of `n`)
     /// plus the anchor term; adds the head's gradients to `g` and returns the loss share and
     /// the gradient of `pooled`.
@@ -375,18 +463,7 @@ impl OwnEngine {
         g: &mut [Option<Vec<f32>>],
     ) -> Result<(f64, Vec<f32>)> {
         let h = self.shape.h;
-        let (hs, hidden) = self.head_at[task];
-        let lin = |x: &[f32], w: &[f32], bias: &[f32], k: usize| -> Vec<f32> {
-            let out = bias.len();
-            let mut y = vec![0f32; x.len() / k * out];
-            for (xr, yr) in x.chunks(k).zip(y.chunks_mut(out)) {
-                for o in 0..out {
-                    let wr = &w[o * k..(o + 1) * k];
-                    yr[o] = bias[o] + xr.iter().zip(wr).map(|(a, b)| a * b).sum::<f32>();
-                }
-            }
-            y
-        };
+        let hs = self.head_at[task].0;
         // backward of a linear layer: adds dW, db; returns dx
         let lin_back =
             |dy: &[f32], x: &[f32], w: &[f32], k: usize, gw: &mut [f32], gb: &mut [f32]| {
@@ -403,16 +480,8 @@ impl OwnEngine {
                 }
                 dx
             };
-        let z1 = lin(pooled, &self.w[hs], &self.w[hs + 1], h);
+        let (z1, logits, act) = self.head_logits(task, pooled);
         let k1 = self.w[hs + 1].len();
-        let (logits, act) = if hidden {
-            let mut a = vec![0f32; z1.len()];
-            let mut c = vec![0f32; z1.len()];
-            ops::gelu(&z1, &mut a, &mut c);
-            (lin(&a, &self.w[hs + 2], &self.w[hs + 3], k1), Some((a, c)))
-        } else {
-            (z1.clone(), None)
-        };
         let k = spec.labels.len();
         let mut loss = 0f64;
         let mut dl = vec![0f32; logits.len()];
@@ -515,6 +584,39 @@ impl OwnEngine {
 
 /// The anchor term on `pooled` (b x h) with the whole batch's size `n`: adds its gradient to
 /// `dp` and returns its value (see [`super::anchor_term`]).
+/// `y = x W^T + b` for the small head layers: `x` rows of `k`, `w` row-major `bias.len() x k`.
+fn dense(x: &[f32], w: &[f32], bias: &[f32], k: usize) -> Vec<f32> {
+    let out = bias.len();
+    let mut y = vec![0f32; x.len() / k * out];
+    for (xr, yr) in x.chunks(k).zip(y.chunks_mut(out)) {
+        for o in 0..out {
+            let wr = &w[o * k..(o + 1) * k];
+            yr[o] = bias[o] + xr.iter().zip(wr).map(|(a, b)| a * b).sum::<f32>();
+        }
+    }
+    y
+}
+
+/// Mean pooling of each text's rows (`offsets`) then L2 normalisation: the pooled rows and
+/// each text's norm before normalising (for the backward pass).
+fn mean_pool(x: &[f32], offsets: &[usize], h: usize) -> (Vec<f32>, Vec<f32>) {
+    let b = offsets.len() - 1;
+    let mut pooled = vec![0f32; b * h];
+    let mut norms = vec![0f32; b];
+    for i in 0..b {
+        let pr = &mut pooled[i * h..(i + 1) * h];
+        for row in x[offsets[i] * h..offsets[i + 1] * h].chunks(h) {
+            pr.iter_mut().zip(row).for_each(|(a, v)| *a += v);
+        }
+        let len = (offsets[i + 1] - offsets[i]) as f32;
+        pr.iter_mut().for_each(|a| *a /= len);
+        let norm = pr.iter().map(|a| a * a).sum::<f32>().sqrt().max(1e-12);
+        pr.iter_mut().for_each(|a| *a /= norm);
+        norms[i] = norm;
+    }
+    (pooled, norms)
+}
+
 fn anchor(
     spec: &TaskSpec,
     ex: &[&Example],

@@ -236,6 +236,48 @@ fn grads_match(
 }
 
 #[test]
+fn evaluation_on_the_own_kernels_matches_candle() {
+    if !crate::encode::kernels::available() {
+        return;
+    }
+    let dir = weights("eval");
+    let cfg_b = config();
+    let ts = tasks(0.0, false);
+    let heads = vec![None, None];
+    // 150 dev texts of two tasks: more than one chunk of 64 for each
+    let dev = examples(150, 9, 2);
+    let inp = input(&dir, &cfg_b, &ts, &heads, &dev, &dev, Engine::Own, "ck");
+    let cfg = FinetuneConfig {
+        layers: DEPTH,
+        ..FinetuneConfig::default()
+    };
+    let model = Model {
+        cfg: &cfg_b,
+        tasks: &ts,
+        device: Device::Cpu,
+        p: Params::new(&inp, &cfg).unwrap(),
+    };
+    let (acc_c, logits_c) = model.evaluate(&dev).unwrap();
+    let mut own = OwnEngine::new(&model.p, shape(), &ts, Products::F32).unwrap();
+    // the weights are read back in, as for the kept weights at the end of a run
+    own.read_weights(&model.p).unwrap();
+    let (acc_o, logits_o) = own.evaluate(&dev, &ts).unwrap();
+    assert_eq!(acc_c, acc_o);
+    for ((lc, yc), (lo, yo)) in logits_c.iter().zip(&logits_o) {
+        assert_eq!(yc, yo);
+        assert_eq!(lc.dims(), lo.dims());
+        let a = lc.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let b = lo.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let e = rel(&b, &a);
+        assert!(e <= 1e-5, "logits differ by {e}");
+    }
+    // a task with no dev text is an error, as in the candle path
+    let only_a: Vec<Example> = examples(10, 9, 1);
+    assert!(own.evaluate(&only_a, &ts).is_err());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn gradients_of_one_layer_match_candle() {
     if !crate::encode::kernels::available() {
         return;
