@@ -286,7 +286,7 @@ impl RunDir {
     /// id's first line). In memory: the served ids and where their latest lines are, and one
     /// batch. A folder with neither file is an error saying what to run.
     pub fn iter_scored(&self) -> Result<impl Iterator<Item = Result<Scored>>> {
-        let served = super::served::ServedRecords::open(&self.served())?;
+        let mut served = super::served::ServedRecords::open(&self.served())?;
         let path = self.scored_records();
         if !path.exists() && served.is_empty() {
             return Err(self.no_scored());
@@ -306,7 +306,7 @@ impl RunDir {
         } else {
             Box::new(std::iter::empty())
         };
-        let ids = served.ids.clone();
+        let ids = std::mem::take(&mut served.ids);
         Ok(scored
             .filter(move |r| !matches!(r, Ok(s) if ids.contains_key(&s.id)))
             .chain(served))

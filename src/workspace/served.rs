@@ -26,7 +26,7 @@ use crate::record::Scored;
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::io::{BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 /// Lines the file must have before the server compacts it during operation (with more
@@ -295,7 +295,9 @@ impl Scan {
     }
 }
 
-/// Reads the lines a [`Scan`] found, seeking only where they are not consecutive.
+/// Reads the lines a [`Scan`] found: through the buffer where the next line is the one after
+/// (or further on in the buffer), else one seek and one read of exactly the line, so the
+/// latest lines of a file never compacted, scattered across it, cost no buffer refill each.
 struct LineReader {
     reader: BufReader<File>,
     pos: u64,
@@ -304,16 +306,18 @@ struct LineReader {
 
 impl LineReader {
     fn read(&mut self, l: &Latest, buf: &mut Vec<u8>) -> Result<()> {
-        if l.at != self.pos {
-            let by = l.at as i64 - self.pos as i64;
-            self.reader
-                .seek_relative(by)
-                .map_err(|e| Error::io(&self.path, e))?;
-        }
         buf.resize(l.len as usize, 0);
-        self.reader
-            .read_exact(buf)
-            .map_err(|e| Error::io(&self.path, e))?;
+        let ahead = l.at.checked_sub(self.pos);
+        let read = match ahead {
+            Some(by) if by <= self.reader.buffer().len() as u64 => self
+                .reader
+                .seek_relative(by as i64)
+                .and_then(|()| self.reader.read_exact(buf)),
+            // the buffer is empty after the seek, so reading past it keeps the two in step
+            _ => (self.reader.seek(SeekFrom::Start(l.at)))
+                .and_then(|_| self.reader.get_mut().read_exact(buf)),
+        };
+        read.map_err(|e| Error::io(&self.path, e))?;
         self.pos = l.at + l.len;
         Ok(())
     }

@@ -283,3 +283,26 @@ fn a_tmp_file_a_crashed_compaction_left_is_deleted_and_the_original_kept() {
     want.push("g=g1".into());
     assert_eq!(texts(run.read_scored().unwrap()), want);
 }
+
+#[test]
+fn latest_lines_scattered_over_a_large_file_read_as_the_old_reader_read_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = RunDir::new(dir.path().join("run"));
+    std::fs::create_dir_all(run.path()).unwrap();
+    // 3,000 lines (~400 KB, past the 64 KiB buffer) over 70 ids whose latest lines lie
+    // before and after one another, near and far
+    let lines: String = (0..3000)
+        .map(|i| {
+            line(&rec(
+                &format!("id{}", (i * 37 + i / 100) % 70),
+                &format!("t{i}"),
+            ))
+        })
+        .collect();
+    std::fs::write(run.served(), lines).unwrap();
+    let want = texts(old_read_served(&run.served()));
+    assert_eq!(want.len(), 70);
+    assert_eq!(texts(read_served(&run.served()).unwrap()), want);
+    ServedWriter::open(&run).unwrap();
+    assert_eq!(texts(read_served(&run.served()).unwrap()), want);
+}
