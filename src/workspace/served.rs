@@ -46,7 +46,7 @@ pub struct ServedWriter {
 /// What one compaction of `served.jsonl` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ServedCompaction {
-    /// Record lines before, and after (one per id).
+    /// Record lines before.
     pub lines_before: usize,
     /// Record lines after: the ids.
     pub lines_after: usize,
