@@ -224,10 +224,9 @@ pub fn index_run(run: &RunDir, progress: impl FnMut(&UpdateStats)) -> Result<Upd
 }
 
 /// Indexes a run folder that has comments `serve` scored too (`RUN/served.jsonl`): its records
-/// as [`RunDir::read_scored`] reads them, a served record in place of the scored one of its id,
-/// so re-indexing never puts an older scored version back over a served one and served
-/// comments get their topics (`topics`, else the run's assignments). Holds the records in
-/// memory (a served run is the size a server scores).
+/// as [`RunDir::iter_scored`] streams them, a served record in place of the scored one of its
+/// id, so re-indexing never puts an older scored version back over a served one and served
+/// comments get their topics (`topics`, else the run's assignments).
 fn index_served_run(
     run: &RunDir,
     dir: &Path,
@@ -236,7 +235,7 @@ fn index_served_run(
     opts: &UpdateOptions,
     progress: impl FnMut(&UpdateStats),
 ) -> Result<UpdateStats> {
-    let records = run.read_scored()?;
+    let records = run.iter_scored()?;
     let tags = match topics {
         Some(p) => read_topic_assignments(p)?,
         None => run.read_assignments()?,
@@ -245,9 +244,11 @@ fn index_served_run(
     let source = run.served().display().to_string();
     update(
         &idx,
-        records.into_iter().map(|s| {
-            let t = tags.get(&s.id).cloned();
-            Ok((s, t))
+        records.map(|r| {
+            r.map(|s| {
+                let t = tags.get(&s.id).cloned();
+                (s, t)
+            })
         }),
         &source,
         opts,

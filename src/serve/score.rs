@@ -153,8 +153,9 @@ impl IndexSink {
         Ok(())
     }
 
-    /// Syncs the served records, then commits what was upserted since the last commit;
-    /// returns whether it committed.
+    /// Syncs the served records (compacting them when superseded lines outnumber the live
+    /// ones: [`ServedWriter::compact_if_large`]), then commits what was upserted since the last
+    /// commit; returns whether it committed.
     fn commit(&self) -> Result<bool> {
         let mut w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         let appended = self.appended.load(Ordering::SeqCst);
@@ -162,8 +163,12 @@ impl IndexSink {
             &self.served,
             appended != self.durable.load(Ordering::SeqCst),
         ) {
-            served.lock().unwrap_or_else(|e| e.into_inner()).sync()?;
+            let mut served = served.lock().unwrap_or_else(|e| e.into_inner());
+            served.sync()?;
             self.durable.store(appended, Ordering::SeqCst);
+            if let Err(e) = served.compact_if_large() {
+                eprintln!("compacting the served records failed: {e}");
+            }
         }
         let n = self.pending.swap(0, Ordering::SeqCst);
         if n == 0 {

@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 use crate::record::Scored;
 use crate::severity::default_tier_weights;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
@@ -271,36 +271,45 @@ impl RunDir {
         Ok(out)
     }
 
-    /// Streams every scored record to `f`: those of whichever file holds them (see
-    /// [`RunDir::scored_records`]), one batch or line at a time, in file order, skipping the ids
-    /// of `served.jsonl`; then the served records (the latest of each id, held in memory). A
-    /// folder with neither is an error saying what to run.
+    /// Streams every scored record to `f` ([`RunDir::iter_scored`]), stopping at the first
+    /// error.
     pub fn each_scored(&self, mut f: impl FnMut(Scored)) -> Result<()> {
-        let served = super::served::read_served(&self.served())?;
+        for s in self.iter_scored()? {
+            f(s?);
+        }
+        Ok(())
+    }
+
+    /// Every scored record, streamed: those of whichever file holds them (see
+    /// [`RunDir::scored_records`]), one batch or line at a time, in file order, skipping the ids
+    /// of `served.jsonl`; then the served records (the latest of each id, in the order of each
+    /// id's first line). In memory: the served ids and where their latest lines are, and one
+    /// batch. A folder with neither file is an error saying what to run.
+    pub fn iter_scored(&self) -> Result<impl Iterator<Item = Result<Scored>>> {
+        let mut served = super::served::ServedRecords::open(&self.served())?;
         let path = self.scored_records();
         if !path.exists() && served.is_empty() {
             return Err(self.no_scored());
         }
-        let ids: HashSet<String> = served.iter().map(|s| s.id.clone()).collect();
-        if self.records_are_parquet() {
-            for batch in super::parquet::ScoredParquetReader::open(&path)? {
-                for (s, _) in batch? {
-                    if !ids.contains(&s.id) {
-                        f(s);
+        type Records = Box<dyn Iterator<Item = Result<Scored>>>;
+        let scored: Records = if self.records_are_parquet() {
+            Box::new(super::parquet::ScoredParquetReader::open(&path)?.flat_map(
+                |batch| -> Records {
+                    match batch {
+                        Ok(rows) => Box::new(rows.into_iter().map(|(s, _)| Ok(s))),
+                        Err(e) => Box::new(std::iter::once(Err(e))),
                     }
-                }
-            }
+                },
+            ))
         } else if path.exists() {
-            let none = HashMap::new();
-            for r in read_scored_file(&path, &none)? {
-                let s = r?.0;
-                if !ids.contains(&s.id) {
-                    f(s);
-                }
-            }
-        }
-        served.into_iter().for_each(f);
-        Ok(())
+            Box::new(scored_lines(&path)?)
+        } else {
+            Box::new(std::iter::empty())
+        };
+        let ids = std::mem::take(&mut served.ids);
+        Ok(scored
+            .filter(move |r| !matches!(r, Ok(s) if ids.contains_key(&s.id)))
+            .chain(served))
     }
 
     /// The topic assignments by id (empty when `topics` has not run): `topics/assignments.jsonl`,
@@ -365,28 +374,34 @@ pub fn read_topic_assignments(path: &Path) -> Result<HashMap<String, TopicTag>> 
 /// Streams a file of [`Scored`] lines (a run's `scored.jsonl`, or any such file) with topic
 /// tags joined by id; a line that is not a scored record is an error naming file and line.
 pub fn read_scored_file<'a>(
-    path: &'a Path,
+    path: &Path,
     topics: &'a HashMap<String, TopicTag>,
 ) -> Result<impl Iterator<Item = Result<(Scored, Option<TopicTag>)>> + 'a> {
+    Ok(scored_lines(path)?.map(move |r| {
+        r.map(|s| {
+            let t = topics.get(&s.id).cloned();
+            (s, t)
+        })
+    }))
+}
+
+/// Streams a file of [`Scored`] lines (blank lines skipped; errors name file and line).
+fn scored_lines(path: &Path) -> Result<impl Iterator<Item = Result<Scored>>> {
     let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let lines = std::io::BufReader::new(f).lines().enumerate();
+    let path = path.to_path_buf();
     Ok(lines.filter_map(move |(i, line)| {
         let line = match line {
             Ok(l) => l,
-            Err(e) => return Some(Err(Error::io(path, e))),
+            Err(e) => return Some(Err(Error::io(&path, e))),
         };
         if line.trim().is_empty() {
             return None;
         }
         Some(
-            serde_json::from_str::<Scored>(&line)
-                .map_err(|e| {
-                    Error::input(path, format!("line {}: not a scored record: {e}", i + 1))
-                })
-                .map(|s| {
-                    let t = topics.get(&s.id).cloned();
-                    (s, t)
-                }),
+            serde_json::from_str::<Scored>(&line).map_err(|e| {
+                Error::input(&path, format!("line {}: not a scored record: {e}", i + 1))
+            }),
         )
     }))
 }
