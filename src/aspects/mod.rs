@@ -42,8 +42,20 @@ pub use train::{
 };
 
 /// Where a model bundle keeps its aspect heads (`STEM.json`, `STEM.safetensors`), relative to
-/// the bundle folder.
+/// the bundle folder: the shipped bundle's.
 pub const SHIPPED_STEM: &str = "finetuned/aspects";
+
+/// The aspect heads' stem of the bundle in `dir`: [`SHIPPED_STEM`] where it has those heads,
+/// else `aspects` beside its manifest (a bundle of its own, such as `models/fulldepth`).
+pub fn bundle_stem(dir: &std::path::Path) -> std::path::PathBuf {
+    let shipped = dir.join(SHIPPED_STEM);
+    let own = dir.join("aspects");
+    if !shipped.with_extension("json").exists() && own.with_extension("json").exists() {
+        own
+    } else {
+        shipped
+    }
+}
 
 /// The tagger's labels, in output order.
 pub const TAGS: [&str; 5] = ["O", "B-ASP", "I-ASP", "B-OP", "I-OP"];

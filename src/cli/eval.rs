@@ -38,7 +38,7 @@ pub(crate) struct EvalArgs {
     /// Seed of the bootstrap
     #[arg(long, default_value_t = 42)]
     seed: u64,
-    /// With --task aspects: the aspect heads' stem [default: the bundle's finetuned/aspects]
+    /// With --task aspects: the aspect heads' stem [default: the bundle's finetuned/aspects, else its aspects]
     #[arg(long, value_name = "STEM")]
     aspects_head: Option<PathBuf>,
     /// With --task aspects: also score (category, polarity) pairs with this multi-label

@@ -82,10 +82,7 @@ pub fn evaluate_aspects(
     rounds: usize,
     seed: u64,
 ) -> Result<AspectEvalReport> {
-    let stem = stem.map_or_else(
-        || spec.dir.join(crate::aspects::SHIPPED_STEM),
-        Path::to_path_buf,
-    );
+    let stem = stem.map_or_else(|| crate::aspects::bundle_stem(&spec.dir), Path::to_path_buf);
     let cache = crate::aspects::cache_dir(&EmbeddingCache::default_dir());
     let cats = categories.map(|t| (spec, t));
     crate::aspects::evaluate_file(encoder, &stem, data, Some(&cache), cats, rounds, seed)
