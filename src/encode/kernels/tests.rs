@@ -530,3 +530,28 @@ fn training_attention_is_the_same_on_every_path() {
         assert_eq!(bits(&run(w)), bits(&base), "{w:?} gradient");
     }
 }
+
+/// The training engine's transpose (8 x 8 AVX2 blocks plus plain edges) puts every value where
+/// `out[j * r + i] = a[i * c + j]` says, for shapes with and without whole blocks.
+#[test]
+fn transpose_moves_every_value() {
+    use super::train::transpose;
+    for (r, c) in [
+        (1, 1),
+        (3, 5),
+        (8, 8),
+        (13, 37),
+        (64, 384),
+        (2210, 48),
+        (9, 1536),
+    ] {
+        let a: Vec<f32> = (0..r * c).map(|v| v as f32 * 0.5 - 7.0).collect();
+        let mut out = vec![f32::NAN; r * c];
+        transpose(&a, r, c, &mut out);
+        for i in 0..r {
+            for j in 0..c {
+                assert_eq!(out[j * r + i], a[i * c + j], "{r} x {c} at ({i}, {j})");
+            }
+        }
+    }
+}

@@ -1,4 +1,5 @@
-//! The backward pass of the training engine's attention of one sequence, as plain loops that the compiler vectorises: each safe entry point runs them
+//! The training engine's kernels: the transpose of its weight gradients (8 x 8 AVX2 blocks,
+//! [`transpose`]) and the backward pass of its attention of one sequence, as plain loops that the compiler vectorises: each safe entry point runs them
 //! compiled for the widest vectors the CPU has (AVX-512, else AVX2 + FMA, else the baseline).
 //! The loops only add and multiply element by element and sum in a fixed order, which
 //! vectorising does not change, so every path gives the same result bits
@@ -179,4 +180,90 @@ fn attention_back_body(qkv: &[f32], a: Attn, probs_t: &[f32], dctx: &[f32], dqkv
             }
         }
     }
+}
+
+/// `out (c x r) = a^T`, `a` row-major `r x c`: 8 x 8 blocks transposed in AVX2 registers where
+/// the CPU has them (the training engine's `dY^T` for the weight gradients), plain loops for
+/// the edges and elsewhere. Exact: it only moves values. Panics when the buffers do not hold
+/// `r x c` values.
+pub(crate) fn transpose(a: &[f32], r: usize, c: usize, out: &mut [f32]) {
+    assert!(
+        a.len() == r * c && out.len() == r * c,
+        "transpose buffers are not {r} x {c}"
+    );
+    #[cfg(target_arch = "x86_64")]
+    if available() {
+        // SAFETY: AVX2 checked just above; both buffers hold r x c values (asserted).
+        unsafe { transpose_avx2(a, r, c, out) };
+        return;
+    }
+    transpose_edges(a, r, c, out, 0, 0);
+}
+
+/// The plain transpose of the rows from `r0` and, above them, of the columns from `c0` (the
+/// part the 8 x 8 blocks left): rows `0..r0` only for columns `c0..`, rows `r0..` for all.
+fn transpose_edges(a: &[f32], r: usize, c: usize, out: &mut [f32], r0: usize, c0: usize) {
+    for i in 0..r0 {
+        for j in c0..c {
+            out[j * r + i] = a[i * c + j];
+        }
+    }
+    for i in r0..r {
+        for j in 0..c {
+            out[j * r + i] = a[i * c + j];
+        }
+    }
+}
+
+/// [`transpose`] with 8 x 8 AVX2 blocks.
+/// # Safety
+/// The CPU has AVX2, and `a` and `out` each hold `r * c` values.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn transpose_avx2(a: &[f32], r: usize, c: usize, out: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let (r8, c8) = (r / 8 * 8, c / 8 * 8);
+    let (src, dst) = (a.as_ptr(), out.as_mut_ptr());
+    for i in (0..r8).step_by(8) {
+        for j in (0..c8).step_by(8) {
+            // SAFETY: rows i..i+8 and columns j..j+8 lie inside the r x c buffers.
+            unsafe {
+                let p = src.add(i * c + j);
+                let r0 = _mm256_loadu_ps(p);
+                let r1 = _mm256_loadu_ps(p.add(c));
+                let r2 = _mm256_loadu_ps(p.add(2 * c));
+                let r3 = _mm256_loadu_ps(p.add(3 * c));
+                let r4 = _mm256_loadu_ps(p.add(4 * c));
+                let r5 = _mm256_loadu_ps(p.add(5 * c));
+                let r6 = _mm256_loadu_ps(p.add(6 * c));
+                let r7 = _mm256_loadu_ps(p.add(7 * c));
+                let t0 = _mm256_unpacklo_ps(r0, r1);
+                let t1 = _mm256_unpackhi_ps(r0, r1);
+                let t2 = _mm256_unpacklo_ps(r2, r3);
+                let t3 = _mm256_unpackhi_ps(r2, r3);
+                let t4 = _mm256_unpacklo_ps(r4, r5);
+                let t5 = _mm256_unpackhi_ps(r4, r5);
+                let t6 = _mm256_unpacklo_ps(r6, r7);
+                let t7 = _mm256_unpackhi_ps(r6, r7);
+                let s0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+                let s1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+                let s2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+                let s3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+                let s4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+                let s5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+                let s6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+                let s7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+                let q = dst.add(j * r + i);
+                _mm256_storeu_ps(q, _mm256_permute2f128_ps::<0x20>(s0, s4));
+                _mm256_storeu_ps(q.add(r), _mm256_permute2f128_ps::<0x20>(s1, s5));
+                _mm256_storeu_ps(q.add(2 * r), _mm256_permute2f128_ps::<0x20>(s2, s6));
+                _mm256_storeu_ps(q.add(3 * r), _mm256_permute2f128_ps::<0x20>(s3, s7));
+                _mm256_storeu_ps(q.add(4 * r), _mm256_permute2f128_ps::<0x31>(s0, s4));
+                _mm256_storeu_ps(q.add(5 * r), _mm256_permute2f128_ps::<0x31>(s1, s5));
+                _mm256_storeu_ps(q.add(6 * r), _mm256_permute2f128_ps::<0x31>(s2, s6));
+                _mm256_storeu_ps(q.add(7 * r), _mm256_permute2f128_ps::<0x31>(s3, s7));
+            }
+        }
+    }
+    transpose_edges(a, r, c, out, r8, c8);
 }

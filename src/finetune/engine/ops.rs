@@ -3,6 +3,7 @@
 //! f32 sums: [`Products`]), the attention backward (from `kernels::train`), layer norm and
 //! GELU (erf) forward and backward.
 
+use crate::encode::kernels::train::transpose;
 pub(super) use crate::encode::kernels::train::{attention_back, Attn};
 use crate::encode::kernels::{self, Bf16Linear, Epilogue, PackedLinear};
 use rayon::prelude::*;
@@ -108,20 +109,6 @@ pub(super) fn weight_grad(
     }
     for (j, b) in db.iter_mut().enumerate() {
         *b += dyt[j * m..(j + 1) * m].iter().sum::<f32>();
-    }
-}
-
-/// `out (c x r) = a^T`, `a` row-major `r x c`, in cache-sized blocks.
-fn transpose(a: &[f32], r: usize, c: usize, out: &mut [f32]) {
-    const B: usize = 32;
-    for i0 in (0..r).step_by(B) {
-        for j0 in (0..c).step_by(B) {
-            for i in i0..(i0 + B).min(r) {
-                for j in j0..(j0 + B).min(c) {
-                    out[j * r + i] = a[i * c + j];
-                }
-            }
-        }
     }
 }
 
