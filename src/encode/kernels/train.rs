@@ -128,16 +128,44 @@ fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
     }
 }
 
+/// `out = sum_i w(i) row(i)` over `i in 0..n`, in that order; for the heads' usual width of 32
+/// the sum is held in a local array the compiler keeps in registers.
+#[inline(always)]
+fn weighted_rows<'a>(
+    out: &mut [f32],
+    n: usize,
+    w: impl Fn(usize) -> f32,
+    row: impl Fn(usize) -> &'a [f32],
+) {
+    if out.len() == 32 {
+        let mut acc = [0f32; 32];
+        for i in 0..n {
+            let (s, r) = (w(i), &row(i)[..32]);
+            for d in 0..32 {
+                acc[d] += s * r[d];
+            }
+        }
+        out.copy_from_slice(&acc);
+    } else {
+        out.iter_mut().for_each(|v| *v = 0.0);
+        for i in 0..n {
+            axpy(out, w(i), row(i));
+        }
+    }
+}
+
 /// Backward of [`attention`] for one sequence: `dctx` its `len x h` output gradient, `dqkv`
-/// receives its `len x 3h` input gradient.
+/// receives its `len x 3h` input gradient. Per head: the score gradients `dS` of every query
+/// first, then each row of `dV`, `dQ` and `dK` summed on its own (in a local array, not
+/// scattered over `dqkv` one term at a time), in the same order of terms as before.
 #[inline(always)]
 fn attention_back_body(qkv: &[f32], a: Attn, probs_t: &[f32], dctx: &[f32], dqkv: &mut [f32]) {
     let Attn { len, heads, hd } = a;
     let h = heads * hd;
     let scale = 1.0 / (hd as f32).sqrt();
     let mut vt = vec![0f32; hd * len];
-    let mut ds = vec![0f32; len];
     let mut p = vec![0f32; len * len];
+    let mut ds = vec![0f32; len * len];
     dqkv.iter_mut().for_each(|v| *v = 0.0);
     for head in 0..heads {
         let (qo, ko, vo) = (head * hd, h + head * hd, 2 * h + head * hd);
@@ -153,31 +181,36 @@ fn attention_back_body(qkv: &[f32], a: Attn, probs_t: &[f32], dctx: &[f32], dqkv
                 p[i * len + j] = pt[j * len + i];
             }
         }
+        let dc = |i: usize| &dctx[i * h + head * hd..i * h + (head + 1) * hd];
         for i in 0..len {
             let pr = &p[i * len..(i + 1) * len];
-            let dc = &dctx[i * h + head * hd..i * h + (head + 1) * hd];
-            // dP = dC V^T (row i), dV += P^T dC
-            ds.iter_mut().for_each(|v| *v = 0.0);
+            let dsr = &mut ds[i * len..(i + 1) * len];
+            // dP = dC V^T (row i)
+            dsr.iter_mut().for_each(|v| *v = 0.0);
+            let dci = dc(i);
             for d in 0..hd {
-                axpy(&mut ds, dc[d], &vt[d * len..(d + 1) * len]);
-            }
-            for (j, &pj) in pr.iter().enumerate() {
-                axpy(&mut dqkv[j * 3 * h + vo..j * 3 * h + vo + hd], pj, dc);
+                axpy(dsr, dci[d], &vt[d * len..(d + 1) * len]);
             }
             // dS = P (dP - sum(P dP))
-            let dot: f32 = pr.iter().zip(&ds).map(|(p, d)| p * d).sum();
-            for (d, &pj) in ds.iter_mut().zip(pr) {
+            let dot: f32 = pr.iter().zip(dsr.iter()).map(|(p, d)| p * d).sum();
+            for (d, &pj) in dsr.iter_mut().zip(pr) {
                 *d = pj * (*d - dot) * scale;
             }
-            // dQ_i = dS_i K, dK_j += dS_ij Q_i
-            let dq = &mut dqkv[i * 3 * h + qo..i * 3 * h + qo + hd];
-            for (j, &s) in ds.iter().enumerate() {
-                axpy(dq, s, &qkv[j * 3 * h + ko..j * 3 * h + ko + hd]);
-            }
-            let q = &qkv[i * 3 * h + qo..i * 3 * h + qo + hd];
-            for (j, &s) in ds.iter().enumerate() {
-                axpy(&mut dqkv[j * 3 * h + ko..j * 3 * h + ko + hd], s, q);
-            }
+        }
+        let q = |i: usize| &qkv[i * 3 * h + qo..i * 3 * h + qo + hd];
+        let k = |j: usize| &qkv[j * 3 * h + ko..j * 3 * h + ko + hd];
+        for j in 0..len {
+            // dV_j = sum_i P(i, j) dC_i
+            let row = &mut dqkv[j * 3 * h + vo..j * 3 * h + vo + hd];
+            weighted_rows(row, len, |i| pt[j * len + i], dc);
+            // dK_j = sum_i dS(i, j) Q_i
+            let row = &mut dqkv[j * 3 * h + ko..j * 3 * h + ko + hd];
+            weighted_rows(row, len, |i| ds[i * len + j], q);
+        }
+        for i in 0..len {
+            // dQ_i = sum_j dS(i, j) K_j
+            let row = &mut dqkv[i * 3 * h + qo..i * 3 * h + qo + hd];
+            weighted_rows(row, len, |j| ds[i * len + j], k);
         }
     }
 }
