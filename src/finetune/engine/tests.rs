@@ -149,6 +149,20 @@ fn input<'a>(
     }
 }
 
+/// The candle path's model of `inp` with its top `layers` layers tuned (fresh heads).
+fn model<'a>(inp: &FinetuneInput<'a>, layers: usize) -> Model<'a> {
+    let cfg = FinetuneConfig {
+        layers,
+        ..FinetuneConfig::default()
+    };
+    Model {
+        cfg: inp.config,
+        tasks: inp.tasks,
+        device: Device::Cpu,
+        p: Params::new(inp, &cfg).unwrap(),
+    }
+}
+
 fn rel(a: &[f32], b: &[f32]) -> f64 {
     let d: f64 = a.iter().zip(b).map(|(x, y)| ((x - y) as f64).powi(2)).sum();
     let n: f64 = b.iter().map(|y| (*y as f64).powi(2)).sum();
@@ -171,16 +185,7 @@ fn grads_match(
     let heads = vec![None, None];
     let train = examples(12, 3, 1);
     let inp = input(&dir, &cfg_b, &ts, &heads, &train, &train, Engine::Own, "ck");
-    let cfg = FinetuneConfig {
-        layers,
-        ..FinetuneConfig::default()
-    };
-    let model = Model {
-        cfg: &cfg_b,
-        tasks: &ts,
-        device: Device::Cpu,
-        p: Params::new(&inp, &cfg).unwrap(),
-    };
+    let model = model(&inp, layers);
     let ex: Vec<&Example> = train.iter().collect();
     let loss = candle_loss(&model, &ts[0], &ex, 0.1, &mut Rng::new(5)).unwrap();
     let store = loss.backward().unwrap();
@@ -247,16 +252,7 @@ fn evaluation_on_the_own_kernels_matches_candle() {
     // 150 dev texts of two tasks: more than one chunk of 64 for each
     let dev = examples(150, 9, 2);
     let inp = input(&dir, &cfg_b, &ts, &heads, &dev, &dev, Engine::Own, "ck");
-    let cfg = FinetuneConfig {
-        layers: DEPTH,
-        ..FinetuneConfig::default()
-    };
-    let model = Model {
-        cfg: &cfg_b,
-        tasks: &ts,
-        device: Device::Cpu,
-        p: Params::new(&inp, &cfg).unwrap(),
-    };
+    let model = model(&inp, DEPTH);
     let (acc_c, logits_c) = model.evaluate(&dev).unwrap();
     let mut own = OwnEngine::new(&model.p, shape(), &ts, Products::F32).unwrap();
     // the weights are read back in, as for the kept weights at the end of a run
