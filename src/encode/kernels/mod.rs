@@ -66,6 +66,52 @@ pub(crate) fn linear_on(
     }
 }
 
+/// [`linear`] with the output columns cut into `parts` ranges of whole weight panels, run at
+/// once on the current rayon pool: each thread reads only its share of the weights, which is
+/// what bounds a product of few rows (one comment's tokens). The output bits are those of
+/// [`linear`] (each column is computed by the same tile in the same order).
+pub(crate) fn linear_cols(
+    x: &[f32],
+    m: usize,
+    w: &PackedLinear,
+    out: &mut [f32],
+    ep: Epilogue,
+    parts: usize,
+) {
+    let wide = use_avx512();
+    cpu::check_call(x, m, w.k, w.n, out, ep, wide);
+    // Ranges that start at even panels (an AVX-512 tile takes two); the last one ends at the
+    // last panel, odd or not.
+    let panels = w.n / cpu::NR;
+    let parts = parts.clamp(1, (panels / 2).max(1));
+    let cut = |j: usize| if j == parts { panels } else { 2 * (panels / 2 * j / parts) };
+    let ranges: Vec<std::ops::Range<usize>> = (0..parts).map(|j| cut(j)..cut(j + 1)).collect();
+    if ranges.len() <= 1 {
+        return linear_on(x, m, w, out, ep, wide);
+    }
+    /// The output's address, shared by the threads that write disjoint columns of it.
+    #[derive(Clone, Copy)]
+    struct Out(*mut f32);
+    // SAFETY: each thread writes only the columns of its own panel range (see below).
+    unsafe impl Send for Out {}
+    unsafe impl Sync for Out {}
+    let o = Out(out.as_mut_ptr());
+    rayon::scope(|s| {
+        for r in ranges {
+            s.spawn(move |_| {
+                let o = o;
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: the CPU and the shapes checked by `check_call`; the ranges are disjoint
+                // and start at even panels, so no two threads write the same column, and `out`
+                // outlives the scope.
+                unsafe {
+                    packed::linear_panels(x, m, w, o.0, ep, wide, r)
+                }
+            });
+        }
+    });
+}
+
 /// `out (m x n) = epilogue(x (m x k) W^T + b)` with `W` in bf16 and `x` rounded to bf16,
 /// f32 sums, all row-major and contiguous (`--engine bf16`). Panics on a CPU without
 /// AVX512-BF16 ([`has_avx512_bf16`]) or on shapes that do not match.

@@ -111,6 +111,29 @@ pub(super) unsafe fn linear(
     ep: Epilogue,
     wide: bool,
 ) {
+    // SAFETY: as this function's contract; every panel, into the whole of `out`.
+    unsafe { linear_panels(x, m, w, out.as_mut_ptr(), ep, wide, 0..w.n / NR) }
+}
+
+/// [`linear`] for the output columns of the weight panels `panels` only (columns
+/// `panels.start * NR .. panels.end * NR` of every row): each of several threads can compute
+/// its own columns of one product, reading only its share of the weights (a lone comment's
+/// product is bound by reading them). The values written are those [`linear`] writes there.
+///
+/// # Safety
+/// As [`linear`]'s, with `out` pointing at the `m x w.n` output (and a residual in `ep` that
+/// long); `panels` within `0..w.n / NR`, starting at an even panel when `wide`; no other thread
+/// touches these columns of `out` during the call.
+#[cfg(target_arch = "x86_64")]
+pub(super) unsafe fn linear_panels(
+    x: &[f32],
+    m: usize,
+    w: &PackedLinear,
+    out: *mut f32,
+    ep: Epilogue,
+    wide: bool,
+    panels: std::ops::Range<usize>,
+) {
     APACK.with(|cell| {
         let mut apack = cell.borrow_mut();
         if apack.len() < MC * KC {
@@ -118,25 +141,27 @@ pub(super) unsafe fn linear(
         }
         // SAFETY: the CPU and the shapes as this function's contract; `apack` holds an
         // MC x KC block.
-        unsafe { linear_blocks(x, m, w, out, ep, &mut apack, wide) }
+        unsafe { linear_blocks(x, m, w, out, ep, &mut apack, wide, panels) }
     })
 }
 
 /// The body of [`linear`]: K blocks of [`KC`], row blocks of [`MC`] packed into `apack`,
-/// then every panel (pair of panels when `wide`) over them.
+/// then every panel of `panels` (pair of panels when `wide`) over them.
 ///
 /// # Safety
-/// As [`linear`]'s, and `apack` holds `MC x KC` values.
+/// As [`linear_panels`]'s, and `apack` holds `MC x KC` values.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
 unsafe fn linear_blocks(
     x: &[f32],
     m: usize,
     w: &PackedLinear,
-    out: &mut [f32],
+    out: *mut f32,
     ep: Epilogue,
     apack: &mut [f32],
     wide: bool,
+    panels: std::ops::Range<usize>,
 ) {
     // SAFETY: the CPU as the contract requires for every tile called; the loop bounds keep
     // every offset inside `x` (m x k), `out` (m x n), `apack` (MC x KC, one K block of at most
@@ -144,10 +169,10 @@ unsafe fn linear_blocks(
     // micro-panel (or two) and a whole output tile.
     unsafe {
         let (k, n) = (w.k, w.n);
-        let panels = n / NR;
+        let (p0, p1) = (panels.start, panels.end);
         let wp = w.data.as_slice().as_ptr();
         let xp = x.as_ptr();
-        let op = out.as_mut_ptr();
+        let op = out;
         let mut k0 = 0;
         while k0 < k {
             let kc = KC.min(k - k0);
@@ -183,7 +208,7 @@ unsafe fn linear_blocks(
                 if wide {
                     // AVX-512: 12 x 32 tiles (two micro-panels, two weight panels); an odd last
                     // panel goes on below
-                    for p in (0..panels - panels % 2).step_by(2) {
+                    for p in (p0..p1 - (p1 - p0) % 2).step_by(2) {
                         let b0 = wp.add(p * k * NR + k0 * NR);
                         let b1 = b0.add(k * NR);
                         let mut i = i0;
@@ -206,8 +231,8 @@ unsafe fn linear_blocks(
                         }
                     }
                 }
-                let narrow = if wide { panels - panels % 2 } else { 0 };
-                for p in narrow..panels {
+                let narrow = if wide { p1 - (p1 - p0) % 2 } else { p0 };
+                for p in narrow..p1 {
                     let bp = wp.add(p * k * NR + k0 * NR);
                     let mut i = i0;
                     while i < i1 {

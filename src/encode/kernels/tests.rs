@@ -89,6 +89,43 @@ fn linear_matches_a_plain_matmul_with_every_epilogue() {
 }
 
 #[test]
+fn linear_split_by_columns_gives_the_bits_of_one_thread() {
+    if !available() {
+        eprintln!("SKIP: no AVX2 + FMA on this CPU");
+        return;
+    }
+    // n of 1, 3 (odd), 5 and 24 panels; one row, a partial tile, more than one MC block; 2, 3
+    // and more parts than panel pairs
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(3)
+        .build()
+        .unwrap();
+    for &(m, k, n) in &[(1, 40, 16), (13, 384, 48), (5, 700, 80), (200, 384, 384)] {
+        let x = rnd(m * k, 5);
+        let w = rnd(n * k, 6);
+        let res = rnd(m * n, 7);
+        let pl = PackedLinear::pack(&w, n, k, rnd(n, 8));
+        for ep in [
+            Epilogue::Bias,
+            Epilogue::BiasGelu,
+            Epilogue::BiasResidual(&res),
+        ] {
+            let mut want = vec![f32::NAN; m * n];
+            linear(&x, m, &pl, &mut want, ep);
+            for parts in [2, 3, 16] {
+                let mut got = vec![f32::NAN; m * n];
+                pool.install(|| linear_cols(&x, m, &pl, &mut got, ep, parts));
+                let same = got
+                    .iter()
+                    .zip(&want)
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(same, "m{m} k{k} n{n} in {parts} parts differs from one thread");
+            }
+        }
+    }
+}
+
+#[test]
 fn gelu_is_the_erf_form_to_float_precision() {
     if !available() {
         eprintln!("SKIP: no AVX2 + FMA on this CPU");
