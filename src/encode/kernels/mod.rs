@@ -84,7 +84,13 @@ pub(crate) fn linear_cols(
     // last panel, odd or not.
     let panels = w.n / cpu::NR;
     let parts = parts.clamp(1, (panels / 2).max(1));
-    let cut = |j: usize| if j == parts { panels } else { 2 * (panels / 2 * j / parts) };
+    let cut = |j: usize| {
+        if j == parts {
+            panels
+        } else {
+            2 * (panels / 2 * j / parts)
+        }
+    };
     let ranges: Vec<std::ops::Range<usize>> = (0..parts).map(|j| cut(j)..cut(j + 1)).collect();
     if ranges.len() <= 1 {
         return linear_on(x, m, w, out, ep, wide);

@@ -119,7 +119,10 @@ fn linear_split_by_columns_gives_the_bits_of_one_thread() {
                     .iter()
                     .zip(&want)
                     .all(|(a, b)| a.to_bits() == b.to_bits());
-                assert!(same, "m{m} k{k} n{n} in {parts} parts differs from one thread");
+                assert!(
+                    same,
+                    "m{m} k{k} n{n} in {parts} parts differs from one thread"
+                );
             }
         }
     }
@@ -496,6 +499,113 @@ fn amx_tiles_give_the_vnni_and_avx2_tiles_results_bit_for_bit() {
                 }
             }
             assert!(amx.iter().all(|v| v.is_finite()));
+        }
+    }
+}
+
+/// The training engine's attention backward as plain loops, one output at a time: each row of
+/// `dP` by `axpy` over the head's width, each row of `dV`, `dK`, `dQ` summed over the
+/// sequence in order (the engine's first version). The blocked loops must give its bits.
+fn attention_back_reference(
+    qkv: &[f32],
+    len: usize,
+    heads: usize,
+    hd: usize,
+    probs_t: &[f32],
+    dctx: &[f32],
+) -> Vec<f32> {
+    let h = heads * hd;
+    let scale = 1.0 / (hd as f32).sqrt();
+    let mut dqkv = vec![0f32; qkv.len()];
+    let sum = |n: usize, w: &dyn Fn(usize) -> f32, row: &dyn Fn(usize) -> Vec<f32>| {
+        let mut acc = vec![0f32; hd];
+        for i in 0..n {
+            let (s, r) = (w(i), row(i));
+            for d in 0..hd {
+                acc[d] += s * r[d];
+            }
+        }
+        acc
+    };
+    for head in 0..heads {
+        let (qo, ko, vo) = (head * hd, h + head * hd, 2 * h + head * hd);
+        let pt = &probs_t[head * len * len..(head + 1) * len * len];
+        let at = |i: usize, o: usize| qkv[i * 3 * h + o..i * 3 * h + o + hd].to_vec();
+        let dc = |i: usize| dctx[i * h + head * hd..i * h + (head + 1) * hd].to_vec();
+        let mut ds = vec![0f32; len * len];
+        for i in 0..len {
+            let dci = dc(i);
+            let row = &mut ds[i * len..(i + 1) * len];
+            for d in 0..hd {
+                for (j, v) in row.iter_mut().enumerate() {
+                    *v += dci[d] * qkv[j * 3 * h + vo + d];
+                }
+            }
+            let dot: f32 = (0..len).map(|j| pt[j * len + i] * row[j]).sum();
+            for (j, v) in row.iter_mut().enumerate() {
+                *v = pt[j * len + i] * (*v - dot) * scale;
+            }
+        }
+        for j in 0..len {
+            let dv = sum(len, &|i| pt[j * len + i], &dc);
+            let dk = sum(len, &|i| ds[i * len + j], &|i| at(i, qo));
+            let dq = sum(len, &|i| ds[j * len + i], &|i| at(i, ko));
+            dqkv[j * 3 * h + vo..j * 3 * h + vo + hd].copy_from_slice(&dv);
+            dqkv[j * 3 * h + ko..j * 3 * h + ko + hd].copy_from_slice(&dk);
+            dqkv[j * 3 * h + qo..j * 3 * h + qo + hd].copy_from_slice(&dq);
+        }
+    }
+    dqkv
+}
+
+/// The blocked attention backward gives the bits of the plain loops, for sequences shorter
+/// than a block, with and without partial blocks of rows and columns, and heads of width 32
+/// (blocked) and 16 (one row at a time), on every vector width the CPU runs.
+#[test]
+fn blocked_attention_backward_gives_the_bits_of_plain_loops() {
+    use super::train::{attention_back_on, Attn, Width};
+    if !available() {
+        eprintln!("SKIP training attention: the CPU lacks AVX2 + FMA");
+        return;
+    }
+    let mut widths = vec![Width::Base, Width::Avx2];
+    if has_avx512() {
+        widths.push(Width::Avx512);
+    }
+    for (len, heads, hd) in [
+        (1, 2, 32),
+        (3, 1, 32),
+        (16, 2, 32),
+        (37, 3, 32),
+        (64, 2, 32),
+        (21, 2, 16),
+    ] {
+        let a = Attn { len, heads, hd };
+        let h = heads * hd;
+        let qkv: Vec<f32> = rnd(len * 3 * h, 11).iter().map(|v| v * 4.0).collect();
+        let dctx = rnd(len * h, 12);
+        let mut ctx = vec![0f32; len * h];
+        let mut probs_t = vec![0f32; heads * len * len];
+        attention_keep(
+            &qkv,
+            len,
+            h,
+            heads,
+            &mut ctx,
+            &mut AttnScratch::default(),
+            &mut probs_t,
+        );
+        let want = attention_back_reference(&qkv, len, heads, hd, &probs_t, &dctx);
+        assert!(want.iter().any(|v| *v != 0.0));
+        for &w in &widths {
+            let mut got = vec![1f32; qkv.len()];
+            attention_back_on(&qkv, a, &probs_t, &dctx, &mut got, w);
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(
+                bits(&got),
+                bits(&want),
+                "len {len} heads {heads} hd {hd} on {w:?}"
+            );
         }
     }
 }

@@ -154,44 +154,98 @@ fn weighted_rows<'a>(
     }
 }
 
+/// Rows of an output block: the queries (or keys) whose sums are held in registers at once.
+const RB: usize = 4;
+/// Columns of a score row held at once (one AVX-512 vector).
+const CB: usize = 16;
+
+/// `out_r = sum_i w(r, i) row(i)` for `r in 0..R`, each over `i in 0..n` in that order: the
+/// sums of [`weighted_rows`] for `R` outputs at once, for heads of width 32, so that each
+/// `row(i)` is loaded once for `R` outputs (the same terms in the same order: the same bits).
+#[inline(always)]
+fn weighted_rows_block<'a, const R: usize>(
+    n: usize,
+    w: impl Fn(usize, usize) -> f32,
+    row: impl Fn(usize) -> &'a [f32],
+) -> [[f32; 32]; R] {
+    let mut acc = [[0f32; 32]; R];
+    for i in 0..n {
+        let x: &[f32; 32] = row(i)[..32].try_into().expect("a head of width 32");
+        for (r, a) in acc.iter_mut().enumerate() {
+            let s = w(r, i);
+            for d in 0..32 {
+                a[d] += s * x[d];
+            }
+        }
+    }
+    acc
+}
+
 /// Backward of [`attention`] for one sequence: `dctx` its `len x h` output gradient, `dqkv`
 /// receives its `len x 3h` input gradient. Per head: the score gradients `dS` of every query
 /// first, then each row of `dV`, `dQ` and `dK` summed on its own (in a local array, not
-/// scattered over `dqkv` one term at a time), in the same order of terms as before.
+/// scattered over `dqkv` one term at a time). Every sum takes its terms in one fixed order
+/// (`dP` over the head's width, the others over the sequence), whether its output is computed
+/// alone or in a block of [`RB`] rows (x [`CB`] columns for `dP`) held in registers, so the
+/// result has the same bits either way.
 #[inline(always)]
 fn attention_back_body(qkv: &[f32], a: Attn, probs_t: &[f32], dctx: &[f32], dqkv: &mut [f32]) {
     let Attn { len, heads, hd } = a;
     let h = heads * hd;
     let scale = 1.0 / (hd as f32).sqrt();
+    let mut vrows = vec![0f32; len * hd];
     let mut vt = vec![0f32; hd * len];
     let mut p = vec![0f32; len * len];
     let mut ds = vec![0f32; len * len];
     dqkv.iter_mut().for_each(|v| *v = 0.0);
     for head in 0..heads {
         let (qo, ko, vo) = (head * hd, h + head * hd, 2 * h + head * hd);
+        // V^T of this head (its rows gathered, then transposed in blocks)
         for j in 0..len {
-            for d in 0..hd {
-                vt[d * len + j] = qkv[j * 3 * h + vo + d];
-            }
+            vrows[j * hd..(j + 1) * hd].copy_from_slice(&qkv[j * 3 * h + vo..j * 3 * h + vo + hd]);
         }
+        transpose(&vrows, len, hd, &mut vt);
         // P of this head, queries down (it was kept keys down)
         let pt = &probs_t[head * len * len..(head + 1) * len * len];
-        for j in 0..len {
-            for i in 0..len {
-                p[i * len + j] = pt[j * len + i];
+        transpose(pt, len, len, &mut p);
+        let dc = |i: usize| &dctx[i * h + head * hd..i * h + (head + 1) * hd];
+        // dP = dC V^T, RB queries x CB keys at a time (each sum over d in order), the rest of
+        // the rows and columns one by one in the same order
+        let full_rows = len - len % RB;
+        let full_cols = len - len % CB;
+        for i0 in (0..full_rows).step_by(RB) {
+            let dci: [&[f32]; RB] = std::array::from_fn(|r| dc(i0 + r));
+            for j0 in (0..full_cols).step_by(CB) {
+                let mut acc = [[0f32; CB]; RB];
+                for d in 0..hd {
+                    let v: &[f32; CB] = vt[d * len + j0..d * len + j0 + CB]
+                        .try_into()
+                        .expect("CB columns");
+                    for (r, a) in acc.iter_mut().enumerate() {
+                        let c = dci[r][d];
+                        for j in 0..CB {
+                            a[j] += c * v[j];
+                        }
+                    }
+                }
+                for (r, a) in acc.iter().enumerate() {
+                    ds[(i0 + r) * len + j0..(i0 + r) * len + j0 + CB].copy_from_slice(a);
+                }
             }
         }
-        let dc = |i: usize| &dctx[i * h + head * hd..i * h + (head + 1) * hd];
+        for i in 0..len {
+            let dci = dc(i);
+            let from = if i < full_rows { full_cols } else { 0 };
+            let dsr = &mut ds[i * len + from..(i + 1) * len];
+            dsr.iter_mut().for_each(|v| *v = 0.0);
+            for d in 0..hd {
+                axpy(dsr, dci[d], &vt[d * len + from..(d + 1) * len]);
+            }
+        }
+        // dS = P (dP - sum(P dP))
         for i in 0..len {
             let pr = &p[i * len..(i + 1) * len];
             let dsr = &mut ds[i * len..(i + 1) * len];
-            // dP = dC V^T (row i)
-            dsr.iter_mut().for_each(|v| *v = 0.0);
-            let dci = dc(i);
-            for d in 0..hd {
-                axpy(dsr, dci[d], &vt[d * len..(d + 1) * len]);
-            }
-            // dS = P (dP - sum(P dP))
             let dot: f32 = pr.iter().zip(dsr.iter()).map(|(p, d)| p * d).sum();
             for (d, &pj) in dsr.iter_mut().zip(pr) {
                 *d = pj * (*d - dot) * scale;
@@ -199,18 +253,30 @@ fn attention_back_body(qkv: &[f32], a: Attn, probs_t: &[f32], dctx: &[f32], dqkv
         }
         let q = |i: usize| &qkv[i * 3 * h + qo..i * 3 * h + qo + hd];
         let k = |j: usize| &qkv[j * 3 * h + ko..j * 3 * h + ko + hd];
-        for j in 0..len {
-            // dV_j = sum_i P(i, j) dC_i
+        let blocked = if hd == 32 { full_rows } else { 0 };
+        for j0 in (0..blocked).step_by(RB) {
+            // dV_j = sum_i P(i, j) dC_i, dK_j = sum_i dS(i, j) Q_i
+            let dv = weighted_rows_block::<RB>(len, |r, i| pt[(j0 + r) * len + i], dc);
+            let dk = weighted_rows_block::<RB>(len, |r, i| ds[i * len + j0 + r], q);
+            for r in 0..RB {
+                let j = j0 + r;
+                dqkv[j * 3 * h + vo..j * 3 * h + vo + hd].copy_from_slice(&dv[r]);
+                dqkv[j * 3 * h + ko..j * 3 * h + ko + hd].copy_from_slice(&dk[r]);
+            }
+            // dQ_i = sum_j dS(i, j) K_j (here i = j0 + r)
+            let dq = weighted_rows_block::<RB>(len, |r, j| ds[(j0 + r) * len + j], k);
+            for (r, row) in dq.iter().enumerate() {
+                let i = j0 + r;
+                dqkv[i * 3 * h + qo..i * 3 * h + qo + hd].copy_from_slice(row);
+            }
+        }
+        for j in blocked..len {
             let row = &mut dqkv[j * 3 * h + vo..j * 3 * h + vo + hd];
             weighted_rows(row, len, |i| pt[j * len + i], dc);
-            // dK_j = sum_i dS(i, j) Q_i
             let row = &mut dqkv[j * 3 * h + ko..j * 3 * h + ko + hd];
             weighted_rows(row, len, |i| ds[i * len + j], q);
-        }
-        for i in 0..len {
-            // dQ_i = sum_j dS(i, j) K_j
-            let row = &mut dqkv[i * 3 * h + qo..i * 3 * h + qo + hd];
-            weighted_rows(row, len, |j| ds[i * len + j], k);
+            let row = &mut dqkv[j * 3 * h + qo..j * 3 * h + qo + hd];
+            weighted_rows(row, len, |i2| ds[j * len + i2], k);
         }
     }
 }
