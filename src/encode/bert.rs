@@ -424,19 +424,22 @@ impl PackedBert {
     }
 }
 
-/// Below this many token rows an f32 layer on several threads is split by output columns:
-/// each thread reads only its columns' weights, and a product of few rows (one comment's
-/// tokens) is bound by reading them. One comment: 1.35-1.5x faster on 2 threads; a batch of 8
+/// Below this many token rows an f32 or int8 layer on several threads is split by output
+/// columns: each thread reads only its columns' weights, and a product of few rows (one
+/// comment's tokens) is bound by reading them. One comment: 1.35-1.5x faster on 2 threads; a batch of 8
 /// (200-400 rows) the same as by rows; batches of 32 (1,600 rows) 2-4% slower by columns, so
 /// they keep the rows (benches/results/serve_columns_20261207.md).
 const COLUMNS_BELOW: usize = 512;
 
 /// One linear layer on `threads` threads of the current rayon pool: split by output columns
-/// (f32, fewer than [`COLUMNS_BELOW`] rows) or by rows.
+/// (f32 and int8, fewer than [`COLUMNS_BELOW`] rows) or by rows.
 fn par_linear(x: &[f32], m: usize, w: &Linear, out: &mut [f32], ep: Epilogue, threads: usize) {
-    if let (Linear::F32(l), true) = (w, threads > 1 && m < COLUMNS_BELOW) {
-        kernels::linear_cols(x, m, l, out, ep, threads);
-        return;
+    if threads > 1 && m < COLUMNS_BELOW {
+        match w {
+            Linear::F32(l) => return kernels::linear_cols(x, m, l, out, ep, threads),
+            Linear::I8(l) => return kernels::qlinear_cols(x, m, l, out, ep, threads),
+            Linear::Bf16(_) => {}
+        }
     }
     let rows = m.div_ceil(threads.max(1)).div_ceil(kernels::MR) * kernels::MR;
     if threads <= 1 || m < 2 * kernels::MR * 4 {

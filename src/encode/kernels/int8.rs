@@ -197,7 +197,42 @@ pub(super) unsafe fn qlinear(
         s.oval.resize(MC * w.outliers, 0.0);
         // SAFETY: the CPU (AVX2 + FMA, AVX-512 VNNI when `wide`) and the shapes as this
         // function's contract; the buffers hold an MC-row block.
-        unsafe { qlinear_simd(x, m, w, out, ep, s, wide) }
+        unsafe { qlinear_simd(x, m, w, out.as_mut_ptr(), ep, s, wide, 0..w.n / NR) }
+    })
+}
+
+/// [`qlinear`] on the AVX2 or VNNI tiles (not AMX) for the output columns of the weight panels
+/// `panels` only: each of several threads can compute its own columns of one product (every
+/// thread quantizes all the rows, the same codes). The values written are those [`qlinear`]
+/// writes there.
+///
+/// # Safety
+/// As [`qlinear`]'s with `tiles` `Avx2` or `Vnni`, `out` pointing at the `m x w.n` output (and
+/// a residual in `ep` that long); `panels` within `0..w.n / NR`, starting at an even panel on
+/// `Vnni`; no other thread touches these columns of `out` during the call.
+#[cfg(target_arch = "x86_64")]
+pub(super) unsafe fn qlinear_panels(
+    x: &[f32],
+    m: usize,
+    w: &QLinear,
+    out: *mut f32,
+    ep: Epilogue,
+    tiles: Tiles,
+    panels: std::ops::Range<usize>,
+) {
+    let wide = tiles == Tiles::Vnni;
+    QPACK.with(|cell| {
+        let mut s = cell.borrow_mut();
+        let s = &mut *s;
+        if s.codes.len() < MC * w.kp {
+            s.codes.resize(MC * w.kp, 0);
+        }
+        s.scale.resize(MC, 1.0);
+        s.zero.resize(MC, 0);
+        s.oidx.resize(MC * w.outliers, 0);
+        s.oval.resize(MC * w.outliers, 0.0);
+        // SAFETY: as this function's contract; the buffers hold an MC-row block.
+        unsafe { qlinear_simd(x, m, w, out, ep, s, wide, panels) }
     })
 }
 
@@ -205,17 +240,19 @@ pub(super) unsafe fn qlinear(
 /// AVX2's for an odd last panel).
 ///
 /// # Safety
-/// As [`qlinear`]'s, and `s` holds an MC-row block for `w`.
+/// As [`qlinear_panels`]'s, and `s` holds an MC-row block for `w`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
 unsafe fn qlinear_simd(
     x: &[f32],
     m: usize,
     w: &QLinear,
-    out: &mut [f32],
+    out: *mut f32,
     ep: Epilogue,
     s: &mut QScratch,
     wide: bool,
+    panels: std::ops::Range<usize>,
 ) {
     // SAFETY: the CPU as the contract requires; rows of `x` are sliced (bounds-checked), the
     // codes of an MC-row block fit `s` (sized by `qlinear`), and each tile's operands
@@ -223,7 +260,8 @@ unsafe fn qlinear_simd(
     unsafe {
         let (k, kp, n) = (w.k, w.kp, w.n);
         let groups = kp / 4;
-        let op = out.as_mut_ptr();
+        let op = out;
+        let (p0, p1) = (panels.start, panels.end);
         let mut i0 = 0;
         while i0 < m {
             let i1 = (i0 + MC).min(m);
@@ -242,11 +280,10 @@ unsafe fn qlinear_simd(
                 s.scale[r] = q.scale;
                 s.zero[r] = q.zero;
             }
-            let panels = n / NR;
-            let pairs = if wide { panels / 2 } else { 0 };
+            let pairs = if wide { (p1 - p0) / 2 } else { 0 };
             for p in 0..pairs {
                 // AVX-512: 12 x 32 tiles on two panels
-                let col = 2 * p * NR;
+                let col = (p0 + 2 * p) * NR;
                 let mut i = i0;
                 while i < i1 {
                     let rows = (2 * MR).min(i1 - i);
@@ -259,7 +296,7 @@ unsafe fn qlinear_simd(
                     i += rows;
                 }
             }
-            for p in 2 * pairs..panels {
+            for p in p0 + 2 * pairs..p1 {
                 let col = p * NR;
                 let mut i = i0;
                 while i < i1 {

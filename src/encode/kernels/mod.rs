@@ -80,9 +80,67 @@ pub(crate) fn linear_cols(
 ) {
     let wide = use_avx512();
     cpu::check_call(x, m, w.k, w.n, out, ep, wide);
-    // Ranges that start at even panels (an AVX-512 tile takes two); the last one ends at the
-    // last panel, odd or not.
-    let panels = w.n / cpu::NR;
+    let ranges = column_ranges(w.n, parts);
+    if ranges.len() <= 1 {
+        return linear_on(x, m, w, out, ep, wide);
+    }
+    let o = SharedOut(out.as_mut_ptr());
+    on_pool(ranges, |r| {
+        let o = o;
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the CPU and the shapes checked by `check_call`; the ranges are disjoint and
+        // start at even panels, so no two threads write the same column, and `out` outlives
+        // the calls (`on_pool` returns when all have ended).
+        unsafe {
+            packed::linear_panels(x, m, w, o.0, ep, wide, r)
+        }
+    });
+}
+
+/// [`qlinear`] with the output columns split as [`linear_cols`] splits them (each thread
+/// quantizes every row, the same codes, and reads only its share of the weights); the output
+/// bits are those of [`qlinear`]. On AMX tiles, which work on 32-column blocks of their own,
+/// it is [`qlinear`].
+pub(crate) fn qlinear_cols(
+    x: &[f32],
+    m: usize,
+    w: &QLinear,
+    out: &mut [f32],
+    ep: Epilogue,
+    parts: usize,
+) {
+    let tiles = int8_tiles();
+    let ranges = column_ranges(w.n, parts);
+    if ranges.len() <= 1 || tiles == Tiles::Amx {
+        return qlinear_on(x, m, w, out, ep, tiles);
+    }
+    cpu::check_call(x, m, w.k, w.n, out, ep, tiles == Tiles::Vnni);
+    let o = SharedOut(out.as_mut_ptr());
+    on_pool(ranges, |r| {
+        let o = o;
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the tiles `int8_tiles` chose run on this CPU (AVX2 + FMA; AVX-512 VNNI for
+        // `Vnni`, checked by `check_call`), the shapes checked there; disjoint ranges that
+        // start at even panels, `out` outliving the calls.
+        unsafe {
+            int8::qlinear_panels(x, m, w, o.0, ep, tiles, r)
+        }
+    });
+}
+
+/// An output's address, shared by the threads that write disjoint columns of it.
+#[derive(Clone, Copy)]
+struct SharedOut(*mut f32);
+// SAFETY: only `linear_cols` and `qlinear_cols` make one, and each of their threads writes only
+// the columns of its own panel range.
+unsafe impl Send for SharedOut {}
+unsafe impl Sync for SharedOut {}
+
+/// `parts` ranges of the `n / NR` weight panels of an `n`-output layer (fewer when there are
+/// fewer pairs of panels), each starting at an even panel (an AVX-512 tile takes two); the
+/// last ends at the last panel, odd or not.
+fn column_ranges(n: usize, parts: usize) -> Vec<std::ops::Range<usize>> {
+    let panels = n / cpu::NR;
     let parts = parts.clamp(1, (panels / 2).max(1));
     let cut = |j: usize| {
         if j == parts {
@@ -91,29 +149,15 @@ pub(crate) fn linear_cols(
             2 * (panels / 2 * j / parts)
         }
     };
-    let ranges: Vec<std::ops::Range<usize>> = (0..parts).map(|j| cut(j)..cut(j + 1)).collect();
-    if ranges.len() <= 1 {
-        return linear_on(x, m, w, out, ep, wide);
-    }
-    /// The output's address, shared by the threads that write disjoint columns of it.
-    #[derive(Clone, Copy)]
-    struct Out(*mut f32);
-    // SAFETY: each thread writes only the columns of its own panel range (see below).
-    unsafe impl Send for Out {}
-    unsafe impl Sync for Out {}
-    let o = Out(out.as_mut_ptr());
+    (0..parts).map(|j| cut(j)..cut(j + 1)).collect()
+}
+
+/// Runs `f` on every range at once on the current rayon pool; returns when all have ended.
+fn on_pool(ranges: Vec<std::ops::Range<usize>>, f: impl Fn(std::ops::Range<usize>) + Sync) {
     rayon::scope(|s| {
         for r in ranges {
-            s.spawn(move |_| {
-                let o = o;
-                #[cfg(target_arch = "x86_64")]
-                // SAFETY: the CPU and the shapes checked by `check_call`; the ranges are disjoint
-                // and start at even panels, so no two threads write the same column, and `out`
-                // outlives the scope.
-                unsafe {
-                    packed::linear_panels(x, m, w, o.0, ep, wide, r)
-                }
-            });
+            let f = &f;
+            s.spawn(move |_| f(r));
         }
     });
 }

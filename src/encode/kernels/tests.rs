@@ -89,13 +89,13 @@ fn linear_matches_a_plain_matmul_with_every_epilogue() {
 }
 
 #[test]
-fn linear_split_by_columns_gives_the_bits_of_one_thread() {
+fn linear_split_by_columns_gives_the_bits_of_one_thread_f32_and_int8() {
     if !available() {
         eprintln!("SKIP: no AVX2 + FMA on this CPU");
         return;
     }
     // n of 1, 3 (odd), 5 and 24 panels; one row, a partial tile, more than one MC block; 2, 3
-    // and more parts than panel pairs
+    // and more parts than panel pairs; int8 on the process's tiles (AMX: not split)
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(3)
         .build()
@@ -110,18 +110,25 @@ fn linear_split_by_columns_gives_the_bits_of_one_thread() {
             Epilogue::BiasGelu,
             Epilogue::BiasResidual(&res),
         ] {
+            let ql = QLinear::quantize(&w, n, k, rnd(n, 8), OUTLIERS);
             let mut want = vec![f32::NAN; m * n];
             linear(&x, m, &pl, &mut want, ep);
+            let mut qwant = vec![f32::NAN; m * n];
+            qlinear(&x, m, &ql, &mut qwant, ep);
+            let same =
+                |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(a, b)| a.to_bits() == b.to_bits());
             for parts in [2, 3, 16] {
                 let mut got = vec![f32::NAN; m * n];
                 pool.install(|| linear_cols(&x, m, &pl, &mut got, ep, parts));
-                let same = got
-                    .iter()
-                    .zip(&want)
-                    .all(|(a, b)| a.to_bits() == b.to_bits());
                 assert!(
-                    same,
-                    "m{m} k{k} n{n} in {parts} parts differs from one thread"
+                    same(&got, &want),
+                    "f32 m{m} k{k} n{n} in {parts} parts differs from one thread"
+                );
+                let mut got = vec![f32::NAN; m * n];
+                pool.install(|| qlinear_cols(&x, m, &ql, &mut got, ep, parts));
+                assert!(
+                    same(&got, &qwant),
+                    "int8 m{m} k{k} n{n} in {parts} parts differs from one thread"
                 );
             }
         }
