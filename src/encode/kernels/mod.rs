@@ -86,13 +86,12 @@ pub(crate) fn linear_cols(
     }
     let o = SharedOut(out.as_mut_ptr());
     on_pool(ranges, |r| {
-        let o = o;
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the CPU and the shapes checked by `check_call`; the ranges are disjoint and
         // start at even panels, so no two threads write the same column, and `out` outlives
         // the calls (`on_pool` returns when all have ended).
         unsafe {
-            packed::linear_panels(x, m, w, o.0, ep, wide, r)
+            packed::linear_panels(x, m, w, o.ptr(), ep, wide, r)
         }
     });
 }
@@ -117,13 +116,12 @@ pub(crate) fn qlinear_cols(
     cpu::check_call(x, m, w.k, w.n, out, ep, tiles == Tiles::Vnni);
     let o = SharedOut(out.as_mut_ptr());
     on_pool(ranges, |r| {
-        let o = o;
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the tiles `int8_tiles` chose run on this CPU (AVX2 + FMA; AVX-512 VNNI for
         // `Vnni`, checked by `check_call`), the shapes checked there; disjoint ranges that
         // start at even panels, `out` outliving the calls.
         unsafe {
-            int8::qlinear_panels(x, m, w, o.0, ep, tiles, r)
+            int8::qlinear_panels(x, m, w, o.ptr(), ep, tiles, r)
         }
     });
 }
@@ -135,6 +133,14 @@ struct SharedOut(*mut f32);
 // the columns of its own panel range.
 unsafe impl Send for SharedOut {}
 unsafe impl Sync for SharedOut {}
+
+impl SharedOut {
+    /// The address (a method, so that a closure captures the whole `SharedOut`, which is
+    /// `Sync`, not its raw pointer field).
+    fn ptr(self) -> *mut f32 {
+        self.0
+    }
+}
 
 /// `parts` ranges of the `n / NR` weight panels of an `n`-output layer (fewer when there are
 /// fewer pairs of panels), each starting at an even panel (an AVX-512 tile takes two); the
