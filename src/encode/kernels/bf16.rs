@@ -77,18 +77,21 @@ impl Bf16Linear {
         let mut data = vec![0u32; n * groups + 16];
         let off = data.as_ptr().align_offset(64).min(15);
         let d = &mut data[off..off + n * groups];
-        for g in 0..groups {
-            let lo = &a[2 * g * n..(2 * g + 1) * n];
-            let hi = (2 * g + 1 < k).then(|| &a[(2 * g + 1) * n..(2 * g + 2) * n]);
-            for p in 0..n / NR {
-                let dst = &mut d[p * groups * NR + g * NR..p * groups * NR + (g + 1) * NR];
-                for (c, v) in dst.iter_mut().enumerate() {
-                    let j = p * NR + c;
-                    let h = hi.map_or(0, |h| bf16_bits(h[j]) as u32);
-                    *v = bf16_bits(lo[j]) as u32 | h << 16;
+        // one panel (16 outputs, every pair of inputs) per task on the current rayon pool
+        use rayon::prelude::*;
+        d.par_chunks_mut((groups * NR).max(1))
+            .enumerate()
+            .for_each(|(p, panel)| {
+                for g in 0..groups {
+                    let lo = &a[2 * g * n + p * NR..2 * g * n + (p + 1) * NR];
+                    let hi = (2 * g + 1 < k)
+                        .then(|| &a[(2 * g + 1) * n + p * NR..(2 * g + 1) * n + (p + 1) * NR]);
+                    for (c, v) in panel[g * NR..(g + 1) * NR].iter_mut().enumerate() {
+                        let h = hi.map_or(0, |h| bf16_bits(h[c]) as u32);
+                        *v = bf16_bits(lo[c]) as u32 | h << 16;
+                    }
                 }
-            }
-        }
+            });
         Bf16Linear {
             k,
             n,

@@ -75,11 +75,17 @@ impl PackedLinear {
         assert_eq!(cols % NR, 0, "columns {cols} not a multiple of {NR}");
         let mut data = AlignedVec::zeros(rows * cols);
         let d = data.as_mut_slice();
-        for p in 0..cols / NR {
-            for r in 0..rows {
-                d[p * rows * NR + r * NR..p * rows * NR + (r + 1) * NR]
-                    .copy_from_slice(&a[r * cols + p * NR..r * cols + (p + 1) * NR]);
-            }
+        // one panel per task on the current rayon pool
+        use rayon::prelude::*;
+        if rows > 0 {
+            d.par_chunks_mut(rows * NR)
+                .enumerate()
+                .for_each(|(p, panel)| {
+                    for r in 0..rows {
+                        panel[r * NR..(r + 1) * NR]
+                            .copy_from_slice(&a[r * cols + p * NR..r * cols + (p + 1) * NR]);
+                    }
+                });
         }
         PackedLinear {
             k: rows,

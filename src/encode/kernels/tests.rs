@@ -686,10 +686,11 @@ fn training_attention_is_the_same_on_every_path() {
 }
 
 /// The training engine's transpose (8 x 8 AVX2 blocks plus plain edges) puts every value where
-/// `out[j * r + i] = a[i * c + j]` says, for shapes with and without whole blocks.
+/// `out[j * r + i] = a[i * c + j]` says, for shapes with and without whole blocks, alone and
+/// split over the pool in blocks of columns.
 #[test]
 fn transpose_moves_every_value() {
-    use super::train::transpose;
+    use super::train::{transpose, transpose_par};
     for (r, c) in [
         (1, 1),
         (3, 5),
@@ -707,5 +708,9 @@ fn transpose_moves_every_value() {
                 assert_eq!(out[j * r + i], a[i * c + j], "{r} x {c} at ({i}, {j})");
             }
         }
+        // the parallel one (blocks of 64 columns, a partial last block) moves the same values
+        let mut par = vec![f32::NAN; r * c];
+        transpose_par(&a, r, c, &mut par);
+        assert_eq!(par, out, "{r} x {c} in parallel");
     }
 }

@@ -290,42 +290,85 @@ pub(crate) fn transpose(a: &[f32], r: usize, c: usize, out: &mut [f32]) {
         a.len() == r * c && out.len() == r * c,
         "transpose buffers are not {r} x {c}"
     );
-    #[cfg(target_arch = "x86_64")]
-    if available() {
-        // SAFETY: AVX2 checked just above; both buffers hold r x c values (asserted).
-        unsafe { transpose_avx2(a, r, c, out) };
-        return;
-    }
-    transpose_edges(a, r, c, out, 0, 0);
+    transpose_cols(a, r, c, 0..c, out);
 }
 
-/// The plain transpose of the rows from `r0` and, above them, of the columns from `c0` (the
-/// part the 8 x 8 blocks left): rows `0..r0` only for columns `c0..`, rows `r0..` for all.
-fn transpose_edges(a: &[f32], r: usize, c: usize, out: &mut [f32], r0: usize, c0: usize) {
+/// [`transpose`] on the current rayon pool: each task writes the rows of `out` of a block of
+/// 64 columns of `a` (the same values; for the large `dY^T` of the weight gradients).
+pub(crate) fn transpose_par(a: &[f32], r: usize, c: usize, out: &mut [f32]) {
+    use rayon::prelude::*;
+    assert!(
+        a.len() == r * c && out.len() == r * c,
+        "transpose buffers are not {r} x {c}"
+    );
+    const COLS: usize = 64;
+    if r == 0 {
+        return;
+    }
+    out.par_chunks_mut(COLS * r).enumerate().for_each(|(b, o)| {
+        let j0 = b * COLS;
+        transpose_cols(a, r, c, j0..j0 + o.len() / r, o)
+    });
+}
+
+/// Rows `cols` of `a^T` (`a` row-major `r x c`) into `out` (`cols.len() x r`).
+fn transpose_cols(a: &[f32], r: usize, c: usize, cols: std::ops::Range<usize>, out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if available() {
+        // SAFETY: AVX2 checked just above; `a` holds r x c values and `out` the rows `cols`
+        // (the callers' assertions and slicing).
+        unsafe { transpose_avx2(a, r, c, cols, out) };
+        return;
+    }
+    transpose_edges(a, r, c, cols, out, 0, 0);
+}
+
+/// The plain transpose of the rows from `r0` and, above them, of the columns from `j8` (the
+/// part the 8 x 8 blocks left) within `cols`: rows `0..r0` only for columns `j8..`, rows
+/// `r0..` for all of `cols`; `out` holds the rows `cols` of `a^T`.
+fn transpose_edges(
+    a: &[f32],
+    r: usize,
+    c: usize,
+    cols: std::ops::Range<usize>,
+    out: &mut [f32],
+    r0: usize,
+    j8: usize,
+) {
+    let j0 = cols.start;
     for i in 0..r0 {
-        for j in c0..c {
-            out[j * r + i] = a[i * c + j];
+        for j in j8.max(j0)..cols.end {
+            out[(j - j0) * r + i] = a[i * c + j];
         }
     }
     for i in r0..r {
-        for j in 0..c {
-            out[j * r + i] = a[i * c + j];
+        for j in cols.clone() {
+            out[(j - j0) * r + i] = a[i * c + j];
         }
     }
 }
 
-/// [`transpose`] with 8 x 8 AVX2 blocks.
+/// [`transpose_cols`] with 8 x 8 AVX2 blocks.
 /// # Safety
-/// The CPU has AVX2, and `a` and `out` each hold `r * c` values.
+/// The CPU has AVX2, `a` holds `r * c` values, `cols` lies within `0..c` and `out` holds
+/// `cols.len() * r` values.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn transpose_avx2(a: &[f32], r: usize, c: usize, out: &mut [f32]) {
+unsafe fn transpose_avx2(
+    a: &[f32],
+    r: usize,
+    c: usize,
+    cols: std::ops::Range<usize>,
+    out: &mut [f32],
+) {
     use std::arch::x86_64::*;
-    let (r8, c8) = (r / 8 * 8, c / 8 * 8);
+    let j0 = cols.start;
+    let (r8, j8) = (r / 8 * 8, j0 + (cols.end - j0) / 8 * 8);
     let (src, dst) = (a.as_ptr(), out.as_mut_ptr());
     for i in (0..r8).step_by(8) {
-        for j in (0..c8).step_by(8) {
-            // SAFETY: rows i..i+8 and columns j..j+8 lie inside the r x c buffers.
+        for j in (j0..j8).step_by(8) {
+            // SAFETY: rows i..i+8 and columns j..j+8 lie inside `a` (r x c), and rows j - j0 ..
+            // j - j0 + 8 of `out` (columns i..i+8) inside its cols.len() x r values.
             unsafe {
                 let p = src.add(i * c + j);
                 let r0 = _mm256_loadu_ps(p);
@@ -352,7 +395,7 @@ unsafe fn transpose_avx2(a: &[f32], r: usize, c: usize, out: &mut [f32]) {
                 let s5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
                 let s6 = _mm256_shuffle_ps::<0x44>(t5, t7);
                 let s7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
-                let q = dst.add(j * r + i);
+                let q = dst.add((j - j0) * r + i);
                 _mm256_storeu_ps(q, _mm256_permute2f128_ps::<0x20>(s0, s4));
                 _mm256_storeu_ps(q.add(r), _mm256_permute2f128_ps::<0x20>(s1, s5));
                 _mm256_storeu_ps(q.add(2 * r), _mm256_permute2f128_ps::<0x20>(s2, s6));
@@ -364,5 +407,5 @@ unsafe fn transpose_avx2(a: &[f32], r: usize, c: usize, out: &mut [f32]) {
             }
         }
     }
-    transpose_edges(a, r, c, out, r8, c8);
+    transpose_edges(a, r, c, cols, out, r8, j8);
 }

@@ -3,7 +3,7 @@
 //! f32 sums: [`Products`]), the attention backward (from `kernels::train`), layer norm and
 //! GELU (erf) forward and backward.
 
-use crate::encode::kernels::train::transpose;
+use crate::encode::kernels::train::transpose_par;
 pub(super) use crate::encode::kernels::train::{attention_back, Attn};
 use crate::encode::kernels::{self, Bf16Linear, Epilogue, PackedLinear};
 use rayon::prelude::*;
@@ -100,16 +100,17 @@ pub(super) fn weight_grad(
     db: &mut [f32],
 ) {
     let mut dyt = vec![0f32; n * m];
-    transpose(dy, m, n, &mut dyt);
+    transpose_par(dy, m, n, &mut dyt);
     let xp = Lin::pack_transposed(x, m, k, p);
     let mut tmp = vec![0f32; n * k];
     linear(&dyt, n, &xp, &mut tmp);
-    for (d, t) in dw.iter_mut().zip(&tmp) {
-        *d += t;
-    }
-    for (j, b) in db.iter_mut().enumerate() {
-        *b += dyt[j * m..(j + 1) * m].iter().sum::<f32>();
-    }
+    // the sums of every weight and bias on the pool (each one summed as before)
+    dw.par_chunks_mut(4096)
+        .zip(tmp.par_chunks(4096))
+        .for_each(|(d, t)| d.iter_mut().zip(t).for_each(|(d, t)| *d += t));
+    db.par_iter_mut()
+        .zip(dyt.par_chunks(m))
+        .for_each(|(b, row)| *b += row.iter().sum::<f32>());
 }
 
 /// Layer norm of each `width` row of `x` in place; `xhat` and `rstd` receive the normalised
