@@ -184,21 +184,9 @@ pub(super) unsafe fn qlinear(
             unsafe { qlinear_amx(x, m, w, out, ep, &mut s) }
         });
     }
-    let wide = tiles == Tiles::Vnni;
-    QPACK.with(|cell| {
-        let mut s = cell.borrow_mut();
-        let s = &mut *s;
-        if s.codes.len() < MC * w.kp {
-            s.codes.resize(MC * w.kp, 0);
-        }
-        s.scale.resize(MC, 1.0);
-        s.zero.resize(MC, 0);
-        s.oidx.resize(MC * w.outliers, 0);
-        s.oval.resize(MC * w.outliers, 0.0);
-        // SAFETY: the CPU (AVX2 + FMA, AVX-512 VNNI when `wide`) and the shapes as this
-        // function's contract; the buffers hold an MC-row block.
-        unsafe { qlinear_simd(x, m, w, out.as_mut_ptr(), ep, s, wide, 0..w.n / NR) }
-    })
+    // SAFETY: the CPU (AVX2 + FMA, AVX-512 VNNI for `Vnni`) and the shapes as this function's
+    // contract; every panel, into the whole of `out`.
+    unsafe { qlinear_panels(x, m, w, out.as_mut_ptr(), ep, tiles, 0..w.n / NR) }
 }
 
 /// [`qlinear`] on the AVX2 or VNNI tiles (not AMX) for the output columns of the weight panels

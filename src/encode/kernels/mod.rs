@@ -80,20 +80,17 @@ pub(crate) fn linear_cols(
 ) {
     let wide = use_avx512();
     cpu::check_call(x, m, w.k, w.n, out, ep, wide);
-    let ranges = column_ranges(w.n, parts);
-    if ranges.len() <= 1 {
-        return linear_on(x, m, w, out, ep, wide);
-    }
-    let o = SharedOut(out.as_mut_ptr());
-    on_pool(ranges, |r| {
+    let split = on_columns(w.n, parts, out, |o, r| {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: the CPU and the shapes checked by `check_call`; the ranges are disjoint and
-        // start at even panels, so no two threads write the same column, and `out` outlives
-        // the calls (`on_pool` returns when all have ended).
+        // SAFETY: the CPU and the shapes checked by `check_call`; `on_columns` gives disjoint
+        // ranges that start at even panels and returns when every call has ended.
         unsafe {
-            packed::linear_panels(x, m, w, o.ptr(), ep, wide, r)
+            packed::linear_panels(x, m, w, o, ep, wide, r)
         }
     });
+    if !split {
+        linear_on(x, m, w, out, ep, wide);
+    }
 }
 
 /// [`qlinear`] with the output columns split as [`linear_cols`] splits them (each thread
@@ -109,28 +106,29 @@ pub(crate) fn qlinear_cols(
     parts: usize,
 ) {
     let tiles = int8_tiles();
-    let ranges = column_ranges(w.n, parts);
-    if ranges.len() <= 1 || tiles == Tiles::Amx {
+    if tiles == Tiles::Amx {
         return qlinear_on(x, m, w, out, ep, tiles);
     }
     cpu::check_call(x, m, w.k, w.n, out, ep, tiles == Tiles::Vnni);
-    let o = SharedOut(out.as_mut_ptr());
-    on_pool(ranges, |r| {
+    let split = on_columns(w.n, parts, out, |o, r| {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the tiles `int8_tiles` chose run on this CPU (AVX2 + FMA; AVX-512 VNNI for
         // `Vnni`, checked by `check_call`), the shapes checked there; disjoint ranges that
-        // start at even panels, `out` outliving the calls.
+        // start at even panels, every call ended when `on_columns` returns.
         unsafe {
-            int8::qlinear_panels(x, m, w, o.ptr(), ep, tiles, r)
+            int8::qlinear_panels(x, m, w, o, ep, tiles, r)
         }
     });
+    if !split {
+        qlinear_on(x, m, w, out, ep, tiles);
+    }
 }
 
 /// An output's address, shared by the threads that write disjoint columns of it.
 #[derive(Clone, Copy)]
 struct SharedOut(*mut f32);
-// SAFETY: only `linear_cols` and `qlinear_cols` make one, and each of their threads writes only
-// the columns of its own panel range.
+// SAFETY: only `on_columns` makes one, and each of its calls writes only the columns of its own
+// panel range.
 unsafe impl Send for SharedOut {}
 unsafe impl Sync for SharedOut {}
 
@@ -158,14 +156,28 @@ fn column_ranges(n: usize, parts: usize) -> Vec<std::ops::Range<usize>> {
     (0..parts).map(|j| cut(j)..cut(j + 1)).collect()
 }
 
-/// Runs `f` on every range at once on the current rayon pool; returns when all have ended.
-fn on_pool(ranges: Vec<std::ops::Range<usize>>, f: impl Fn(std::ops::Range<usize>) + Sync) {
+/// Runs `run(out, panels)` for every range of [`column_ranges`]`(n, parts)` at once on the
+/// current rayon pool, `out` being `out`'s address, and returns when all have ended; false
+/// (nothing run) when there is one range only. The split of [`linear_cols`] and
+/// [`qlinear_cols`].
+fn on_columns(
+    n: usize,
+    parts: usize,
+    out: &mut [f32],
+    run: impl Fn(*mut f32, std::ops::Range<usize>) + Sync,
+) -> bool {
+    let ranges = column_ranges(n, parts);
+    if ranges.len() <= 1 {
+        return false;
+    }
+    let o = SharedOut(out.as_mut_ptr());
     rayon::scope(|s| {
         for r in ranges {
-            let f = &f;
-            s.spawn(move |_| f(r));
+            let run = &run;
+            s.spawn(move |_| run(o.ptr(), r));
         }
     });
+    true
 }
 
 /// `out (m x n) = epilogue(x (m x k) W^T + b)` with `W` in bf16 and `x` rounded to bf16,
