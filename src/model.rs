@@ -65,7 +65,16 @@ pub struct Manifest {
     /// Tasks by name.
     #[serde(default)]
     pub tasks: BTreeMap<String, TaskEntry>,
+    /// Aspect heads (STEM of STEM.json + STEM.safetensors, relative to the manifest): the
+    /// [`ASPECTS_TASK`] task, run on the same encoder pass when asked for (`score --aspects`,
+    /// or `aspects` among `--tasks`).
+    #[serde(default)]
+    pub aspects: Option<String>,
 }
+
+/// The task name of the aspect heads (`--tasks sentiment,aspects`; the `aspects` field of a
+/// scored record).
+pub const ASPECTS_TASK: &str = "aspects";
 
 fn default_max_len() -> usize {
     128
@@ -128,6 +137,8 @@ pub struct ModelSpec {
     pub default_tasks: Vec<String>,
     /// Per task, the heads routed by language (language -> head stem), from `by_language`.
     pub routes: BTreeMap<String, BTreeMap<String, PathBuf>>,
+    /// The aspect heads' stem, when the manifest names them.
+    pub aspects: Option<PathBuf>,
 }
 
 /// Where a task's head comes from.
@@ -200,6 +211,7 @@ impl ModelSpec {
                         Ok((k.clone(), by))
                     })
                     .collect::<Result<_>>()?,
+                aspects: man.aspects.as_ref().map(|a| dir.join(a)),
             })
         } else if dir.join("config.json").is_file() {
             Ok(ModelSpec {
@@ -210,6 +222,7 @@ impl ModelSpec {
                 heads: BTreeMap::new(),
                 default_tasks: Vec::new(),
                 routes: BTreeMap::new(),
+                aspects: None,
             })
         } else {
             Err(Error::model(
@@ -238,6 +251,7 @@ impl ModelSpec {
         };
         names
             .iter()
+            .filter(|n| n.as_str() != ASPECTS_TASK || self.heads.contains_key(ASPECTS_TASK))
             .map(|n| {
                 let stem = self.heads.get(n).ok_or_else(|| {
                     Error::model(
@@ -273,9 +287,64 @@ impl ModelSpec {
         encoder: &Encoder,
     ) -> Result<(Vec<Head>, String)> {
         let heads = self.load_heads(tasks, encoder)?;
-        let names: Vec<String> = heads.iter().map(|h| h.meta.task.clone()).collect();
+        let mut names: Vec<String> = heads.iter().map(|h| h.meta.task.clone()).collect();
+        if self.wants_aspects(tasks)? {
+            names.push(ASPECTS_TASK.to_string());
+        }
         let version = self.version(&encoder.fingerprint()?, &names)?;
         Ok((heads, version))
+    }
+
+    /// Whether `tasks` run the aspect heads: when [`ASPECTS_TASK`] is among them (an error if
+    /// this model has none). The default tasks (`None`) leave them out: they cost a pass over
+    /// each comment's token states, so a run asks for them.
+    pub fn wants_aspects(&self, tasks: Option<&[String]>) -> Result<bool> {
+        match tasks {
+            None => Ok(false),
+            Some(t) if t.iter().any(|n| n == ASPECTS_TASK) => {
+                if self.aspects.is_none() {
+                    return Err(Error::model(
+                        &self.dir,
+                        "--tasks names aspects, but this model has no aspect heads (an `aspects = \"STEM\"` line in its vocmine.toml)",
+                    ));
+                }
+                Ok(true)
+            }
+            Some(_) => Ok(false),
+        }
+    }
+
+    /// `tasks` (the default tasks when `None`) with [`ASPECTS_TASK`] added.
+    pub fn with_aspects(&self, tasks: Option<&[String]>) -> Vec<String> {
+        let mut t = tasks.map_or_else(|| self.default_tasks.clone(), <[String]>::to_vec);
+        if !t.iter().any(|n| n == ASPECTS_TASK) {
+            t.push(ASPECTS_TASK.to_string());
+        }
+        t
+    }
+
+    /// The aspect heads `tasks` run (see [`wants_aspects`](Self::wants_aspects)), checked
+    /// against `encoder`: they read its per-token states, which needs the packed engine.
+    pub fn load_aspects(
+        &self,
+        tasks: Option<&[String]>,
+        encoder: &Encoder,
+    ) -> Result<Option<crate::aspects::AspectModel>> {
+        if !self.wants_aspects(tasks)? {
+            return Ok(None);
+        }
+        let Some(stem) = &self.aspects else {
+            return Ok(None);
+        };
+        let m = crate::aspects::AspectModel::load(stem)?;
+        m.check_encoder(encoder)?;
+        if !encoder.is_packed() {
+            return Err(Error::model(
+                &self.dir,
+                "the aspect heads need the packed engine (a CPU with AVX2 and FMA); leave aspects out with --tasks",
+            ));
+        }
+        Ok(Some(m))
     }
 
     /// The model version a scoring run records: a hash of the encoder fingerprint and of the
@@ -288,6 +357,16 @@ impl ModelSpec {
             h.update(b"\0task:");
             h.update(t.as_bytes());
             let mut files: Vec<PathBuf> = match self.heads.get(t) {
+                None if t == ASPECTS_TASK => self
+                    .aspects
+                    .iter()
+                    .flat_map(|stem| {
+                        [
+                            stem.with_extension("json"),
+                            stem.with_extension("safetensors"),
+                        ]
+                    })
+                    .collect(),
                 Some(TaskSource::Head(stem)) => vec![
                     stem.with_extension("json"),
                     stem.with_extension("safetensors"),

@@ -11,12 +11,13 @@
 mod run;
 pub use run::{score_run, RunOptions, RunOutcome, Stage};
 
+use crate::aspects::{Aspect, AspectModel};
 use crate::classify::Head;
 use crate::encode::Encoder;
 use crate::error::{Error, Result};
 use crate::ingest::{IngestConfig, Item, Reader, SeenIds};
 use crate::record::{Comment, Reject, Scored};
-use crate::text::normalise::{normalise, NormaliseConfig, Normalised};
+use crate::text::normalise::{fold_origins, normalise, NormaliseConfig, Normalised};
 use crate::text::segment::Segmenter;
 use crate::workspace::{file_sha256, Decision, FileRecord, RunDir, RunSettings, Workspace};
 use rayon::prelude::*;
@@ -126,15 +127,17 @@ struct Stages<'a> {
     cfg: &'a ScoreConfig,
     encoder: &'a Encoder,
     heads: &'a [Head],
+    aspects: Option<&'a AspectModel>,
     segmenter: &'a Segmenter,
 }
 
-/// Scores every input into the workspace `cfg.out_dir`. `progress(records_done)` is called
-/// after each chunk.
+/// Scores every input into the workspace `cfg.out_dir` with `heads` and, when given, the
+/// aspect heads. `progress(records_done)` is called after each chunk.
 pub fn score(
     cfg: &ScoreConfig,
     encoder: &Encoder,
     heads: &[Head],
+    aspects: Option<&AspectModel>,
     segmenter: &Segmenter,
     mut progress: impl FnMut(u64),
 ) -> Result<Summary> {
@@ -150,6 +153,7 @@ pub fn score(
         cfg,
         encoder,
         heads,
+        aspects,
         segmenter,
     };
     let mut sum = Summary {
@@ -270,6 +274,9 @@ pub struct ScoreStages<'a> {
     pub keep_tokens: bool,
     /// Model version written into each record.
     pub model_version: &'a str,
+    /// The aspect heads, when they run: they read the per-token states of the same encoder
+    /// pass, and each record gets its `aspects`.
+    pub aspects: Option<&'a AspectModel>,
 }
 
 /// What [`ScoreStages::score`] returns: one record and pooled embedding per comment, in input
@@ -329,7 +336,16 @@ impl ScoreStages<'_> {
         };
         let texts: Vec<&str> = keep.iter().map(|(_, n, _)| n.text.as_str()).collect();
         let te = Instant::now();
-        let (embs, lens) = self.encoder.encode(&texts)?;
+        let (embs, lens, mut found) = match self.aspects {
+            None => {
+                let (embs, lens) = self.encoder.encode(&texts)?;
+                (embs, lens, vec![None; texts.len()])
+            }
+            Some(m) => {
+                let shown: Vec<&str> = keep.iter().map(|(_, n, _)| n.display.as_str()).collect();
+                self.encode_with_aspects(m, &texts, &shown)?
+            }
+        };
         let encode_seconds = te.elapsed().as_secs_f64();
         let langs: Vec<&str> = keep.iter().map(|(_, n, _)| n.lang.as_str()).collect();
         let probs: Vec<Vec<Vec<f32>>> = self
@@ -357,6 +373,7 @@ impl ScoreStages<'_> {
                 n_tokens: lens[i],
                 text_hash: h,
                 model: self.model_version.to_string(),
+                aspects: found[i].take(),
                 tasks,
             };
             records.push((line, emb));
@@ -366,6 +383,59 @@ impl ScoreStages<'_> {
             encode_seconds,
         })
     }
+}
+
+impl ScoreStages<'_> {
+    /// Embeddings, token counts and aspects of `texts` (what the encoder reads) in one encoder
+    /// pass: the pooled embedding (the same bits as [`Encoder::encode`]) and the last per-token
+    /// states the aspect heads read, batch by batch. Spans are moved from `texts` into `shown`
+    /// (the records' text).
+    #[allow(clippy::type_complexity)]
+    fn encode_with_aspects(
+        &self,
+        m: &AspectModel,
+        texts: &[&str],
+        shown: &[&str],
+    ) -> Result<(Vec<Vec<f32>>, Vec<usize>, Vec<Option<Vec<Aspect>>>)> {
+        let tok = self.encoder.tokenize_with_offsets(texts)?;
+        let ids: Vec<Vec<u32>> = tok.iter().map(|(ids, _)| ids.clone()).collect();
+        let lens = ids.iter().map(Vec::len).collect();
+        let rows = self.encoder.embed_with_states(&ids, |i, states| {
+            Ok(shown_spans(
+                m.extract(texts[i], states, &tok[i].1)?,
+                shown[i],
+            ))
+        })?;
+        let (embs, found) = rows.into_iter().map(|(e, a)| (e, Some(a))).unzip();
+        Ok((embs, lens, found))
+    }
+}
+
+/// `found` (spans in `fold(shown)`, what the encoder read) with their spans in `shown`. An
+/// aspect whose characters cannot be placed that way (a composing sequence folded) is looked
+/// up by its words in `shown`, and left out if they are not there.
+fn shown_spans(found: Vec<Aspect>, shown: &str) -> Vec<Aspect> {
+    let origins = fold_origins(shown);
+    let chars: Vec<char> = shown.chars().collect();
+    found
+        .into_iter()
+        .filter_map(|mut a| {
+            let [from, to] = a.span;
+            let placed = origins
+                .as_ref()
+                .filter(|o| from < to && to <= o.len())
+                .map(|o| [o[from], o[to - 1] + 1]);
+            let span = placed.or_else(|| {
+                let want: Vec<char> = a.aspect.chars().collect();
+                (0..chars.len().saturating_sub(want.len()) + 1)
+                    .find(|&i| chars[i..].starts_with(&want))
+                    .map(|i| [i, i + want.len()])
+            })?;
+            a.aspect = chars[span[0]..span[1]].iter().collect();
+            a.span = span;
+            Some(a)
+        })
+        .collect()
 }
 
 fn score_chunk(
@@ -385,6 +455,7 @@ fn score_chunk(
         normalise: cfg.normalise,
         keep_tokens: cfg.keep_tokens,
         model_version: &cfg.model_version,
+        aspects: st.aspects,
     };
     let normed = stages.normalise(&chunk);
     let mut keep = Vec::with_capacity(chunk.len());

@@ -118,9 +118,28 @@ pub struct Scored {
     /// Version of the model that scored this line (encoder and heads).
     #[serde(default)]
     pub model: String,
+    /// Aspect, opinion and polarity found in the text, when the aspect heads ran (spans are
+    /// character offsets into `text`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aspects: Option<Vec<Aspect>>,
     /// Each task's result under the task's name.
     #[serde(flatten)]
     pub tasks: BTreeMap<String, TaskResult>,
+}
+
+/// One aspect found in a comment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Aspect {
+    /// The aspect's words as they stand in the text.
+    pub aspect: String,
+    /// The opinion words paired with it (the nearest opinion span), if any.
+    pub opinion: Option<String>,
+    /// `negative`, `neutral` or `positive`.
+    pub polarity: String,
+    /// Mean tag probability of the span's tokens times the polarity's probability.
+    pub confidence: f32,
+    /// Character offsets `[from, to)` of the aspect in the text.
+    pub span: [usize; 2],
 }
 
 /// Parses a comment time to Unix seconds (UTC): `YYYY-MM-DD`, optionally followed by `T` or a

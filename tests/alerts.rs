@@ -55,6 +55,7 @@ fn scored(id: &str, day: &str, text: &str, pain: &str, sent: f32, tier: &str) ->
         n_tokens: 10,
         text_hash: String::new(),
         model: "m1".into(),
+        aspects: None,
         tasks,
     }
 }

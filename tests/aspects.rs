@@ -127,3 +127,120 @@ fn eval_slice(model: Option<&str>) {
 // 87.8
 const F1_FLOOR: f64 = 0.78;
 const ACC_FLOOR: f64 = 0.84;
+
+/// Characters `[from, to)` of `s`.
+fn chars(s: &str, [from, to]: [usize; 2]) -> String {
+    s.chars().skip(from).take(to - from).collect()
+}
+
+/// `vocmine score --aspects` (issue 33 item 5): every record gets `aspects`, their spans point
+/// into the record's shown text (masked, full-width letters and runs of spaces as given, not
+/// the folded text the encoder read), the other tasks and the embeddings are the bits of a run
+/// without aspects (one encoder pass), Parquet keeps them, and `--tasks` selects them.
+#[test]
+fn score_with_aspects_puts_them_in_every_record_with_spans_into_the_shown_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("c.csv");
+    std::fs::write(
+        &input,
+        "id,text\n\
+         a,屏幕很清晰，电池不耐用\n\
+         b,\"  ＡＰＰ  很好用，但是电池　不耐用，打13812345678也没人管\"\n\
+         c,The screen is sharp but the battery dies fast\n\
+         d,谢谢\n",
+    )
+    .unwrap();
+    let score = |out: &str, extra: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_vocmine"))
+            .args(["score", input.to_str().unwrap(), "--out"])
+            .arg(dir.path().join(out))
+            .args(["--no-index", "--output-format", "parquet"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        common::read_jsonl(&dir.path().join(out).join("scored.jsonl"))
+    };
+    let with = score("with", &["--aspects"]);
+    let without = score("without", &[]);
+    assert_eq!(with.len(), 4);
+    for r in &with {
+        let text = r["text"].as_str().unwrap();
+        let found = r["aspects"].as_array().unwrap_or_else(|| panic!("{r}"));
+        for a in found {
+            let span: [usize; 2] = serde_json::from_value(a["span"].clone()).unwrap();
+            assert_eq!(
+                chars(text, span),
+                a["aspect"].as_str().unwrap(),
+                "{text}: {a}"
+            );
+            assert!(["negative", "neutral", "positive"].contains(&a["polarity"].as_str().unwrap()));
+            let c = a["confidence"].as_f64().unwrap();
+            assert!(c > 0.0 && c <= 1.0, "{a}");
+        }
+    }
+    let by_term = |i: usize, term: &str| -> serde_json::Value {
+        with[i]["aspects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["aspect"] == term)
+            .unwrap_or_else(|| panic!("no {term} in {}", with[i]))
+            .clone()
+    };
+    // the issue's example: both halves, opposite polarity
+    assert_eq!(by_term(0, "屏幕")["span"], serde_json::json!([0, 2]));
+    assert_eq!(by_term(0, "屏幕")["polarity"], "positive");
+    assert_eq!(by_term(0, "电池")["span"], serde_json::json!([6, 8]));
+    assert_eq!(by_term(0, "电池")["polarity"], "negative");
+    // in the shown text the leading spaces are trimmed, ＡＰＰ stays full-width, the phone is
+    // masked: 电池 is at shown characters 11..13 (the folded text has it at 10..12)
+    let shown = with[1]["text"].as_str().unwrap();
+    assert!(
+        shown.starts_with("ＡＰＰ  很好用") && !shown.contains("13812345678"),
+        "{shown}"
+    );
+    assert_eq!(by_term(1, "电池")["span"], serde_json::json!([11, 13]));
+    assert_eq!(by_term(1, "电池")["polarity"], "negative");
+    // the same encoder pass: embeddings and every other task as without aspects
+    let emb = |r: &str| std::fs::read(dir.path().join(r).join("embeddings.f32")).unwrap();
+    assert_eq!(emb("with"), emb("without"));
+    for (a, b) in with.iter().zip(&without) {
+        assert!(b.get("aspects").is_none());
+        for task in ["sentiment", "intent", "pain_point", "journey_stage"] {
+            assert_eq!(a[task], b[task], "{task}");
+        }
+        assert_ne!(a["model"], b["model"], "aspects change the model version");
+    }
+    // Parquet holds the same aspects
+    let back =
+        vocmine::workspace::parquet::read_scored_parquet(&dir.path().join("with/scored.parquet"))
+            .unwrap();
+    for (p, j) in back.iter().zip(&with) {
+        let from_json: Option<Vec<vocmine::aspects::Aspect>> =
+            serde_json::from_value(j["aspects"].clone()).unwrap();
+        assert!(from_json.is_some());
+        assert_eq!(p.aspects, from_json);
+    }
+    // --tasks picks aspects like any task
+    let only = score("only", &["--tasks", "sentiment,aspects"]);
+    assert!(only[0]["aspects"].is_array() && only[0].get("intent").is_none());
+    assert_eq!(only[0]["aspects"], with[0]["aspects"]);
+    // a model without aspect heads says so
+    let o = Command::new(env!("CARGO_BIN_EXE_vocmine"))
+        .args([
+            "score",
+            input.to_str().unwrap(),
+            "--no-index",
+            "--aspects",
+            "--out",
+        ])
+        .arg(dir.path().join("frozen"))
+        .arg("--model")
+        .arg(common::model_dir().join("frozen"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("no aspect heads"), "{err}");
+}

@@ -29,7 +29,7 @@ fn run(inputs: Vec<std::path::PathBuf>, out: &Path, mask: bool) -> vocmine::pipe
         model_version: "test".into(),
         tier_weights: vocmine::severity::default_tier_weights(),
     };
-    score(&cfg, &enc, &heads, &Segmenter::new(), |_| {}).unwrap()
+    score(&cfg, &enc, &heads, None, &Segmenter::new(), |_| {}).unwrap()
 }
 
 fn id_card() -> String {
@@ -363,7 +363,7 @@ fn a_language_route_answers_that_language_and_only_it() {
             model_version: "test".into(),
             tier_weights: vocmine::severity::default_tier_weights(),
         };
-        score(&cfg, &enc, &heads, &Segmenter::new(), |_| {}).unwrap();
+        score(&cfg, &enc, &heads, None, &Segmenter::new(), |_| {}).unwrap();
         let rows = common::read_jsonl(&dir.path().join(out).join("scored.jsonl"));
         let by_id: BTreeMap<String, (String, serde_json::Value)> = rows
             .iter()

@@ -193,6 +193,7 @@ impl NativeScorer {
             },
             keep_tokens: false,
             model_version: &self.version,
+            aspects: None,
         };
         let mut out: Vec<Option<Outcome>> = Vec::with_capacity(items.len());
         let mut comments = Vec::new();

@@ -62,20 +62,7 @@ pub const TAGS: [&str; 5] = ["O", "B-ASP", "I-ASP", "B-OP", "I-OP"];
 /// The polarity labels, in output order.
 pub const POLARITIES: [&str; 3] = ["negative", "neutral", "positive"];
 
-/// One aspect found in a comment.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Aspect {
-    /// The aspect's words as they stand in the text.
-    pub aspect: String,
-    /// The opinion words paired with it (the nearest opinion span), if any.
-    pub opinion: Option<String>,
-    /// `negative`, `neutral` or `positive`.
-    pub polarity: String,
-    /// Mean tag probability of the span's tokens times the polarity's probability.
-    pub confidence: f32,
-    /// Character offsets `[from, to)` of the aspect in the text.
-    pub span: [usize; 2],
-}
+pub use crate::record::Aspect;
 
 /// The aspect heads' configuration (`STEM.json`).
 #[derive(Debug, Clone, Serialize, Deserialize)]

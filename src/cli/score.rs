@@ -23,6 +23,10 @@ pub(crate) struct ScoreArgs {
     /// Tasks to run, comma-separated [default: the default tasks of the model]
     #[arg(long, value_delimiter = ',')]
     tasks: Option<Vec<String>>,
+    /// Also find aspects, opinions and their polarity in each comment (`aspects` in every
+    /// record and in the index; the same as adding `aspects` to --tasks)
+    #[arg(long)]
+    aspects: bool,
     /// Do not mask phone numbers, emails, ID-card and bank-card numbers
     #[arg(long)]
     no_mask: bool,
@@ -66,7 +70,12 @@ pub(crate) fn cmd_score(a: ScoreArgs) -> Result<()> {
         bail!("no input files found in {:?}", a.inputs);
     }
     let encoder = a.enc.load(&spec)?;
-    let (heads, model_version) = spec.heads_and_version(a.tasks.as_deref(), &encoder)?;
+    let tasks = match a.aspects {
+        true => Some(spec.with_aspects(a.tasks.as_deref())),
+        false => a.tasks.clone(),
+    };
+    let (heads, model_version) = spec.heads_and_version(tasks.as_deref(), &encoder)?;
+    let aspects = spec.load_aspects(tasks.as_deref(), &encoder)?;
     let cfg = ScoreConfig {
         inputs,
         out_dir: a.out.clone(),
@@ -87,7 +96,7 @@ pub(crate) fn cmd_score(a: ScoreArgs) -> Result<()> {
         index: !a.no_index,
     };
     let (mut pb, mut stage) = (spinner("scoring"), Stage::Scoring);
-    let outcome = score_run(&cfg, &encoder, &heads, &opts, |s, n| {
+    let outcome = score_run(&cfg, &encoder, &heads, aspects.as_ref(), &opts, |s, n| {
         if s != stage {
             pb.finish_and_clear();
             (pb, stage) = (spinner("indexing"), s);

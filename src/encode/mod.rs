@@ -409,16 +409,16 @@ impl Encoder {
     /// Sorts sequences by length, cuts batches of `batch_size`, runs `run` on each batch's
     /// indices (in parallel on the pool, one batch per thread, or one after another), and
     /// returns one row per sequence in input order.
-    fn by_length(
+    fn by_length<T: Send>(
         &self,
         toks: &[TokenIds],
         parallel: bool,
-        run: impl Fn(&[usize]) -> Result<Vec<Vec<f32>>> + Sync,
-    ) -> Result<Vec<Vec<f32>>> {
+        run: impl Fn(&[usize]) -> Result<Vec<T>> + Sync,
+    ) -> Result<Vec<T>> {
         let mut order: Vec<usize> = (0..toks.len()).collect();
         order.sort_by_key(|&i| (toks[i].len(), i));
         let batches: Vec<&[usize]> = order.chunks(self.cfg.batch_size.max(1)).collect();
-        let results: Vec<Vec<Vec<f32>>> = self.pool.install(|| {
+        let results: Vec<Vec<T>> = self.pool.install(|| {
             if parallel {
                 batches
                     .par_iter()
@@ -429,13 +429,51 @@ impl Encoder {
                 batches.iter().map(|b| run(b)).collect::<Result<_>>()
             }
         })?;
-        let mut out = vec![Vec::new(); toks.len()];
+        let mut out: Vec<Option<T>> = (0..toks.len()).map(|_| None).collect();
         for (idx, rows) in batches.iter().zip(results) {
             for (&i, r) in idx.iter().zip(rows) {
-                out[i] = r;
+                out[i] = Some(r);
             }
         }
-        Ok(out)
+        out.into_iter()
+            .map(|r| r.ok_or_else(|| Error::Invalid("a batch returned too few rows".into())))
+            .collect()
+    }
+
+    /// The embeddings of `toks` (the bits of [`encode_ids`](Self::encode_ids)) and, for each
+    /// sequence, `per_text(i, states)` of its last per-token hidden states (`len x hidden`),
+    /// in one pass; the states of a batch are dropped once it is read, so memory stays that of
+    /// a batch. Needs the packed engine.
+    pub fn embed_with_states<T: Send>(
+        &self,
+        toks: &[TokenIds],
+        per_text: impl Fn(usize, &[f32]) -> Result<T> + Sync,
+    ) -> Result<Vec<(Vec<f32>, T)>> {
+        let Model::Packed(m) = &self.model else {
+            return Err(Error::model(
+                &self.dir,
+                "per-token states need the packed engine (a CPU with AVX2 and FMA)",
+            ));
+        };
+        let batches = toks.len().div_ceil(self.cfg.batch_size.max(1));
+        // as encode_ids: one batch per worker, or all threads on each when batches are few
+        let (parallel, intra) = if self.cfg.workers > 1 && batches >= self.cfg.workers {
+            (true, (self.cfg.threads / self.cfg.workers).max(1))
+        } else {
+            (false, self.cfg.threads.max(1))
+        };
+        let h = self.dim();
+        self.by_length(toks, parallel, |idx| {
+            let seqs: Vec<&[u32]> = idx.iter().map(|&i| toks[i].as_slice()).collect();
+            let rows = m.states_and_embed(&seqs, usize::MAX, intra)?;
+            idx.iter()
+                .zip(rows)
+                .map(|(&i, mut r)| {
+                    let e = r.split_off(r.len() - h);
+                    Ok((e, per_text(i, &r)?))
+                })
+                .collect()
+        })
     }
 
     /// The per-token hidden states after the first `layers` transformer layers (0: the
@@ -483,6 +521,11 @@ impl Encoder {
                 (r, e)
             })
             .unzip())
+    }
+
+    /// True when the packed engine runs this encoder (per-token states, aspects).
+    pub fn is_packed(&self) -> bool {
+        matches!(self.model, Model::Packed(_))
     }
 
     /// Tokenises and encodes texts; returns the embeddings and each text's token count.

@@ -146,6 +146,7 @@ fn row_to_scored(v: &serde_json::Value, n: usize, corpus: &str, rng: &mut Rng) -
         n_tokens: 0,
         text_hash: String::new(),
         model: "gold".to_string(),
+        aspects: None,
         tasks,
     })
 }

@@ -53,12 +53,13 @@ pub fn score_run(
     cfg: &ScoreConfig,
     encoder: &Encoder,
     heads: &[Head],
+    aspects: Option<&crate::aspects::AspectModel>,
     opts: &RunOptions,
     mut progress: impl FnMut(Stage, u64),
 ) -> Result<RunOutcome> {
     let run = RunDir::new(&cfg.out_dir);
     let segmenter = run_segmenter(&run, opts.user_dict.as_deref())?;
-    let summary = score(cfg, encoder, heads, &segmenter, |n| {
+    let summary = score(cfg, encoder, heads, aspects, &segmenter, |n| {
         progress(Stage::Scoring, n)
     })?;
     let parquet = update_run_parquet(&run, opts.parquet)?;

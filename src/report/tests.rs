@@ -38,6 +38,7 @@ fn comment(id: &str, stage: &str, pain: &str, score: f32, rating: Option<f64>) -
         n_tokens: 5,
         text_hash: String::new(),
         model: String::new(),
+        aspects: None,
         tasks,
     }
 }

@@ -44,6 +44,8 @@ pub struct Scorer {
     pub normalise: NormaliseConfig,
     /// The model version written into each record.
     pub model_version: String,
+    /// The aspect heads, when the tasks name them.
+    pub aspects: Option<crate::aspects::AspectModel>,
 }
 
 /// The outcome of one item of a request.
@@ -407,6 +409,7 @@ fn worker_loop(
         normalise: scorer.normalise,
         keep_tokens: false,
         model_version: &scorer.model_version,
+        aspects: scorer.aspects.as_ref(),
     };
     let mut concurrent = false;
     while let Some(mut jobs) = gather(&rx, cfg, &mut concurrent) {

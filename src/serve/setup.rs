@@ -55,7 +55,9 @@ impl Scorer {
         mask_pii: bool,
     ) -> Result<Scorer> {
         let (heads, model_version) = spec.heads_and_version(tasks, &encoder)?;
+        let aspects = spec.load_aspects(tasks, &encoder)?;
         Ok(Scorer {
+            aspects,
             encoder,
             heads,
             segmenter: Segmenter::default(),

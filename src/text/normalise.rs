@@ -134,6 +134,34 @@ pub fn fold(s: &str) -> String {
     out
 }
 
+/// For each character of `fold(display)`, the index of the character of `display` it came
+/// from (a collapsed whitespace run: its last character), so that spans found in the text the
+/// encoder reads can be given in the text that is shown. `None` when folding character by
+/// character differs from folding the whole text (a composing sequence such as a letter and a
+/// combining accent).
+pub fn fold_origins(display: &str) -> Option<Vec<usize>> {
+    let mut out = String::with_capacity(display.len());
+    let mut origin = Vec::with_capacity(display.len());
+    let mut space: Option<usize> = None;
+    for (i, d) in display.chars().enumerate() {
+        for c in std::iter::once(d).nfkc() {
+            if c.is_whitespace() {
+                space = Some(i);
+            } else {
+                if let Some(s) = space.take() {
+                    if !out.is_empty() {
+                        out.push(' ');
+                        origin.push(s);
+                    }
+                }
+                out.push(c);
+                origin.push(i);
+            }
+        }
+    }
+    (out == fold(display)).then_some(origin)
+}
+
 fn is_han(c: char) -> bool {
     matches!(c as u32,
         0x4E00..=0x9FFF | 0x3400..=0x4DBF | 0x20000..=0x2A6DF | 0x2A700..=0x2EBEF | 0xF900..=0xFAFF)
@@ -274,5 +302,28 @@ mod tests {
         ]));
         let (m, _) = mask_pii("no pii here, 2 items for 39.90");
         assert_eq!(m, "no pii here, 2 items for 39.90");
+    }
+
+    #[test]
+    fn fold_origins_map_every_folded_character_to_the_shown_one() {
+        // full-width letters and digits fold to one character each, a space run to one space
+        let shown = "ＡＰＰ  闪退，电池１天";
+        let folded: Vec<char> = fold(shown).chars().collect();
+        assert_eq!(fold(shown), "APP 闪退,电池1天");
+        let o = fold_origins(shown).unwrap();
+        assert_eq!(o.len(), folded.len());
+        let shown_chars: Vec<char> = shown.chars().collect();
+        // 电池 is folded chars 7..9 and shown chars 8..10
+        assert_eq!(folded[7..9].iter().collect::<String>(), "电池");
+        assert_eq!((o[7], o[8] + 1), (8, 10));
+        assert_eq!(shown_chars[8..10].iter().collect::<String>(), "电池");
+        // the space of the collapsed run points into the run
+        assert!(shown_chars[o[3]].is_whitespace());
+        // a ligature expands: ﬁ (one shown character) is two folded ones
+        let o = fold_origins("ﬁne 屏幕").unwrap();
+        assert_eq!(fold("ﬁne 屏幕"), "fine 屏幕");
+        assert_eq!(&o[..], &[0, 0, 1, 2, 3, 4, 5]);
+        // a letter and a combining accent compose only when folded together
+        assert_eq!(fold_origins("cafe\u{301}"), None);
     }
 }

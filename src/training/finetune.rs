@@ -471,6 +471,8 @@ impl FinetunePlan {
             encoder_overlay: Some("encoder-top.safetensors".into()),
             max_len: model.max_len,
             tasks: entries,
+            // aspect heads read the encoder they were trained on: not this new one
+            aspects: None,
         };
         let mpath = out.join(MANIFEST);
         let toml = toml::to_string(&manifest)

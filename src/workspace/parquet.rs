@@ -9,6 +9,7 @@
 //! | `masked`, `tokens` | list of string (`tokens` null when not kept) |
 //! | `n_tokens` | uint64 |
 //! | one column per task (`sentiment`, `intent`, `pain_point`, ...) | struct, null for a record the task did not score |
+//! | `aspects` (when the aspect heads ran) | list of struct `{aspect, opinion, polarity, confidence, from, to}` (`opinion` null when none; `from`, `to` uint64 character offsets into `text`), null for a record they did not read |
 //!
 //! A task's struct holds `label` (string), `confidence` (float32), `probs` (a struct with one
 //! float32 field per label, sorted by name, so `sentiment.probs.negative` is a column),
@@ -42,7 +43,7 @@ pub const SCORED_PARQUET: &str = "scored.parquet";
 const BATCH: usize = 8192;
 
 /// The columns of a record that are not tasks.
-const BASE: [&str; 13] = [
+const BASE: [&str; 14] = [
     "id",
     "text",
     "lang",
@@ -56,6 +57,7 @@ const BASE: [&str; 13] = [
     "n_tokens",
     "text_hash",
     "model",
+    "aspects",
 ];
 
 /// The tasks of a set of records and each task's labels (the keys of its probabilities): the
@@ -64,11 +66,14 @@ const BASE: [&str; 13] = [
 pub struct TaskShape {
     /// Task name -> every label found in its `probs`.
     pub tasks: BTreeMap<String, BTreeSet<String>>,
+    /// Some record has aspects: the batch has an `aspects` column.
+    pub aspects: bool,
 }
 
 impl TaskShape {
     /// Adds a record's tasks and labels.
     pub fn add(&mut self, r: &Scored) {
+        self.aspects |= r.aspects.is_some();
         for (task, t) in &r.tasks {
             let labels = self.tasks.entry(task.clone()).or_default();
             labels.extend(t.probs.keys().cloned());
@@ -185,6 +190,46 @@ fn task_column(records: &[Scored], task: &str, labels: &BTreeSet<String>) -> Res
     Ok(Arc::new(struct_of(children, Some(valid))?))
 }
 
+/// The `aspects` column: one list per record, null where the aspect heads did not run.
+fn aspects_column(records: &[Scored]) -> Result<ArrayRef> {
+    let (mut lens, mut valid) = (Vec::new(), Vec::new());
+    let (mut asp, mut op, mut pol) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut conf, mut from, mut to) = (Vec::new(), Vec::new(), Vec::new());
+    for r in records {
+        valid.push(r.aspects.is_some());
+        let a = r.aspects.as_deref().unwrap_or(&[]);
+        lens.push(a.len());
+        for x in a {
+            asp.push(x.aspect.as_str());
+            op.push(x.opinion.as_deref());
+            pol.push(x.polarity.as_str());
+            conf.push(x.confidence);
+            from.push(x.span[0] as u64);
+            to.push(x.span[1] as u64);
+        }
+    }
+    let item = struct_of(
+        vec![
+            ("aspect", Arc::new(StringArray::from(asp)) as ArrayRef),
+            ("opinion", strings(op.into_iter())),
+            ("polarity", Arc::new(StringArray::from(pol))),
+            ("confidence", Arc::new(Float32Array::from(conf))),
+            ("from", Arc::new(UInt64Array::from(from))),
+            ("to", Arc::new(UInt64Array::from(to))),
+        ],
+        None,
+    )?;
+    let field = Arc::new(Field::new_list_field(item.data_type().clone(), true));
+    let list = ListArray::try_new(
+        field,
+        OffsetBuffer::from_lengths(lens),
+        Arc::new(item),
+        Some(NullBuffer::from(valid)),
+    )
+    .map_err(invalid)?;
+    Ok(Arc::new(list))
+}
+
 /// The records as one Arrow batch, with task columns of the given shape (which must hold every
 /// task and label of the records: [`TaskShape::of`]).
 pub fn scored_batch_with(records: &[Scored], shape: &TaskShape) -> Result<RecordBatch> {
@@ -218,6 +263,9 @@ pub fn scored_batch_with(records: &[Scored], shape: &TaskShape) -> Result<Record
         ("text_hash".into(), s(|r| Some(r.text_hash.as_str()))),
         ("model".into(), s(|r| Some(r.model.as_str()))),
     ];
+    if shape.aspects {
+        cols.push(("aspects".into(), aspects_column(records)?));
+    }
     for (task, labels) in &shape.tasks {
         if BASE.contains(&task.as_str()) {
             return Err(Error::Invalid(format!(

@@ -38,6 +38,7 @@ fn comment(id: &str, pain: &str, day: &str) -> Scored {
         n_tokens: 5,
         text_hash: String::new(),
         model: String::new(),
+        aspects: None,
         tasks,
     }
 }

@@ -167,6 +167,13 @@ pub fn records_and_topics(batch: &RecordBatch) -> Result<Vec<(Scored, Option<Top
         Some(a) => Some(str_col("topic_label", a)?),
         None => None,
     };
+    let aspects = match batch.column_by_name("aspects") {
+        Some(a) => Some(
+            a.as_list_opt::<i32>()
+                .ok_or_else(|| wrong("aspects", a.as_ref(), "list of struct"))?,
+        ),
+        None => None,
+    };
     let mut tasks = Vec::new();
     for (f, a) in batch.schema().fields().iter().zip(batch.columns()) {
         let name = f.name().as_str();
@@ -209,11 +216,51 @@ pub fn records_and_topics(batch: &RecordBatch) -> Result<Vec<(Scored, Option<Top
             n_tokens: n_tokens(i).unwrap_or(0).max(0) as usize,
             text_hash: text_hash.value(i).to_string(),
             model: model.value(i).to_string(),
+            aspects: match aspects {
+                Some(l) if l.is_valid(i) => Some(aspects_at(&l.value(i))?),
+                _ => None,
+            },
             tasks: t,
         };
         out.push((s, tag));
     }
     Ok(out)
+}
+
+/// The aspects of one record's `aspects` list (see [`super::aspects_column`]).
+fn aspects_at(a: &ArrayRef) -> Result<Vec<crate::aspects::Aspect>> {
+    let st = a
+        .as_struct_opt()
+        .ok_or_else(|| wrong("aspects", a.as_ref(), "list of struct"))?;
+    let field = |n: &str| -> Result<&ArrayRef> {
+        st.column_by_name(n)
+            .ok_or_else(|| Error::Invalid(format!("scored Parquet: aspects without {n:?}")))
+    };
+    let (asp, op, pol) = (
+        str_col("aspects.aspect", field("aspect")?)?,
+        str_col("aspects.opinion", field("opinion")?)?,
+        str_col("aspects.polarity", field("polarity")?)?,
+    );
+    let conf = field("confidence")?;
+    let conf = conf
+        .as_primitive_opt::<Float32Type>()
+        .ok_or_else(|| wrong("aspects.confidence", conf.as_ref(), "float32"))?;
+    let (from, to) = (field("from")?, field("to")?);
+    let (from, to) = (
+        from.as_primitive_opt::<UInt64Type>()
+            .ok_or_else(|| wrong("aspects.from", from.as_ref(), "uint64"))?,
+        to.as_primitive_opt::<UInt64Type>()
+            .ok_or_else(|| wrong("aspects.to", to.as_ref(), "uint64"))?,
+    );
+    Ok((0..st.len())
+        .map(|j| crate::aspects::Aspect {
+            aspect: asp.value(j).to_string(),
+            opinion: opt_str(op, j),
+            polarity: pol.value(j).to_string(),
+            confidence: conf.value(j),
+            span: [from.value(j) as usize, to.value(j) as usize],
+        })
+        .collect())
 }
 
 /// The Parquet files `path` stands for: itself, or for a folder (the part files a

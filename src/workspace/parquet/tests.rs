@@ -42,6 +42,7 @@ fn records() -> Vec<Scored> {
         n_tokens: 17,
         text_hash: "0123456789abcdef".into(),
         model: "m1".into(),
+        aspects: None,
         tasks: [
             ("sentiment".to_string(), sent),
             ("pain_point".to_string(), pain),
@@ -63,6 +64,7 @@ fn records() -> Vec<Scored> {
         n_tokens: 3,
         text_hash: "fedcba9876543210".into(),
         model: "m1".into(),
+        aspects: None,
         // a model version with a label the other record's lacks; no pain point
         tasks: [(
             "sentiment".to_string(),

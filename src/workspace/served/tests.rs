@@ -18,6 +18,7 @@ fn rec(id: &str, text: &str) -> Scored {
         n_tokens: 1,
         text_hash: String::new(),
         model: "m".into(),
+        aspects: None,
         tasks: BTreeMap::new(),
     }
 }
