@@ -244,3 +244,100 @@ fn score_with_aspects_puts_them_in_every_record_with_spans_into_the_shown_text()
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("no aspect heads"), "{err}");
 }
+
+/// The search index of a run scored with `--aspects` (issue 33 item 5): an `aspect` tag per
+/// aspect (`电池:negative`), a filter (`search --aspect`) and facet counts; and a run's index
+/// built before the field existed is built again by `vocmine index`, not refused.
+#[test]
+fn aspects_are_a_search_filter_and_facet() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("c.csv");
+    std::fs::write(
+        &input,
+        "id,text\n\
+         a,屏幕很清晰，电池不耐用\n\
+         b,电池不耐用，充一次电只能用半天\n\
+         c,物流很快，包装完好\n",
+    )
+    .unwrap();
+    let run = dir.path().join("run");
+    let vocmine = |args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_vocmine"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let run_s = run.to_str().unwrap();
+    vocmine(&[
+        "score",
+        input.to_str().unwrap(),
+        "--out",
+        run_s,
+        "--aspects",
+    ]);
+    let records = common::read_jsonl(&run.join("scored.jsonl"));
+    let with_battery: Vec<&str> = records
+        .iter()
+        .filter(|r| {
+            r["aspects"].as_array().unwrap().iter().any(|a| {
+                a["aspect"].as_str().unwrap().contains("电池") && a["polarity"] == "negative"
+            })
+        })
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert!(with_battery.contains(&"a"), "{records:?}");
+    let search = |extra: &[&str]| -> serde_json::Value {
+        let mut args = vec!["search", run_s, "--json"];
+        args.extend_from_slice(extra);
+        serde_json::from_str(&vocmine(&args)).unwrap()
+    };
+    let hits = search(&["--aspect", "电池:negative"]);
+    let mut ids: Vec<&str> = hits["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["id"].as_str().unwrap())
+        .collect();
+    ids.sort_unstable();
+    let mut want: Vec<&str> = records
+        .iter()
+        .filter(|r| {
+            (r["aspects"].as_array().unwrap())
+                .iter()
+                .any(|a| a["aspect"] == "电池" && a["polarity"] == "negative")
+        })
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    want.sort_unstable();
+    assert_eq!(ids, want);
+    assert!(!ids.is_empty() && !ids.contains(&"c"));
+    // facet counts per aspect:polarity, and the hit shows its aspects
+    let all = search(&[]);
+    assert_eq!(all["facets"]["aspect"]["电池:negative"], want.len());
+    let a = (all["hits"].as_array().unwrap().iter())
+        .find(|h| h["id"] == "a")
+        .unwrap();
+    let shown = a["aspect"].as_str().unwrap();
+    assert!(
+        shown.contains("屏幕:positive") && shown.contains("电池:negative"),
+        "{shown}"
+    );
+    // a value the index does not hold is an error that lists the ones it does
+    let o = Command::new(env!("CARGO_BIN_EXE_vocmine"))
+        .args(["search", run_s, "--aspect", "电池:great"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("电池:negative"));
+    // an index with another schema (an earlier version's) is rebuilt from the run's records
+    let index = run.join("index");
+    std::fs::remove_dir_all(&index).unwrap();
+    std::fs::create_dir_all(&index).unwrap();
+    let mut b = tantivy::schema::Schema::builder();
+    b.add_text_field("id", tantivy::schema::STRING | tantivy::schema::STORED);
+    tantivy::Index::create_in_dir(&index, b.build()).unwrap();
+    vocmine(&["index", run_s]);
+    assert_eq!(search(&["--aspect", "电池:negative"])["total"], want.len());
+}

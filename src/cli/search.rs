@@ -42,6 +42,9 @@ pub(crate) struct SearchArgs {
     /// Language filter (zh, zh-hant, en, mixed, other)
     #[arg(long)]
     lang: Option<String>,
+    /// Aspect filter as ASPECT:POLARITY, e.g. 电池:negative (runs scored with --aspects)
+    #[arg(long)]
+    aspect: Option<String>,
     /// Topic id filter, comma-separated
     #[arg(long)]
     topic: Option<String>,
@@ -92,6 +95,7 @@ fn request(a: &SearchArgs) -> Result<SearchRequest> {
         ("tier", &a.tier),
         ("product", &a.product),
         ("lang", &a.lang),
+        ("aspect", &a.aspect),
     ] {
         if let Some(v) = v {
             r.add_tag(name, v);

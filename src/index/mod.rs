@@ -73,7 +73,8 @@ pub fn jieba_with_user_dict(text: &str, path: &Path) -> Result<Jieba> {
     Ok(jieba)
 }
 
-/// Tag fields: one lower-cased value each, indexed for filters, fast for facets, stored.
+/// Tag fields: one lower-cased value each (`aspect`: one `aspect:polarity` value per aspect
+/// found, e.g. `电池:negative`), indexed for filters, fast for facets, stored.
 pub const TAG_FIELDS: &[&str] = &[
     "lang",
     "sentiment",
@@ -84,6 +85,7 @@ pub const TAG_FIELDS: &[&str] = &[
     "channel",
     "tier",
     "product",
+    "aspect",
 ];
 
 /// Handles of the schema's fields.
@@ -408,6 +410,9 @@ impl SearchIndex {
             "pain_type",
             s.tasks.get("pain_point").and_then(|t| t.kind.as_deref()),
         );
+        for a in s.aspects.iter().flatten() {
+            put("aspect", Some(&aspect_tag(&a.aspect, &a.polarity)));
+        }
         let mut conf = BTreeMap::new();
         for (task, r) in &s.tasks {
             conf.insert(task.clone(), serde_json::json!(r.confidence));
@@ -435,6 +440,23 @@ impl SearchIndex {
         d.add_u64(f.rev, revision(s, topic, tier_weights, self.analysis));
         d
     }
+}
+
+/// The `aspect` tag of an aspect: its words (whitespace runs as one space) and its polarity,
+/// `电池:negative`.
+pub fn aspect_tag(aspect: &str, polarity: &str) -> String {
+    let words: Vec<&str> = aspect.split_whitespace().collect();
+    format!("{}:{polarity}", words.join(" "))
+}
+
+/// True when the index in `dir` has this version's schema (or there is none yet): an index
+/// built before a field was added has to be built again.
+pub fn schema_is_current(dir: &Path) -> Result<bool> {
+    if !dir.join("meta.json").exists() {
+        return Ok(true);
+    }
+    let index = Index::open_in_dir(dir).map_err(|e| tantivy_err(dir, e))?;
+    Ok(index.schema() == build_schema().0)
 }
 
 /// Revision of what a document holds: changes when the scored line, its topic, the tier

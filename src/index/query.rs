@@ -73,7 +73,7 @@ pub struct DateBucket {
 /// Facet counts over all hits (not just the returned page).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Facets {
-    /// Counts per value of each tag field (sentiment, intent, pain_point, journey_stage, channel, tier, lang).
+    /// Counts per value of each tag field (sentiment, intent, pain_point, journey_stage, channel, tier, lang, aspect).
     #[serde(flatten)]
     pub tags: BTreeMap<String, BTreeMap<String, u64>>,
     /// Counts per topic id.
@@ -105,6 +105,7 @@ pub const FACET_FIELDS: &[&str] = &[
     "channel",
     "tier",
     "lang",
+    "aspect",
 ];
 /// Builds the text part of a query (no filters): plain words that must all match, or with
 /// `syntax` tantivy's query syntax (words, "phrases", -exclusions, OR), falling back to the
@@ -438,8 +439,10 @@ pub fn search(
             super::snippet::snippet_html(&mut analyzer, &text, &highlight, req.snippet_chars);
         let mut tags = BTreeMap::new();
         for (&name, &field) in &f.tags {
-            if let Some(v) = get_str(field) {
-                tags.insert(name.to_string(), v);
+            // `aspect` has a value per aspect: all of them, comma-separated
+            let all: Vec<&str> = doc.get_all(field).filter_map(|v| v.as_str()).collect();
+            if !all.is_empty() {
+                tags.insert(name.to_string(), all.join(", "));
             }
         }
         let confidence = doc

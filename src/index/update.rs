@@ -202,6 +202,7 @@ pub fn index_run(run: &RunDir, progress: impl FnMut(&UpdateStats)) -> Result<Upd
     };
     let topics = run.assignments();
     let dict = run.user_dict();
+    drop_outdated_run_index(&run.index())?;
     if !run.served().exists() {
         run.require_scored()?;
         return index_scored(
@@ -293,6 +294,15 @@ pub struct IndexInput {
     pub threads: usize,
 }
 
+/// A run folder's own index holds nothing but what the run's records give: one built by an
+/// earlier version with another schema is removed, to be built again from them.
+fn drop_outdated_run_index(dir: &Path) -> Result<()> {
+    if !super::schema_is_current(dir)? {
+        std::fs::remove_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    Ok(())
+}
+
 /// Indexes a run folder or a scored file as `vocmine index` does: a run folder supplies its
 /// scored records, index folder, topics, user dictionary and tier weights unless `input`
 /// names them. Returns the statistics and the index folder written.
@@ -322,6 +332,9 @@ pub fn index_input(
     let dir = (input.index.clone())
         .or(run.as_ref().map(RunDir::index))
         .ok_or_else(|| Error::Invalid("--index DIR is needed when the input is a file".into()))?;
+    if let Some(r) = run.as_ref().filter(|r| r.index() == dir) {
+        drop_outdated_run_index(&r.index())?;
+    }
     let topics =
         (input.topics.clone()).or(run.as_ref().map(RunDir::assignments).filter(|p| p.exists()));
     let dict =
