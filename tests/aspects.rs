@@ -331,6 +331,23 @@ fn aspects_are_a_search_filter_and_facet() {
         .unwrap();
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("电池:negative"));
+    // the report: an aspect table (JSON, CSV, the page), 电池 first with its negative mentions
+    vocmine(&["report", run_s, "--lang", "en"]);
+    let rep: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("report.json")).unwrap()).unwrap();
+    let top = &rep["aspects"][0];
+    assert_eq!(top["aspect"], "电池");
+    assert_eq!(top["negative"], want.len());
+    assert_eq!(top["examples"].as_array().unwrap().len(), want.len());
+    let csv = std::fs::read_to_string(run.join("report_tables/aspects.csv")).unwrap();
+    assert!(
+        csv.contains(&format!("电池,{0},{0},0,0,-1", want.len())),
+        "{csv}"
+    );
+    let html = std::fs::read_to_string(run.join("report.html")).unwrap();
+    assert!(
+        html.contains("<h2>Aspects</h2>") && html.contains("href=\"report_tables/aspects.csv\"")
+    );
     // an index with another schema (an earlier version's) is rebuilt from the run's records
     let index = run.join("index");
     std::fs::remove_dir_all(&index).unwrap();

@@ -42,7 +42,7 @@ pub struct Table {
 }
 
 /// The stems of the tables [`report_tables`] makes, in order.
-pub const TABLES: [&str; 7] = [
+pub const TABLES: [&str; 8] = [
     "summary",
     "alerts",
     "journey",
@@ -50,6 +50,7 @@ pub const TABLES: [&str; 7] = [
     "themes",
     "topics",
     "timeline",
+    "aspects",
 ];
 
 fn text(s: &str) -> Value {
@@ -148,7 +149,7 @@ fn group(stem: &'static str, title: String, r: &Report, groups: &[GroupStats]) -
 }
 
 /// Every table of the report (those of [`TABLES`], in that order; a table with nothing to show
-/// has its headers only).
+/// has its headers only, and `aspects` is there only for a run scored with `--aspects`).
 pub fn report_tables(r: &Report) -> Vec<Table> {
     let w = Words::new(&r.lang);
     let scale = r.rating.as_ref().map(|x| x.scale.to_uppercase());
@@ -299,6 +300,9 @@ pub fn report_tables(r: &Report) -> Vec<Table> {
             rows: timeline,
         },
     ]
+    .into_iter()
+    .chain((!r.aspects.is_empty()).then(|| super::aspects::table(w, TABLES[7], &r.aspects)))
+    .collect()
 }
 
 /// A number as the CSV writes it: whole numbers without a decimal point, others to 4 places.
@@ -397,6 +401,17 @@ pub fn write_tables(run: &RunDir, r: &Report) -> Result<()> {
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
     for t in &tables {
         write_atomic(&run.report_table(t.stem), &t.to_csv()?)?;
+    }
+    // a table this report does not have (aspects, after a run scored without them) is not
+    // left from an earlier report
+    for stem in TABLES
+        .iter()
+        .filter(|s| !tables.iter().any(|t| t.stem == **s))
+    {
+        let p = run.report_table(stem);
+        if p.exists() {
+            std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
+        }
     }
     write_atomic(&run.report_xlsx(), &to_xlsx(&tables)?)
 }

@@ -268,6 +268,7 @@ pub fn to_html(r: &Report) -> String {
     let pain = w.get(PAIN_POINT);
     s += &group_table(w, "pain_points", pain, &r.pain_points, scale, days);
     s += &downloads(w, "pain_points", true);
+    s += &super::aspects::section(w, &r.aspects);
     let _ = write!(s, "<h2>{}</h2>", w.get(H_TIMELINE));
     s += &timeline(w, r);
     s += &downloads(w, "timeline", false);

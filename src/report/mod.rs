@@ -13,6 +13,7 @@
 //! Impact is Thematic's: the overall rating metric minus the metric over the comments outside
 //! the group (what the score would be without the theme).
 
+mod aspects;
 mod export;
 mod font;
 mod html;
@@ -121,6 +122,8 @@ pub struct Example {
     pub sentiment: String,
 }
 
+pub use aspects::AspectStats;
+
 /// Longest quoted example, in characters (longer texts end in `…`).
 pub const EXAMPLE_CHARS: usize = 140;
 
@@ -218,6 +221,9 @@ pub struct Report {
     /// Per-segment counts for the page's journey filters (not in report.json).
     #[serde(skip)]
     pub segments: Segments,
+    /// Aspects by negative mentions, when the run was scored with `--aspects`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub aspects: Vec<AspectStats>,
 }
 
 pub(crate) fn rating_metric(scale: &str, ratings: &[f64]) -> Option<f64> {
@@ -527,6 +533,7 @@ pub fn build(scored: &[Scored], topics: &HashMap<String, TopicTag>, cfg: &Report
         lang: cfg.names.lang.clone(),
         journey,
         segments,
+        aspects: aspects::build(scored),
     }
 }
 

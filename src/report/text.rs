@@ -30,6 +30,16 @@ impl Report {
                 g.priority
             );
         }
+        if !self.aspects.is_empty() {
+            s.push_str("aspects by negative mentions:\n");
+        }
+        for a in self.aspects.iter().take(5) {
+            let _ = writeln!(
+                s,
+                "  {:<22} {:>4} mentions: {} negative, {} neutral, {} positive",
+                a.aspect, a.mentions, a.negative, a.neutral, a.positive
+            );
+        }
         for al in self.alerts.iter().take(10) {
             let _ = writeln!(
                 s,

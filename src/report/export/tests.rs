@@ -109,7 +109,9 @@ fn every_table_is_exported_with_headers_in_the_report_language() {
     let en = report_tables(&report("en"));
     let zh = report_tables(&report("zh"));
     let stems: Vec<&str> = en.iter().map(|t| t.stem).collect();
-    assert_eq!(stems, TABLES);
+    // every table but `aspects`, which only a run scored with --aspects has
+    assert_eq!(stems, TABLES[..7]);
+    assert_eq!(TABLES[7], "aspects");
     let pain = |ts: &[Table]| ts.iter().find(|t| t.stem == "pain_points").unwrap().clone();
     let (pe, pz) = (pain(&en), pain(&zh));
     assert_eq!(pe.headers.len(), pz.headers.len());

@@ -1,0 +1,163 @@
+//! The report's aspect table (issue 33): for a run scored with `--aspects`, each aspect with
+//! its mentions by polarity, the net polarity and quoted examples (the negative ones first).
+
+use super::export::{Table, Value};
+use super::html::{downloads, pct, quotes, user};
+use super::strings::{Words, ASPECT, ASPECTS_NOTE, EXAMPLES_MASKED, H_ASPECTS, MENTIONS, NET};
+use super::Example;
+use crate::record::Scored;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+/// Aspects kept in the table, most negative mentions first.
+pub const MAX_ASPECTS: usize = 50;
+
+/// One aspect over the run's comments.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AspectStats {
+    /// The aspect's words as most often written (lower-cased Latin letters, one space between
+    /// words): what mentions are grouped by.
+    pub aspect: String,
+    /// Mentions (an aspect found twice in a comment counts twice).
+    pub mentions: u64,
+    /// Mentions with negative polarity.
+    pub negative: u64,
+    /// Mentions with neutral polarity.
+    pub neutral: u64,
+    /// Mentions with positive polarity.
+    pub positive: u64,
+    /// (positive - negative) / mentions, in [-1, 1].
+    pub net: f64,
+    /// Up to three comments that mention it, negative mentions first (masked text).
+    pub examples: Vec<Example>,
+}
+
+/// The aspects of `scored` (empty when no record has aspects), ranked by negative mentions,
+/// then mentions, then name.
+pub fn build(scored: &[Scored]) -> Vec<AspectStats> {
+    // key -> (counts by polarity, examples as (polarity rank, confidence order, record))
+    type Mentions = ([u64; 3], Vec<(u8, u32, usize)>);
+    let mut by: BTreeMap<String, Mentions> = BTreeMap::new();
+    for (i, s) in scored.iter().enumerate() {
+        for a in s.aspects.iter().flatten() {
+            let key = a
+                .aspect
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+                .to_lowercase();
+            if key.is_empty() {
+                continue;
+            }
+            let e = by.entry(key).or_default();
+            let k = match a.polarity.as_str() {
+                "negative" => 0,
+                "neutral" => 1,
+                _ => 2,
+            };
+            e.0[k] += 1;
+            // negative first, then the surest; ties by record order
+            let order = (u32::MAX as f32 * (1.0 - a.confidence.clamp(0.0, 1.0))) as u32;
+            e.1.push((k as u8, order, i));
+        }
+    }
+    let mut out: Vec<AspectStats> = by
+        .into_iter()
+        .map(|(aspect, (c, mut ex))| {
+            ex.sort_unstable();
+            ex.dedup_by_key(|e| e.2);
+            let mentions = c.iter().sum::<u64>();
+            AspectStats {
+                aspect,
+                mentions,
+                negative: c[0],
+                neutral: c[1],
+                positive: c[2],
+                net: (c[2] as f64 - c[0] as f64) / mentions.max(1) as f64,
+                examples: ex
+                    .iter()
+                    .take(3)
+                    .map(|e| Example::of(&scored[e.2]))
+                    .collect(),
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        (b.negative, b.mentions)
+            .cmp(&(a.negative, a.mentions))
+            .then_with(|| a.aspect.cmp(&b.aspect))
+    });
+    out.truncate(MAX_ASPECTS);
+    out
+}
+
+/// The exported table (headers only when the run has no aspects).
+pub(super) fn table(w: Words, stem: &'static str, rows: &[AspectStats]) -> Table {
+    Table {
+        stem,
+        title: w.s(H_ASPECTS),
+        headers: vec![
+            w.s(ASPECT),
+            w.s(MENTIONS),
+            w.sentiment("negative").to_string(),
+            w.sentiment("neutral").to_string(),
+            w.sentiment("positive").to_string(),
+            w.s(NET),
+            w.s(EXAMPLES_MASKED),
+        ],
+        rows: rows
+            .iter()
+            .map(|a| {
+                let ex: Vec<String> = (a.examples.iter())
+                    .map(|e| format!("{}: {}", e.id, e.text))
+                    .collect();
+                vec![
+                    Value::Text(a.aspect.clone()),
+                    Value::Int(a.mentions as i64),
+                    Value::Int(a.negative as i64),
+                    Value::Int(a.neutral as i64),
+                    Value::Int(a.positive as i64),
+                    Value::Num(a.net),
+                    Value::Text(ex.join("\n")),
+                ]
+            })
+            .collect(),
+    }
+}
+
+/// The page's section (nothing when the run has no aspects).
+pub(super) fn section(w: Words, rows: &[AspectStats]) -> String {
+    if rows.is_empty() {
+        return String::new();
+    }
+    let mut s = format!(
+        "<h2>{}</h2><p class=\"help\">{}</p><table data-table=\"aspects\"><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
+        w.get(H_ASPECTS),
+        w.get(ASPECTS_NOTE),
+        w.get(ASPECT),
+        w.get(MENTIONS),
+        w.sentiment("negative"),
+        w.sentiment("neutral"),
+        w.sentiment("positive"),
+        w.get(NET),
+        w.get(EXAMPLES_MASKED)
+    );
+    for a in rows {
+        let _ = write!(
+            s,
+            "<tr><td>{}</td><td>{}</td><td>{} ({})</td><td>{}</td><td>{}</td><td>{:+.2}</td><td>{}</td></tr>",
+            user(&a.aspect),
+            a.mentions,
+            a.negative,
+            pct(a.negative as f64 / a.mentions.max(1) as f64),
+            a.neutral,
+            a.positive,
+            a.net,
+            quotes(w, &a.examples)
+        );
+    }
+    s += "</table>";
+    s += &downloads(w, "aspects", true);
+    s
+}
