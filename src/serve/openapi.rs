@@ -64,7 +64,25 @@ pub fn spec() -> Value {
                         "lang": {"type": "string"}, "masked": {"type": "array",
                                                               "items": {"type": "string"}},
                         "n_tokens": {"type": "integer"}, "text_hash": {"type": "string"},
-                        "model": {"type": "string"}
+                        "model": {"type": "string"},
+                        "aspects": {
+                            "type": "array",
+                            "description": "with `--tasks ...,aspects`: each aspect found, \
+                                            its opinion words, its polarity and its character \
+                                            span [from, to) in `text`",
+                            "items": {
+                                "type": "object",
+                                "required": ["aspect", "polarity", "confidence", "span"],
+                                "properties": {
+                                    "aspect": {"type": "string"},
+                                    "opinion": {"type": ["string", "null"]},
+                                    "polarity": {"enum": ["negative", "neutral", "positive"]},
+                                    "confidence": {"type": "number"},
+                                    "span": {"type": "array", "items": {"type": "integer"},
+                                             "minItems": 2, "maxItems": 2}
+                                }
+                            }
+                        }
                     },
                     "additionalProperties": {
                         "type": "object",
