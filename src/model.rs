@@ -70,6 +70,10 @@ pub struct Manifest {
     /// or `aspects` among `--tasks`).
     #[serde(default)]
     pub aspects: Option<String>,
+    /// The aspect categories (a TOML list, relative to the manifest; see
+    /// [`crate::aspects::category_map`]): each aspect found is put in one.
+    #[serde(default)]
+    pub aspect_categories: Option<String>,
 }
 
 /// The task name of the aspect heads (`--tasks sentiment,aspects`; the `aspects` field of a
@@ -139,6 +143,8 @@ pub struct ModelSpec {
     pub routes: BTreeMap<String, BTreeMap<String, PathBuf>>,
     /// The aspect heads' stem, when the manifest names them.
     pub aspects: Option<PathBuf>,
+    /// The aspect category list, when the manifest names one.
+    pub aspect_categories: Option<PathBuf>,
 }
 
 /// Where a task's head comes from.
@@ -212,6 +218,7 @@ impl ModelSpec {
                     })
                     .collect::<Result<_>>()?,
                 aspects: man.aspects.as_ref().map(|a| dir.join(a)),
+                aspect_categories: man.aspect_categories.as_ref().map(|a| dir.join(a)),
             })
         } else if dir.join("config.json").is_file() {
             Ok(ModelSpec {
@@ -223,6 +230,7 @@ impl ModelSpec {
                 default_tasks: Vec::new(),
                 routes: BTreeMap::new(),
                 aspects: None,
+                aspect_categories: None,
             })
         } else {
             Err(Error::model(
@@ -336,8 +344,11 @@ impl ModelSpec {
         let Some(stem) = &self.aspects else {
             return Ok(None);
         };
-        let m = crate::aspects::AspectModel::load(stem)?;
+        let mut m = crate::aspects::AspectModel::load(stem)?;
         m.check_encoder(encoder)?;
+        if let Some(p) = &self.aspect_categories {
+            m = m.with_categories(crate::aspects::AspectCategories::load(p)?);
+        }
         if !encoder.is_packed() {
             return Err(Error::model(
                 &self.dir,

@@ -140,6 +140,10 @@ pub struct Aspect {
     pub confidence: f32,
     /// Character offsets `[from, to)` of the aspect in the text.
     pub span: [usize; 2],
+    /// Its category (`delivery`, `battery`, ... or `other`) when the model has a category
+    /// list (`aspect_categories` in its manifest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
 }
 
 /// Parses a comment time to Unix seconds (UTC): `YYYY-MM-DD`, optionally followed by `T` or a

@@ -193,6 +193,9 @@ fn score_with_aspects_puts_them_in_every_record_with_spans_into_the_shown_text()
     assert_eq!(by_term(0, "屏幕")["polarity"], "positive");
     assert_eq!(by_term(0, "电池")["span"], serde_json::json!([6, 8]));
     assert_eq!(by_term(0, "电池")["polarity"], "negative");
+    // each put in a category of the model's list (models/taxonomies/aspect_category.toml)
+    assert_eq!(by_term(0, "屏幕")["category"], "display");
+    assert_eq!(by_term(0, "电池")["category"], "battery");
     // in the shown text the leading spaces are trimmed, ＡＰＰ stays full-width, the phone is
     // masked: 电池 is at shown characters 11..13 (the folded text has it at 10..12)
     let shown = with[1]["text"].as_str().unwrap();
@@ -336,14 +339,21 @@ fn aspects_are_a_search_filter_and_facet() {
     let rep: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("report.json")).unwrap()).unwrap();
     let top = &rep["aspects"][0];
-    assert_eq!(top["aspect"], "电池");
+    assert_eq!(top["aspect"], "battery");
+    assert_eq!(top["name"], "Battery");
+    assert_eq!(top["words"][0], serde_json::json!(["电池", want.len()]));
     assert_eq!(top["negative"], want.len());
     assert_eq!(top["examples"].as_array().unwrap().len(), want.len());
     let csv = std::fs::read_to_string(run.join("report_tables/aspects.csv")).unwrap();
-    assert!(
-        csv.contains(&format!("电池,{0},{0},0,0,-1", want.len())),
-        "{csv}"
+    let row = format!("Battery,电池 {0},{0},{0},0,0,-1", want.len());
+    assert!(csv.contains(&row), "{csv}");
+    // and the index has the category tag: battery:negative
+    assert_eq!(
+        all["facets"]["aspect_category"]["battery:negative"],
+        want.len()
     );
+    let by_cat = search(&["--aspect-category", "battery:negative"]);
+    assert_eq!(by_cat["total"], want.len());
     let html = std::fs::read_to_string(run.join("report.html")).unwrap();
     assert!(
         html.contains("<h2>Aspects</h2>") && html.contains("href=\"report_tables/aspects.csv\"")

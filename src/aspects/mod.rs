@@ -25,12 +25,14 @@ use std::path::{Path, PathBuf};
 
 mod attention;
 pub mod categories;
+pub mod category_map;
 pub mod data;
 pub mod decode;
 pub mod eval;
 pub mod features;
 pub mod train;
 
+pub use category_map::{AspectCategories, AspectCategory};
 pub use data::{read_aspect_set, AspectSet, Example, GoldAspect};
 pub use decode::Decoding;
 pub use eval::{evaluate_aspects, evaluate_file, AspectEvalReport};
@@ -142,6 +144,8 @@ pub struct AspectModel {
     pub(crate) pol: Mlp,
     /// The polarity head's attention (`config.polarity_attention > 0`).
     pub(crate) att: Option<attention::Attention>,
+    /// The category list each aspect found is put in (see [`category_map`]), when set.
+    pub categories: Option<AspectCategories>,
 }
 
 fn paths(stem: &Path) -> (PathBuf, PathBuf) {
@@ -203,6 +207,7 @@ impl AspectModel {
             None
         };
         let model = AspectModel {
+            categories: None,
             tag: mlp("tag", config.tag_hidden)?,
             pol: mlp("pol", config.polarity_hidden)?,
             att,
@@ -224,6 +229,12 @@ impl AspectModel {
             return Err(Error::model(&jp, format!("tags must be {TAGS:?}")));
         }
         Ok(model)
+    }
+
+    /// The same heads, each aspect found put in one of `categories`.
+    pub fn with_categories(mut self, categories: AspectCategories) -> AspectModel {
+        self.categories = Some(categories);
+        self
     }
 
     /// The same heads with another [`Decoding`].
@@ -357,8 +368,11 @@ impl AspectModel {
             .zip(pairs)
             .map(|(((s, r), p), op)| {
                 let (k, pk) = argmax(&p);
+                let aspect = slice(*r);
                 Aspect {
-                    aspect: slice(*r),
+                    category: (self.categories.as_ref())
+                        .map(|c| c.category_of(&aspect).to_string()),
+                    aspect,
                     opinion: op.map(|o| slice(opinions[o])),
                     polarity: self.config.polarities[k].clone(),
                     confidence: s.prob * pk,

@@ -364,6 +364,7 @@ fn attention_heads_save_load_and_score() {
         dist: tensor((0..8).map(|i| -0.1 * i as f32).collect(), &[8]),
     };
     let model = AspectModel {
+        categories: None,
         config,
         decoding: Decoding::default(),
         tag,

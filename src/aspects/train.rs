@@ -387,6 +387,7 @@ pub fn train_aspects(
     };
     Ok((
         AspectModel {
+            categories: None,
             config,
             decoding: Decoding::default(),
             tag: to_mlp(tagger),

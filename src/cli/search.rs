@@ -45,6 +45,9 @@ pub(crate) struct SearchArgs {
     /// Aspect filter as ASPECT:POLARITY, e.g. 电池:negative (runs scored with --aspects)
     #[arg(long)]
     aspect: Option<String>,
+    /// Aspect-category filter as CATEGORY:POLARITY, e.g. delivery:negative
+    #[arg(long)]
+    aspect_category: Option<String>,
     /// Topic id filter, comma-separated
     #[arg(long)]
     topic: Option<String>,
@@ -96,6 +99,7 @@ fn request(a: &SearchArgs) -> Result<SearchRequest> {
         ("product", &a.product),
         ("lang", &a.lang),
         ("aspect", &a.aspect),
+        ("aspect_category", &a.aspect_category),
     ] {
         if let Some(v) = v {
             r.add_tag(name, v);

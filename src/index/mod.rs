@@ -74,7 +74,8 @@ pub fn jieba_with_user_dict(text: &str, path: &Path) -> Result<Jieba> {
 }
 
 /// Tag fields: one lower-cased value each (`aspect`: one `aspect:polarity` value per aspect
-/// found, e.g. `电池:negative`), indexed for filters, fast for facets, stored.
+/// found, e.g. `电池:negative`; `aspect_category` likewise with its category,
+/// `battery:negative`), indexed for filters, fast for facets, stored.
 pub const TAG_FIELDS: &[&str] = &[
     "lang",
     "sentiment",
@@ -86,6 +87,7 @@ pub const TAG_FIELDS: &[&str] = &[
     "tier",
     "product",
     "aspect",
+    "aspect_category",
 ];
 
 /// Handles of the schema's fields.
@@ -412,6 +414,9 @@ impl SearchIndex {
         );
         for a in s.aspects.iter().flatten() {
             put("aspect", Some(&aspect_tag(&a.aspect, &a.polarity)));
+            if let Some(c) = &a.category {
+                put("aspect_category", Some(&aspect_tag(c, &a.polarity)));
+            }
         }
         let mut conf = BTreeMap::new();
         for (task, r) in &s.tasks {

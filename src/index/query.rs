@@ -73,7 +73,7 @@ pub struct DateBucket {
 /// Facet counts over all hits (not just the returned page).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Facets {
-    /// Counts per value of each tag field (sentiment, intent, pain_point, journey_stage, channel, tier, lang, aspect).
+    /// Counts per value of each tag field (sentiment, intent, pain_point, journey_stage, channel, tier, lang, aspect, aspect_category).
     #[serde(flatten)]
     pub tags: BTreeMap<String, BTreeMap<String, u64>>,
     /// Counts per topic id.
@@ -106,6 +106,7 @@ pub const FACET_FIELDS: &[&str] = &[
     "tier",
     "lang",
     "aspect",
+    "aspect_category",
 ];
 /// Builds the text part of a query (no filters): plain words that must all match, or with
 /// `syntax` tantivy's query syntax (words, "phrases", -exclusions, OR), falling back to the

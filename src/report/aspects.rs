@@ -1,24 +1,35 @@
-//! The report's aspect table (issue 33): for a run scored with `--aspects`, each aspect with
-//! its mentions by polarity, the net polarity and quoted examples (the negative ones first).
+//! The report's aspect table (issue 33): for a run scored with `--aspects`, each aspect
+//! category (or, for aspects without one, each aspect) with the words it was found as, its
+//! mentions by polarity, the net polarity and quoted examples (the negative ones first).
 
 use super::export::{Table, Value};
 use super::html::{downloads, pct, quotes, user};
-use super::strings::{Words, ASPECT, ASPECTS_NOTE, EXAMPLES_MASKED, H_ASPECTS, MENTIONS, NET};
+use super::names::Names;
+use super::strings::{
+    Words, ASPECT, ASPECTS_NOTE, ASPECT_WORDS, EXAMPLES_MASKED, H_ASPECTS, MENTIONS, NET,
+};
 use super::Example;
 use crate::record::Scored;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-/// Aspects kept in the table, most negative mentions first.
+/// Rows kept in the table, most negative mentions first.
 pub const MAX_ASPECTS: usize = 50;
 
-/// One aspect over the run's comments.
+/// Words listed per row, most mentioned first.
+const MAX_WORDS: usize = 6;
+
+/// One aspect category (or one aspect without a category) over the run's comments.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AspectStats {
-    /// The aspect's words as most often written (lower-cased Latin letters, one space between
-    /// words): what mentions are grouped by.
+    /// The category id (`delivery`), or for aspects without a category the aspect's words
+    /// (lower-cased, one space between words): what mentions are grouped by.
     pub aspect: String,
+    /// The category's name in the report's language (the words themselves without one).
+    pub name: String,
+    /// The words the aspects were found as, with their mentions, most first.
+    pub words: Vec<(String, u64)>,
     /// Mentions (an aspect found twice in a comment counts twice).
     pub mentions: u64,
     /// Mentions with negative polarity.
@@ -33,24 +44,30 @@ pub struct AspectStats {
     pub examples: Vec<Example>,
 }
 
-/// The aspects of `scored` (empty when no record has aspects), ranked by negative mentions,
-/// then mentions, then name.
-pub fn build(scored: &[Scored]) -> Vec<AspectStats> {
-    // key -> (counts by polarity, examples as (polarity rank, confidence order, record))
-    type Mentions = ([u64; 3], Vec<(u8, u32, usize)>);
-    let mut by: BTreeMap<String, Mentions> = BTreeMap::new();
+/// The aspects of `scored` by category (empty when no record has aspects), ranked by
+/// negative mentions, then mentions, then key, with `other` last; category names from
+/// `names`.
+pub fn build(scored: &[Scored], names: &Names) -> Vec<AspectStats> {
+    // key -> (counts by polarity, examples as (polarity rank, confidence order, record), words)
+    type Mentions = ([u64; 3], Vec<(u8, u32, usize)>, BTreeMap<String, u64>);
+    let mut by: BTreeMap<(bool, String), Mentions> = BTreeMap::new();
     for (i, s) in scored.iter().enumerate() {
         for a in s.aspects.iter().flatten() {
-            let key = a
+            let word = a
                 .aspect
                 .split_whitespace()
                 .collect::<Vec<_>>()
                 .join(" ")
                 .to_lowercase();
-            if key.is_empty() {
+            if word.is_empty() {
                 continue;
             }
+            let key = match &a.category {
+                Some(c) => (true, c.clone()),
+                None => (false, word.clone()),
+            };
             let e = by.entry(key).or_default();
+            *e.2.entry(word).or_default() += 1;
             let k = match a.polarity.as_str() {
                 "negative" => 0,
                 "neutral" => 1,
@@ -64,11 +81,19 @@ pub fn build(scored: &[Scored]) -> Vec<AspectStats> {
     }
     let mut out: Vec<AspectStats> = by
         .into_iter()
-        .map(|(aspect, (c, mut ex))| {
+        .map(|((is_category, aspect), (c, mut ex, w))| {
             ex.sort_unstable();
             ex.dedup_by_key(|e| e.2);
             let mentions = c.iter().sum::<u64>();
+            let mut words: Vec<(String, u64)> = w.into_iter().collect();
+            words.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            words.truncate(MAX_WORDS);
             AspectStats {
+                name: match is_category {
+                    true => names.name("aspect_category", &aspect),
+                    false => aspect.clone(),
+                },
+                words,
                 aspect,
                 mentions,
                 negative: c[0],
@@ -83,9 +108,11 @@ pub fn build(scored: &[Scored]) -> Vec<AspectStats> {
             }
         })
         .collect();
+    // the catch-all category last: it is what no listed word names
+    let other = |a: &AspectStats| a.aspect == crate::aspects::category_map::OTHER;
     out.sort_by(|a, b| {
-        (b.negative, b.mentions)
-            .cmp(&(a.negative, a.mentions))
+        (other(a), b.negative, b.mentions)
+            .cmp(&(other(b), a.negative, a.mentions))
             .then_with(|| a.aspect.cmp(&b.aspect))
     });
     out.truncate(MAX_ASPECTS);
@@ -99,6 +126,7 @@ pub(super) fn table(w: Words, stem: &'static str, rows: &[AspectStats]) -> Table
         title: w.s(H_ASPECTS),
         headers: vec![
             w.s(ASPECT),
+            w.s(ASPECT_WORDS),
             w.s(MENTIONS),
             w.sentiment("negative").to_string(),
             w.sentiment("neutral").to_string(),
@@ -113,7 +141,8 @@ pub(super) fn table(w: Words, stem: &'static str, rows: &[AspectStats]) -> Table
                     .map(|e| format!("{}: {}", e.id, e.text))
                     .collect();
                 vec![
-                    Value::Text(a.aspect.clone()),
+                    Value::Text(a.name.clone()),
+                    Value::Text(word_list(&a.words)),
                     Value::Int(a.mentions as i64),
                     Value::Int(a.negative as i64),
                     Value::Int(a.neutral as i64),
@@ -132,10 +161,11 @@ pub(super) fn section(w: Words, rows: &[AspectStats]) -> String {
         return String::new();
     }
     let mut s = format!(
-        "<h2>{}</h2><p class=\"help\">{}</p><table data-table=\"aspects\"><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
+        "<h2>{}</h2><p class=\"help\">{}</p><table data-table=\"aspects\"><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
         w.get(H_ASPECTS),
         w.get(ASPECTS_NOTE),
         w.get(ASPECT),
+        w.get(ASPECT_WORDS),
         w.get(MENTIONS),
         w.sentiment("negative"),
         w.sentiment("neutral"),
@@ -146,8 +176,9 @@ pub(super) fn section(w: Words, rows: &[AspectStats]) -> String {
     for a in rows {
         let _ = write!(
             s,
-            "<tr><td>{}</td><td>{}</td><td>{} ({})</td><td>{}</td><td>{}</td><td>{:+.2}</td><td>{}</td></tr>",
-            user(&a.aspect),
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} ({})</td><td>{}</td><td>{}</td><td>{:+.2}</td><td>{}</td></tr>",
+            user(&a.name),
+            user(&word_list(&a.words)),
             a.mentions,
             a.negative,
             pct(a.negative as f64 / a.mentions.max(1) as f64),
@@ -160,4 +191,10 @@ pub(super) fn section(w: Words, rows: &[AspectStats]) -> String {
     s += "</table>";
     s += &downloads(w, "aspects", true);
     s
+}
+
+/// `快递 12, 物流 11`.
+fn word_list(words: &[(String, u64)]) -> String {
+    let parts: Vec<String> = words.iter().map(|(w, n)| format!("{w} {n}")).collect();
+    parts.join(", ")
 }

@@ -533,7 +533,7 @@ pub fn build(scored: &[Scored], topics: &HashMap<String, TopicTag>, cfg: &Report
         lang: cfg.names.lang.clone(),
         journey,
         segments,
-        aspects: aspects::build(scored),
+        aspects: aspects::build(scored, &cfg.names),
     }
 }
 

@@ -60,7 +60,15 @@ impl Names {
                 taxonomies.push(Taxonomy::load(p)?);
             }
         }
-        Ok(Names::from_taxonomies(&taxonomies, lang))
+        let mut n = Names::from_taxonomies(&taxonomies, lang);
+        if let Some(p) = &spec.aspect_categories {
+            let c = crate::aspects::AspectCategories::load(p)?;
+            let m = n.names.entry("aspect_category".into()).or_default();
+            for cat in &c.categories {
+                m.insert(cat.id.clone(), c.name(&cat.id, lang));
+            }
+        }
+        Ok(n)
     }
 
     /// The names of the model folder `model`, else of the default model folder; when no

@@ -37,7 +37,7 @@ impl Report {
             let _ = writeln!(
                 s,
                 "  {:<22} {:>4} mentions: {} negative, {} neutral, {} positive",
-                a.aspect, a.mentions, a.negative, a.neutral, a.positive
+                a.name, a.mentions, a.negative, a.neutral, a.positive
             );
         }
         for al in self.alerts.iter().take(10) {

@@ -473,6 +473,7 @@ impl FinetunePlan {
             tasks: entries,
             // aspect heads read the encoder they were trained on: not this new one
             aspects: None,
+            aspect_categories: None,
         };
         let mpath = out.join(MANIFEST);
         let toml = toml::to_string(&manifest)

@@ -9,7 +9,7 @@
 //! | `masked`, `tokens` | list of string (`tokens` null when not kept) |
 //! | `n_tokens` | uint64 |
 //! | one column per task (`sentiment`, `intent`, `pain_point`, ...) | struct, null for a record the task did not score |
-//! | `aspects` (when the aspect heads ran) | list of struct `{aspect, opinion, polarity, confidence, from, to}` (`opinion` null when none; `from`, `to` uint64 character offsets into `text`), null for a record they did not read |
+//! | `aspects` (when the aspect heads ran) | list of struct `{aspect, opinion, polarity, confidence, from, to, category}` (`opinion`, `category` null when none; `from`, `to` uint64 character offsets into `text`), null for a record they did not read |
 //!
 //! A task's struct holds `label` (string), `confidence` (float32), `probs` (a struct with one
 //! float32 field per label, sorted by name, so `sentiment.probs.negative` is a column),
@@ -195,6 +195,7 @@ fn aspects_column(records: &[Scored]) -> Result<ArrayRef> {
     let (mut lens, mut valid) = (Vec::new(), Vec::new());
     let (mut asp, mut op, mut pol) = (Vec::new(), Vec::new(), Vec::new());
     let (mut conf, mut from, mut to) = (Vec::new(), Vec::new(), Vec::new());
+    let mut cat = Vec::new();
     for r in records {
         valid.push(r.aspects.is_some());
         let a = r.aspects.as_deref().unwrap_or(&[]);
@@ -206,6 +207,7 @@ fn aspects_column(records: &[Scored]) -> Result<ArrayRef> {
             conf.push(x.confidence);
             from.push(x.span[0] as u64);
             to.push(x.span[1] as u64);
+            cat.push(x.category.as_deref());
         }
     }
     let item = struct_of(
@@ -216,6 +218,7 @@ fn aspects_column(records: &[Scored]) -> Result<ArrayRef> {
             ("confidence", Arc::new(Float32Array::from(conf))),
             ("from", Arc::new(UInt64Array::from(from))),
             ("to", Arc::new(UInt64Array::from(to))),
+            ("category", strings(cat.into_iter())),
         ],
         None,
     )?;

@@ -252,8 +252,14 @@ fn aspects_at(a: &ArrayRef) -> Result<Vec<crate::aspects::Aspect>> {
         to.as_primitive_opt::<UInt64Type>()
             .ok_or_else(|| wrong("aspects.to", to.as_ref(), "uint64"))?,
     );
+    // absent in files written before categories
+    let cat = match st.column_by_name("category") {
+        Some(a) => Some(str_col("aspects.category", a)?),
+        None => None,
+    };
     Ok((0..st.len())
         .map(|j| crate::aspects::Aspect {
+            category: cat.and_then(|c| opt_str(c, j)),
             aspect: asp.value(j).to_string(),
             opinion: opt_str(op, j),
             polarity: pol.value(j).to_string(),

@@ -1,0 +1,168 @@
+//! Aspect categories as data (issue 33 item 2): an editable TOML list of categories, each with
+//! the words that name it in zh and en (`models/taxonomies/aspect_category.toml`), so that
+//! 快递, 物流 and "courier" are counted together as `delivery`, and the report and the index
+//! count categories rather than spellings.
+//!
+//! An aspect belongs to the category of the longest listed word it contains: a Chinese word
+//! anywhere in it (traditional characters read as simplified), an English word as a whole word
+//! (case-insensitive, a trailing plural `s` ignored). One that matches none is [`OTHER`].
+
+use crate::error::{Error, Result};
+use serde::Deserialize;
+use std::path::Path;
+
+/// The category of an aspect no listed word names.
+pub const OTHER: &str = "other";
+
+/// One category: its id, names and words.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct AspectCategory {
+    /// Stable id (`delivery`).
+    pub id: String,
+    /// English name.
+    pub name_en: String,
+    /// Chinese name.
+    pub name_zh: String,
+    /// Words that name it.
+    #[serde(default)]
+    pub words: Vec<String>,
+}
+
+/// The category list of a model (`aspect_categories` in its manifest).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct AspectCategories {
+    /// Always `aspect_category`.
+    pub task: String,
+    /// The categories, in file order (ties between words of one length go to the first).
+    #[serde(rename = "category")]
+    pub categories: Vec<AspectCategory>,
+}
+
+fn has_latin(w: &str) -> bool {
+    w.chars().any(|c| c.is_ascii_alphabetic())
+}
+
+/// An English word without a trailing plural `s` (`screens` -> `screen`; `ss` kept).
+fn singular(w: &str) -> &str {
+    match w.strip_suffix('s') {
+        Some(s) if s.len() > 2 && !s.ends_with('s') => s,
+        _ => w,
+    }
+}
+
+impl AspectCategories {
+    /// Reads and checks a category file: ids unique and non-empty, [`OTHER`] among them.
+    pub fn load(path: &Path) -> Result<AspectCategories> {
+        let s = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let c: AspectCategories =
+            toml::from_str(&s).map_err(|e| Error::model(path, e.to_string()))?;
+        let mut seen = std::collections::BTreeSet::new();
+        for cat in &c.categories {
+            if cat.id.trim().is_empty() || !seen.insert(cat.id.as_str()) {
+                return Err(Error::model(
+                    path,
+                    format!("category id {:?} is empty or repeated", cat.id),
+                ));
+            }
+        }
+        if !seen.contains(OTHER) {
+            return Err(Error::model(
+                path,
+                format!("no {OTHER:?} category (where aspects no word names go)"),
+            ));
+        }
+        Ok(c)
+    }
+
+    /// The category id of `aspect` (see the module docs).
+    pub fn category_of(&self, aspect: &str) -> &str {
+        let simplified = fast2s::convert(&aspect.to_lowercase());
+        let words: Vec<&str> = simplified
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(singular)
+            .collect();
+        let mut best: Option<(usize, &str)> = None;
+        for c in &self.categories {
+            for w in &c.words {
+                let w = w.to_lowercase();
+                let hit = if has_latin(&w) {
+                    words.contains(&singular(&w))
+                } else {
+                    simplified.contains(w.as_str())
+                };
+                let len = w.chars().count();
+                if hit && best.is_none_or(|(l, _)| len > l) {
+                    best = Some((len, c.id.as_str()));
+                }
+            }
+        }
+        best.map_or(OTHER, |(_, id)| id)
+    }
+
+    /// The name of category `id` in `lang` (`zh` or English), or the id itself.
+    pub fn name(&self, id: &str, lang: &str) -> String {
+        self.categories.iter().find(|c| c.id == id).map_or_else(
+            || id.to_string(),
+            |c| {
+                if lang == "zh" {
+                    c.name_zh.clone()
+                } else {
+                    c.name_en.clone()
+                }
+            },
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_categories_group_spellings_and_languages() {
+        let p =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("models/taxonomies/aspect_category.toml");
+        let c = AspectCategories::load(&p).unwrap();
+        for (aspect, want) in [
+            ("快递", "delivery"),
+            ("物流", "delivery"),
+            ("快遞員", "delivery"),
+            ("the courier", "delivery"),
+            ("Delivery", "delivery"),
+            ("电池", "battery"),
+            ("battery life", "battery"),
+            ("屏幕", "display"),
+            ("screens", "display"),
+            ("客服", "service"),
+            ("客服态度", "service"),
+            ("价格", "price"),
+            ("prices", "price"),
+            ("音质", "sound"),
+            ("APP", "software"),
+            ("happy hour", OTHER),
+            ("烧水壶", OTHER),
+        ] {
+            assert_eq!(c.category_of(aspect), want, "{aspect}");
+        }
+        // 充电 (battery) and 速度 (performance) are as long: the first category in the file
+        assert_eq!(c.category_of("充电速度"), "battery");
+        assert_eq!(c.name("delivery", "zh"), "物流配送");
+        assert_eq!(c.name("delivery", "en"), "Delivery");
+        assert_eq!(c.name("nope", "en"), "nope");
+    }
+
+    #[test]
+    fn a_bad_category_file_is_a_clear_error() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("c.toml");
+        std::fs::write(&p, "task = \"aspect_category\"\n[[category]]\nid = \"a\"\nname_en = \"A\"\nname_zh = \"甲\"\nwords = [\"x\"]\n").unwrap();
+        let e = AspectCategories::load(&p).unwrap_err().to_string();
+        assert!(e.contains("\"other\"") && e.contains("c.toml"), "{e}");
+        std::fs::write(&p, "task = \"aspect_category\"\n[[category]]\nid = \"other\"\nname_en = \"O\"\nname_zh = \"其他\"\n[[category]]\nid = \"other\"\nname_en = \"O\"\nname_zh = \"其他\"\n").unwrap();
+        assert!(AspectCategories::load(&p)
+            .unwrap_err()
+            .to_string()
+            .contains("repeated"));
+    }
+}
