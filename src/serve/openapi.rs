@@ -79,7 +79,10 @@ pub fn spec() -> Value {
                                     "polarity": {"enum": ["negative", "neutral", "positive"]},
                                     "confidence": {"type": "number"},
                                     "span": {"type": "array", "items": {"type": "integer"},
-                                             "minItems": 2, "maxItems": 2}
+                                             "minItems": 2, "maxItems": 2},
+                                    "category": {"type": "string",
+                                                 "description": "from the model's aspect \
+                                                                 category list"}
                                 }
                             }
                         }
