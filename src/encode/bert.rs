@@ -39,7 +39,11 @@ impl Linear {
     /// The layer in `precision`.
     fn new(w: &[f32], n: usize, k: usize, bias: Vec<f32>, precision: Precision) -> Linear {
         match precision {
-            Precision::F32 => Linear::F32(PackedLinear::pack(w, n, k, bias)),
+            Precision::F32 => Linear::F32(match kernels::half_panels() {
+                true => PackedLinear::pack_half(w, n, k, bias.clone())
+                    .unwrap_or_else(|| PackedLinear::pack(w, n, k, bias)),
+                false => PackedLinear::pack(w, n, k, bias),
+            }),
             Precision::Int8 => Linear::I8(QLinear::quantize(w, n, k, bias, OUTLIERS)),
             Precision::Bf16 => Linear::Bf16(Bf16Linear::pack(w, n, k, bias)),
         }

@@ -58,20 +58,21 @@ pub(super) unsafe fn finish_tile(
 }
 
 /// One `R x 16` tile over `kc` inputs (`a[kk * ak + r]`: packed `[kk][MR]` micro-panels have
-/// `ak = MR`): `c = bias + a b` when `bias` is set, else `c += a b`.
+/// `ak = MR`): `c = bias + a b` when `bias` is set, else `c += a b`. The panel `b` holds f32
+/// values, or f16 ones when `HALF` (widened exactly: the same bits for the same values).
 ///
 /// # Safety
-/// AVX2 and FMA present; `a` holds `R` rows of `kc` values at `a[kk * ak + r]`, `b` a
-/// 32-byte aligned `kc x 16` panel, `c` an `R x 16` block with row stride `ldc`, `bias` null
+/// AVX2, FMA and F16C present; `a` holds `R` rows of `kc` values at `a[kk * ak + r]`, `b` a
+/// 32-byte aligned `kc x 16` panel of f32 values (unaligned f16 ones when `HALF`), `c` an `R x 16` block with row stride `ldc`, `bias` null
 /// or 16 values.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
-unsafe fn tile<const R: usize>(
+unsafe fn tile<const R: usize, const HALF: bool>(
     kc: usize,
     a: *const f32,
     ak: usize,
-    b: *const f32,
+    b: *const u8,
     c: *mut f32,
     ldc: usize,
     bias: *const f32,
@@ -81,16 +82,23 @@ unsafe fn tile<const R: usize>(
     unsafe {
         let mut acc0 = [_mm256_setzero_ps(); R];
         let mut acc1 = [_mm256_setzero_ps(); R];
-        let mut bp = b;
         for kk in 0..kc {
-            let b0 = _mm256_load_ps(bp);
-            let b1 = _mm256_load_ps(bp.add(8));
+            let (b0, b1) = if HALF {
+                // 16 halves widened exactly: the f32 panel's values
+                let bp = b.add(kk * NR * 2);
+                (
+                    _mm256_cvtph_ps(_mm_loadu_si128(bp as *const __m128i)),
+                    _mm256_cvtph_ps(_mm_loadu_si128(bp.add(16) as *const __m128i)),
+                )
+            } else {
+                let bp = b.add(kk * NR * 4) as *const f32;
+                (_mm256_load_ps(bp), _mm256_load_ps(bp.add(8)))
+            };
             for r in 0..R {
                 let av = _mm256_broadcast_ss(&*a.add(kk * ak + r));
                 acc0[r] = _mm256_fmadd_ps(av, b0, acc0[r]);
                 acc1[r] = _mm256_fmadd_ps(av, b1, acc1[r]);
             }
-            bp = bp.add(NR);
         }
         if bias.is_null() {
             for r in 0..R {
@@ -113,12 +121,14 @@ unsafe fn tile<const R: usize>(
     }
 }
 
+/// [`tile`] for `rows` (1 to 6) rows on an f32 panel.
+///
 /// # Safety
-/// AVX2 and FMA present; `a` holds `rows` rows of `kc` values at `a[kk * ak + r]`,
+/// AVX2, FMA and F16C present; `a` holds `rows` rows of `kc` values at `a[kk * ak + r]`,
 /// `b` a 32-byte aligned `kc x 16` panel, `c` a `rows x 16` block with row stride `ldc`,
 /// `bias` null or 16 values.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
 #[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn tile_rows(
@@ -131,16 +141,61 @@ pub(super) unsafe fn tile_rows(
     ldc: usize,
     bias: *const f32,
 ) {
+    // SAFETY: the caller upholds this function's contract, which is `tile_any`'s.
+    unsafe { tile_any::<false>(rows, kc, a, ak, b as _, c, ldc, bias) }
+}
+
+/// [`tile_rows`] on an f16 panel (`kc x 16` halves): the bits of [`tile_rows`] on the same
+/// values in f32, half the bytes read.
+///
+/// # Safety
+/// As [`tile_rows`]'s, with `b` a panel of `kc x 16` halves (no alignment needed).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn tile_rows_half(
+    rows: usize,
+    kc: usize,
+    a: *const f32,
+    ak: usize,
+    b: *const u16,
+    c: *mut f32,
+    ldc: usize,
+    bias: *const f32,
+) {
+    // SAFETY: the caller upholds this function's contract, which is `tile_any`'s.
+    unsafe { tile_any::<true>(rows, kc, a, ak, b as _, c, ldc, bias) }
+}
+
+/// [`tile`] for `rows` (1 to 6) rows on a panel of `HALF`'s type.
+///
+/// # Safety
+/// As [`tile_rows`]'s, the panel of `HALF`'s type.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile_any<const HALF: bool>(
+    rows: usize,
+    kc: usize,
+    a: *const f32,
+    ak: usize,
+    b: *const u8,
+    c: *mut f32,
+    ldc: usize,
+    bias: *const f32,
+) {
     // SAFETY: the caller upholds this function's `# Safety` contract (CPU features, pointers
     // and lengths), which covers every pointer access and call below.
     unsafe {
         match rows {
-            6 => tile::<6>(kc, a, ak, b, c, ldc, bias),
-            5 => tile::<5>(kc, a, ak, b, c, ldc, bias),
-            4 => tile::<4>(kc, a, ak, b, c, ldc, bias),
-            3 => tile::<3>(kc, a, ak, b, c, ldc, bias),
-            2 => tile::<2>(kc, a, ak, b, c, ldc, bias),
-            _ => tile::<1>(kc, a, ak, b, c, ldc, bias),
+            6 => tile::<6, HALF>(kc, a, ak, b, c, ldc, bias),
+            5 => tile::<5, HALF>(kc, a, ak, b, c, ldc, bias),
+            4 => tile::<4, HALF>(kc, a, ak, b, c, ldc, bias),
+            3 => tile::<3, HALF>(kc, a, ak, b, c, ldc, bias),
+            2 => tile::<2, HALF>(kc, a, ak, b, c, ldc, bias),
+            _ => tile::<1, HALF>(kc, a, ak, b, c, ldc, bias),
         }
     }
 }

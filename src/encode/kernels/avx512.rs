@@ -32,13 +32,13 @@ use super::cpu::{MR, NR};
 #[target_feature(enable = "avx512f,fma")]
 #[inline]
 #[allow(clippy::too_many_arguments)]
-unsafe fn tile<const R: usize>(
+unsafe fn tile<const R: usize, const HALF: bool>(
     kc: usize,
     a: *const f32,
     a1: *const f32,
     ak: usize,
-    b0: *const f32,
-    b1: *const f32,
+    b0: *const u8,
+    b1: *const u8,
     c: *mut f32,
     ldc: usize,
     bias: *const f32,
@@ -49,8 +49,18 @@ unsafe fn tile<const R: usize>(
         let mut acc0 = [_mm512_setzero_ps(); R];
         let mut acc1 = [_mm512_setzero_ps(); R];
         for kk in 0..kc {
-            let w0 = _mm512_loadu_ps(b0.add(kk * NR));
-            let w1 = _mm512_loadu_ps(b1.add(kk * NR));
+            let (w0, w1) = if HALF {
+                // 16 halves (32 bytes) widened exactly: the f32 panels' values
+                (
+                    _mm512_cvtph_ps(_mm256_loadu_si256(b0.add(kk * NR * 2) as *const __m256i)),
+                    _mm512_cvtph_ps(_mm256_loadu_si256(b1.add(kk * NR * 2) as *const __m256i)),
+                )
+            } else {
+                (
+                    _mm512_loadu_ps(b0.add(kk * NR * 4) as *const f32),
+                    _mm512_loadu_ps(b1.add(kk * NR * 4) as *const f32),
+                )
+            };
             for r in 0..R {
                 let src = if r < MR {
                     a.add(kk * ak + r)
@@ -83,7 +93,7 @@ unsafe fn tile<const R: usize>(
     }
 }
 
-/// [`tile`] for `rows` (1 to 12) rows (see there for `a`, `a1`, `ak`).
+/// [`tile`] for `rows` (1 to 12) rows (see there for `a`, `a1`, `ak`) on f32 panels.
 ///
 /// # Safety
 /// AVX-512 F and FMA present; `a` / `a1` hold `rows` rows of `kc` values as [`tile`] reads
@@ -104,22 +114,70 @@ pub(super) unsafe fn tile_rows(
     ldc: usize,
     bias: *const f32,
 ) {
+    // SAFETY: the caller upholds this function's contract, which is `tile_any`'s.
+    unsafe { tile_any::<false>(rows, kc, a, a1, ak, b0 as _, b1 as _, c, ldc, bias) }
+}
+
+/// [`tile_rows`] on f16 panels (`kc x 16` halves each): the bits of [`tile_rows`] on the
+/// same values in f32, half the bytes read.
+///
+/// # Safety
+/// As [`tile_rows`]'s, with `b0` / `b1` two panels of `kc` x 16 halves.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,fma")]
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn tile_rows_half(
+    rows: usize,
+    kc: usize,
+    a: *const f32,
+    a1: *const f32,
+    ak: usize,
+    b0: *const u16,
+    b1: *const u16,
+    c: *mut f32,
+    ldc: usize,
+    bias: *const f32,
+) {
+    // SAFETY: the caller upholds this function's contract, which is `tile_any`'s.
+    unsafe { tile_any::<true>(rows, kc, a, a1, ak, b0 as _, b1 as _, c, ldc, bias) }
+}
+
+/// [`tile`] for `rows` (1 to 12) rows, on f32 panels or (`HALF`) f16 ones.
+///
+/// # Safety
+/// As [`tile_rows`]'s, the panels of `HALF`'s type.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,fma")]
+#[inline]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile_any<const HALF: bool>(
+    rows: usize,
+    kc: usize,
+    a: *const f32,
+    a1: *const f32,
+    ak: usize,
+    b0: *const u8,
+    b1: *const u8,
+    c: *mut f32,
+    ldc: usize,
+    bias: *const f32,
+) {
     // SAFETY: the caller upholds this function's `# Safety` contract (CPU features, pointers
     // and lengths), which covers every pointer access and call below.
     unsafe {
         match rows {
-            12 => tile::<12>(kc, a, a1, ak, b0, b1, c, ldc, bias),
-            11 => tile::<11>(kc, a, a1, ak, b0, b1, c, ldc, bias),
-            10 => tile::<10>(kc, a, a1, ak, b0, b1, c, ldc, bias),
-            9 => tile::<9>(kc, a, a1, ak, b0, b1, c, ldc, bias),
-            8 => tile::<8>(kc, a, a1, ak, b0, b1, c, ldc, bias),
-            7 => tile::<7>(kc, a, a1, ak, b0, b1, c, ldc, bias),
-            6 => tile::<6>(kc, a, a1, ak, b0, b1, c, ldc, bias),
-            5 => tile::<5>(kc, a, a1, ak, b0, b1, c, ldc, bias),
-            4 => tile::<4>(kc, a, a1, ak, b0, b1, c, ldc, bias),
-            3 => tile::<3>(kc, a, a1, ak, b0, b1, c, ldc, bias),
-            2 => tile::<2>(kc, a, a1, ak, b0, b1, c, ldc, bias),
-            _ => tile::<1>(kc, a, a1, ak, b0, b1, c, ldc, bias),
+            12 => tile::<12, HALF>(kc, a, a1, ak, b0, b1, c, ldc, bias),
+            11 => tile::<11, HALF>(kc, a, a1, ak, b0, b1, c, ldc, bias),
+            10 => tile::<10, HALF>(kc, a, a1, ak, b0, b1, c, ldc, bias),
+            9 => tile::<9, HALF>(kc, a, a1, ak, b0, b1, c, ldc, bias),
+            8 => tile::<8, HALF>(kc, a, a1, ak, b0, b1, c, ldc, bias),
+            7 => tile::<7, HALF>(kc, a, a1, ak, b0, b1, c, ldc, bias),
+            6 => tile::<6, HALF>(kc, a, a1, ak, b0, b1, c, ldc, bias),
+            5 => tile::<5, HALF>(kc, a, a1, ak, b0, b1, c, ldc, bias),
+            4 => tile::<4, HALF>(kc, a, a1, ak, b0, b1, c, ldc, bias),
+            3 => tile::<3, HALF>(kc, a, a1, ak, b0, b1, c, ldc, bias),
+            2 => tile::<2, HALF>(kc, a, a1, ak, b0, b1, c, ldc, bias),
+            _ => tile::<1, HALF>(kc, a, a1, ak, b0, b1, c, ldc, bias),
         }
     }
 }

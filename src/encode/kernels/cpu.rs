@@ -1,6 +1,6 @@
 //! What the kernels may run on this machine, and the rules every tile shares: CPU feature
 //! detection (read once per process), the forced path (`VOCMINE_KERNELS=amx|vnni|avx2`,
-//! `VOCMINE_NO_AVX512`), the tile sizes, the epilogues and the shape checks every safe entry
+//! `VOCMINE_NO_AVX512`, `VOCMINE_F32_PANELS`), the tile sizes, the epilogues and the shape checks every safe entry
 //! point makes before its unsafe kernel.
 //!
 //! This is the leaf of [`kernels`](super): it imports nothing of its siblings, and the ISA
@@ -33,11 +33,14 @@ pub const QMC: usize = 96;
 /// (into the zero codes' padding) stays inside it.
 pub const B_SLACK: usize = 16 * 64;
 
-/// Whether this CPU runs the kernels (x86-64 with AVX2 and FMA).
+/// Whether this CPU runs the kernels (x86-64 with AVX2, FMA and F16C: every AVX2 CPU made has
+/// F16C, which widens the f16 weight panels).
 pub fn available() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
+        is_x86_feature_detected!("avx2")
+            && is_x86_feature_detected!("fma")
+            && is_x86_feature_detected!("f16c")
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -51,6 +54,14 @@ pub fn available() -> bool {
 pub fn use_avx512() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
     *ON.get_or_init(|| has_avx512() && std::env::var_os("VOCMINE_NO_AVX512").is_none())
+}
+
+/// Whether f32 layers whose weights are all f16 values keep them as f16 panels (the same
+/// result bits, half the bytes read): yes unless `VOCMINE_F32_PANELS` is set (to measure the
+/// f32 panels side by side). Read once per process.
+pub fn half_panels() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("VOCMINE_F32_PANELS").is_none())
 }
 
 /// Whether the CPU has AVX-512 F, BW and VNNI (whatever the environment says).

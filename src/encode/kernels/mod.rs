@@ -35,8 +35,8 @@ pub(crate) mod train;
 
 pub(crate) use bf16::Bf16Linear;
 pub use cpu::{
-    amx_ready, available, cpu_has_amx_int8, has_avx512, has_avx512_bf16, int8_tiles, use_avx512,
-    Tiles,
+    amx_ready, available, cpu_has_amx_int8, half_panels, has_avx512, has_avx512_bf16, int8_tiles,
+    use_avx512, Tiles,
 };
 pub(crate) use cpu::{Epilogue, MR};
 pub(crate) use int8::{QLinear, OUTLIERS};

@@ -39,12 +39,20 @@ impl AlignedVec {
 /// A weight matrix `W` (y = x W^T + b in PyTorch's layout, `out x in`), stored as panels of
 /// [`NR`] output columns: panel `p` holds `k x NR` values, row `k` = the 16 weights of input
 /// `k` for outputs `p*16 .. p*16+16`.
+///
+/// The panels hold f32 values, or f16 ones ([`PackedLinear::pack_half`]) when every weight is
+/// an f16 value (the shipped encoder's are: its files store f16): the tiles widen them exactly,
+/// so both give the same result bits, and the f16 panels are half the bytes to read, which is
+/// what bounds a product of few rows (one comment's tokens).
 pub struct PackedLinear {
     /// Inputs (K).
     pub k: usize,
     /// Outputs (N, a multiple of 16).
     pub n: usize,
+    /// The panels: `n * k` f32 values, or `n * k` f16 bit patterns in its first half when
+    /// `half`.
     data: AlignedVec,
+    half: bool,
     /// Bias, length N.
     pub bias: Vec<f32>,
 }
@@ -63,7 +71,51 @@ impl PackedLinear {
                 }
             }
         }
-        PackedLinear { k, n, data, bias }
+        PackedLinear {
+            k,
+            n,
+            data,
+            half: false,
+            bias,
+        }
+    }
+
+    /// [`PackedLinear::pack`] with the panels in f16, or `None` when a weight is not an f16
+    /// value (a NaN, or a value that would round): the same products, half the weight bytes.
+    pub fn pack_half(w: &[f32], n: usize, k: usize, bias: Vec<f32>) -> Option<PackedLinear> {
+        check_weight(w, n, k, &bias);
+        let bits: Vec<u16> = w
+            .iter()
+            .map(|&v| {
+                let h = half::f16::from_f32(v);
+                (h.to_f32().to_bits() == v.to_bits()).then_some(h.to_bits())
+            })
+            .collect::<Option<_>>()?;
+        let mut data = AlignedVec::zeros((n * k).div_ceil(2));
+        // SAFETY: `data` holds at least `n * k` u16 slots (2 per f32), 64-byte aligned.
+        let d = unsafe {
+            std::slice::from_raw_parts_mut(data.as_mut_slice().as_mut_ptr() as *mut u16, n * k)
+        };
+        for p in 0..n / NR {
+            for kk in 0..k {
+                for j in 0..NR {
+                    d[p * k * NR + kk * NR + j] = bits[(p * NR + j) * k + kk];
+                }
+            }
+        }
+        Some(PackedLinear {
+            k,
+            n,
+            data,
+            half: true,
+            bias,
+        })
+    }
+
+    /// Whether the panels are f16 ([`PackedLinear::pack_half`]).
+    #[cfg(test)]
+    pub fn is_half(&self) -> bool {
+        self.half
     }
 
     /// Packs `a` (row-major `rows x cols`, `cols` a multiple of [`NR`]) as the weight of
@@ -91,6 +143,7 @@ impl PackedLinear {
             k: rows,
             n: cols,
             data,
+            half: false,
             bias: vec![0.0; cols],
         }
     }
@@ -157,7 +210,7 @@ pub(super) unsafe fn linear_panels(
 /// # Safety
 /// As [`linear_panels`]'s, and `apack` holds `MC x KC` values.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn linear_blocks(
     x: &[f32],
@@ -177,6 +230,15 @@ unsafe fn linear_blocks(
         let (k, n) = (w.k, w.n);
         let (p0, p1) = (panels.start, panels.end);
         let wp = w.data.as_slice().as_ptr();
+        // panel element `e`'s address (f16 panels: 2 bytes an element)
+        let half = w.half;
+        let at = |e: usize| -> *const f32 {
+            if half {
+                (wp as *const u16).add(e) as *const f32
+            } else {
+                wp.add(e)
+            }
+        };
         let xp = x.as_ptr();
         let op = out;
         let mut k0 = 0;
@@ -215,8 +277,8 @@ unsafe fn linear_blocks(
                     // AVX-512: 12 x 32 tiles (two micro-panels, two weight panels); an odd last
                     // panel goes on below
                     for p in (p0..p1 - (p1 - p0) % 2).step_by(2) {
-                        let b0 = wp.add(p * k * NR + k0 * NR);
-                        let b1 = b0.add(k * NR);
+                        let b0 = at(p * k * NR + k0 * NR);
+                        let b1 = at((p + 1) * k * NR + k0 * NR);
                         let mut i = i0;
                         while i < i1 {
                             let rows = (2 * MR).min(i1 - i);
@@ -228,7 +290,13 @@ unsafe fn linear_blocks(
                             };
                             let a = ap.add((i - i0) * kc);
                             let a1 = a.add(MR * kc);
-                            avx512::tile_rows(rows, kc, a, a1, MR, b0, b1, c, n, bias);
+                            if half {
+                                avx512::tile_rows_half(
+                                    rows, kc, a, a1, MR, b0 as _, b1 as _, c, n, bias,
+                                );
+                            } else {
+                                avx512::tile_rows(rows, kc, a, a1, MR, b0, b1, c, n, bias);
+                            }
                             if last {
                                 avx2::finish_tile(rows, c, n, ep, i, p * NR);
                                 avx2::finish_tile(rows, c.add(NR), n, ep, i, p * NR + NR);
@@ -239,7 +307,7 @@ unsafe fn linear_blocks(
                 }
                 let narrow = if wide { p1 - (p1 - p0) % 2 } else { p0 };
                 for p in narrow..p1 {
-                    let bp = wp.add(p * k * NR + k0 * NR);
+                    let bp = at(p * k * NR + k0 * NR);
                     let mut i = i0;
                     while i < i1 {
                         let rows = MR.min(i1 - i);
@@ -250,7 +318,11 @@ unsafe fn linear_blocks(
                         } else {
                             std::ptr::null()
                         };
-                        avx2::tile_rows(rows, kc, a, MR, bp, c, n, bias);
+                        if half {
+                            avx2::tile_rows_half(rows, kc, a, MR, bp as _, c, n, bias);
+                        } else {
+                            avx2::tile_rows(rows, kc, a, MR, bp, c, n, bias);
+                        }
                         if last {
                             avx2::finish_tile(rows, c, n, ep, i, p * NR);
                         }
@@ -325,7 +397,7 @@ pub(super) unsafe fn attention(
 /// As [`attention`]'s (`keep` included), and `s.kt`, `s.st`, `qp`, `vp` sized as
 /// [`attention`] sizes them.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn attention_heads(
     qkv: &[f32],
@@ -411,7 +483,7 @@ unsafe fn attention_heads(
 /// described, `b` `panels` panels of `kc x 16`, `c` an `m x (panels * 16)` block with row
 /// stride `ldc`.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn strided_matmul(
     m: usize,

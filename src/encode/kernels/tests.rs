@@ -136,6 +136,79 @@ fn linear_split_by_columns_gives_the_bits_of_one_thread_f32_and_int8() {
 }
 
 #[test]
+fn f16_panels_give_the_bits_of_f32_panels_on_every_path() {
+    if !available() {
+        eprintln!("SKIP: no AVX2 + FMA + F16C on this CPU");
+        return;
+    }
+    // weights that are f16 values (as the shipped encoder's), every tile width, partial
+    // tiles, K blocks, an odd panel count, the column split
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(3)
+        .build()
+        .unwrap();
+    let widths: &[bool] = if has_avx512() {
+        &[false, true]
+    } else {
+        &[false]
+    };
+    for &(m, k, n) in &[(1, 40, 16), (13, 384, 48), (27, 700, 80), (101, 1536, 64)] {
+        let x = rnd(m * k, 21);
+        let w: Vec<f32> = rnd(n * k, 22)
+            .iter()
+            .map(|&v| half::f16::from_f32(v).to_f32())
+            .collect();
+        let b = rnd(n, 23);
+        let res = rnd(m * n, 24);
+        let full = PackedLinear::pack(&w, n, k, b.clone());
+        let half = PackedLinear::pack_half(&w, n, k, b).expect("f16 values pack as f16");
+        assert!(half.is_half() && !full.is_half());
+        for ep in [
+            Epilogue::Bias,
+            Epilogue::BiasGelu,
+            Epilogue::BiasResidual(&res),
+        ] {
+            for &wide in widths {
+                let mut want = vec![f32::NAN; m * n];
+                linear_on(&x, m, &full, &mut want, ep, wide);
+                let mut got = vec![f32::NAN; m * n];
+                linear_on(&x, m, &half, &mut got, ep, wide);
+                for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+                    assert_eq!(a.to_bits(), b.to_bits(), "m{m} k{k} n{n} wide {wide} [{i}]");
+                }
+            }
+            let mut want = vec![f32::NAN; m * n];
+            linear(&x, m, &full, &mut want, ep);
+            let mut got = vec![f32::NAN; m * n];
+            pool.install(|| linear_cols(&x, m, &half, &mut got, ep, 3));
+            assert!(
+                got.iter()
+                    .zip(&want)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                "m{m} k{k} n{n}: f16 panels in 3 column parts differ from f32 on one thread"
+            );
+        }
+    }
+    // a weight that is not an f16 value (it would round, underflow, overflow or lose a NaN's
+    // payload): no f16 panels; f16's largest value and smallest subnormal: f16 panels
+    let mut w: Vec<f32> = vec![0.5; 16 * 8];
+    for bad in [0.1, 1e-8, 70000.0, f32::from_bits(0x7fc0_0001)] {
+        w[7] = bad;
+        assert!(
+            PackedLinear::pack_half(&w, 16, 8, vec![0.0; 16]).is_none(),
+            "{bad}"
+        );
+    }
+    for good in [65504.0, 2f32.powi(-24), -0.0] {
+        w[7] = good;
+        assert!(
+            PackedLinear::pack_half(&w, 16, 8, vec![0.0; 16]).is_some(),
+            "{good}"
+        );
+    }
+}
+
+#[test]
 fn gelu_is_the_erf_form_to_float_precision() {
     if !available() {
         eprintln!("SKIP: no AVX2 + FMA on this CPU");
