@@ -221,3 +221,44 @@ fn states_and_embeddings_in_one_pass_match_the_two_calls() {
         }
     }
 }
+
+#[test]
+fn a_few_rows_on_a_spinning_team_give_the_bits_of_one_thread() {
+    use vocmine::encode::{kernels, Engine};
+    if !kernels::available() {
+        eprintln!("SKIP: the packed engine needs AVX2 + FMA + F16C");
+        return;
+    }
+    // one comment and batches of 4 (fewer than 512 token rows): the products split by
+    // columns on a team of 2 or 3 threads that spin for the pass (and the attention of a
+    // batch's sequences dealt over them); the embeddings are those of one thread, bit for bit
+    let spec = ModelSpec::open(&common::model_dir()).unwrap();
+    let texts = [
+        "物流太慢了，等了一个星期",
+        "shipping was slow",
+        "質量太差了，退貨退款都很麻煩",
+        "ok",
+        "The app crashes every time I open my order history, please fix it.",
+        "客服态度很好，问题当天就解决了 but the refund took two weeks",
+    ];
+    let load = |batch_size, threads| {
+        spec.load_encoder(EncoderConfig {
+            engine: Engine::Packed,
+            batch_size,
+            workers: 1,
+            threads,
+            ..EncoderConfig::default()
+        })
+        .unwrap()
+    };
+    let (want, _) = load(1, 1).encode(&texts).unwrap();
+    for (batch, threads) in [(1, 2), (1, 3), (4, 2), (4, 3)] {
+        let (got, _) = load(batch, threads).encode(&texts).unwrap();
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert!(
+                g.iter().zip(w).all(|(a, b)| a.to_bits() == b.to_bits()),
+                "text {i}, batch {batch}, {threads} threads: not the bits of one thread"
+            );
+        }
+    }
+}

@@ -15,6 +15,7 @@ use candle_transformers::models::bert::Config;
 use rayon::prelude::*;
 use std::cell::RefCell;
 use std::path::Path;
+use std::sync::Mutex;
 
 /// The number format of the linear layers' weights (and the products they run).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -373,25 +374,36 @@ impl PackedBert {
             if keep == Some(0) {
                 kept = x.to_vec();
             }
-            for (l, layer) in self.layers[..depth].iter().enumerate() {
-                par_linear(x, t, &layer.qkv, qkv, Epilogue::Bias, threads);
-                self.attention(qkv, ctx, &offsets, &mut s.attn, threads);
-                par_linear(ctx, t, &layer.out, a, Epilogue::BiasResidual(x), threads);
-                kernels::layer_norm(a, h, &layer.ln1.0, &layer.ln1.1, self.eps);
-                par_linear(a, t, &layer.ffn_in, inter, Epilogue::BiasGelu, threads);
-                par_linear(
-                    inter,
-                    t,
-                    &layer.ffn_out,
-                    x,
-                    Epilogue::BiasResidual(a),
-                    threads,
-                );
-                kernels::layer_norm(x, h, &layer.ln2.0, &layer.ln2.1, self.eps);
-                if keep == Some(l + 1) {
-                    kept = x.to_vec();
+            // few rows: the products are split by columns, on a team of threads that spin
+            // between them for the whole pass (`kernels::with_team`)
+            let helpers = if threads > 1 && t < COLUMNS_BELOW {
+                threads - 1
+            } else {
+                0
+            };
+            let attn = &mut s.attn;
+            let offs = &offsets;
+            kernels::with_team(helpers, || {
+                for (l, layer) in self.layers[..depth].iter().enumerate() {
+                    par_linear(x, t, &layer.qkv, qkv, Epilogue::Bias, threads);
+                    self.attention(qkv, ctx, offs, attn, threads);
+                    par_linear(ctx, t, &layer.out, a, Epilogue::BiasResidual(x), threads);
+                    kernels::layer_norm(a, h, &layer.ln1.0, &layer.ln1.1, self.eps);
+                    par_linear(a, t, &layer.ffn_in, inter, Epilogue::BiasGelu, threads);
+                    par_linear(
+                        inter,
+                        t,
+                        &layer.ffn_out,
+                        x,
+                        Epilogue::BiasResidual(a),
+                        threads,
+                    );
+                    kernels::layer_norm(x, h, &layer.ln2.0, &layer.ln2.1, self.eps);
+                    if keep == Some(l + 1) {
+                        kept = x.to_vec();
+                    }
                 }
-            }
+            });
             Ok(finish(x, &kept, &offsets))
         })
     }
@@ -416,10 +428,26 @@ impl PackedBert {
             parts.push((w, c));
             rest = r;
         }
-        if threads > 1 {
-            parts
-                .into_par_iter()
-                .for_each_init(AttnScratch::default, |s, p| one(p, s));
+        if threads > 1 && parts.len() > 1 {
+            // on the spinning team when one runs (sequences dealt round-robin), else rayon's
+            let cells: Vec<Mutex<(&[usize], &mut [f32])>> =
+                parts.into_iter().map(Mutex::new).collect();
+            let job = |j: usize| {
+                let mut s = AttnScratch::default();
+                for cell in cells.iter().skip(j).step_by(threads) {
+                    let mut p = cell.lock().unwrap_or_else(|e| e.into_inner());
+                    let (w, c) = &mut *p;
+                    one((*w, &mut **c), &mut s);
+                }
+            };
+            if !kernels::on_team(threads, &job) {
+                cells
+                    .into_par_iter()
+                    .for_each_init(AttnScratch::default, |s, cell| {
+                        let p = cell.into_inner().unwrap_or_else(|e| e.into_inner());
+                        one(p, s)
+                    });
+            }
         } else {
             for p in parts {
                 one(p, scratch);

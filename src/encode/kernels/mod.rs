@@ -13,6 +13,7 @@
 //! | `bf16.rs` | the bf16 weights (pairs of inputs) and the driver of the bf16 matmul (AVX512-BF16) |
 //! | `int8.rs` | the int8 weights and the drivers of the int8 matmul (AVX2, VNNI, AMX) |
 //! | `train.rs` | the training engine's attention forward and backward, plain loops compiled for the widest vectors |
+//! | `team.rs` | the spinning team that runs the column parts of one small forward pass's products |
 //!
 //! Dependency rule (`tests/architecture.rs`): the ISA files (`avx2`, `avx512`, `amx`) import
 //! only `cpu` and `common`, which import nothing of `kernels`; the drivers import those; this
@@ -29,6 +30,7 @@ mod common;
 mod cpu;
 mod int8;
 mod packed;
+mod team;
 #[cfg(test)]
 mod tests;
 pub(crate) mod train;
@@ -41,6 +43,7 @@ pub use cpu::{
 pub(crate) use cpu::{Epilogue, MR};
 pub(crate) use int8::{QLinear, OUTLIERS};
 pub(crate) use packed::{AttnScratch, PackedLinear};
+pub(crate) use team::{on_team, with_team};
 
 /// `out (m x n) = epilogue(x (m x k) W^T + b)`, all row-major and contiguous, on the AVX-512
 /// tiles where [`use_avx512`], else on the AVX2 ones. Panics on a CPU without AVX2 + FMA
@@ -156,10 +159,10 @@ fn column_ranges(n: usize, parts: usize) -> Vec<std::ops::Range<usize>> {
     (0..parts).map(|j| cut(j)..cut(j + 1)).collect()
 }
 
-/// Runs `run(out, panels)` for every range of [`column_ranges`]`(n, parts)` at once on the
-/// current rayon pool, `out` being `out`'s address, and returns when all have ended; false
-/// (nothing run) when there is one range only. The split of [`linear_cols`] and
-/// [`qlinear_cols`].
+/// Runs `run(out, panels)` for every range of [`column_ranges`]`(n, parts)` at once, on the
+/// spinning team of [`with_team`] when one runs here, else on the current rayon pool, `out`
+/// being `out`'s address, and returns when all have ended; false (nothing run) when there is
+/// one range only. The split of [`linear_cols`] and [`qlinear_cols`].
 fn on_columns(
     n: usize,
     parts: usize,
@@ -171,6 +174,14 @@ fn on_columns(
         return false;
     }
     let o = SharedOut(out.as_mut_ptr());
+    let part = |j: usize| {
+        if let Some(r) = ranges.get(j) {
+            run(o.ptr(), r.clone());
+        }
+    };
+    if team::on_team(parts, &part) {
+        return true;
+    }
     rayon::scope(|s| {
         for r in ranges {
             let run = &run;

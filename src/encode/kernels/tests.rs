@@ -209,6 +209,54 @@ fn f16_panels_give_the_bits_of_f32_panels_on_every_path() {
 }
 
 #[test]
+fn a_spinning_team_runs_every_part_once_and_the_column_split_keeps_its_bits() {
+    if !available() {
+        eprintln!("SKIP: no AVX2 + FMA + F16C on this CPU");
+        return;
+    }
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // no team on this thread: declined, nothing run
+    let runs = AtomicUsize::new(0);
+    let count = |j: usize| {
+        runs.fetch_add(1 << (4 * j), Ordering::SeqCst);
+    };
+    assert!(!on_team(2, &count));
+    assert_eq!(runs.load(Ordering::SeqCst), 0);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(3)
+        .build()
+        .unwrap();
+    let (m, k, n) = (27, 384, 1152);
+    let x = rnd(m * k, 31);
+    let pl = PackedLinear::pack(&rnd(n * k, 32), n, k, rnd(n, 33));
+    let mut want = vec![f32::NAN; m * n];
+    linear(&x, m, &pl, &mut want, Epilogue::BiasGelu);
+    let posted = pool.install(|| {
+        with_team(2, || {
+            // the helpers start soon after the team: once they all spin, every job runs on
+            // them, each part exactly once
+            let mut posted = 0;
+            for _ in 0..200 {
+                if on_team(3, &count) {
+                    posted += 1;
+                }
+                let mut got = vec![f32::NAN; m * n];
+                linear_cols(&x, m, &pl, &mut got, Epilogue::BiasGelu, 3);
+                assert!(got
+                    .iter()
+                    .zip(&want)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()));
+                // a team of 2 helpers does not take a job of 2 parts
+                assert!(!on_team(2, &count));
+            }
+            posted
+        })
+    });
+    assert!(posted > 0, "the helpers never started");
+    assert_eq!(runs.load(Ordering::SeqCst), posted * 0x111);
+}
+
+#[test]
 fn gelu_is_the_erf_form_to_float_precision() {
     if !available() {
         eprintln!("SKIP: no AVX2 + FMA on this CPU");
