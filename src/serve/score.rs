@@ -416,7 +416,13 @@ fn worker_loop(
         let n: usize = jobs.iter().map(|j| j.comments.len()).sum();
         queued.fetch_sub(n, Ordering::SeqCst);
         metrics.batch(n);
-        match run_batch(&stages, &mut jobs, sink, metrics) {
+        // the whole batch inside the encoder's pool: its stages' own `install`s then run in
+        // place, rather than each handing over to a pool thread and back (a wake-up each)
+        let done = scorer
+            .encoder
+            .pool()
+            .install(|| run_batch(&stages, &mut jobs, sink, metrics));
+        match done {
             Ok(outs) => {
                 for (job, out) in jobs.into_iter().zip(outs) {
                     let _ = job.reply.send(Ok(out));
