@@ -66,6 +66,16 @@ impl Linear {
         }
     }
 
+    /// Whether a product of few rows on several threads is split by output columns (f32, and
+    /// int8 on tiles other than AMX's; see [`par_linear`]).
+    fn splits_by_columns(&self) -> bool {
+        match self {
+            Linear::F32(_) => true,
+            Linear::I8(_) => kernels::int8_tiles() != kernels::Tiles::Amx,
+            Linear::Bf16(_) => false,
+        }
+    }
+
     fn run(&self, x: &[f32], m: usize, out: &mut [f32], ep: Epilogue) {
         match self {
             Linear::F32(l) => kernels::linear(x, m, l, out, ep),
@@ -376,7 +386,11 @@ impl PackedBert {
             }
             // few rows: the products are split by columns, on a team of threads that spin
             // between them for the whole pass (`kernels::with_team`)
-            let helpers = if threads > 1 && t < COLUMNS_BELOW {
+            let columns = self
+                .layers
+                .first()
+                .is_some_and(|l| l.qkv.splits_by_columns());
+            let helpers = if threads > 1 && t < COLUMNS_BELOW && columns {
                 threads - 1
             } else {
                 0

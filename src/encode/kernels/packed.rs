@@ -81,7 +81,8 @@ impl PackedLinear {
     }
 
     /// [`PackedLinear::pack`] with the panels in f16, or `None` when a weight is not an f16
-    /// value (a NaN, or a value that would round): the same products, half the weight bytes.
+    /// value (one that would round, underflow or overflow, or a NaN whose payload f16 cannot
+    /// hold): the same products, half the weight bytes.
     pub fn pack_half(w: &[f32], n: usize, k: usize, bias: Vec<f32>) -> Option<PackedLinear> {
         check_weight(w, n, k, &bias);
         let bits: Vec<u16> = w

@@ -220,7 +220,7 @@ fn a_spinning_team_runs_every_part_once_and_the_column_split_keeps_its_bits() {
     let count = |j: usize| {
         runs.fetch_add(1 << (4 * j), Ordering::SeqCst);
     };
-    assert!(!on_team(2, &count));
+    assert!(!on_team(3, &count));
     assert_eq!(runs.load(Ordering::SeqCst), 0);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(3)
@@ -231,29 +231,41 @@ fn a_spinning_team_runs_every_part_once_and_the_column_split_keeps_its_bits() {
     let pl = PackedLinear::pack(&rnd(n * k, 32), n, k, rnd(n, 33));
     let mut want = vec![f32::NAN; m * n];
     linear(&x, m, &pl, &mut want, Epilogue::BiasGelu);
-    let posted = pool.install(|| {
+    // a part that tries to post a job of its own: declined
+    let nested = AtomicUsize::new(0);
+    let inner = |j: usize| {
+        if !on_team(2, &|_| {}) {
+            nested.fetch_add(1 << (4 * j), Ordering::SeqCst);
+        }
+    };
+    pool.install(|| {
         with_team(2, || {
-            // the helpers start soon after the team: once they all spin, every job runs on
-            // them, each part exactly once
-            let mut posted = 0;
-            for _ in 0..200 {
-                if on_team(3, &count) {
-                    posted += 1;
-                }
+            // whether or not the helpers have started yet, every part runs exactly once
+            for round in 0..200 {
+                runs.store(0, Ordering::SeqCst);
+                assert!(on_team(3, &count));
+                assert_eq!(runs.load(Ordering::SeqCst), 0x111, "round {round}");
+                // more parts than threads, and fewer
+                runs.store(0, Ordering::SeqCst);
+                assert!(on_team(5, &count));
+                assert_eq!(runs.load(Ordering::SeqCst), 0x11111, "round {round}");
+                runs.store(0, Ordering::SeqCst);
+                assert!(on_team(1, &count));
+                assert_eq!(runs.load(Ordering::SeqCst), 0x1, "round {round}");
                 let mut got = vec![f32::NAN; m * n];
                 linear_cols(&x, m, &pl, &mut got, Epilogue::BiasGelu, 3);
                 assert!(got
                     .iter()
                     .zip(&want)
                     .all(|(a, b)| a.to_bits() == b.to_bits()));
-                // a team of 2 helpers does not take a job of 2 parts
-                assert!(!on_team(2, &count));
             }
-            posted
+            nested.store(0, Ordering::SeqCst);
+            assert!(on_team(3, &inner));
+            assert_eq!(nested.load(Ordering::SeqCst), 0x111);
         })
     });
-    assert!(posted > 0, "the helpers never started");
-    assert_eq!(runs.load(Ordering::SeqCst), posted * 0x111);
+    // the team is gone with its closure
+    assert!(!on_team(3, &count));
 }
 
 #[test]
