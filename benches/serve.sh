@@ -13,12 +13,7 @@ cargo build --release --quiet
 TMP=$(mktemp -d)
 SERVE=
 trap '[ -n "$SERVE" ] && kill $SERVE 2>/dev/null; rm -rf "$TMP"' EXIT
-python3 -c "
-import csv, json, sys
-with open('corpora/sample/comments.csv', encoding='utf-8-sig') as f, open(sys.argv[1], 'w') as o:
-    for r in csv.DictReader(f):
-        o.write(json.dumps({'id': r['id'], 'text': r['text']}, ensure_ascii=False) + '\n')
-" "$TMP/texts.jsonl"
+python3 benches/sample_texts.py "$TMP/texts.jsonl"
 N=$(wc -l < "$TMP/texts.jsonl")
 REPORT="$OUT/serve_$(date -u +%Y%m%d).md"
 {

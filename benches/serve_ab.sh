@@ -15,12 +15,7 @@ cargo build --release --quiet
 TMP=$(mktemp -d)
 S=
 trap '[ -n "$S" ] && kill $S 2>/dev/null; rm -rf "$TMP"' EXIT
-python3 -c "
-import csv, json, sys
-with open('corpora/sample/comments.csv', encoding='utf-8-sig') as f, open(sys.argv[1], 'w') as o:
-    for r in csv.DictReader(f):
-        o.write(json.dumps({'id': r['id'], 'text': r['text']}, ensure_ascii=False) + '\n')
-" "$TMP/texts.jsonl"
+python3 benches/sample_texts.py "$TMP/texts.jsonl"
 echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores; old: '$OLD_ENV', new: '$NEW_ENV'"
 for round in $(seq "$ROUNDS"); do
   for b in 1 8; do

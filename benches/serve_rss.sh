@@ -25,12 +25,7 @@ fi
 TMP=$(mktemp -d)
 SERVE=
 trap '[ -n "$SERVE" ] && kill $SERVE 2>/dev/null; rm -rf "$TMP"' EXIT
-python3 -c "
-import csv, json, sys
-with open('corpora/sample/comments.csv', encoding='utf-8-sig') as f, open(sys.argv[1], 'w') as o:
-    for r in csv.DictReader(f):
-        o.write(json.dumps({'text': r['text']}, ensure_ascii=False) + '\n')
-" "$TMP/texts.jsonl"
+python3 benches/sample_texts.py "$TMP/texts.jsonl" --no-id
 
 $V serve --score --index "$TMP/run" --addr 127.0.0.1:0 2>"$TMP/serve.log" &
 SERVE=$!

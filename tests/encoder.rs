@@ -183,6 +183,15 @@ fn packed_engine_agrees_with_candle_bert() {
     }
 }
 
+/// Short comments in Chinese (simplified and traditional) and English.
+const MIXED: [&str; 5] = [
+    "物流太慢了，等了一个星期",
+    "shipping was slow",
+    "質量太差了，退貨退款都很麻煩",
+    "ok",
+    "The app crashes every time I open my order history, please fix it.",
+];
+
 #[test]
 fn states_and_embeddings_in_one_pass_match_the_two_calls() {
     use vocmine::encode::{kernels, Engine};
@@ -200,13 +209,7 @@ fn states_and_embeddings_in_one_pass_match_the_two_calls() {
             ..EncoderConfig::default()
         })
         .unwrap();
-    let texts = [
-        "物流太慢了，等了一个星期",
-        "shipping was slow",
-        "質量太差了，退貨退款都很麻煩",
-        "ok",
-        "The app crashes every time I open my order history, please fix it.",
-    ];
+    let texts = MIXED;
     let toks = enc.tokenize(&texts).unwrap();
     for layers in [0, 8, 12] {
         let (states, embs) = enc.hidden_states_and_embeddings(&toks, layers).unwrap();
@@ -233,14 +236,8 @@ fn a_few_rows_on_a_spinning_team_give_the_bits_of_one_thread() {
     // columns on a team of 2 or 3 threads that spin for the pass (and the attention of a
     // batch's sequences dealt over them); the embeddings are those of one thread, bit for bit
     let spec = ModelSpec::open(&common::model_dir()).unwrap();
-    let texts = [
-        "物流太慢了，等了一个星期",
-        "shipping was slow",
-        "質量太差了，退貨退款都很麻煩",
-        "ok",
-        "The app crashes every time I open my order history, please fix it.",
-        "客服态度很好，问题当天就解决了 but the refund took two weeks",
-    ];
+    let mut texts = MIXED.to_vec();
+    texts.push("客服态度很好，问题当天就解决了 but the refund took two weeks");
     let load = |batch_size, threads| {
         spec.load_encoder(EncoderConfig {
             engine: Engine::Packed,

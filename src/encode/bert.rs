@@ -447,12 +447,14 @@ impl PackedBert {
             let cells: Vec<Mutex<(&[usize], &mut [f32])>> =
                 parts.into_iter().map(Mutex::new).collect();
             let job = |j: usize| {
-                let mut s = AttnScratch::default();
-                for cell in cells.iter().skip(j).step_by(threads) {
-                    let mut p = cell.lock().unwrap_or_else(|e| e.into_inner());
-                    let (w, c) = &mut *p;
-                    one((*w, &mut **c), &mut s);
-                }
+                TEAM_ATTN.with(|s| {
+                    let s = &mut *s.borrow_mut();
+                    for cell in cells.iter().skip(j).step_by(threads) {
+                        let mut p = cell.lock().unwrap_or_else(|e| e.into_inner());
+                        let (w, c) = &mut *p;
+                        one((*w, &mut **c), s);
+                    }
+                })
             };
             if !kernels::on_team(threads, &job) {
                 cells
@@ -468,6 +470,11 @@ impl PackedBert {
             }
         }
     }
+}
+
+thread_local! {
+    /// The attention scratch of each thread of a spinning team (kept across layers and passes).
+    static TEAM_ATTN: RefCell<AttnScratch> = RefCell::new(AttnScratch::default());
 }
 
 /// Below this many token rows an f32 or int8 layer on several threads is split by output

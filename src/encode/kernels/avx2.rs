@@ -121,62 +121,18 @@ unsafe fn tile<const R: usize, const HALF: bool>(
     }
 }
 
-/// [`tile`] for `rows` (1 to 6) rows on an f32 panel.
+/// [`tile`] for `rows` (1 to 6) rows, on an f32 panel or, when `HALF`, an f16 one (the same
+/// bits for the same values, half the bytes read).
 ///
 /// # Safety
-/// AVX2, FMA and F16C present; `a` holds `rows` rows of `kc` values at `a[kk * ak + r]`,
-/// `b` a 32-byte aligned `kc x 16` panel, `c` a `rows x 16` block with row stride `ldc`,
-/// `bias` null or 16 values.
+/// AVX2, FMA and F16C present; `a` holds `rows` rows of `kc` values at `a[kk * ak + r]`, `b`
+/// the address of a `kc x 16` panel (32-byte aligned f32 values, or f16 ones when `HALF`), `c`
+/// a `rows x 16` block with row stride `ldc`, `bias` null or 16 values.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
 #[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn tile_rows(
-    rows: usize,
-    kc: usize,
-    a: *const f32,
-    ak: usize,
-    b: *const f32,
-    c: *mut f32,
-    ldc: usize,
-    bias: *const f32,
-) {
-    // SAFETY: the caller upholds this function's contract, which is `tile_any`'s.
-    unsafe { tile_any::<false>(rows, kc, a, ak, b as _, c, ldc, bias) }
-}
-
-/// [`tile_rows`] on an f16 panel (`kc x 16` halves): the bits of [`tile_rows`] on the same
-/// values in f32, half the bytes read.
-///
-/// # Safety
-/// As [`tile_rows`]'s, with `b` a panel of `kc x 16` halves (no alignment needed).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma,f16c")]
-#[inline]
-#[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn tile_rows_half(
-    rows: usize,
-    kc: usize,
-    a: *const f32,
-    ak: usize,
-    b: *const u16,
-    c: *mut f32,
-    ldc: usize,
-    bias: *const f32,
-) {
-    // SAFETY: the caller upholds this function's contract, which is `tile_any`'s.
-    unsafe { tile_any::<true>(rows, kc, a, ak, b as _, c, ldc, bias) }
-}
-
-/// [`tile`] for `rows` (1 to 6) rows on a panel of `HALF`'s type.
-///
-/// # Safety
-/// As [`tile_rows`]'s, the panel of `HALF`'s type.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma,f16c")]
-#[inline]
-#[allow(clippy::too_many_arguments)]
-unsafe fn tile_any<const HALF: bool>(
+pub(super) unsafe fn tile_rows<const HALF: bool>(
     rows: usize,
     kc: usize,
     a: *const f32,

@@ -93,64 +93,17 @@ unsafe fn tile<const R: usize, const HALF: bool>(
     }
 }
 
-/// [`tile`] for `rows` (1 to 12) rows (see there for `a`, `a1`, `ak`) on f32 panels.
+/// [`tile`] for `rows` (1 to 12) rows (see there for `a`, `a1`, `ak`), on f32 panels or, when
+/// `HALF`, f16 ones (the same bits for the same values, half the bytes read).
 ///
 /// # Safety
 /// AVX-512 F and FMA present; `a` / `a1` hold `rows` rows of `kc` values as [`tile`] reads
-/// them, `b0` / `b1` two panels of `kc` x 16, `c` a `rows` x 32 block with row stride `ldc`,
-/// `bias` null or 32 values.
+/// them, `b0` / `b1` the addresses of two panels of `kc` x 16 values (f16 when `HALF`, else
+/// f32), `c` a `rows` x 32 block with row stride `ldc`, `bias` null or 32 values.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,fma")]
 #[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn tile_rows(
-    rows: usize,
-    kc: usize,
-    a: *const f32,
-    a1: *const f32,
-    ak: usize,
-    b0: *const f32,
-    b1: *const f32,
-    c: *mut f32,
-    ldc: usize,
-    bias: *const f32,
-) {
-    // SAFETY: the caller upholds this function's contract, which is `tile_any`'s.
-    unsafe { tile_any::<false>(rows, kc, a, a1, ak, b0 as _, b1 as _, c, ldc, bias) }
-}
-
-/// [`tile_rows`] on f16 panels (`kc x 16` halves each): the bits of [`tile_rows`] on the
-/// same values in f32, half the bytes read.
-///
-/// # Safety
-/// As [`tile_rows`]'s, with `b0` / `b1` two panels of `kc` x 16 halves.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,fma")]
-#[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn tile_rows_half(
-    rows: usize,
-    kc: usize,
-    a: *const f32,
-    a1: *const f32,
-    ak: usize,
-    b0: *const u16,
-    b1: *const u16,
-    c: *mut f32,
-    ldc: usize,
-    bias: *const f32,
-) {
-    // SAFETY: the caller upholds this function's contract, which is `tile_any`'s.
-    unsafe { tile_any::<true>(rows, kc, a, a1, ak, b0 as _, b1 as _, c, ldc, bias) }
-}
-
-/// [`tile`] for `rows` (1 to 12) rows, on f32 panels or (`HALF`) f16 ones.
-///
-/// # Safety
-/// As [`tile_rows`]'s, the panels of `HALF`'s type.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,fma")]
-#[inline]
-#[allow(clippy::too_many_arguments)]
-unsafe fn tile_any<const HALF: bool>(
+pub(super) unsafe fn tile_rows<const HALF: bool>(
     rows: usize,
     kc: usize,
     a: *const f32,

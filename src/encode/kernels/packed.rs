@@ -63,14 +63,7 @@ impl PackedLinear {
     pub fn pack(w: &[f32], n: usize, k: usize, bias: Vec<f32>) -> PackedLinear {
         check_weight(w, n, k, &bias);
         let mut data = AlignedVec::zeros(n * k);
-        let d = data.as_mut_slice();
-        for p in 0..n / NR {
-            for kk in 0..k {
-                for j in 0..NR {
-                    d[p * k * NR + kk * NR + j] = w[(p * NR + j) * k + kk];
-                }
-            }
-        }
+        to_panels(w, n, k, data.as_mut_slice());
         PackedLinear {
             k,
             n,
@@ -97,13 +90,7 @@ impl PackedLinear {
         let d = unsafe {
             std::slice::from_raw_parts_mut(data.as_mut_slice().as_mut_ptr() as *mut u16, n * k)
         };
-        for p in 0..n / NR {
-            for kk in 0..k {
-                for j in 0..NR {
-                    d[p * k * NR + kk * NR + j] = bits[(p * NR + j) * k + kk];
-                }
-            }
-        }
+        to_panels(&bits, n, k, d);
         Some(PackedLinear {
             k,
             n,
@@ -146,6 +133,18 @@ impl PackedLinear {
             data,
             half: false,
             bias: vec![0.0; cols],
+        }
+    }
+}
+
+/// Writes `w` (row-major `n x k`) into `d` as panels of [`NR`] output columns:
+/// `d[p * k * NR + kk * NR + j] = w[(p * NR + j) * k + kk]`.
+fn to_panels<T: Copy>(w: &[T], n: usize, k: usize, d: &mut [T]) {
+    for p in 0..n / NR {
+        for kk in 0..k {
+            for j in 0..NR {
+                d[p * k * NR + kk * NR + j] = w[(p * NR + j) * k + kk];
+            }
         }
     }
 }
@@ -201,19 +200,25 @@ pub(super) unsafe fn linear_panels(
         }
         // SAFETY: the CPU and the shapes as this function's contract; `apack` holds an
         // MC x KC block.
-        unsafe { linear_blocks(x, m, w, out, ep, &mut apack, wide, panels) }
+        unsafe {
+            if w.half {
+                linear_blocks::<true>(x, m, w, out, ep, &mut apack, wide, panels)
+            } else {
+                linear_blocks::<false>(x, m, w, out, ep, &mut apack, wide, panels)
+            }
+        }
     })
 }
 
 /// The body of [`linear`]: K blocks of [`KC`], row blocks of [`MC`] packed into `apack`,
-/// then every panel of `panels` (pair of panels when `wide`) over them.
+/// then every panel of `panels` (pair of panels when `wide`) over them; `HALF` = `w.half`.
 ///
 /// # Safety
 /// As [`linear_panels`]'s, and `apack` holds `MC x KC` values.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn linear_blocks(
+unsafe fn linear_blocks<const HALF: bool>(
     x: &[f32],
     m: usize,
     w: &PackedLinear,
@@ -230,16 +235,9 @@ unsafe fn linear_blocks(
     unsafe {
         let (k, n) = (w.k, w.n);
         let (p0, p1) = (panels.start, panels.end);
-        let wp = w.data.as_slice().as_ptr();
         // panel element `e`'s address (f16 panels: 2 bytes an element)
-        let half = w.half;
-        let at = |e: usize| -> *const f32 {
-            if half {
-                (wp as *const u16).add(e) as *const f32
-            } else {
-                wp.add(e)
-            }
-        };
+        let wp = w.data.as_slice().as_ptr() as *const u8;
+        let at = |e: usize| wp.add(e * if HALF { 2 } else { 4 });
         let xp = x.as_ptr();
         let op = out;
         let mut k0 = 0;
@@ -291,13 +289,7 @@ unsafe fn linear_blocks(
                             };
                             let a = ap.add((i - i0) * kc);
                             let a1 = a.add(MR * kc);
-                            if half {
-                                avx512::tile_rows_half(
-                                    rows, kc, a, a1, MR, b0 as _, b1 as _, c, n, bias,
-                                );
-                            } else {
-                                avx512::tile_rows(rows, kc, a, a1, MR, b0, b1, c, n, bias);
-                            }
+                            avx512::tile_rows::<HALF>(rows, kc, a, a1, MR, b0, b1, c, n, bias);
                             if last {
                                 avx2::finish_tile(rows, c, n, ep, i, p * NR);
                                 avx2::finish_tile(rows, c.add(NR), n, ep, i, p * NR + NR);
@@ -319,11 +311,7 @@ unsafe fn linear_blocks(
                         } else {
                             std::ptr::null()
                         };
-                        if half {
-                            avx2::tile_rows_half(rows, kc, a, MR, bp as _, c, n, bias);
-                        } else {
-                            avx2::tile_rows(rows, kc, a, MR, bp, c, n, bias);
-                        }
+                        avx2::tile_rows::<HALF>(rows, kc, a, MR, bp, c, n, bias);
                         if last {
                             avx2::finish_tile(rows, c, n, ep, i, p * NR);
                         }
@@ -512,14 +500,14 @@ unsafe fn strided_matmul(
                 for p in 0..pairs {
                     let b0 = b.add(2 * p * pstride);
                     let cp = c.add(r0 * ldc + 2 * p * NR);
-                    avx512::tile_rows(
+                    avx512::tile_rows::<false>(
                         rows,
                         kc,
                         ar,
                         ar.add(MR),
                         ak,
-                        b0,
-                        b0.add(pstride),
+                        b0 as _,
+                        b0.add(pstride) as _,
                         cp,
                         ldc,
                         zeros.as_ptr(),
@@ -550,12 +538,12 @@ unsafe fn strided_matmul(
             let rows = MR.min(m - r0);
             for p in 0..panels {
                 let cp = c.add(r0 * ldc + p * NR);
-                avx2::tile_rows(
+                avx2::tile_rows::<false>(
                     rows,
                     kc,
                     a.add(r0),
                     ak,
-                    b.add(p * pstride),
+                    b.add(p * pstride) as _,
                     cp,
                     ldc,
                     zeros.as_ptr(),

@@ -20,6 +20,14 @@ pub(super) fn rnd(n: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
+/// A rayon pool of 3 threads (more parts than the 2 cores CI has).
+fn pool3() -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(3)
+        .build()
+        .unwrap()
+}
+
 /// erf in f64: Taylor series for |x| <= 4, the asymptotic erfc series beyond (both exact
 /// to ~1e-10 there).
 fn erf_ref(x: f64) -> f64 {
@@ -96,10 +104,7 @@ fn linear_split_by_columns_gives_the_bits_of_one_thread_f32_and_int8() {
     }
     // n of 1, 3 (odd), 5 and 24 panels; one row, a partial tile, more than one MC block; 2, 3
     // and more parts than panel pairs; int8 on the process's tiles (AMX: not split)
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(3)
-        .build()
-        .unwrap();
+    let pool = pool3();
     for &(m, k, n) in &[(1, 40, 16), (13, 384, 48), (5, 700, 80), (200, 384, 384)] {
         let x = rnd(m * k, 5);
         let w = rnd(n * k, 6);
@@ -143,10 +148,7 @@ fn f16_panels_give_the_bits_of_f32_panels_on_every_path() {
     }
     // weights that are f16 values (as the shipped encoder's), every tile width, partial
     // tiles, K blocks, an odd panel count, the column split
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(3)
-        .build()
-        .unwrap();
+    let pool = pool3();
     let widths: &[bool] = if has_avx512() {
         &[false, true]
     } else {
@@ -222,10 +224,7 @@ fn a_spinning_team_runs_every_part_once_and_the_column_split_keeps_its_bits() {
     };
     assert!(!on_team(3, &count));
     assert_eq!(runs.load(Ordering::SeqCst), 0);
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(3)
-        .build()
-        .unwrap();
+    let pool = pool3();
     let (m, k, n) = (27, 384, 1152);
     let x = rnd(m * k, 31);
     let pl = PackedLinear::pack(&rnd(n * k, 32), n, k, rnd(n, 33));
