@@ -35,7 +35,7 @@ pub(super) unsafe fn finish_tile(
     // and lengths), which covers every pointer access and call below.
     unsafe {
         match ep {
-            Epilogue::Bias => {}
+            Epilogue::Bias | Epilogue::Accumulate => {}
             Epilogue::BiasGelu => {
                 for r in 0..rows {
                     gelu_16(c.add(r * n));
@@ -189,14 +189,13 @@ fn exp8(x: __m256) -> __m256 {
     _mm256_mul_ps(y, _mm256_castsi256_ps(e))
 }
 
-/// `gelu(x) = x/2 (1 + erf(x / sqrt 2))` on 8 lanes, the exact (erf) form, not the tanh one.
-/// erf is the rational approximation of Eigen and XLA (`z P(z^2) / Q(z^2)` on z clamped to
-/// [-4, 4], absolute error below 2e-7), with no exp; the division is a reciprocal estimate
-/// refined by one Newton step.
+/// `erf(x / sqrt 2)` on 8 lanes: the rational approximation of Eigen and XLA (`z P(z^2) /
+/// Q(z^2)` on z clamped to [-4, 4], absolute error below 2e-7), with no exp; the division is a
+/// reciprocal estimate refined by one Newton step.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-fn gelu8(x: __m256) -> __m256 {
+fn erf_scaled8(x: __m256) -> __m256 {
     let z = _mm256_mul_ps(x, _mm256_set1_ps(std::f32::consts::FRAC_1_SQRT_2));
     let z = _mm256_min_ps(_mm256_max_ps(z, _mm256_set1_ps(-4.0)), _mm256_set1_ps(4.0));
     let z2 = _mm256_mul_ps(z, z);
@@ -215,9 +214,61 @@ fn gelu8(x: __m256) -> __m256 {
     q = _mm256_fmadd_ps(q, z2, _mm256_set1_ps(-1.426_473_9e-2));
     let r0 = _mm256_rcp_ps(q);
     let r = _mm256_mul_ps(r0, _mm256_fnmadd_ps(q, r0, _mm256_set1_ps(2.0)));
-    let erf = _mm256_mul_ps(p, r);
+    _mm256_mul_ps(p, r)
+}
+
+/// `gelu(x) = x/2 (1 + erf(x / sqrt 2))` on 8 lanes, the exact (erf) form, not the tanh one.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn gelu8(x: __m256) -> __m256 {
+    let erf = erf_scaled8(x);
     let half_x = _mm256_mul_ps(x, _mm256_set1_ps(0.5));
     _mm256_fmadd_ps(half_x, erf, half_x)
+}
+
+/// GELU (erf form) of `u` into `g` and its derivative `Phi(u) + u phi(u)` into `dg` (`Phi`,
+/// `phi` the normal CDF and density), 8 lanes at a time, the tail through a padded copy.
+///
+/// # Safety
+/// AVX2 and FMA present; `g` and `dg` as long as `u`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn gelu_grad_slice(u: &[f32], g: &mut [f32], dg: &mut [f32]) {
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn both(x: __m256) -> (__m256, __m256) {
+        let erf = erf_scaled8(x);
+        let half_x = _mm256_mul_ps(x, _mm256_set1_ps(0.5));
+        let g = _mm256_fmadd_ps(half_x, erf, half_x);
+        let cdf = _mm256_fmadd_ps(_mm256_set1_ps(0.5), erf, _mm256_set1_ps(0.5));
+        let pdf = _mm256_mul_ps(
+            exp8(_mm256_mul_ps(half_x, _mm256_sub_ps(_mm256_setzero_ps(), x))),
+            _mm256_set1_ps(0.398_942_3),
+        );
+        (g, _mm256_fmadd_ps(x, pdf, cdf))
+    }
+    // SAFETY: the caller upholds this function's `# Safety` contract (CPU features and
+    // lengths); every access below is inside the three slices or the local arrays.
+    unsafe {
+        let n = u.len() / 8 * 8;
+        for i in (0..n).step_by(8) {
+            let (a, b) = both(_mm256_loadu_ps(u.as_ptr().add(i)));
+            _mm256_storeu_ps(g.as_mut_ptr().add(i), a);
+            _mm256_storeu_ps(dg.as_mut_ptr().add(i), b);
+        }
+        let rest = u.len() - n;
+        if rest > 0 {
+            let mut t = [0f32; 8];
+            t[..rest].copy_from_slice(&u[n..]);
+            let (a, b) = both(_mm256_loadu_ps(t.as_ptr()));
+            let (mut ta, mut tb) = ([0f32; 8], [0f32; 8]);
+            _mm256_storeu_ps(ta.as_mut_ptr(), a);
+            _mm256_storeu_ps(tb.as_mut_ptr(), b);
+            g[n..].copy_from_slice(&ta[..rest]);
+            dg[n..].copy_from_slice(&tb[..rest]);
+        }
+    }
 }
 
 /// # Safety
@@ -231,27 +282,6 @@ unsafe fn gelu_16(c: *mut f32) {
     unsafe {
         _mm256_storeu_ps(c, gelu8(_mm256_loadu_ps(c)));
         _mm256_storeu_ps(c.add(8), gelu8(_mm256_loadu_ps(c.add(8))));
-    }
-}
-
-/// # Safety
-/// AVX2 and FMA present.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-pub(super) unsafe fn gelu_slice(v: &mut [f32]) {
-    // SAFETY: the caller upholds this function's `# Safety` contract (CPU features, pointers
-    // and lengths), which covers every pointer access and call below.
-    unsafe {
-        let mut chunks = v.chunks_exact_mut(8);
-        for c in &mut chunks {
-            _mm256_storeu_ps(c.as_mut_ptr(), gelu8(_mm256_loadu_ps(c.as_ptr())));
-        }
-        let rest = chunks.into_remainder();
-        let mut tmp = [0.0f32; 8];
-        tmp[..rest.len()].copy_from_slice(rest);
-        _mm256_storeu_ps(tmp.as_mut_ptr(), gelu8(_mm256_loadu_ps(tmp.as_ptr())));
-        let n = rest.len();
-        rest.copy_from_slice(&tmp[..n]);
     }
 }
 

@@ -171,7 +171,7 @@ unsafe fn linear_blocks(
                 while p < panels {
                     let two = p + 1 < panels;
                     let b = wp.add(p * pstride + (k0 / 2) * NR);
-                    let bias = if first {
+                    let bias = if first && !matches!(ep, Epilogue::Accumulate) {
                         w.bias.as_ptr().add(p * NR)
                     } else {
                         std::ptr::null()
@@ -341,6 +341,17 @@ mod tests {
                     linear(&plain, m, &id, &mut via, ep);
                     assert_eq!(out, via, "m{m} k{k} n{n}: epilogue");
                 }
+            }
+            // Accumulate: the sums start from the output's values instead of the bias
+            let mut acc = res.clone();
+            linear_bf16(&x, m, &bl, &mut acc, Epilogue::Accumulate);
+            for (idx, (&o, &wv)) in acc.iter().zip(&want).enumerate() {
+                let e = wv - b[idx % n] as f64 + res[idx] as f64;
+                let tol = bound[idx] + 2e-6 * (1.0 + e.abs());
+                assert!(
+                    (o as f64 - e).abs() <= tol,
+                    "m{m} k{k} n{n} [{idx}]: accumulate {o} vs {e} (tol {tol:e})"
+                );
             }
         }
     }

@@ -230,6 +230,9 @@ pub enum Epilogue<'a> {
     BiasGelu,
     /// y = x W^T + b + r, `r` with the output's shape (the residual).
     BiasResidual(&'a [f32]),
+    /// y += x W^T: the sums start from the output's values, not the bias (the training
+    /// engine's weight gradients; f32 and bf16 layers only).
+    Accumulate,
 }
 
 /// Panics unless `w` is `n x k`, `bias` has length `n`, and `n` is a multiple of [`NR`]: the

@@ -113,6 +113,10 @@ pub(crate) fn qlinear_cols(
         return qlinear_on(x, m, w, out, ep, tiles);
     }
     cpu::check_call(x, m, w.k, w.n, out, ep, tiles == Tiles::Vnni);
+    assert!(
+        !matches!(ep, Epilogue::Accumulate),
+        "int8 layers do not accumulate"
+    );
     let split = on_columns(w.n, parts, out, |o, r| {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the tiles `int8_tiles` chose run on this CPU (AVX2 + FMA; AVX-512 VNNI for
@@ -293,6 +297,10 @@ pub(crate) fn qlinear_on(
     tiles: Tiles,
 ) {
     cpu::check_call(x, m, w.k, w.n, out, ep, tiles != Tiles::Avx2);
+    assert!(
+        !matches!(ep, Epilogue::Accumulate),
+        "int8 layers do not accumulate"
+    );
     if tiles == Tiles::Amx {
         assert!(amx_ready().is_ok(), "AMX tiles where they do not run");
     }
@@ -304,14 +312,15 @@ pub(crate) fn qlinear_on(
     }
 }
 
-/// GELU (erf form) of every value, in place (a reference for tests and the training engine's
-/// backward pass; the encoder fuses it into the matmul).
-pub(crate) fn gelu_inplace(v: &mut [f32]) {
+/// GELU (erf form) of `u` into `g` and its derivative `Phi(u) + u phi(u)` into `dg` (the
+/// training engine's forward pass keeps both for the backward pass).
+pub(crate) fn gelu_with_grad(u: &[f32], g: &mut [f32], dg: &mut [f32]) {
     assert!(available(), "AVX2 + FMA kernels on a CPU without them");
+    assert!(g.len() == u.len() && dg.len() == u.len());
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: AVX2 + FMA checked; every access is inside `v`.
+    // SAFETY: AVX2 + FMA checked, the lengths just above.
     unsafe {
-        avx2::gelu_slice(v)
+        avx2::gelu_grad_slice(u, g, dg)
     }
 }
 

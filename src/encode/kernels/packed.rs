@@ -245,6 +245,7 @@ unsafe fn linear_blocks<const HALF: bool>(
             let kc = KC.min(k - k0);
             let first = k0 == 0;
             let last = k0 + kc == k;
+            let acc = matches!(ep, Epilogue::Accumulate);
             let mut i0 = 0;
             while i0 < m {
                 let i1 = (i0 + MC).min(m);
@@ -282,7 +283,7 @@ unsafe fn linear_blocks<const HALF: bool>(
                         while i < i1 {
                             let rows = (2 * MR).min(i1 - i);
                             let c = op.add(i * n + p * NR);
-                            let bias = if first {
+                            let bias = if first && !acc {
                                 w.bias.as_ptr().add(p * NR)
                             } else {
                                 std::ptr::null()
@@ -306,7 +307,7 @@ unsafe fn linear_blocks<const HALF: bool>(
                         let rows = MR.min(i1 - i);
                         let a = ap.add((i - i0) * kc);
                         let c = op.add(i * n + p * NR);
-                        let bias = if first {
+                        let bias = if first && !acc {
                             w.bias.as_ptr().add(p * NR)
                         } else {
                             std::ptr::null()

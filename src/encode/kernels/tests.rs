@@ -78,14 +78,21 @@ fn linear_matches_a_plain_matmul_with_every_epilogue() {
             Epilogue::Bias,
             Epilogue::BiasGelu,
             Epilogue::BiasResidual(&res),
+            Epilogue::Accumulate,
         ] {
-            out.iter_mut().for_each(|o| *o = f32::NAN);
+            // Accumulate adds onto what the output holds (and no bias)
+            if let Epilogue::Accumulate = ep {
+                out.copy_from_slice(&res);
+            } else {
+                out.iter_mut().for_each(|o| *o = f32::NAN);
+            }
             linear(&x, m, &pl, &mut out, ep);
             for (idx, (&o, &wv)) in out.iter().zip(&want).enumerate() {
                 let e = match ep {
                     Epilogue::Bias => wv,
                     Epilogue::BiasGelu => gelu_ref(wv),
                     Epilogue::BiasResidual(r) => wv + r[idx] as f64,
+                    Epilogue::Accumulate => wv - b[idx % n] as f64 + res[idx] as f64,
                 };
                 assert!(
                     (o as f64 - e).abs() < tol,
@@ -268,23 +275,36 @@ fn a_spinning_team_runs_every_part_once_and_the_column_split_keeps_its_bits() {
 }
 
 #[test]
-fn gelu_is_the_erf_form_to_float_precision() {
+fn gelu_and_its_derivative_are_the_erf_form_to_float_precision() {
     if !available() {
         eprintln!("SKIP: no AVX2 + FMA on this CPU");
         return;
     }
+    // 1,201 values: a tail of 1 after the 8-lane blocks
     let xs: Vec<f32> = (-600..=600).map(|i| i as f32 / 100.0).collect();
-    let mut ys = xs.clone();
-    gelu_inplace(&mut ys);
-    for (&x, &y) in xs.iter().zip(&ys) {
+    let mut ys = vec![0f32; xs.len()];
+    let mut ds = vec![0f32; xs.len()];
+    gelu_with_grad(&xs, &mut ys, &mut ds);
+    for ((&x, &y), &d) in xs.iter().zip(&ys).zip(&ds) {
         let want = gelu_ref(x as f64);
         assert!(
             (y as f64 - want).abs() < 3e-7 * (1.0 + x.abs() as f64),
             "gelu({x}) = {y}, want {want}"
         );
+        // the derivative Phi(x) + x phi(x) in f64
+        let xf = x as f64;
+        let dwant = 0.5 * (1.0 + erf_ref(xf / std::f64::consts::SQRT_2))
+            + xf * (-0.5 * xf * xf).exp() / (2.0 * std::f64::consts::PI).sqrt();
+        assert!(
+            (d as f64 - dwant).abs() < 1e-6 * (1.0 + x.abs() as f64),
+            "gelu'({x}) = {d}, want {dwant}"
+        );
     }
     // tanh-approximate GELU differs by ~1e-4 here: this is the exact form
     assert!((ys[600 + 100] as f64 - gelu_ref(1.0)).abs() < 1e-7);
+    // gelu'(0) = 1/2, gelu'(1) = Phi(1) + phi(1)
+    assert!((ds[600] - 0.5).abs() < 1e-7);
+    assert!((ds[700] as f64 - (0.841_344_746 + 0.241_970_725)).abs() < 3e-7);
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! The training engine's kernels: the transpose of its weight gradients (8 x 8 AVX2 blocks,
-//! [`transpose`]) and the backward pass of its attention of one sequence, as plain loops that the compiler vectorises: each safe entry point runs them
+//! [`transpose`]), AdamW's update and the gradients' sum of squares ([`adamw_update`],
+//! [`sum_squares`]) and the backward pass of its attention of one sequence, as plain loops that the compiler vectorises: each safe entry point runs them
 //! compiled for the widest vectors the CPU has (AVX-512, else AVX2 + FMA, else the baseline).
 //! The loops only add and multiply element by element and sum in a fixed order, which
 //! vectorising does not change, so every path gives the same result bits
@@ -279,6 +280,154 @@ fn attention_back_body(qkv: &[f32], a: Attn, probs_t: &[f32], dctx: &[f32], dqkv
             weighted_rows(row, len, |i2| ds[j * len + i2], k);
         }
     }
+}
+
+/// The constants of one AdamW update ([`adamw_update`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct AdamW {
+    /// The gradient's scale (global-norm clipping).
+    pub(crate) scale: f32,
+    /// The moments' decay rates and their complements (`1 - b1`, `1 - b2`).
+    pub(crate) b1: f32,
+    pub(crate) b2: f32,
+    pub(crate) o1: f32,
+    pub(crate) o2: f32,
+    /// `1 / (1 - b1^t)`, `1 / (1 - b2^t)`: the bias corrections.
+    pub(crate) ic1: f32,
+    pub(crate) ic2: f32,
+    /// The denominator's epsilon.
+    pub(crate) eps: f32,
+    /// The weight's decay factor (`1 - lr wd`, or 1).
+    pub(crate) decay: f32,
+    /// The learning rate.
+    pub(crate) lr: f32,
+}
+
+/// One AdamW update of the parameters `w`, their moments `m`, `v` from the gradient `g`, each
+/// value on its own (the same arithmetic on every path, so the same bits). Panics when the
+/// slices differ in length.
+pub(crate) fn adamw_update(w: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], a: &AdamW) {
+    adamw_update_on(w, m, v, g, a, widest())
+}
+
+/// [`adamw_update`] compiled for `width` (panics where the CPU lacks it).
+pub(crate) fn adamw_update_on(
+    w: &mut [f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    g: &[f32],
+    a: &AdamW,
+    width: Width,
+) {
+    assert!(
+        m.len() == w.len() && v.len() == w.len() && g.len() == w.len(),
+        "AdamW buffers differ in length"
+    );
+    match width {
+        #[cfg(target_arch = "x86_64")]
+        Width::Avx512 => {
+            assert!(has_avx512(), "AVX-512 loops on a CPU without AVX-512");
+            // SAFETY: AVX-512 F checked just above.
+            unsafe { adamw_avx512(w, m, v, g, a) }
+        }
+        #[cfg(target_arch = "x86_64")]
+        Width::Avx2 => {
+            assert!(available(), "AVX2 loops on a CPU without AVX2 + FMA");
+            // SAFETY: AVX2 + FMA checked just above.
+            unsafe { adamw_avx2(w, m, v, g, a) }
+        }
+        _ => adamw_body(w, m, v, g, a),
+    }
+}
+
+/// [`adamw_body`] compiled for AVX-512.
+/// # Safety
+/// The CPU has AVX-512 F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn adamw_avx512(w: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], a: &AdamW) {
+    adamw_body(w, m, v, g, a)
+}
+
+/// [`adamw_body`] compiled for AVX2 + FMA.
+/// # Safety
+/// The CPU has AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn adamw_avx2(w: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], a: &AdamW) {
+    adamw_body(w, m, v, g, a)
+}
+
+#[inline(always)]
+fn adamw_body(w: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], a: &AdamW) {
+    for (((w, m), v), g) in w.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(g) {
+        let gj = g * a.scale;
+        *m = *m * a.b1 + gj * a.o1;
+        *v = *v * a.b2 + gj * gj * a.o2;
+        let upd = (*m * a.ic1) / ((*v * a.ic2).sqrt() + a.eps);
+        *w = *w * a.decay - upd * a.lr;
+    }
+}
+
+/// The sum of the squares of `g` in f64, in 8 interleaved partial sums (a fixed order: the
+/// same bits on every path and run).
+pub(crate) fn sum_squares(g: &[f32]) -> f64 {
+    sum_squares_on(g, widest())
+}
+
+/// [`sum_squares`] compiled for `width` (panics where the CPU lacks it).
+pub(crate) fn sum_squares_on(g: &[f32], width: Width) -> f64 {
+    match width {
+        #[cfg(target_arch = "x86_64")]
+        Width::Avx512 => {
+            assert!(has_avx512(), "AVX-512 loops on a CPU without AVX-512");
+            // SAFETY: AVX-512 F checked just above.
+            unsafe { sum_squares_avx512(g) }
+        }
+        #[cfg(target_arch = "x86_64")]
+        Width::Avx2 => {
+            assert!(available(), "AVX2 loops on a CPU without AVX2 + FMA");
+            // SAFETY: AVX2 + FMA checked just above.
+            unsafe { sum_squares_avx2(g) }
+        }
+        _ => sum_squares_body(g),
+    }
+}
+
+/// [`sum_squares_body`] compiled for AVX-512.
+/// # Safety
+/// The CPU has AVX-512 F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn sum_squares_avx512(g: &[f32]) -> f64 {
+    sum_squares_body(g)
+}
+
+/// [`sum_squares_body`] compiled for AVX2 + FMA.
+/// # Safety
+/// The CPU has AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn sum_squares_avx2(g: &[f32]) -> f64 {
+    sum_squares_body(g)
+}
+
+#[inline(always)]
+fn sum_squares_body(g: &[f32]) -> f64 {
+    let mut acc = [0f64; 8];
+    let mut chunks = g.chunks_exact(8);
+    for c in &mut chunks {
+        for j in 0..8 {
+            let x = c[j] as f64;
+            acc[j] += x * x;
+        }
+    }
+    let tail: f64 = chunks
+        .remainder()
+        .iter()
+        .map(|&x| (x as f64) * (x as f64))
+        .sum();
+    acc.iter().sum::<f64>() + tail
 }
 
 /// `out (c x r) = a^T`, `a` row-major `r x c`: 8 x 8 blocks transposed in AVX2 registers where

@@ -53,8 +53,9 @@ pub(super) struct Saved {
     xhat1: Vec<f32>,
     rstd1: Vec<f32>,
     a: Vec<f32>,
-    u: Vec<f32>,
-    cdf: Vec<f32>,
+    /// GELU outputs (the feed-forward output layer's input) and the GELU's derivative.
+    g: Vec<f32>,
+    dg: Vec<f32>,
     mask2: Option<Vec<f32>>,
     xhat2: Vec<f32>,
     rstd2: Vec<f32>,
@@ -126,8 +127,9 @@ pub(super) fn forward(
     let mut u = vec![0f32; t * inter];
     ops::linear(&a, t, &w.ffn_in, &mut u);
     let mut g = vec![0f32; t * inter];
-    let mut cdf = vec![0f32; t * inter];
-    ops::gelu(&u, &mut g, &mut cdf);
+    let mut dg = vec![0f32; t * inter];
+    ops::gelu(&u, &mut g, &mut dg);
+    drop(u);
     let mut out = vec![0f32; t * h];
     ops::linear(&g, t, &w.ffn_out, &mut out);
     if let Some(m) = &masks.1 {
@@ -146,8 +148,8 @@ pub(super) fn forward(
         xhat1,
         rstd1,
         a,
-        u,
-        cdf,
+        g,
+        dg,
         mask2: masks.1,
         xhat2,
         rstd2,
@@ -181,17 +183,11 @@ pub(super) fn backward(
     if let Some(m) = &sv.mask2 {
         df.iter_mut().zip(m).for_each(|(v, m)| *v *= m);
     }
-    let mut gact = vec![0f32; t * inter];
-    sv.u.iter()
-        .zip(&sv.cdf)
-        .zip(gact.iter_mut())
-        .for_each(|((u, c), g)| *g = u * c);
-    ops::weight_grad(&df, &gact, t, h, inter, pr, gf, gfb);
-    drop(gact);
+    ops::weight_grad(&df, &sv.g, t, h, inter, pr, gf, gfb);
     let mut du = vec![0f32; t * inter];
     ops::input_grad(&df, t, &p[12], (h, inter), pr, &mut du);
     drop(df);
-    ops::gelu_back(&mut du, &sv.u, &sv.cdf);
+    ops::gelu_back(&mut du, &sv.dg);
     ops::weight_grad(&du, &sv.a, t, inter, h, pr, gi, gib);
     let mut da = vec![0f32; t * h];
     ops::input_grad(&du, t, &p[10], (inter, h), pr, &mut da);

@@ -16,6 +16,7 @@ mod tests;
 
 use super::model::{Params, TaskLogits, PARTS};
 use super::{Example, FinetuneConfig, TaskSpec};
+use crate::encode::kernels::train::{adamw_update, sum_squares, AdamW};
 use crate::error::{Error, Result};
 use crate::rng::Rng;
 use candle_core::Tensor;
@@ -196,22 +197,32 @@ impl OwnEngine {
         let scale = (1.0 / keep) as f32;
         let longest = lens.iter().copied().max().unwrap_or(0);
         let total: usize = lens.iter().sum();
-        (0..n)
-            .map(|_| {
-                let mut m = Vec::with_capacity(total * h);
+        // each text's block of the stream is drawn on its own (SplitMix64 skips ahead), only its
+        // real positions: the same values as one draw after another over the padded layout
+        let start = rng.clone();
+        let padded = (longest * h) as u64;
+        let masks: Vec<Option<Vec<f32>>> = (0..n)
+            .into_par_iter()
+            .map(|l| {
+                let mut m = vec![0f32; total * h];
+                let mut parts = Vec::with_capacity(lens.len());
+                let mut rest = &mut m[..];
                 for &len in lens {
-                    for pos in 0..longest {
-                        for _ in 0..h {
-                            let v = if rng.next_f64() < keep { scale } else { 0.0 };
-                            if pos < len {
-                                m.push(v);
-                            }
-                        }
-                    }
+                    let (a, b) = std::mem::take(&mut rest).split_at_mut(len * h);
+                    parts.push(a);
+                    rest = b;
                 }
+                parts.into_par_iter().enumerate().for_each(|(i, part)| {
+                    let mut r = start.skip((l * lens.len() + i) as u64 * padded);
+                    for v in part.iter_mut() {
+                        *v = if r.next_f64() < keep { scale } else { 0.0 };
+                    }
+                });
                 Some(m)
             })
-            .collect()
+            .collect();
+        *rng = start.skip((n * lens.len()) as u64 * padded);
+        masks
     }
 
     /// Loss and gradients of one batch (all of task `task`), the forward/backward passes run
@@ -232,6 +243,7 @@ impl OwnEngine {
         }
         let masks = self.masks(&lens, dropout, rng);
         let packed: Vec<_> = (0..self.layers)
+            .into_par_iter()
             .map(|l| {
                 layer::Packed::new(
                     &self.w[l * PARTS.len()..(l + 1) * PARTS.len()],
@@ -261,6 +273,11 @@ impl OwnEngine {
         };
         let n = ex.len();
         let mut loss = 0f64;
+        if micro >= n {
+            // one micro-batch: the masks as they are
+            loss = self.pass(ex, &lens, task, spec, n, &packed, masks, &mut g)?;
+            return Ok(Grads { loss, g });
+        }
         let mut row0 = 0;
         for (c, chunk) in ex.chunks(micro).enumerate() {
             let clens = &lens[c * micro..c * micro + chunk.len()];
@@ -357,26 +374,22 @@ impl OwnEngine {
         Ok(loss)
     }
 
-    /// The head of `task` on `pooled` (b x h): its first layer's outputs, the logits, and (for
-    /// a hidden layer) the GELU's outputs and CDF values for the backward pass.
+    /// The head of `task` on `pooled` (b x h): the logits and (for
+    /// a hidden layer) the GELU's outputs and derivatives for the backward pass.
     #[allow(clippy::type_complexity)]
-    fn head_logits(
-        &self,
-        task: usize,
-        pooled: &[f32],
-    ) -> (Vec<f32>, Vec<f32>, Option<(Vec<f32>, Vec<f32>)>) {
+    fn head_logits(&self, task: usize, pooled: &[f32]) -> (Vec<f32>, Option<(Vec<f32>, Vec<f32>)>) {
         let h = self.shape.h;
         let (hs, hidden) = self.head_at[task];
         let z1 = dense(pooled, &self.w[hs], &self.w[hs + 1], h);
         if !hidden {
-            return (z1.clone(), z1, None);
+            return (z1, None);
         }
         let k1 = self.w[hs + 1].len();
         let mut a = vec![0f32; z1.len()];
         let mut c = vec![0f32; z1.len()];
         ops::gelu(&z1, &mut a, &mut c);
         let logits = dense(&a, &self.w[hs + 2], &self.w[hs + 3], k1);
-        (z1, logits, Some((a, c)))
+        (logits, Some((a, c)))
     }
 
     /// Dev accuracy and logits of every task, as the candle path's `Model::evaluate` computes
@@ -390,6 +403,7 @@ impl OwnEngine {
     ) -> Result<(Vec<f64>, Vec<TaskLogits>)> {
         let h = self.shape.h;
         let packed: Vec<_> = (0..self.layers)
+            .into_par_iter()
             .map(|l| {
                 let p = &self.w[l * PARTS.len()..(l + 1) * PARTS.len()];
                 layer::Packed::new(p, self.shape, ops::Products::F32)
@@ -427,7 +441,7 @@ impl OwnEngine {
                     x = layer::forward(x, pk, p, self.shape, &offsets, (None, None)).0;
                 }
                 let (pooled, _) = mean_pool(&x, &offsets, h);
-                logits.extend(self.head_logits(t, &pooled).1);
+                logits.extend(self.head_logits(t, &pooled).0);
                 labels.extend(ex.iter().map(|e| e.label));
             }
             let hits = logits
@@ -480,7 +494,7 @@ impl OwnEngine {
                 }
                 dx
             };
-        let (z1, logits, act) = self.head_logits(task, pooled);
+        let (logits, act) = self.head_logits(task, pooled);
         let k1 = self.w[hs + 1].len();
         let k = spec.labels.len();
         let mut loss = 0f64;
@@ -508,7 +522,7 @@ impl OwnEngine {
             let mut da = lin_back(&dl, &a, &self.w[hs + 2], k1, &mut gw2, &mut gb2);
             g[hs + 2] = Some(gw2);
             g[hs + 3] = Some(gb2);
-            ops::gelu_back(&mut da, &z1, &c);
+            ops::gelu_back(&mut da, &c);
             da
         } else {
             dl
@@ -541,7 +555,7 @@ impl OwnEngine {
             .g
             .par_iter()
             .flatten()
-            .map(|g| g.iter().map(|&x| (x * x) as f64).sum::<f64>())
+            .map(|g| sum_squares(g))
             .collect();
         let sq: f64 = sums.iter().sum();
         let scale = if cfg.clip > 0.0 {
@@ -570,14 +584,24 @@ impl OwnEngine {
                 } else {
                     1.0
                 };
-                let lrf = lr as f32;
-                for j in 0..w.len() {
-                    let gj = g[j] * scale;
-                    m[j] = m[j] * b1f + gj * o1;
-                    v[j] = v[j] * b2f + gj * gj * o2;
-                    let upd = (m[j] * ic1) / ((v[j] * ic2).sqrt() + eps);
-                    w[j] = w[j] * decay - upd * lrf;
-                }
+                let a = AdamW {
+                    scale,
+                    b1: b1f,
+                    b2: b2f,
+                    o1,
+                    o2,
+                    ic1,
+                    ic2,
+                    eps,
+                    decay,
+                    lr: lr as f32,
+                };
+                // in chunks of 64k values, so that the threads share a large matrix
+                w.par_chunks_mut(1 << 16)
+                    .zip(m.par_chunks_mut(1 << 16))
+                    .zip(v.par_chunks_mut(1 << 16))
+                    .zip(g.par_chunks(1 << 16))
+                    .for_each(|(((w, m), v), g)| adamw_update(w, m, v, g, &a));
             });
     }
 }

@@ -49,27 +49,32 @@ impl Lin {
         }
     }
 
-    fn run(&self, x: &[f32], m: usize, out: &mut [f32]) {
+    fn run(&self, x: &[f32], m: usize, out: &mut [f32], ep: Epilogue) {
         match self {
-            Lin::F32(w) => kernels::linear(x, m, w, out, Epilogue::Bias),
-            Lin::Bf16(w) => kernels::linear_bf16(x, m, w, out, Epilogue::Bias),
+            Lin::F32(w) => kernels::linear(x, m, w, out, ep),
+            Lin::Bf16(w) => kernels::linear_bf16(x, m, w, out, ep),
         }
     }
 }
 
 /// `out (m x n) = x (m x k) W^T + b`, the rows split over the current rayon pool.
 pub(super) fn linear(x: &[f32], m: usize, w: &Lin, out: &mut [f32]) {
+    linear_ep(x, m, w, out, Epilogue::Bias);
+}
+
+/// [`linear`] with the epilogue `ep` (`Accumulate`: `out += x W^T`).
+fn linear_ep(x: &[f32], m: usize, w: &Lin, out: &mut [f32], ep: Epilogue) {
     let threads = rayon::current_num_threads();
     let rows = m.div_ceil(threads.max(1)).div_ceil(kernels::MR) * kernels::MR;
     if threads <= 1 || m < 2 * kernels::MR * 4 {
-        w.run(x, m, out);
+        w.run(x, m, out, ep);
         return;
     }
     let (k, n) = w.dims();
     out.par_chunks_mut(rows * n).enumerate().for_each(|(j, o)| {
         let r0 = j * rows;
         let r = o.len() / n;
-        w.run(&x[r0 * k..(r0 + r) * k], r, o);
+        w.run(&x[r0 * k..(r0 + r) * k], r, o, ep);
     });
 }
 
@@ -102,15 +107,50 @@ pub(super) fn weight_grad(
     let mut dyt = vec![0f32; n * m];
     transpose_par(dy, m, n, &mut dyt);
     let xp = Lin::pack_transposed(x, m, k, p);
-    let mut tmp = vec![0f32; n * k];
-    linear(&dyt, n, &xp, &mut tmp);
-    // the sums of every weight and bias on the pool (each one summed as before)
-    dw.par_chunks_mut(4096)
-        .zip(tmp.par_chunks(4096))
-        .for_each(|(d, t)| d.iter_mut().zip(t).for_each(|(d, t)| *d += t));
-    db.par_iter_mut()
-        .zip(dyt.par_chunks(m))
-        .for_each(|(b, row)| *b += row.iter().sum::<f32>());
+    linear_ep(&dyt, n, &xp, dw, Epilogue::Accumulate);
+    drop(dyt);
+    // the bias sums: 64 columns of dy a task, the rows added in order (vectorised over columns)
+    const C: usize = 64;
+    db.par_chunks_mut(C).enumerate().for_each(|(c, d)| {
+        let c0 = c * C;
+        let mut acc = [0f32; C];
+        for row in dy.chunks_exact(n) {
+            acc.iter_mut()
+                .zip(&row[c0..c0 + d.len()])
+                .for_each(|(a, v)| *a += v);
+        }
+        d.iter_mut().zip(acc).for_each(|(d, a)| *d += a);
+    });
+}
+
+/// The sum of `v`, in 8 interleaved partial sums (vectorised; a fixed order, so the same bits
+/// on every run).
+fn sum8(v: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let mut chunks = v.chunks_exact(8);
+    for c in &mut chunks {
+        acc.iter_mut().zip(c).for_each(|(a, x)| *a += x);
+    }
+    let tail: f32 = chunks.remainder().iter().sum();
+    acc.iter().sum::<f32>() + tail
+}
+
+/// The sum of `a[j] * b[j]`, as [`sum8`] sums.
+fn dot8(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (mut ca, mut cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        for j in 0..8 {
+            acc[j] += x[j] * y[j];
+        }
+    }
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    acc.iter().sum::<f32>() + tail
 }
 
 /// Layer norm of each `width` row of `x` in place; `xhat` and `rstd` receive the normalised
@@ -128,12 +168,15 @@ pub(super) fn layer_norm(
         .zip(xhat.par_chunks_mut(width))
         .zip(rstd.par_iter_mut())
         .for_each(|((row, xh), rs)| {
-            let mean = row.iter().sum::<f32>() / width as f32;
-            let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / width as f32;
+            let mean = sum8(row) / width as f32;
+            xh.iter_mut()
+                .zip(row.iter())
+                .for_each(|(d, v)| *d = v - mean);
+            let var = dot8(xh, xh) / width as f32;
             let r = 1.0 / (var + eps).sqrt();
             *rs = r;
             for j in 0..width {
-                xh[j] = (row[j] - mean) * r;
+                xh[j] *= r;
                 row[j] = xh[j] * g[j] + b[j];
             }
         });
@@ -150,62 +193,48 @@ pub(super) fn layer_norm_back(
     dg: &mut [f32],
     db: &mut [f32],
 ) {
-    for (row, xh) in dy.chunks(width).zip(xhat.chunks(width)) {
-        for j in 0..width {
-            dg[j] += row[j] * xh[j];
-            db[j] += row[j];
-        }
-    }
+    // the gain and bias sums: 64 columns a task, the rows added in order
+    const C: usize = 64;
+    dg.par_chunks_mut(C)
+        .zip(db.par_chunks_mut(C))
+        .enumerate()
+        .for_each(|(c, (dg, db))| {
+            let c0 = c * C;
+            let w = dg.len();
+            for (row, xh) in dy.chunks_exact(width).zip(xhat.chunks_exact(width)) {
+                let (row, xh) = (&row[c0..c0 + w], &xh[c0..c0 + w]);
+                for j in 0..w {
+                    dg[j] += row[j] * xh[j];
+                    db[j] += row[j];
+                }
+            }
+        });
     dy.par_chunks_mut(width)
         .zip(xhat.par_chunks(width))
         .zip(rstd.par_iter())
         .for_each(|((row, xh), &r)| {
-            let mut s1 = 0f32;
-            let mut s2 = 0f32;
+            row.iter_mut().zip(g).for_each(|(d, g)| *d *= g);
+            let (m1, m2) = (sum8(row) / width as f32, dot8(row, xh) / width as f32);
             for j in 0..width {
-                let d = row[j] * g[j];
-                s1 += d;
-                s2 += d * xh[j];
-            }
-            let (m1, m2) = (s1 / width as f32, s2 / width as f32);
-            for j in 0..width {
-                row[j] = r * (row[j] * g[j] - m1 - xh[j] * m2);
+                row[j] = r * (row[j] - m1 - xh[j] * m2);
             }
         });
 }
 
-/// GELU (erf) of `u` into `g` on the inference engine's vectorised GELU (erf to 2e-7), keeping
-/// `Phi(u) = g / u` (the normal CDF; `1/2 + u phi(0)` near 0) in `cdf` for the backward pass.
-pub(super) fn gelu(u: &[f32], g: &mut [f32], cdf: &mut [f32]) {
+/// GELU (erf) of `u` into `g` on the vectorised erf of the inference engine (to 2e-7), and its
+/// derivative `Phi(u) + u phi(u)` into `dg` for the backward pass.
+pub(super) fn gelu(u: &[f32], g: &mut [f32], dg: &mut [f32]) {
     const C: usize = 4096;
-    let phi0 = 0.398_942_3_f32;
     u.par_chunks(C)
         .zip(g.par_chunks_mut(C))
-        .zip(cdf.par_chunks_mut(C))
-        .for_each(|((u, g), c)| {
-            g.copy_from_slice(u);
-            kernels::gelu_inplace(g);
-            for i in 0..u.len() {
-                c[i] = if u[i].abs() > 1e-3 {
-                    g[i] / u[i]
-                } else {
-                    0.5 + u[i] * phi0
-                };
-            }
-        });
+        .zip(dg.par_chunks_mut(C))
+        .for_each(|((u, g), d)| kernels::gelu_with_grad(u, g, d));
 }
 
-/// Backward of [`gelu`]: `d` (the output gradient) becomes `d * (Phi(u) + u phi(u))`.
-pub(super) fn gelu_back(d: &mut [f32], u: &[f32], cdf: &[f32]) {
+/// Backward of [`gelu`]: `d` (the output gradient) becomes `d * dg`.
+pub(super) fn gelu_back(d: &mut [f32], dg: &[f32]) {
     const C: usize = 4096;
-    let inv_sqrt_2pi = 0.398_942_3_f32;
     d.par_chunks_mut(C)
-        .zip(u.par_chunks(C))
-        .zip(cdf.par_chunks(C))
-        .for_each(|((d, u), c)| {
-            for i in 0..d.len() {
-                let pdf = (-0.5 * u[i] * u[i]).exp() * inv_sqrt_2pi;
-                d[i] *= c[i] + u[i] * pdf;
-            }
-        });
+        .zip(dg.par_chunks(C))
+        .for_each(|(d, g)| d.iter_mut().zip(g).for_each(|(d, g)| *d *= g));
 }
