@@ -26,6 +26,24 @@ impl Rng {
         Rng(self.0.wrapping_add(n.wrapping_mul(0x9E37_79B9_7F4A_7C15)))
     }
 
+    /// Fills `out` with the dropout scales of the next `out.len()` draws: `scale` where the
+    /// draw's [`next_f64`](Rng::next_f64) is below `keep`, else 0 (the same test, on the
+    /// integers); the generator itself does not move. Each value depends only on its index,
+    /// so the loop vectorises where the caller compiles it for 64-bit vector products.
+    #[inline(always)]
+    pub fn fill_keep(&self, out: &mut [f32], keep: f64, scale: f32) {
+        // x / 2^53 < keep  <=>  x < ceil(keep 2^53), for the 53-bit integers x (exact in f64)
+        let t = (keep * (1u64 << 53) as f64).ceil().max(0.0) as u64;
+        const G: u64 = 0x9E37_79B9_7F4A_7C15;
+        for (i, v) in out.iter_mut().enumerate() {
+            let mut z = self.0.wrapping_add((i as u64 + 1).wrapping_mul(G));
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^= z >> 31;
+            *v = if (z >> 11) < t { scale } else { 0.0 };
+        }
+    }
+
     /// Uniform in [0, 1).
     pub fn next_f64(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
@@ -78,5 +96,18 @@ mod tests {
             assert_eq!(Rng::new(3).skip(n as u64).next_u64(), all[n]);
         }
         assert_eq!(Rng::new(3).skip(1000).0, r.0);
+    }
+
+    #[test]
+    fn fill_keep_is_the_draws_compared_with_keep() {
+        for keep in [0.0, 0.1, 0.5, 0.9, 1.0] {
+            let mut r = Rng::new(9).skip(5);
+            let mut got = vec![7f32; 999];
+            r.fill_keep(&mut got, keep, 2.5);
+            let want: Vec<f32> = (0..999)
+                .map(|_| if r.next_f64() < keep { 2.5 } else { 0.0 })
+                .collect();
+            assert_eq!(got, want, "keep {keep}");
+        }
     }
 }

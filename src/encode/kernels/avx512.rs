@@ -501,3 +501,114 @@ pub(super) unsafe fn bf16_rows(
         }
     }
 }
+
+/// `erf(x / sqrt 2)` on 16 lanes: AVX2's rational approximation (`erf_scaled8`) on 16 lanes
+/// (the reciprocal estimate is `vrcp14ps`, refined by one Newton step: not the AVX2 bits).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,fma")]
+#[inline]
+fn erf_scaled16(x: __m512) -> __m512 {
+    let z = _mm512_mul_ps(x, _mm512_set1_ps(std::f32::consts::FRAC_1_SQRT_2));
+    let z = _mm512_min_ps(_mm512_max_ps(z, _mm512_set1_ps(-4.0)), _mm512_set1_ps(4.0));
+    let z2 = _mm512_mul_ps(z, z);
+    let mut p = _mm512_set1_ps(-2.726_142_3e-10);
+    for c in [
+        2.770_681_4e-8,
+        -2.101_024e-6,
+        -5.692_506_4e-5,
+        -7.349_906_3e-4,
+        -2.9546e-3,
+        -1.609_603_3e-2,
+    ] {
+        p = _mm512_fmadd_ps(p, z2, _mm512_set1_ps(c));
+    }
+    p = _mm512_mul_ps(p, z);
+    let mut q = _mm512_set1_ps(-1.456_607_2e-5);
+    for c in [
+        -2.133_740_6e-4,
+        -1.682_827e-3,
+        -7.373_329e-3,
+        -1.426_473_9e-2,
+    ] {
+        q = _mm512_fmadd_ps(q, z2, _mm512_set1_ps(c));
+    }
+    let r0 = _mm512_rcp14_ps(q);
+    let r = _mm512_mul_ps(r0, _mm512_fnmadd_ps(q, r0, _mm512_set1_ps(2.0)));
+    _mm512_mul_ps(p, r)
+}
+
+/// `exp(x)` on 16 lanes (AVX2's Cephes polynomial on 16 lanes; inputs below -87 give ~0).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,fma")]
+#[inline]
+fn exp16(x: __m512) -> __m512 {
+    let x = _mm512_min_ps(
+        _mm512_max_ps(x, _mm512_set1_ps(-87.0)),
+        _mm512_set1_ps(88.0),
+    );
+    let fx = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+        _mm512_mul_ps(x, _mm512_set1_ps(std::f32::consts::LOG2_E)),
+    );
+    let x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(0.693_359_4), x);
+    let x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(-2.121_944_4e-4), x);
+    let mut y = _mm512_set1_ps(1.987_569_1e-4);
+    for c in [
+        1.398_199_9e-3,
+        8.333_452e-3,
+        4.166_579_6e-2,
+        1.666_666_5e-1,
+        0.5,
+    ] {
+        y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(c));
+    }
+    y = _mm512_fmadd_ps(
+        y,
+        _mm512_mul_ps(x, x),
+        _mm512_add_ps(x, _mm512_set1_ps(1.0)),
+    );
+    let e = _mm512_slli_epi32::<23>(_mm512_add_epi32(
+        _mm512_cvtps_epi32(fx),
+        _mm512_set1_epi32(127),
+    ));
+    _mm512_mul_ps(y, _mm512_castsi512_ps(e))
+}
+
+/// GELU (erf form) of `u` into `g` and its derivative `Phi(u) + u phi(u)` into `dg`, 16 lanes
+/// at a time, the tail masked.
+///
+/// # Safety
+/// AVX-512 F and FMA present; `g` and `dg` as long as `u`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,fma")]
+pub(super) unsafe fn gelu_grad_slice(u: &[f32], g: &mut [f32], dg: &mut [f32]) {
+    #[inline]
+    #[target_feature(enable = "avx512f,fma")]
+    fn both(x: __m512) -> (__m512, __m512) {
+        let erf = erf_scaled16(x);
+        let half_x = _mm512_mul_ps(x, _mm512_set1_ps(0.5));
+        let g = _mm512_fmadd_ps(half_x, erf, half_x);
+        let cdf = _mm512_fmadd_ps(_mm512_set1_ps(0.5), erf, _mm512_set1_ps(0.5));
+        let pdf = _mm512_mul_ps(
+            exp16(_mm512_mul_ps(half_x, _mm512_sub_ps(_mm512_setzero_ps(), x))),
+            _mm512_set1_ps(0.398_942_3),
+        );
+        (g, _mm512_fmadd_ps(x, pdf, cdf))
+    }
+    // SAFETY: the caller upholds this function's `# Safety` contract (CPU features and
+    // lengths); the full vectors lie inside the three slices, the tail is masked to them.
+    unsafe {
+        let n = u.len() / 16 * 16;
+        for i in (0..n).step_by(16) {
+            let (a, b) = both(_mm512_loadu_ps(u.as_ptr().add(i)));
+            _mm512_storeu_ps(g.as_mut_ptr().add(i), a);
+            _mm512_storeu_ps(dg.as_mut_ptr().add(i), b);
+        }
+        let rest = u.len() - n;
+        if rest > 0 {
+            let k: __mmask16 = (1u32 << rest) as u16 - 1;
+            let (a, b) = both(_mm512_maskz_loadu_ps(k, u.as_ptr().add(n)));
+            _mm512_mask_storeu_ps(g.as_mut_ptr().add(n), k, a);
+            _mm512_mask_storeu_ps(dg.as_mut_ptr().add(n), k, b);
+        }
+    }
+}

@@ -313,14 +313,25 @@ pub(crate) fn qlinear_on(
 }
 
 /// GELU (erf form) of `u` into `g` and its derivative `Phi(u) + u phi(u)` into `dg` (the
-/// training engine's forward pass keeps both for the backward pass).
+/// training engine's forward pass keeps both for the backward pass), on AVX-512 where
+/// [`use_avx512`].
 pub(crate) fn gelu_with_grad(u: &[f32], g: &mut [f32], dg: &mut [f32]) {
-    assert!(available(), "AVX2 + FMA kernels on a CPU without them");
+    gelu_with_grad_on(u, g, dg, use_avx512())
+}
+
+/// [`gelu_with_grad`] on AVX-512 (`wide`) or AVX2 (the two differ in the last bits: their
+/// reciprocal estimates differ). Panics where the CPU lacks them.
+pub(crate) fn gelu_with_grad_on(u: &[f32], g: &mut [f32], dg: &mut [f32], wide: bool) {
+    cpu::check_cpu(wide);
     assert!(g.len() == u.len() && dg.len() == u.len());
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: AVX2 + FMA checked, the lengths just above.
+    // SAFETY: the CPU checked by `check_cpu`, the lengths just above.
     unsafe {
-        avx2::gelu_grad_slice(u, g, dg)
+        if wide {
+            avx512::gelu_grad_slice(u, g, dg)
+        } else {
+            avx2::gelu_grad_slice(u, g, dg)
+        }
     }
 }
 

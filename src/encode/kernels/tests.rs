@@ -282,29 +282,35 @@ fn gelu_and_its_derivative_are_the_erf_form_to_float_precision() {
     }
     // 1,201 values: a tail of 1 after the 8-lane blocks
     let xs: Vec<f32> = (-600..=600).map(|i| i as f32 / 100.0).collect();
-    let mut ys = vec![0f32; xs.len()];
-    let mut ds = vec![0f32; xs.len()];
-    gelu_with_grad(&xs, &mut ys, &mut ds);
-    for ((&x, &y), &d) in xs.iter().zip(&ys).zip(&ds) {
-        let want = gelu_ref(x as f64);
-        assert!(
-            (y as f64 - want).abs() < 3e-7 * (1.0 + x.abs() as f64),
-            "gelu({x}) = {y}, want {want}"
-        );
-        // the derivative Phi(x) + x phi(x) in f64
-        let xf = x as f64;
-        let dwant = 0.5 * (1.0 + erf_ref(xf / std::f64::consts::SQRT_2))
-            + xf * (-0.5 * xf * xf).exp() / (2.0 * std::f64::consts::PI).sqrt();
-        assert!(
-            (d as f64 - dwant).abs() < 1e-6 * (1.0 + x.abs() as f64),
-            "gelu'({x}) = {d}, want {dwant}"
-        );
+    let mut paths = vec![false];
+    if has_avx512() {
+        paths.push(true);
     }
-    // tanh-approximate GELU differs by ~1e-4 here: this is the exact form
-    assert!((ys[600 + 100] as f64 - gelu_ref(1.0)).abs() < 1e-7);
-    // gelu'(0) = 1/2, gelu'(1) = Phi(1) + phi(1)
-    assert!((ds[600] - 0.5).abs() < 1e-7);
-    assert!((ds[700] as f64 - (0.841_344_746 + 0.241_970_725)).abs() < 3e-7);
+    for wide in paths {
+        let mut ys = vec![0f32; xs.len()];
+        let mut ds = vec![0f32; xs.len()];
+        gelu_with_grad_on(&xs, &mut ys, &mut ds, wide);
+        for ((&x, &y), &d) in xs.iter().zip(&ys).zip(&ds) {
+            let want = gelu_ref(x as f64);
+            assert!(
+                (y as f64 - want).abs() < 3e-7 * (1.0 + x.abs() as f64),
+                "gelu({x}) = {y}, want {want}"
+            );
+            // the derivative Phi(x) + x phi(x) in f64
+            let xf = x as f64;
+            let dwant = 0.5 * (1.0 + erf_ref(xf / std::f64::consts::SQRT_2))
+                + xf * (-0.5 * xf * xf).exp() / (2.0 * std::f64::consts::PI).sqrt();
+            assert!(
+                (d as f64 - dwant).abs() < 1e-6 * (1.0 + x.abs() as f64),
+                "gelu'({x}) = {d}, want {dwant}"
+            );
+        }
+        // tanh-approximate GELU differs by ~1e-4 here: this is the exact form
+        assert!((ys[600 + 100] as f64 - gelu_ref(1.0)).abs() < 1e-7);
+        // gelu'(0) = 1/2, gelu'(1) = Phi(1) + phi(1)
+        assert!((ds[600] - 0.5).abs() < 1e-7);
+        assert!((ds[700] as f64 - (0.841_344_746 + 0.241_970_725)).abs() < 3e-7);
+    }
 }
 
 #[test]
@@ -864,5 +870,58 @@ fn transpose_moves_every_value() {
         let mut par = vec![f32::NAN; r * c];
         transpose_par(&a, r, c, &mut par);
         assert_eq!(par, out, "{r} x {c} in parallel");
+    }
+}
+
+#[test]
+fn adamw_and_the_sum_of_squares_are_the_same_on_every_path() {
+    use super::train::{adamw_update_on, sum_squares_on, AdamW, Width};
+    let mut widths = vec![Width::Base];
+    if available() {
+        widths.push(Width::Avx2);
+    }
+    if has_avx512() {
+        widths.push(Width::Avx512);
+    }
+    // 1,003 values: a tail after the vector blocks
+    let n = 1003;
+    let g = rnd(n, 11);
+    let a = AdamW {
+        scale: 0.7,
+        b1: 0.9,
+        b2: 0.999,
+        o1: 0.1,
+        o2: 0.001,
+        ic1: 1.0 / 0.19,
+        ic2: 1.0 / 0.001_999,
+        eps: 1e-8,
+        decay: 0.999_95,
+        lr: 5e-5,
+    };
+    let want_sq: f64 = g.iter().map(|&x| x as f64 * x as f64).sum();
+    let mut first = None;
+    for w in widths {
+        let (mut p, mut m, mut v) = (rnd(n, 12), rnd(n, 13), rnd(n, 14));
+        v.iter_mut().for_each(|x| *x = x.abs());
+        let (p0, m0, v0) = (p.clone(), m.clone(), v.clone());
+        adamw_update_on(&mut p, &mut m, &mut v, &g, &a, w);
+        // the definition, value by value
+        for j in [0, 1, 500, n - 1] {
+            let gj = g[j] * a.scale;
+            let mj = m0[j] * a.b1 + gj * a.o1;
+            let vj = v0[j] * a.b2 + gj * gj * a.o2;
+            let want = p0[j] * a.decay - (mj * a.ic1) / ((vj * a.ic2).sqrt() + a.eps) * a.lr;
+            assert_eq!((p[j], m[j], v[j]), (want, mj, vj), "{w:?} [{j}]");
+        }
+        let sq = sum_squares_on(&g, w);
+        assert!(
+            (sq - want_sq).abs() <= 1e-12 * want_sq,
+            "{w:?}: {sq} vs {want_sq}"
+        );
+        let got = (p, m, v, sq.to_bits());
+        match &first {
+            None => first = Some(got),
+            Some(f) => assert!(*f == got, "{w:?} differs from the baseline path"),
+        }
     }
 }

@@ -156,7 +156,7 @@ fn weighted_rows<'a>(
 }
 
 /// Rows of an output block: the queries (or keys) whose sums are held in registers at once.
-const RB: usize = 4;
+const RB: usize = 8;
 /// Columns of a score row held at once (one AVX-512 vector).
 const CB: usize = 16;
 
@@ -280,6 +280,27 @@ fn attention_back_body(qkv: &[f32], a: Attn, probs_t: &[f32], dctx: &[f32], dqkv
             weighted_rows(row, len, |i2| ds[j * len + i2], k);
         }
     }
+}
+
+/// [`Rng::fill_keep`](crate::rng::Rng::fill_keep) compiled for the widest vectors (AVX-512
+/// DQ has the 64-bit products it needs; elsewhere the plain loop): the same values on every
+/// path.
+pub(crate) fn dropout_scales(r: &crate::rng::Rng, out: &mut [f32], keep: f64, scale: f32) {
+    #[cfg(target_arch = "x86_64")]
+    if widest() == Width::Avx512 && std::arch::is_x86_feature_detected!("avx512dq") {
+        // SAFETY: AVX-512 F and DQ checked just above.
+        unsafe { dropout_avx512(r, out, keep, scale) };
+        return;
+    }
+    r.fill_keep(out, keep, scale)
+}
+
+/// # Safety
+/// The CPU has AVX-512 F and DQ.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512dq,avx2")]
+unsafe fn dropout_avx512(r: &crate::rng::Rng, out: &mut [f32], keep: f64, scale: f32) {
+    r.fill_keep(out, keep, scale)
 }
 
 /// The constants of one AdamW update ([`adamw_update`]).

@@ -16,7 +16,7 @@ mod tests;
 
 use super::model::{Params, TaskLogits, PARTS};
 use super::{Example, FinetuneConfig, TaskSpec};
-use crate::encode::kernels::train::{adamw_update, sum_squares, AdamW};
+use crate::encode::kernels::train::{adamw_update, dropout_scales, sum_squares, AdamW};
 use crate::error::{Error, Result};
 use crate::rng::Rng;
 use candle_core::Tensor;
@@ -213,10 +213,8 @@ impl OwnEngine {
                     rest = b;
                 }
                 parts.into_par_iter().enumerate().for_each(|(i, part)| {
-                    let mut r = start.skip((l * lens.len() + i) as u64 * padded);
-                    for v in part.iter_mut() {
-                        *v = if r.next_f64() < keep { scale } else { 0.0 };
-                    }
+                    let r = start.skip((l * lens.len() + i) as u64 * padded);
+                    dropout_scales(&r, part, keep, scale);
                 });
                 Some(m)
             })
