@@ -687,7 +687,7 @@ fn attention_back_reference(
         for i in 0..n {
             let (s, r) = (w(i), row(i));
             for d in 0..hd {
-                acc[d] += s * r[d];
+                acc[d] = s.mul_add(r[d], acc[d]);
             }
         }
         acc
@@ -703,10 +703,15 @@ fn attention_back_reference(
             let row = &mut ds[i * len..(i + 1) * len];
             for d in 0..hd {
                 for (j, v) in row.iter_mut().enumerate() {
-                    *v += dci[d] * qkv[j * 3 * h + vo + d];
+                    *v = dci[d].mul_add(qkv[j * 3 * h + vo + d], *v);
                 }
             }
-            let dot: f32 = (0..len).map(|j| pt[j * len + i] * row[j]).sum();
+            // the score row's dot with P in 16 lanes, term j fused into lane j % 16
+            let mut lanes = [0f32; 16];
+            for j in 0..len {
+                lanes[j % 16] = pt[j * len + i].mul_add(row[j], lanes[j % 16]);
+            }
+            let dot: f32 = lanes.iter().sum();
             for (j, v) in row.iter_mut().enumerate() {
                 *v = pt[j * len + i] * (*v - dot) * scale;
             }

@@ -2,7 +2,7 @@
 //! [`transpose`]), AdamW's update and the gradients' sum of squares ([`adamw_update`],
 //! [`sum_squares`]) and the backward pass of its attention of one sequence, as plain loops that the compiler vectorises: each safe entry point runs them
 //! compiled for the widest vectors the CPU has (AVX-512, else AVX2 + FMA, else the baseline).
-//! The loops only add and multiply element by element and sum in a fixed order, which
+//! The loops only add and multiply (fused, `mul_add`) element by element and sum in a fixed order, which
 //! vectorising does not change, so every path gives the same result bits
 //! (`kernels::tests::training_attention_is_the_same_on_every_path`). The forward pass runs on
 //! the encoder's tiles ([`super::attention_keep`]).
@@ -121,12 +121,30 @@ pub(crate) struct Attn {
     pub(crate) hd: usize,
 }
 
-/// `y[..] += a * x[..]`.
+/// `y[..] += a * x[..]`, fused (one rounding: `mul_add`, an FMA where the loops are compiled
+/// with it, the same bits on every path).
 #[inline(always)]
 fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
     for (y, x) in y.iter_mut().zip(x) {
-        *y += a * x;
+        *y = a.mul_add(*x, *y);
     }
+}
+
+/// `sum_j a[j] b[j]` in 16 lanes (term `j` fused into lane `j % 16`, in order), the lanes then
+/// added in order: vectorised, and the same bits on every path.
+#[inline(always)]
+pub(crate) fn dot16(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 16];
+    let (mut ca, mut cb) = (a.chunks_exact(16), b.chunks_exact(16));
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        for l in 0..16 {
+            acc[l] = x[l].mul_add(y[l], acc[l]);
+        }
+    }
+    for (l, (x, y)) in ca.remainder().iter().zip(cb.remainder()).enumerate() {
+        acc[l] = x.mul_add(*y, acc[l]);
+    }
+    acc.iter().sum()
 }
 
 /// `out = sum_i w(i) row(i)` over `i in 0..n`, in that order; for the heads' usual width of 32
@@ -143,7 +161,7 @@ fn weighted_rows<'a>(
         for i in 0..n {
             let (s, r) = (w(i), &row(i)[..32]);
             for d in 0..32 {
-                acc[d] += s * r[d];
+                acc[d] = s.mul_add(r[d], acc[d]);
             }
         }
         out.copy_from_slice(&acc);
@@ -160,9 +178,10 @@ const RB: usize = 8;
 /// Columns of a score row held at once (one AVX-512 vector).
 const CB: usize = 16;
 
-/// `out_r = sum_i w(r, i) row(i)` for `r in 0..R`, each over `i in 0..n` in that order: the
-/// sums of [`weighted_rows`] for `R` outputs at once, for heads of width 32, so that each
-/// `row(i)` is loaded once for `R` outputs (the same terms in the same order: the same bits).
+/// `out_r = sum_i w(r, i) row(i)` for `r in 0..R`, each over `i in 0..n` in that order and
+/// fused: the sums of [`weighted_rows`] for `R` outputs at once, for heads of width 32, so that
+/// each `row(i)` is loaded once for `R` outputs (the same terms in the same order: the same
+/// bits).
 #[inline(always)]
 fn weighted_rows_block<'a, const R: usize>(
     n: usize,
@@ -175,29 +194,64 @@ fn weighted_rows_block<'a, const R: usize>(
         for (r, a) in acc.iter_mut().enumerate() {
             let s = w(r, i);
             for d in 0..32 {
-                a[d] += s * x[d];
+                a[d] = s.mul_add(x[d], a[d]);
             }
         }
     }
     acc
 }
 
+/// For `j0` in blocks of [`RB`] rows, then 4, 2 and 1 (the largest that fits the rest):
+/// `f(j0, block)` with `block` the `R x 32` sums of [`weighted_rows_block`] of rows `j0..j0 + R`
+/// (`w(j, i)` the weight of `row(i)` in row `j`).
+#[inline(always)]
+fn in_row_blocks<'a>(
+    len: usize,
+    w: impl Fn(usize, usize) -> f32 + Copy,
+    row: impl Fn(usize) -> &'a [f32] + Copy,
+    mut f: impl FnMut(usize, &[[f32; 32]]),
+) {
+    let mut j0 = 0;
+    while j0 < len {
+        let rest = len - j0;
+        let wj = move |r: usize, i: usize| w(j0 + r, i);
+        let r = if rest >= RB {
+            f(j0, &weighted_rows_block::<RB>(len, wj, row));
+            RB
+        } else if rest >= 4 {
+            f(j0, &weighted_rows_block::<4>(len, wj, row));
+            4
+        } else if rest >= 2 {
+            f(j0, &weighted_rows_block::<2>(len, wj, row));
+            2
+        } else {
+            f(j0, &weighted_rows_block::<1>(len, wj, row));
+            1
+        };
+        j0 += r;
+    }
+}
+
 /// Backward of [`attention`] for one sequence: `dctx` its `len x h` output gradient, `dqkv`
 /// receives its `len x 3h` input gradient. Per head: the score gradients `dS` of every query
 /// first, then each row of `dV`, `dQ` and `dK` summed on its own (in a local array, not
 /// scattered over `dqkv` one term at a time). Every sum takes its terms in one fixed order
-/// (`dP` over the head's width, the others over the sequence), whether its output is computed
-/// alone or in a block of [`RB`] rows (x [`CB`] columns for `dP`) held in registers, so the
-/// result has the same bits either way.
+/// (`dP` over the head's width, the others over the sequence), each term fused, whether its
+/// output is computed alone or in a block of rows (x [`CB`] columns for `dP`, the last block
+/// padded with zeros) held in registers, so the result has the same bits either way.
 #[inline(always)]
 fn attention_back_body(qkv: &[f32], a: Attn, probs_t: &[f32], dctx: &[f32], dqkv: &mut [f32]) {
     let Attn { len, heads, hd } = a;
     let h = heads * hd;
     let scale = 1.0 / (hd as f32).sqrt();
+    // key columns padded to whole blocks of CB (zeros past len)
+    let lq = len.div_ceil(CB) * CB;
     let mut vrows = vec![0f32; len * hd];
     let mut vt = vec![0f32; hd * len];
+    let mut vtp = vec![0f32; hd * lq];
     let mut p = vec![0f32; len * len];
     let mut ds = vec![0f32; len * len];
+    let zeros = vec![0f32; hd];
     dqkv.iter_mut().for_each(|v| *v = 0.0);
     for head in 0..heads {
         let (qo, ko, vo) = (head * hd, h + head * hd, 2 * h + head * hd);
@@ -206,78 +260,94 @@ fn attention_back_body(qkv: &[f32], a: Attn, probs_t: &[f32], dctx: &[f32], dqkv
             vrows[j * hd..(j + 1) * hd].copy_from_slice(&qkv[j * 3 * h + vo..j * 3 * h + vo + hd]);
         }
         transpose(&vrows, len, hd, &mut vt);
+        for d in 0..hd {
+            vtp[d * lq..d * lq + len].copy_from_slice(&vt[d * len..(d + 1) * len]);
+        }
         // P of this head, queries down (it was kept keys down)
         let pt = &probs_t[head * len * len..(head + 1) * len * len];
         transpose(pt, len, len, &mut p);
         let dc = |i: usize| &dctx[i * h + head * hd..i * h + (head + 1) * hd];
-        // dP = dC V^T, RB queries x CB keys at a time (each sum over d in order), the rest of
-        // the rows and columns one by one in the same order
-        let full_rows = len - len % RB;
-        let full_cols = len - len % CB;
-        for i0 in (0..full_rows).step_by(RB) {
-            let dci: [&[f32]; RB] = std::array::from_fn(|r| dc(i0 + r));
-            for j0 in (0..full_cols).step_by(CB) {
+        // dP = dC V^T, RB queries x CB keys at a time (each sum over d in order, fused); rows
+        // past len read zeros, columns past len are zeros; only the real ones are kept
+        for i0 in (0..len).step_by(RB) {
+            let dci: [&[f32]; RB] =
+                std::array::from_fn(|r| if i0 + r < len { dc(i0 + r) } else { &zeros[..] });
+            let rows = RB.min(len - i0);
+            for j0 in (0..lq).step_by(CB) {
                 let mut acc = [[0f32; CB]; RB];
                 for d in 0..hd {
-                    let v: &[f32; CB] = vt[d * len + j0..d * len + j0 + CB]
+                    let v: &[f32; CB] = vtp[d * lq + j0..d * lq + j0 + CB]
                         .try_into()
                         .expect("CB columns");
                     for (r, a) in acc.iter_mut().enumerate() {
                         let c = dci[r][d];
                         for j in 0..CB {
-                            a[j] += c * v[j];
+                            a[j] = c.mul_add(v[j], a[j]);
                         }
                     }
                 }
-                for (r, a) in acc.iter().enumerate() {
-                    ds[(i0 + r) * len + j0..(i0 + r) * len + j0 + CB].copy_from_slice(a);
+                let cols = CB.min(len - j0);
+                for (r, a) in acc.iter().enumerate().take(rows) {
+                    ds[(i0 + r) * len + j0..(i0 + r) * len + j0 + cols].copy_from_slice(&a[..cols]);
                 }
-            }
-        }
-        for i in 0..len {
-            let dci = dc(i);
-            let from = if i < full_rows { full_cols } else { 0 };
-            let dsr = &mut ds[i * len + from..(i + 1) * len];
-            dsr.iter_mut().for_each(|v| *v = 0.0);
-            for d in 0..hd {
-                axpy(dsr, dci[d], &vt[d * len + from..(d + 1) * len]);
             }
         }
         // dS = P (dP - sum(P dP))
         for i in 0..len {
             let pr = &p[i * len..(i + 1) * len];
             let dsr = &mut ds[i * len..(i + 1) * len];
-            let dot: f32 = pr.iter().zip(dsr.iter()).map(|(p, d)| p * d).sum();
+            let dot = dot16(pr, dsr);
             for (d, &pj) in dsr.iter_mut().zip(pr) {
                 *d = pj * (*d - dot) * scale;
             }
         }
         let q = |i: usize| &qkv[i * 3 * h + qo..i * 3 * h + qo + hd];
         let k = |j: usize| &qkv[j * 3 * h + ko..j * 3 * h + ko + hd];
-        let blocked = if hd == 32 { full_rows } else { 0 };
-        for j0 in (0..blocked).step_by(RB) {
-            // dV_j = sum_i P(i, j) dC_i, dK_j = sum_i dS(i, j) Q_i
-            let dv = weighted_rows_block::<RB>(len, |r, i| pt[(j0 + r) * len + i], dc);
-            let dk = weighted_rows_block::<RB>(len, |r, i| ds[i * len + j0 + r], q);
-            for r in 0..RB {
-                let j = j0 + r;
-                dqkv[j * 3 * h + vo..j * 3 * h + vo + hd].copy_from_slice(&dv[r]);
-                dqkv[j * 3 * h + ko..j * 3 * h + ko + hd].copy_from_slice(&dk[r]);
+        if hd == 32 {
+            // dV_j = sum_i P(i, j) dC_i, dK_j = sum_i dS(i, j) Q_i, dQ_i = sum_j dS(i, j) K_j
+            let ds = &ds;
+            in_row_blocks(
+                len,
+                |j, i| pt[j * len + i],
+                dc,
+                |j0, b| {
+                    for (r, row) in b.iter().enumerate() {
+                        let j = j0 + r;
+                        dqkv[j * 3 * h + vo..j * 3 * h + vo + hd].copy_from_slice(row);
+                    }
+                },
+            );
+            in_row_blocks(
+                len,
+                |j, i| ds[i * len + j],
+                q,
+                |j0, b| {
+                    for (r, row) in b.iter().enumerate() {
+                        let j = j0 + r;
+                        dqkv[j * 3 * h + ko..j * 3 * h + ko + hd].copy_from_slice(row);
+                    }
+                },
+            );
+            in_row_blocks(
+                len,
+                |i, j| ds[i * len + j],
+                k,
+                |i0, b| {
+                    for (r, row) in b.iter().enumerate() {
+                        let i = i0 + r;
+                        dqkv[i * 3 * h + qo..i * 3 * h + qo + hd].copy_from_slice(row);
+                    }
+                },
+            );
+        } else {
+            for j in 0..len {
+                let row = &mut dqkv[j * 3 * h + vo..j * 3 * h + vo + hd];
+                weighted_rows(row, len, |i| pt[j * len + i], dc);
+                let row = &mut dqkv[j * 3 * h + ko..j * 3 * h + ko + hd];
+                weighted_rows(row, len, |i| ds[i * len + j], q);
+                let row = &mut dqkv[j * 3 * h + qo..j * 3 * h + qo + hd];
+                weighted_rows(row, len, |i2| ds[j * len + i2], k);
             }
-            // dQ_i = sum_j dS(i, j) K_j (here i = j0 + r)
-            let dq = weighted_rows_block::<RB>(len, |r, j| ds[(j0 + r) * len + j], k);
-            for (r, row) in dq.iter().enumerate() {
-                let i = j0 + r;
-                dqkv[i * 3 * h + qo..i * 3 * h + qo + hd].copy_from_slice(row);
-            }
-        }
-        for j in blocked..len {
-            let row = &mut dqkv[j * 3 * h + vo..j * 3 * h + vo + hd];
-            weighted_rows(row, len, |i| pt[j * len + i], dc);
-            let row = &mut dqkv[j * 3 * h + ko..j * 3 * h + ko + hd];
-            weighted_rows(row, len, |i| ds[i * len + j], q);
-            let row = &mut dqkv[j * 3 * h + qo..j * 3 * h + qo + hd];
-            weighted_rows(row, len, |i2| ds[j * len + i2], k);
         }
     }
 }
