@@ -97,10 +97,10 @@ pub(super) fn forward(
 ) -> (Vec<f32>, Saved) {
     let (h, inter) = (s.h, s.inter);
     let t = offsets[offsets.len() - 1];
-    let mut qkv = vec![0f32; t * 3 * h];
+    let mut qkv = ops::zeros(t * 3 * h);
     ops::linear(&x, t, &w.qkv, &mut qkv);
-    let mut ctx = vec![0f32; t * h];
-    let mut probs = vec![0f32; probs_len(offsets, s.heads)];
+    let mut ctx = ops::zeros(t * h);
+    let mut probs = ops::zeros(probs_len(offsets, s.heads));
     {
         let cs = per_seq(&mut ctx, offsets, |l| l * h);
         let ps = per_seq(&mut probs, offsets, |l| s.heads * l * l);
@@ -114,29 +114,23 @@ pub(super) fn forward(
             });
     }
     // attention output, dropout, residual, layer norm
-    let mut a = vec![0f32; t * h];
+    let mut a = ops::zeros(t * h);
     ops::linear(&ctx, t, &w.out, &mut a);
-    if let Some(m) = &masks.0 {
-        a.iter_mut().zip(m).for_each(|(v, m)| *v *= m);
-    }
-    a.iter_mut().zip(&x).for_each(|(v, r)| *v += r);
-    let mut xhat1 = vec![0f32; t * h];
+    ops::mask_add(&mut a, masks.0.as_deref(), &x);
+    let mut xhat1 = ops::zeros(t * h);
     let mut rstd1 = vec![0f32; t];
     ops::layer_norm(&mut a, h, &p[8], &p[9], s.eps, &mut xhat1, &mut rstd1);
     // feed-forward: GELU(a W1^T + b1) W2^T + b2, dropout, residual, layer norm
-    let mut u = vec![0f32; t * inter];
+    let mut u = ops::zeros(t * inter);
     ops::linear(&a, t, &w.ffn_in, &mut u);
-    let mut g = vec![0f32; t * inter];
-    let mut dg = vec![0f32; t * inter];
+    let mut g = ops::zeros(t * inter);
+    let mut dg = ops::zeros(t * inter);
     ops::gelu(&u, &mut g, &mut dg);
     drop(u);
-    let mut out = vec![0f32; t * h];
+    let mut out = ops::zeros(t * h);
     ops::linear(&g, t, &w.ffn_out, &mut out);
-    if let Some(m) = &masks.1 {
-        out.iter_mut().zip(m).for_each(|(v, m)| *v *= m);
-    }
-    out.iter_mut().zip(&a).for_each(|(v, r)| *v += r);
-    let mut xhat2 = vec![0f32; t * h];
+    ops::mask_add(&mut out, masks.1.as_deref(), &a);
+    let mut xhat2 = ops::zeros(t * h);
     let mut rstd2 = vec![0f32; t];
     ops::layer_norm(&mut out, h, &p[14], &p[15], s.eps, &mut xhat2, &mut rstd2);
     let saved = Saved {
@@ -179,31 +173,25 @@ pub(super) fn backward(
     };
     // output layer norm; its input was ffn + a
     ops::layer_norm_back(&mut d, h, &p[14], &sv.xhat2, &sv.rstd2, g2, b2);
-    let mut df = d.clone();
-    if let Some(m) = &sv.mask2 {
-        df.iter_mut().zip(m).for_each(|(v, m)| *v *= m);
-    }
+    let df = ops::masked(&d, sv.mask2.as_deref());
     ops::weight_grad(&df, &sv.g, t, h, inter, pr, gf, gfb);
-    let mut du = vec![0f32; t * inter];
+    let mut du = ops::zeros(t * inter);
     ops::input_grad(&df, t, &p[12], (h, inter), pr, &mut du);
     drop(df);
     ops::gelu_back(&mut du, &sv.dg);
     ops::weight_grad(&du, &sv.a, t, inter, h, pr, gi, gib);
-    let mut da = vec![0f32; t * h];
+    let mut da = ops::zeros(t * h);
     ops::input_grad(&du, t, &p[10], (inter, h), pr, &mut da);
     drop(du);
-    da.iter_mut().zip(&d).for_each(|(a, r)| *a += r);
+    ops::add_into(&mut da, &d);
     // attention layer norm; its input was attention output + x
     ops::layer_norm_back(&mut da, h, &p[8], &sv.xhat1, &sv.rstd1, g1, b1);
-    let mut dout = da.clone();
-    if let Some(m) = &sv.mask1 {
-        dout.iter_mut().zip(m).for_each(|(v, m)| *v *= m);
-    }
+    let dout = ops::masked(&da, sv.mask1.as_deref());
     ops::weight_grad(&dout, &sv.ctx, t, h, h, pr, go, gob);
-    let mut dctx = vec![0f32; t * h];
+    let mut dctx = ops::zeros(t * h);
     ops::input_grad(&dout, t, &p[6], (h, h), pr, &mut dctx);
     drop(dout);
-    let mut dqkv = vec![0f32; t * 3 * h];
+    let mut dqkv = ops::zeros(t * 3 * h);
     {
         let ds = per_seq(&mut dqkv, offsets, |l| l * 3 * h);
         let mut po = Vec::with_capacity(offsets.len());
@@ -249,8 +237,8 @@ pub(super) fn backward(
     }
     let wqkv = [&p[0][..], &p[2], &p[4]].concat();
     let mut dx = da;
-    let mut dxa = vec![0f32; t * h];
+    let mut dxa = ops::zeros(t * h);
     ops::input_grad(&dqkv, t, &wqkv, (3 * h, h), pr, &mut dxa);
-    dx.iter_mut().zip(&dxa).for_each(|(a, b)| *a += b);
+    ops::add_into(&mut dx, &dxa);
     Some(dx)
 }

@@ -57,6 +57,50 @@ impl Lin {
     }
 }
 
+/// Values per task of the element-wise passes below.
+const EW: usize = 16 * 1024;
+
+/// `n` zeros, written on the pool (a step allocates hundreds of MB of activations: zeroing
+/// them on one thread left the other idle).
+pub(super) fn zeros(n: usize) -> Vec<f32> {
+    let mut v = Vec::with_capacity(n);
+    v.par_extend(rayon::iter::repeat_n(0f32, n));
+    v
+}
+
+/// `a = a * m + r` (dropout scales `m`, if any, then the residual `r`), on the pool.
+pub(super) fn mask_add(a: &mut [f32], m: Option<&[f32]>, r: &[f32]) {
+    match m {
+        Some(m) => a
+            .par_chunks_mut(EW)
+            .zip(m.par_chunks(EW))
+            .zip(r.par_chunks(EW))
+            .for_each(|((a, m), r)| {
+                for ((a, m), r) in a.iter_mut().zip(m).zip(r) {
+                    *a = *a * m + r;
+                }
+            }),
+        None => add_into(a, r),
+    }
+}
+
+/// `a += b`, on the pool.
+pub(super) fn add_into(a: &mut [f32], b: &[f32]) {
+    a.par_chunks_mut(EW)
+        .zip(b.par_chunks(EW))
+        .for_each(|(a, b)| a.iter_mut().zip(b).for_each(|(a, b)| *a += b));
+}
+
+/// `d * m` (dropout scales), or a copy of `d` without them, on the pool.
+pub(super) fn masked(d: &[f32], m: Option<&[f32]>) -> Vec<f32> {
+    let mut out = Vec::with_capacity(d.len());
+    match m {
+        Some(m) => out.par_extend(d.par_iter().zip(m.par_iter()).map(|(d, m)| d * m)),
+        None => out.par_extend(d.par_iter().copied()),
+    }
+    out
+}
+
 /// `out (m x n) = x (m x k) W^T + b`, the rows split over the current rayon pool.
 pub(super) fn linear(x: &[f32], m: usize, w: &Lin, out: &mut [f32]) {
     linear_ep(x, m, w, out, Epilogue::Bias);
@@ -104,7 +148,7 @@ pub(super) fn weight_grad(
     dw: &mut [f32],
     db: &mut [f32],
 ) {
-    let mut dyt = vec![0f32; n * m];
+    let mut dyt = zeros(n * m);
     transpose_par(dy, m, n, &mut dyt);
     let xp = Lin::pack_transposed(x, m, k, p);
     linear_ep(&dyt, n, &xp, dw, Epilogue::Accumulate);
