@@ -133,7 +133,7 @@ fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
 /// `sum_j a[j] b[j]` in 16 lanes (term `j` fused into lane `j % 16`, in order), the lanes then
 /// added in order: vectorised, and the same bits on every path.
 #[inline(always)]
-pub(crate) fn dot16(a: &[f32], b: &[f32]) -> f32 {
+fn dot16(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 16];
     let (mut ca, mut cb) = (a.chunks_exact(16), b.chunks_exact(16));
     for (x, y) in (&mut ca).zip(&mut cb) {
@@ -378,13 +378,17 @@ unsafe fn dropout_avx512(r: &crate::rng::Rng, out: &mut [f32], keep: f64, scale:
 pub(crate) struct AdamW {
     /// The gradient's scale (global-norm clipping).
     pub(crate) scale: f32,
-    /// The moments' decay rates and their complements (`1 - b1`, `1 - b2`).
+    /// The first moment's decay rate.
     pub(crate) b1: f32,
+    /// The second moment's decay rate.
     pub(crate) b2: f32,
+    /// `1 - b1`.
     pub(crate) o1: f32,
+    /// `1 - b2`.
     pub(crate) o2: f32,
-    /// `1 / (1 - b1^t)`, `1 / (1 - b2^t)`: the bias corrections.
+    /// `1 / (1 - b1^t)`: the first moment's bias correction at step `t`.
     pub(crate) ic1: f32,
+    /// `1 / (1 - b2^t)`: the second moment's bias correction.
     pub(crate) ic2: f32,
     /// The denominator's epsilon.
     pub(crate) eps: f32,
