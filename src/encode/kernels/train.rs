@@ -79,7 +79,7 @@ pub(crate) fn attention_back_on(
             // SAFETY: AVX2 + FMA checked just above.
             unsafe { attention_back_avx2(qkv, a, probs_t, dctx, dqkv) }
         }
-        _ => attention_back_body(qkv, a, probs_t, dctx, dqkv),
+        _ => attention_back_body::<false>(qkv, a, probs_t, dctx, dqkv),
     }
 }
 
@@ -95,7 +95,7 @@ unsafe fn attention_back_avx512(
     dctx: &[f32],
     dqkv: &mut [f32],
 ) {
-    attention_back_body(qkv, a, probs_t, dctx, dqkv)
+    attention_back_body::<true>(qkv, a, probs_t, dctx, dqkv)
 }
 
 /// [`attention_back_body`] compiled for AVX2 + FMA.
@@ -110,7 +110,7 @@ unsafe fn attention_back_avx2(
     dctx: &[f32],
     dqkv: &mut [f32],
 ) {
-    attention_back_body(qkv, a, probs_t, dctx, dqkv)
+    attention_back_body::<false>(qkv, a, probs_t, dctx, dqkv)
 }
 
 /// One sequence's attention shapes: `len` tokens, `heads` heads of width `hd`.
@@ -183,11 +183,16 @@ const CB: usize = 16;
 /// each `row(i)` is loaded once for `R` outputs (the same terms in the same order: the same
 /// bits).
 #[inline(always)]
-fn weighted_rows_block<'a, const R: usize>(
+fn weighted_rows_block<'a, const R: usize, const WIDE: bool>(
     n: usize,
     w: impl Fn(usize, usize) -> f32,
     row: impl Fn(usize) -> &'a [f32],
 ) -> [[f32; 32]; R] {
+    #[cfg(target_arch = "x86_64")]
+    if WIDE {
+        // SAFETY: WIDE only in `attention_back_avx512` (AVX-512 F and FMA).
+        return unsafe { weighted_rows_block_avx512::<R>(n, w, row) };
+    }
     let mut acc = [[0f32; 32]; R];
     for i in 0..n {
         let x: &[f32; 32] = row(i)[..32].try_into().expect("a head of width 32");
@@ -201,11 +206,52 @@ fn weighted_rows_block<'a, const R: usize>(
     acc
 }
 
+/// [`weighted_rows_block`] in AVX-512 registers: the same fused sums in the same order (the
+/// same bits), with each `row(i)` in two registers for the `R` outputs.
+///
+/// # Safety
+/// AVX-512 F and FMA present. (Each row's length is checked.)
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,fma")]
+unsafe fn weighted_rows_block_avx512<'a, const R: usize>(
+    n: usize,
+    w: impl Fn(usize, usize) -> f32,
+    row: impl Fn(usize) -> &'a [f32],
+) -> [[f32; 32]; R] {
+    use std::arch::x86_64::*;
+    let mut lo = [_mm512_setzero_ps(); R];
+    let mut hi = [_mm512_setzero_ps(); R];
+    for i in 0..n {
+        let x: &[f32; 32] = row(i)[..32].try_into().expect("a head of width 32");
+        // SAFETY: `x` holds 32 values; the CPU by this function's contract.
+        let (x0, x1) = unsafe {
+            (
+                _mm512_loadu_ps(x.as_ptr()),
+                _mm512_loadu_ps(x.as_ptr().add(16)),
+            )
+        };
+        for r in 0..R {
+            let c = _mm512_set1_ps(w(r, i));
+            lo[r] = _mm512_fmadd_ps(c, x0, lo[r]);
+            hi[r] = _mm512_fmadd_ps(c, x1, hi[r]);
+        }
+    }
+    let mut out = [[0f32; 32]; R];
+    for (o, (l, h)) in out.iter_mut().zip(lo.into_iter().zip(hi)) {
+        // SAFETY: each output row holds 32 values.
+        unsafe {
+            _mm512_storeu_ps(o.as_mut_ptr(), l);
+            _mm512_storeu_ps(o.as_mut_ptr().add(16), h);
+        }
+    }
+    out
+}
+
 /// For `j0` in blocks of [`RB`] rows, then 4, 2 and 1 (the largest that fits the rest):
 /// `f(j0, block)` with `block` the `R x 32` sums of [`weighted_rows_block`] of rows `j0..j0 + R`
 /// (`w(j, i)` the weight of `row(i)` in row `j`).
 #[inline(always)]
-fn in_row_blocks<'a>(
+fn in_row_blocks<'a, const WIDE: bool>(
     len: usize,
     w: impl Fn(usize, usize) -> f32 + Copy,
     row: impl Fn(usize) -> &'a [f32] + Copy,
@@ -216,19 +262,56 @@ fn in_row_blocks<'a>(
         let rest = len - j0;
         let wj = move |r: usize, i: usize| w(j0 + r, i);
         let r = if rest >= RB {
-            f(j0, &weighted_rows_block::<RB>(len, wj, row));
+            f(j0, &weighted_rows_block::<RB, WIDE>(len, wj, row));
             RB
         } else if rest >= 4 {
-            f(j0, &weighted_rows_block::<4>(len, wj, row));
+            f(j0, &weighted_rows_block::<4, WIDE>(len, wj, row));
             4
         } else if rest >= 2 {
-            f(j0, &weighted_rows_block::<2>(len, wj, row));
+            f(j0, &weighted_rows_block::<2, WIDE>(len, wj, row));
             2
         } else {
-            f(j0, &weighted_rows_block::<1>(len, wj, row));
+            f(j0, &weighted_rows_block::<1, WIDE>(len, wj, row));
             1
         };
         j0 += r;
+    }
+}
+
+/// `dP` for [`RB`] queries x [`CB`] keys: `out[r][j] = sum_d dc[r][d] vtp[d lq + j0 + j]`, each
+/// sum over `d` in order and fused, in AVX-512 registers (the plain loop's sums, so its bits).
+///
+/// # Safety
+/// AVX-512 F and FMA present. (The lengths are checked here.)
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,fma")]
+unsafe fn dp_block_avx512(
+    dc: &[&[f32]; RB],
+    vtp: &[f32],
+    lq: usize,
+    j0: usize,
+    hd: usize,
+) -> [[f32; CB]; RB] {
+    use std::arch::x86_64::*;
+    assert!(
+        j0 + CB <= lq && vtp.len() >= hd * lq && dc.iter().all(|c| c.len() >= hd),
+        "dP block out of its buffers"
+    );
+    // SAFETY: the CPU by this function's contract; the reads are inside `vtp` (row d < hd of
+    // lq values, columns j0..j0 + CB <= lq) and each `dc[r]` (d < hd), as asserted above.
+    unsafe {
+        let mut acc = [_mm512_setzero_ps(); RB];
+        for d in 0..hd {
+            let v = _mm512_loadu_ps(vtp.as_ptr().add(d * lq + j0));
+            for (a, c) in acc.iter_mut().zip(dc) {
+                *a = _mm512_fmadd_ps(_mm512_set1_ps(*c.get_unchecked(d)), v, *a);
+            }
+        }
+        let mut out = [[0f32; CB]; RB];
+        for (o, a) in out.iter_mut().zip(acc) {
+            _mm512_storeu_ps(o.as_mut_ptr(), a);
+        }
+        out
     }
 }
 
@@ -240,7 +323,13 @@ fn in_row_blocks<'a>(
 /// output is computed alone or in a block of rows (x [`CB`] columns for `dP`, the last block
 /// padded with zeros) held in registers, so the result has the same bits either way.
 #[inline(always)]
-fn attention_back_body(qkv: &[f32], a: Attn, probs_t: &[f32], dctx: &[f32], dqkv: &mut [f32]) {
+fn attention_back_body<const WIDE: bool>(
+    qkv: &[f32],
+    a: Attn,
+    probs_t: &[f32],
+    dctx: &[f32],
+    dqkv: &mut [f32],
+) {
     let Attn { len, heads, hd } = a;
     let h = heads * hd;
     let scale = 1.0 / (hd as f32).sqrt();
@@ -274,6 +363,18 @@ fn attention_back_body(qkv: &[f32], a: Attn, probs_t: &[f32], dctx: &[f32], dqkv
                 std::array::from_fn(|r| if i0 + r < len { dc(i0 + r) } else { &zeros[..] });
             let rows = RB.min(len - i0);
             for j0 in (0..lq).step_by(CB) {
+                #[cfg(target_arch = "x86_64")]
+                if WIDE {
+                    // SAFETY: WIDE only in `attention_back_avx512` (AVX-512 F and FMA); every
+                    // dci row holds hd values and vtp hd rows of lq >= j0 + CB values.
+                    let acc = unsafe { dp_block_avx512(&dci, &vtp, lq, j0, hd) };
+                    let cols = CB.min(len - j0);
+                    for (r, a) in acc.iter().enumerate().take(rows) {
+                        ds[(i0 + r) * len + j0..(i0 + r) * len + j0 + cols]
+                            .copy_from_slice(&a[..cols]);
+                    }
+                    continue;
+                }
                 let mut acc = [[0f32; CB]; RB];
                 for d in 0..hd {
                     let v: &[f32; CB] = vtp[d * lq + j0..d * lq + j0 + CB]
@@ -306,7 +407,7 @@ fn attention_back_body(qkv: &[f32], a: Attn, probs_t: &[f32], dctx: &[f32], dqkv
         if hd == 32 {
             // dV_j = sum_i P(i, j) dC_i, dK_j = sum_i dS(i, j) Q_i, dQ_i = sum_j dS(i, j) K_j
             let ds = &ds;
-            in_row_blocks(
+            in_row_blocks::<WIDE>(
                 len,
                 |j, i| pt[j * len + i],
                 dc,
@@ -317,7 +418,7 @@ fn attention_back_body(qkv: &[f32], a: Attn, probs_t: &[f32], dctx: &[f32], dqkv
                     }
                 },
             );
-            in_row_blocks(
+            in_row_blocks::<WIDE>(
                 len,
                 |j, i| ds[i * len + j],
                 q,
@@ -328,7 +429,7 @@ fn attention_back_body(qkv: &[f32], a: Attn, probs_t: &[f32], dctx: &[f32], dqkv
                     }
                 },
             );
-            in_row_blocks(
+            in_row_blocks::<WIDE>(
                 len,
                 |i, j| ds[i * len + j],
                 k,
