@@ -11,7 +11,7 @@
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
-use super::common::{largest, QTile, RowQuant, Top, MAX_CHUNKS, QMAX_A};
+use super::common::{largest, QTile, RowQuant, Top, ERF_P, ERF_Q, EXP_P, MAX_CHUNKS, QMAX_A};
 use super::cpu::{Epilogue, MR, NR};
 
 /// Applies what `ep` adds besides the bias to the `rows x 16` output tile at `c` (row stride
@@ -171,12 +171,10 @@ fn exp8(x: __m256) -> __m256 {
     );
     let x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693_359_4), x);
     let x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.121_944_4e-4), x);
-    let mut y = _mm256_set1_ps(1.987_569_1e-4);
-    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.398_199_9e-3));
-    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(8.333_452e-3));
-    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(4.166_579_6e-2));
-    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.666_666_5e-1));
-    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(0.5));
+    let mut y = _mm256_set1_ps(EXP_P[0]);
+    for c in &EXP_P[1..] {
+        y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(*c));
+    }
     y = _mm256_fmadd_ps(
         y,
         _mm256_mul_ps(x, x),
@@ -199,19 +197,15 @@ fn erf_scaled8(x: __m256) -> __m256 {
     let z = _mm256_mul_ps(x, _mm256_set1_ps(std::f32::consts::FRAC_1_SQRT_2));
     let z = _mm256_min_ps(_mm256_max_ps(z, _mm256_set1_ps(-4.0)), _mm256_set1_ps(4.0));
     let z2 = _mm256_mul_ps(z, z);
-    let mut p = _mm256_set1_ps(-2.726_142_3e-10);
-    p = _mm256_fmadd_ps(p, z2, _mm256_set1_ps(2.770_681_4e-8));
-    p = _mm256_fmadd_ps(p, z2, _mm256_set1_ps(-2.101_024e-6));
-    p = _mm256_fmadd_ps(p, z2, _mm256_set1_ps(-5.692_506_4e-5));
-    p = _mm256_fmadd_ps(p, z2, _mm256_set1_ps(-7.349_906_3e-4));
-    p = _mm256_fmadd_ps(p, z2, _mm256_set1_ps(-2.9546e-3));
-    p = _mm256_fmadd_ps(p, z2, _mm256_set1_ps(-1.609_603_3e-2));
+    let mut p = _mm256_set1_ps(ERF_P[0]);
+    for c in &ERF_P[1..] {
+        p = _mm256_fmadd_ps(p, z2, _mm256_set1_ps(*c));
+    }
     p = _mm256_mul_ps(p, z);
-    let mut q = _mm256_set1_ps(-1.456_607_2e-5);
-    q = _mm256_fmadd_ps(q, z2, _mm256_set1_ps(-2.133_740_6e-4));
-    q = _mm256_fmadd_ps(q, z2, _mm256_set1_ps(-1.682_827e-3));
-    q = _mm256_fmadd_ps(q, z2, _mm256_set1_ps(-7.373_329e-3));
-    q = _mm256_fmadd_ps(q, z2, _mm256_set1_ps(-1.426_473_9e-2));
+    let mut q = _mm256_set1_ps(ERF_Q[0]);
+    for c in &ERF_Q[1..] {
+        q = _mm256_fmadd_ps(q, z2, _mm256_set1_ps(*c));
+    }
     let r0 = _mm256_rcp_ps(q);
     let r = _mm256_mul_ps(r0, _mm256_fnmadd_ps(q, r0, _mm256_set1_ps(2.0)));
     _mm256_mul_ps(p, r)

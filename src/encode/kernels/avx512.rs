@@ -16,7 +16,7 @@
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
-use super::common::{QTile, RowQuant, Top, MAX_CHUNKS, QMAX_A};
+use super::common::{QTile, RowQuant, Top, ERF_P, ERF_Q, EXP_P, MAX_CHUNKS, QMAX_A};
 use super::cpu::{MR, NR};
 
 /// One `R x 32` tile over `kc` inputs. Row `r < 6`'s `kk`-th value is `a[kk * ak + r]`, row
@@ -502,7 +502,7 @@ pub(super) unsafe fn bf16_rows(
     }
 }
 
-/// `erf(x / sqrt 2)` on 16 lanes: AVX2's rational approximation (`erf_scaled8`) on 16 lanes
+/// `erf(x / sqrt 2)` on 16 lanes: AVX2's rational approximation ([`ERF_P`], [`ERF_Q`]) on 16 lanes
 /// (the reciprocal estimate is `vrcp14ps`, refined by one Newton step: not the AVX2 bits).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,fma")]
@@ -511,33 +511,21 @@ fn erf_scaled16(x: __m512) -> __m512 {
     let z = _mm512_mul_ps(x, _mm512_set1_ps(std::f32::consts::FRAC_1_SQRT_2));
     let z = _mm512_min_ps(_mm512_max_ps(z, _mm512_set1_ps(-4.0)), _mm512_set1_ps(4.0));
     let z2 = _mm512_mul_ps(z, z);
-    let mut p = _mm512_set1_ps(-2.726_142_3e-10);
-    for c in [
-        2.770_681_4e-8,
-        -2.101_024e-6,
-        -5.692_506_4e-5,
-        -7.349_906_3e-4,
-        -2.9546e-3,
-        -1.609_603_3e-2,
-    ] {
-        p = _mm512_fmadd_ps(p, z2, _mm512_set1_ps(c));
+    let mut p = _mm512_set1_ps(ERF_P[0]);
+    for c in &ERF_P[1..] {
+        p = _mm512_fmadd_ps(p, z2, _mm512_set1_ps(*c));
     }
     p = _mm512_mul_ps(p, z);
-    let mut q = _mm512_set1_ps(-1.456_607_2e-5);
-    for c in [
-        -2.133_740_6e-4,
-        -1.682_827e-3,
-        -7.373_329e-3,
-        -1.426_473_9e-2,
-    ] {
-        q = _mm512_fmadd_ps(q, z2, _mm512_set1_ps(c));
+    let mut q = _mm512_set1_ps(ERF_Q[0]);
+    for c in &ERF_Q[1..] {
+        q = _mm512_fmadd_ps(q, z2, _mm512_set1_ps(*c));
     }
     let r0 = _mm512_rcp14_ps(q);
     let r = _mm512_mul_ps(r0, _mm512_fnmadd_ps(q, r0, _mm512_set1_ps(2.0)));
     _mm512_mul_ps(p, r)
 }
 
-/// `exp(x)` on 16 lanes (AVX2's Cephes polynomial on 16 lanes; inputs below -87 give ~0).
+/// `exp(x)` on 16 lanes (AVX2's Cephes polynomial [`EXP_P`] on 16 lanes; inputs below -87 give ~0).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,fma")]
 #[inline]
@@ -551,15 +539,9 @@ fn exp16(x: __m512) -> __m512 {
     );
     let x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(0.693_359_4), x);
     let x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(-2.121_944_4e-4), x);
-    let mut y = _mm512_set1_ps(1.987_569_1e-4);
-    for c in [
-        1.398_199_9e-3,
-        8.333_452e-3,
-        4.166_579_6e-2,
-        1.666_666_5e-1,
-        0.5,
-    ] {
-        y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(c));
+    let mut y = _mm512_set1_ps(EXP_P[0]);
+    for c in &EXP_P[1..] {
+        y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(*c));
     }
     y = _mm512_fmadd_ps(
         y,

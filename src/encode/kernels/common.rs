@@ -62,6 +62,35 @@ pub(super) struct QTile {
 /// up to 4,096 values, BERT-large's widest, go through its vector pass).
 pub(super) const MAX_CHUNKS: usize = 512;
 
+/// erf's rational approximation (Eigen and XLA): `erf(z) = z P(z^2) / Q(z^2)` on z in [-4, 4];
+/// `P`'s coefficients from the highest power down (Horner order), then `Q`'s.
+pub(super) const ERF_P: [f32; 7] = [
+    -2.726_142_3e-10,
+    2.770_681_4e-8,
+    -2.101_024e-6,
+    -5.692_506_4e-5,
+    -7.349_906_3e-4,
+    -2.9546e-3,
+    -1.609_603_3e-2,
+];
+/// See [`ERF_P`].
+pub(super) const ERF_Q: [f32; 5] = [
+    -1.456_607_2e-5,
+    -2.133_740_6e-4,
+    -1.682_827e-3,
+    -7.373_329e-3,
+    -1.426_473_9e-2,
+];
+/// exp's Cephes polynomial on the reduced argument, from the highest power down.
+pub(super) const EXP_P: [f32; 6] = [
+    1.987_569_1e-4,
+    1.398_199_9e-3,
+    8.333_452e-3,
+    4.166_579_6e-2,
+    1.666_666_5e-1,
+    0.5,
+];
+
 /// The `idx.len()` values of `row` largest in magnitude, largest first (the first of equals),
 /// written to `idx` (their inputs) and `val`.
 pub(super) fn largest(row: &[f32], idx: &mut [u32], val: &mut [f32]) {
