@@ -396,9 +396,11 @@ seed = 3
 [[task]]
 name = "sentiment"
 labels = ["negative", "neutral", "positive"]
-train = ["chnsenticorp_12k/train.jsonl", "clinc150/train.jsonl"]
-max_per_file = [64, 16]
-relabel = ["*=neutral"]
+train = ["chnsenticorp_12k/train.jsonl", "clinc150/train.jsonl",
+         "semeval2014_absa/restaurants_train.jsonl", "./own.jsonl"]
+label_field = ["label", "label", "aspects.polarity", "tone"]
+max_per_file = [64, 16, 8, 100]
+relabel = ["conflict=-", "*=neutral"]
 dev = ["chnsenticorp_12k/dev.jsonl"]
 max_dev_per_file = 32
 hidden = 0
@@ -407,6 +409,15 @@ hidden = 0
     );
     let spec = d.join("mixed.toml");
     std::fs::write(&spec, s).unwrap();
+    // a file of the user's own beside the spec (`./`: from the working directory), with its
+    // label in another field; SemEval's sentences read the polarity their aspects agree on
+    std::fs::write(
+        d.join("own.jsonl"),
+        "{\"text\": \"请问可以开发票吗\", \"tone\": \"neutral\"}\n\
+         {\"text\": \"物流太慢了\", \"tone\": \"negative\"}\n\
+         {\"text\": \"no tone here\"}\n",
+    )
+    .unwrap();
     let base = common::model_dir().join("multilingual-e5-small-zh-en");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_vocmine"))
         .current_dir(d)
@@ -422,12 +433,18 @@ hidden = 0
     assert!(out.status.success(), "{err}");
     assert!(
         err.contains("clinc150/train.jsonl: relabel changed")
-            && err.contains("time budget of 0 s reached at step 1 of 10"),
+            && err.contains("time budget of 0 s reached at step 1 of 12"),
         "{err}"
     );
     let report: serde_json::Value =
         serde_json::from_slice(&read(&d.join("out/finetune.json"))).unwrap();
-    assert_eq!(report["train_dev_counts"], serde_json::json!([[80, 32]]));
+    assert!(
+        err.contains("own.jsonl: 1 rows without \"tone\" skipped")
+            && err.contains("restaurants_train.jsonl: relabel"),
+        "{err}"
+    );
+    // 64 + 16 + 8 + the 2 own rows with a tone; dev read with `dev_label_field` (label)
+    assert_eq!(report["train_dev_counts"], serde_json::json!([[90, 32]]));
     let rep = &report["report"];
     assert_eq!(rep["steps"], 1);
     assert_eq!(rep["finished"], true);
@@ -442,7 +459,7 @@ hidden = 0
         &bad,
         std::fs::read_to_string(&spec)
             .unwrap()
-            .replace("[64, 16]", "[64, 16, 8]"),
+            .replace("[64, 16, 8, 100]", "[64, 16, 8]"),
     )
     .unwrap();
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_vocmine"));
@@ -454,7 +471,27 @@ hidden = 0
         .args(["--out", "bad"]);
     let err = common::stderr_of_failure(cmd);
     assert!(
-        err.contains("max_per_file has 3 values for 2 train files"),
+        err.contains("max_per_file has 3 values for 4 train files"),
+        "{err}"
+    );
+    // so must a list of label fields
+    std::fs::write(
+        &bad,
+        std::fs::read_to_string(&spec)
+            .unwrap()
+            .replace(", \"tone\"]", "]"),
+    )
+    .unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_vocmine"));
+    cmd.current_dir(d)
+        .args(["train", "--finetune"])
+        .arg(&bad)
+        .args(["--model"])
+        .arg(&base)
+        .args(["--out", "bad"]);
+    let err = common::stderr_of_failure(cmd);
+    assert!(
+        err.contains("label_field has 3 values for 4 train files"),
         "{err}"
     );
 }

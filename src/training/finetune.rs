@@ -48,14 +48,21 @@ pub struct TaskFiles {
     pub name: String,
     /// Label order [default: sorted labels of the training data].
     pub labels: Option<Vec<String>>,
-    /// Training files, relative to the spec's `corpora`.
+    /// Training files, relative to the spec's `corpora`; a path that starts with `./` is
+    /// relative to the working directory instead (e.g. `./corpora/handwritten/...` in the
+    /// repository).
     pub train: Vec<String>,
     /// Dev files [default: hold out `dev_fraction` of train].
     #[serde(default)]
     pub dev: Vec<String>,
-    /// Label field.
+    /// Label field: one name for every file, or a list with one per `train` file (dev files
+    /// then read `dev_label_field`). `aspects.polarity` reads an aspect-labelled file's
+    /// sentence label (the aspects' polarity where they agree, `conflict` where not).
+    #[serde(default)]
+    pub label_field: LabelField,
+    /// Label field of the dev files when `label_field` is a list [default: `label`].
     #[serde(default = "default_label")]
-    pub label_field: String,
+    pub dev_label_field: String,
     /// Text field.
     #[serde(default = "default_text")]
     pub text_field: String,
@@ -88,6 +95,46 @@ pub struct TaskFiles {
     /// Anchor the pairwise similarities of the texts instead of their positions.
     #[serde(default)]
     pub anchor_relations: bool,
+}
+
+/// A task's label field: one name for every file, or one per training file.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum LabelField {
+    /// The same field in every train and dev file.
+    All(String),
+    /// One field per training file, in order.
+    Each(Vec<String>),
+}
+
+impl Default for LabelField {
+    fn default() -> Self {
+        LabelField::All(default_label())
+    }
+}
+
+/// Which files of a task are read: the field names differ between them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Split {
+    Train,
+    Dev,
+}
+
+impl TaskFiles {
+    /// The label field of file `i` of `n` of `split`, or an error when a list has the wrong
+    /// length.
+    fn label_field_of(&self, split: Split, i: usize, n: usize) -> Result<&str> {
+        match (&self.label_field, split) {
+            (LabelField::All(f), _) => Ok(f),
+            (LabelField::Each(_), Split::Dev) => Ok(&self.dev_label_field),
+            (LabelField::Each(v), Split::Train) if v.len() == n => Ok(&v[i]),
+            (LabelField::Each(v), Split::Train) => Err(Error::Invalid(format!(
+                "task {}: label_field has {} values for {n} train files: give one name, or one per file",
+                self.name,
+                v.len()
+            ))),
+        }
+    }
 }
 
 /// A per-file cap: one number for every file, or one per file.
@@ -256,6 +303,7 @@ impl FinetunePlan {
             let anchor = t.anchor.unwrap_or(cfg.anchor);
             let tr = read_files(
                 &root,
+                Split::Train,
                 &t.train,
                 t,
                 t.max_per_file.as_ref(),
@@ -266,7 +314,15 @@ impl FinetunePlan {
                 tr.split(t.dev_fraction, cfg.seed)
             } else {
                 let cap = t.max_dev_per_file.map(PerFile::All);
-                let dv = read_files(&root, &t.dev, t, cap.as_ref(), cfg.seed, progress)?;
+                let dv = read_files(
+                    &root,
+                    Split::Dev,
+                    &t.dev,
+                    t,
+                    cap.as_ref(),
+                    cfg.seed,
+                    progress,
+                )?;
                 (tr, dv)
             };
             let init = match &t.init_head {
@@ -504,8 +560,18 @@ fn corpora_dir(c: &str) -> PathBuf {
     PathBuf::from(c)
 }
 
+/// Where a spec's data path points: `./...` from the working directory, anything else from the
+/// spec's corpora folder.
+fn data_path(root: &Path, f: &str) -> PathBuf {
+    match f.strip_prefix("./") {
+        Some(rest) => PathBuf::from(rest),
+        None => root.join(f),
+    }
+}
+
 fn read_files(
     root: &Path,
+    split: Split,
     files: &[String],
     t: &TaskFiles,
     max: Option<&PerFile>,
@@ -517,8 +583,9 @@ fn read_files(
     let keep = t.labels.clone().unwrap_or_default();
     let mut all = Labelled::default();
     for (i, f) in files.iter().enumerate() {
-        let p = root.join(f);
-        let (l, skipped) = read_labelled(&p, &t.text_field, &t.label_field).map_err(|e| {
+        let p = data_path(root, f);
+        let field = t.label_field_of(split, i, files.len())?;
+        let (l, skipped) = read_labelled(&p, &t.text_field, field).map_err(|e| {
             Error::Invalid(format!("task {}: cannot read {}: {e}", t.name, p.display()))
         })?;
         let (l, changed, dropped) = relabel.apply(l, &keep);
@@ -530,9 +597,8 @@ fn read_files(
         }
         if skipped > 0 {
             progress.note(&format!(
-                "{}: {skipped} rows without {:?} skipped",
+                "{}: {skipped} rows without {field:?} skipped",
                 p.display(),
-                t.label_field
             ));
         }
         if l.multi {
