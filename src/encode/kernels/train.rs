@@ -9,6 +9,45 @@
 
 use super::cpu::{available, has_avx512};
 
+/// Runs `$wide` compiled for AVX-512 (F, with AVX2 and FMA), or `$narrow` compiled for AVX2 +
+/// FMA or for the baseline, as `$width` says (panics where the CPU lacks the width asked for).
+/// Each path is a function of the listed parameters (the names the expressions read), built
+/// with its target features so that the `#[inline(always)]` loops it calls are vectorised for
+/// them.
+macro_rules! on_width {
+    ($width:expr, ($($p:ident: $t:ty),* $(,)?) -> $ret:ty, avx512: $wide:expr, other: $narrow:expr $(,)?) => {{
+        match $width {
+            #[cfg(target_arch = "x86_64")]
+            Width::Avx512 => {
+                /// The AVX-512 path.
+                /// # Safety
+                /// The CPU has AVX-512 F, AVX2 and FMA.
+                #[target_feature(enable = "avx512f,avx2,fma")]
+                unsafe fn wide($($p: $t),*) -> $ret {
+                    $wide
+                }
+                assert!(has_avx512(), "AVX-512 loops on a CPU without AVX-512");
+                // SAFETY: AVX-512 F (and FMA) checked just above; AVX-512 F implies AVX2.
+                unsafe { wide($($p),*) }
+            }
+            #[cfg(target_arch = "x86_64")]
+            Width::Avx2 => {
+                /// The AVX2 path.
+                /// # Safety
+                /// The CPU has AVX2 and FMA.
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn narrow($($p: $t),*) -> $ret {
+                    $narrow
+                }
+                assert!(available(), "AVX2 loops on a CPU without AVX2 + FMA");
+                // SAFETY: AVX2 + FMA checked just above.
+                unsafe { narrow($($p),*) }
+            }
+            _ => $narrow,
+        }
+    }};
+}
+
 /// Backward of the attention of one sequence ([`super::attention_keep`]): `probs_t` the
 /// probabilities it kept (per head, transposed), `dctx` its `len x h` output gradient, `dqkv`
 /// receives its `len x 3h` input gradient. Panics when the buffers do not match the shapes.
@@ -66,51 +105,12 @@ pub(crate) fn attention_back_on(
 ) {
     check(qkv, a, dctx.len(), probs_t.len());
     assert_eq!(dqkv.len(), qkv.len(), "attention gradient buffer");
-    match w {
-        #[cfg(target_arch = "x86_64")]
-        Width::Avx512 => {
-            assert!(has_avx512(), "AVX-512 loops on a CPU without AVX-512");
-            // SAFETY: AVX-512 F checked just above.
-            unsafe { attention_back_avx512(qkv, a, probs_t, dctx, dqkv) }
-        }
-        #[cfg(target_arch = "x86_64")]
-        Width::Avx2 => {
-            assert!(available(), "AVX2 loops on a CPU without AVX2 + FMA");
-            // SAFETY: AVX2 + FMA checked just above.
-            unsafe { attention_back_avx2(qkv, a, probs_t, dctx, dqkv) }
-        }
-        _ => attention_back_body::<false>(qkv, a, probs_t, dctx, dqkv),
-    }
-}
-
-/// [`attention_back_body`] compiled for AVX-512.
-/// # Safety
-/// The CPU has AVX-512 F.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn attention_back_avx512(
-    qkv: &[f32],
-    a: Attn,
-    probs_t: &[f32],
-    dctx: &[f32],
-    dqkv: &mut [f32],
-) {
-    attention_back_body::<true>(qkv, a, probs_t, dctx, dqkv)
-}
-
-/// [`attention_back_body`] compiled for AVX2 + FMA.
-/// # Safety
-/// The CPU has AVX2 and FMA.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn attention_back_avx2(
-    qkv: &[f32],
-    a: Attn,
-    probs_t: &[f32],
-    dctx: &[f32],
-    dqkv: &mut [f32],
-) {
-    attention_back_body::<false>(qkv, a, probs_t, dctx, dqkv)
+    on_width!(
+        w,
+        (qkv: &[f32], a: Attn, probs_t: &[f32], dctx: &[f32], dqkv: &mut [f32]) -> (),
+        avx512: attention_back_body::<true>(qkv, a, probs_t, dctx, dqkv),
+        other: attention_back_body::<false>(qkv, a, probs_t, dctx, dqkv),
+    )
 }
 
 /// One sequence's attention shapes: `len` tokens, `heads` heads of width `hd`.
@@ -519,39 +519,12 @@ pub(crate) fn adamw_update_on(
         m.len() == w.len() && v.len() == w.len() && g.len() == w.len(),
         "AdamW buffers differ in length"
     );
-    match width {
-        #[cfg(target_arch = "x86_64")]
-        Width::Avx512 => {
-            assert!(has_avx512(), "AVX-512 loops on a CPU without AVX-512");
-            // SAFETY: AVX-512 F checked just above.
-            unsafe { adamw_avx512(w, m, v, g, a) }
-        }
-        #[cfg(target_arch = "x86_64")]
-        Width::Avx2 => {
-            assert!(available(), "AVX2 loops on a CPU without AVX2 + FMA");
-            // SAFETY: AVX2 + FMA checked just above.
-            unsafe { adamw_avx2(w, m, v, g, a) }
-        }
-        _ => adamw_body(w, m, v, g, a),
-    }
-}
-
-/// [`adamw_body`] compiled for AVX-512.
-/// # Safety
-/// The CPU has AVX-512 F.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn adamw_avx512(w: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], a: &AdamW) {
-    adamw_body(w, m, v, g, a)
-}
-
-/// [`adamw_body`] compiled for AVX2 + FMA.
-/// # Safety
-/// The CPU has AVX2 and FMA.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn adamw_avx2(w: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], a: &AdamW) {
-    adamw_body(w, m, v, g, a)
+    on_width!(
+        width,
+        (w: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], a: &AdamW) -> (),
+        avx512: adamw_body(w, m, v, g, a),
+        other: adamw_body(w, m, v, g, a),
+    )
 }
 
 #[inline(always)]
@@ -573,39 +546,12 @@ pub(crate) fn sum_squares(g: &[f32]) -> f64 {
 
 /// [`sum_squares`] compiled for `width` (panics where the CPU lacks it).
 pub(crate) fn sum_squares_on(g: &[f32], width: Width) -> f64 {
-    match width {
-        #[cfg(target_arch = "x86_64")]
-        Width::Avx512 => {
-            assert!(has_avx512(), "AVX-512 loops on a CPU without AVX-512");
-            // SAFETY: AVX-512 F checked just above.
-            unsafe { sum_squares_avx512(g) }
-        }
-        #[cfg(target_arch = "x86_64")]
-        Width::Avx2 => {
-            assert!(available(), "AVX2 loops on a CPU without AVX2 + FMA");
-            // SAFETY: AVX2 + FMA checked just above.
-            unsafe { sum_squares_avx2(g) }
-        }
-        _ => sum_squares_body(g),
-    }
-}
-
-/// [`sum_squares_body`] compiled for AVX-512.
-/// # Safety
-/// The CPU has AVX-512 F.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn sum_squares_avx512(g: &[f32]) -> f64 {
-    sum_squares_body(g)
-}
-
-/// [`sum_squares_body`] compiled for AVX2 + FMA.
-/// # Safety
-/// The CPU has AVX2 and FMA.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn sum_squares_avx2(g: &[f32]) -> f64 {
-    sum_squares_body(g)
+    on_width!(
+        width,
+        (g: &[f32]) -> f64,
+        avx512: sum_squares_body(g),
+        other: sum_squares_body(g),
+    )
 }
 
 #[inline(always)]
