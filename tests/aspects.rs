@@ -54,7 +54,8 @@ fn eval_on_a_semeval_test_slice_keeps_its_floor() {
 }
 
 /// The full-depth bundle's own aspect heads (`models/fulldepth/aspects`, found as the bundle's
-/// default stem): measured on this slice span F1 83.1, polarity accuracy 87.8.
+/// default stem), on the slice (its floors were set with the first full-depth run: span F1
+/// 83.1, polarity accuracy 87.8).
 #[test]
 fn the_full_depth_bundle_evaluates_its_own_aspect_heads() {
     let dir = common::model_dir().join("fulldepth");
@@ -83,26 +84,7 @@ fn the_full_depth_aspect_heads_meet_the_semeval_targets() {
         let Some(test) = common::shared(&format!("corpora/semeval2014_absa/{file}")) else {
             return;
         };
-        let dir = tempfile::tempdir().unwrap();
-        let out = dir.path().join("report.json");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vocmine"));
-        cmd.current_dir(common::root());
-        let args = [
-            "eval",
-            "--task",
-            "aspects",
-            "--model",
-            "models/fulldepth",
-            "--data",
-            test.to_str().unwrap(),
-            "--bootstrap",
-            "100",
-            "--out",
-            out.to_str().unwrap(),
-        ];
-        let text = common::run_checked(cmd, &args);
-        let r: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+        let (r, text) = eval_aspects(Some("models/fulldepth"), &test, "100");
         assert_eq!(r["sentences"].as_u64(), Some(800), "{file}");
         let acc = r["polarity"]["accuracy"].as_f64().unwrap();
         assert!(acc >= acc_min, "{file}: polarity accuracy {acc:.4}: {text}");
@@ -128,27 +110,8 @@ fn eval_slice(model: Option<&str>) {
         .map(|l| l.to_string() + "\n")
         .collect();
     std::fs::write(&slice, body).unwrap();
-    let out = dir.path().join("report.json");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vocmine"));
-    cmd.current_dir(common::root());
-    let mut args = vec![
-        "eval",
-        "--task",
-        "aspects",
-        "--data",
-        slice.to_str().unwrap(),
-        "--bootstrap",
-        "200",
-        "--out",
-        out.to_str().unwrap(),
-    ];
-    if let Some(m) = model {
-        args.extend(["--model", m]);
-    }
-    let text = common::run_checked(cmd, &args);
+    let (r, text) = eval_aspects(model, &slice, "200");
     assert!(text.contains("aspect spans"), "{text}");
-    let r: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
     let f1 = r["extraction"]["f1"].as_f64().unwrap();
     let acc = r["polarity"]["accuracy"].as_f64().unwrap();
     let (lo, hi) = (
@@ -163,6 +126,36 @@ fn eval_slice(model: Option<&str>) {
         acc >= ACC_FLOOR,
         "polarity accuracy {acc:.3} under {ACC_FLOOR}: {text}"
     );
+}
+
+/// `vocmine eval --task aspects` on `data` with the bundle `model` (None: the shipped one) and
+/// `bootstrap` resamples: the JSON report and the printed text.
+fn eval_aspects(
+    model: Option<&str>,
+    data: &std::path::Path,
+    bootstrap: &str,
+) -> (serde_json::Value, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("report.json");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vocmine"));
+    cmd.current_dir(common::root());
+    let mut args = vec![
+        "eval",
+        "--task",
+        "aspects",
+        "--data",
+        data.to_str().unwrap(),
+        "--bootstrap",
+        bootstrap,
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    if let Some(m) = model {
+        args.extend(["--model", m]);
+    }
+    let text = common::run_checked(cmd, &args);
+    let r = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    (r, text)
 }
 
 // measured on this slice with the shipped heads: span F1 82.4 with Viterbi decoding (80.3 with

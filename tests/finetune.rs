@@ -453,45 +453,30 @@ hidden = 0
     assert_eq!(rep["history"].as_array().unwrap().len(), 2);
     assert!(d.join("out/encoder-top.safetensors").exists());
 
-    // a list of caps must have one value per train file
+    // a list of caps, or of label fields, must have one value per train file
     let bad = d.join("bad.toml");
-    std::fs::write(
-        &bad,
-        std::fs::read_to_string(&spec)
-            .unwrap()
-            .replace("[64, 16, 8, 100]", "[64, 16, 8]"),
-    )
-    .unwrap();
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_vocmine"));
-    cmd.current_dir(d)
-        .args(["train", "--finetune"])
-        .arg(&bad)
-        .args(["--model"])
-        .arg(&base)
-        .args(["--out", "bad"]);
-    let err = common::stderr_of_failure(cmd);
-    assert!(
-        err.contains("max_per_file has 3 values for 4 train files"),
-        "{err}"
-    );
-    // so must a list of label fields
-    std::fs::write(
-        &bad,
-        std::fs::read_to_string(&spec)
-            .unwrap()
-            .replace(", \"tone\"]", "]"),
-    )
-    .unwrap();
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_vocmine"));
-    cmd.current_dir(d)
-        .args(["train", "--finetune"])
-        .arg(&bad)
-        .args(["--model"])
-        .arg(&base)
-        .args(["--out", "bad"]);
-    let err = common::stderr_of_failure(cmd);
-    assert!(
-        err.contains("label_field has 3 values for 4 train files"),
-        "{err}"
-    );
+    for (from, to, msg) in [
+        (
+            "[64, 16, 8, 100]",
+            "[64, 16, 8]",
+            "max_per_file has 3 values for 4 train files",
+        ),
+        (
+            ", \"tone\"]",
+            "]",
+            "label_field has 3 values for 4 train files",
+        ),
+    ] {
+        let text = std::fs::read_to_string(&spec).unwrap().replace(from, to);
+        std::fs::write(&bad, text).unwrap();
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_vocmine"));
+        cmd.current_dir(d)
+            .args(["train", "--finetune"])
+            .arg(&bad)
+            .args(["--model"])
+            .arg(&base)
+            .args(["--out", "bad"]);
+        let err = common::stderr_of_failure(cmd);
+        assert!(err.contains(msg), "{err}");
+    }
 }

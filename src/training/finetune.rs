@@ -59,7 +59,7 @@ pub struct TaskFiles {
     /// then read `dev_label_field`). `aspects.polarity` reads an aspect-labelled file's
     /// sentence label (the aspects' polarity where they agree, `conflict` where not).
     #[serde(default)]
-    pub label_field: LabelField,
+    pub label_field: PerFile<String>,
     /// Label field of the dev files when `label_field` is a list [default: `label`].
     #[serde(default = "default_label")]
     pub dev_label_field: String,
@@ -68,7 +68,7 @@ pub struct TaskFiles {
     pub text_field: String,
     /// At most this many training rows per file (seeded sample): one number for every file,
     /// or a list with one per `train` file.
-    pub max_per_file: Option<PerFile>,
+    pub max_per_file: Option<PerFile<usize>>,
     /// Label mapping applied to every train and dev file as it is read, in `train --relabel`'s
     /// syntax: `["complaint=-", "*=neutral"]` drops `complaint` rows and maps every label that
     /// is not one of the task's `labels` to `neutral` (so intent corpora can add neutral rows).
@@ -97,22 +97,6 @@ pub struct TaskFiles {
     pub anchor_relations: bool,
 }
 
-/// A task's label field: one name for every file, or one per training file.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub enum LabelField {
-    /// The same field in every train and dev file.
-    All(String),
-    /// One field per training file, in order.
-    Each(Vec<String>),
-}
-
-impl Default for LabelField {
-    fn default() -> Self {
-        LabelField::All(default_label())
-    }
-}
-
 /// Which files of a task are read: the field names differ between them.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Split {
@@ -125,36 +109,37 @@ impl TaskFiles {
     /// length.
     fn label_field_of(&self, split: Split, i: usize, n: usize) -> Result<&str> {
         match (&self.label_field, split) {
-            (LabelField::All(f), _) => Ok(f),
-            (LabelField::Each(_), Split::Dev) => Ok(&self.dev_label_field),
-            (LabelField::Each(v), Split::Train) if v.len() == n => Ok(&v[i]),
-            (LabelField::Each(v), Split::Train) => Err(Error::Invalid(format!(
-                "task {}: label_field has {} values for {n} train files: give one name, or one per file",
-                self.name,
-                v.len()
-            ))),
+            (PerFile::Each(_), Split::Dev) => Ok(&self.dev_label_field),
+            (f, _) => f.of(i, n, &self.name, "label_field").map(String::as_str),
         }
     }
 }
 
-/// A per-file cap: one number for every file, or one per file.
+/// A per-file setting (a cap, a label field): one value for every file, or one per file.
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
-pub enum PerFile {
-    /// The same cap for every file.
-    All(usize),
-    /// One cap per file, in order.
-    Each(Vec<usize>),
+pub enum PerFile<T> {
+    /// The same value for every file.
+    All(T),
+    /// One value per file, in order.
+    Each(Vec<T>),
 }
 
-impl PerFile {
-    /// The cap of file `i` of `n`, or an error when a list has the wrong length.
-    fn of(&self, i: usize, n: usize, task: &str) -> Result<usize> {
+impl Default for PerFile<String> {
+    fn default() -> Self {
+        PerFile::All(default_label())
+    }
+}
+
+impl<T> PerFile<T> {
+    /// The value of file `i` of `n`, or an error naming the task and the setting `what` when
+    /// a list has the wrong length.
+    fn of(&self, i: usize, n: usize, task: &str, what: &str) -> Result<&T> {
         match self {
-            PerFile::All(v) => Ok(*v),
-            PerFile::Each(v) if v.len() == n => Ok(v[i]),
+            PerFile::All(v) => Ok(v),
+            PerFile::Each(v) if v.len() == n => Ok(&v[i]),
             PerFile::Each(v) => Err(Error::Invalid(format!(
-                "task {task}: max_per_file has {} values for {n} train files: give one value, or one per file",
+                "task {task}: {what} has {} values for {n} train files: give one value, or one per file",
                 v.len()
             ))),
         }
@@ -574,7 +559,7 @@ fn read_files(
     split: Split,
     files: &[String],
     t: &TaskFiles,
-    max: Option<&PerFile>,
+    max: Option<&PerFile<usize>>,
     seed: u64,
     progress: &dyn Progress,
 ) -> Result<Labelled> {
@@ -609,7 +594,7 @@ fn read_files(
             )));
         }
         all.extend(match max {
-            Some(m) => l.sample(m.of(i, files.len(), &t.name)?, seed),
+            Some(m) => l.sample(*m.of(i, files.len(), &t.name, "max_per_file")?, seed),
             None => l,
         });
     }
