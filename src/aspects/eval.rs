@@ -48,6 +48,8 @@ pub struct Polarity {
     pub macro_f1: f64,
     /// 95% bootstrap interval of macro-F1.
     pub macro_f1_ci: Interval,
+    /// Confusion matrix, rows gold, columns predicted, in [`POLARITIES`] order.
+    pub confusion: Vec<Vec<usize>>,
 }
 
 /// An evaluation of the aspect heads on one labelled set.
@@ -164,6 +166,7 @@ pub fn evaluate_aspects(
             accuracy_ci,
             macro_f1: m.macro_f1,
             macro_f1_ci,
+            confusion: m.confusion,
         },
         categories: None,
     })
@@ -210,6 +213,15 @@ impl AspectEvalReport {
             pct(p.macro_f1_ci.lo),
             pct(p.macro_f1_ci.hi)
         );
+        s += &format!(
+            "polarity confusion (rows gold, columns predicted; {}):",
+            POLARITIES.join(", ")
+        );
+        for (g, row) in POLARITIES.iter().zip(&p.confusion) {
+            s += &format!(" {g} {row:?};");
+        }
+        s.pop();
+        s.push('\n');
         if let Some(c) = &self.categories {
             s += &c.to_text();
         }
