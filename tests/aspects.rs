@@ -438,7 +438,14 @@ fn aspects_are_a_search_filter_and_facet() {
     assert_eq!(top["negative"], want.len());
     assert_eq!(top["examples"].as_array().unwrap().len(), want.len());
     let csv = std::fs::read_to_string(run.join("report_tables/aspects.csv")).unwrap();
-    let row = format!("Battery,电池 {0},{0},{0},0,0,-1", want.len());
+    // mentions, comments mentioning it, comments not mentioning it, negative, neutral, positive
+    assert_eq!(top["comments"], want.len());
+    assert_eq!(top["not_mentioned"], records.len() - want.len());
+    let row = format!(
+        "Battery,电池 {0},{0},{0},{1},{0},0,0,-1",
+        want.len(),
+        records.len() - want.len()
+    );
     assert!(csv.contains(&row), "{csv}");
     // and the index has the category tag: battery:negative
     assert_eq!(

@@ -1,12 +1,14 @@
 //! The report's aspect table (issue 33): for a run scored with `--aspects`, each aspect
 //! category (or, for aspects without one, each aspect) with the words it was found as, its
-//! mentions by polarity, the net polarity and quoted examples (the negative ones first).
+//! mentions by polarity, the comments that mention it and those that do not ("not mentioned"),
+//! the net polarity and quoted examples (the negative ones first).
 
 use super::export::{Table, Value};
 use super::html::{downloads, pct, quotes, user};
 use super::names::Names;
 use super::strings::{
-    Words, ASPECT, ASPECTS_NOTE, ASPECT_WORDS, EXAMPLES_MASKED, H_ASPECTS, MENTIONS, NET,
+    Words, ASPECT, ASPECTS_NOTE, ASPECT_WORDS, COMMENTS_MENTIONING, EXAMPLES_MASKED, H_ASPECTS,
+    MENTIONS, NET, NOT_MENTIONED,
 };
 use super::Example;
 use crate::record::Scored;
@@ -32,6 +34,10 @@ pub struct AspectStats {
     pub words: Vec<(String, u64)>,
     /// Mentions (an aspect found twice in a comment counts twice).
     pub mentions: u64,
+    /// Comments that mention it at least once.
+    pub comments: u64,
+    /// Comments of the run that do not mention it (the category's "not mentioned").
+    pub not_mentioned: u64,
     /// Mentions with negative polarity.
     pub negative: u64,
     /// Mentions with neutral polarity.
@@ -96,6 +102,13 @@ pub fn build(scored: &[Scored], names: &Names) -> Vec<AspectStats> {
                 words,
                 aspect,
                 mentions,
+                comments: {
+                    let mut ids: Vec<usize> = ex.iter().map(|e| e.2).collect();
+                    ids.sort_unstable();
+                    ids.dedup();
+                    ids.len() as u64
+                },
+                not_mentioned: 0,
                 negative: c[0],
                 neutral: c[1],
                 positive: c[2],
@@ -106,6 +119,10 @@ pub fn build(scored: &[Scored], names: &Names) -> Vec<AspectStats> {
                     .map(|e| Example::of(&scored[e.2]))
                     .collect(),
             }
+        })
+        .map(|mut a: AspectStats| {
+            a.not_mentioned = scored.len() as u64 - a.comments;
+            a
         })
         .collect();
     // the catch-all category last: it is what no listed word names
@@ -128,6 +145,8 @@ pub(super) fn table(w: Words, stem: &'static str, rows: &[AspectStats]) -> Table
             w.s(ASPECT),
             w.s(ASPECT_WORDS),
             w.s(MENTIONS),
+            w.s(COMMENTS_MENTIONING),
+            w.s(NOT_MENTIONED),
             w.sentiment("negative").to_string(),
             w.sentiment("neutral").to_string(),
             w.sentiment("positive").to_string(),
@@ -144,6 +163,8 @@ pub(super) fn table(w: Words, stem: &'static str, rows: &[AspectStats]) -> Table
                     Value::Text(a.name.clone()),
                     Value::Text(word_list(&a.words)),
                     Value::Int(a.mentions as i64),
+                    Value::Int(a.comments as i64),
+                    Value::Int(a.not_mentioned as i64),
                     Value::Int(a.negative as i64),
                     Value::Int(a.neutral as i64),
                     Value::Int(a.positive as i64),
@@ -161,12 +182,14 @@ pub(super) fn section(w: Words, rows: &[AspectStats]) -> String {
         return String::new();
     }
     let mut s = format!(
-        "<h2>{}</h2><p class=\"help\">{}</p><table data-table=\"aspects\"><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
+        "<h2>{}</h2><p class=\"help\">{}</p><table data-table=\"aspects\"><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
         w.get(H_ASPECTS),
         w.get(ASPECTS_NOTE),
         w.get(ASPECT),
         w.get(ASPECT_WORDS),
         w.get(MENTIONS),
+        w.get(COMMENTS_MENTIONING),
+        w.get(NOT_MENTIONED),
         w.sentiment("negative"),
         w.sentiment("neutral"),
         w.sentiment("positive"),
@@ -176,10 +199,12 @@ pub(super) fn section(w: Words, rows: &[AspectStats]) -> String {
     for a in rows {
         let _ = write!(
             s,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} ({})</td><td>{}</td><td>{}</td><td>{:+.2}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} ({})</td><td>{}</td><td>{}</td><td>{:+.2}</td><td>{}</td></tr>",
             user(&a.name),
             user(&word_list(&a.words)),
             a.mentions,
+            a.comments,
+            a.not_mentioned,
             a.negative,
             pct(a.negative as f64 / a.mentions.max(1) as f64),
             a.neutral,

@@ -168,13 +168,15 @@ pub(super) const H_ASPECTS: Phrase = ("Aspects", "评价对象");
 pub(super) const ASPECT: Phrase = ("aspect", "评价对象");
 pub(super) const ASPECT_WORDS: Phrase = ("found as (mentions)", "原词 (提及次数)");
 pub(super) const MENTIONS: Phrase = ("mentions", "提及次数");
+pub(super) const COMMENTS_MENTIONING: Phrase = ("comments mentioning", "提及的评论");
+pub(super) const NOT_MENTIONED: Phrase = ("not mentioned (comments)", "未提及的评论");
 pub(super) const NET: Phrase = (
     "net (positive - negative) / mentions",
     "净倾向 (正面 - 负面) / 提及",
 );
 pub(super) const ASPECTS_NOTE: Phrase = (
-    "What customers talk about inside each comment (the aspect heads of `score --aspects`): every mention with its own polarity, so one comment can praise the screen and complain about the battery. Words are counted by category (the model's editable aspect_category list). Most negative mentions first.",
-    "评论中具体谈到的对象（`score --aspects` 的方面情感模型）：每次提及各有其情感，同一条评论可以夸屏幕、抱怨电池。原词按类别归并（模型中可编辑的 aspect_category 列表）。按负面提及次数排序。",
+    "What customers talk about inside each comment (the aspect heads of `score --aspects`): every mention with its own polarity, so one comment can praise the screen and complain about the battery. Words are counted by category (the model's editable aspect_category list); 'not mentioned' counts the run's comments that never name the category. Most negative mentions first.",
+    "评论中具体谈到的对象（`score --aspects` 的方面情感模型）：每次提及各有其情感，同一条评论可以夸屏幕、抱怨电池。原词按类别归并（模型中可编辑的 aspect_category 列表）；“未提及”为从未谈到该类别的评论数。按负面提及次数排序。",
 );
 pub(super) const PAGE_TITLE: Phrase = ("vocmine report", "vocmine 报告");
 pub(super) const DOWNLOAD: Phrase = ("Download: ", "下载：");
