@@ -5,7 +5,8 @@
 //!
 //! An aspect belongs to the category of the longest listed word it contains: a Chinese word
 //! anywhere in it (traditional characters read as simplified), an English word as a whole word
-//! (case-insensitive, a trailing plural `s` ignored). One that matches none is [`OTHER`].
+//! and an English phrase as a run of whole words (case-insensitive, a trailing plural `s`
+//! ignored). One that matches none is [`OTHER`].
 
 use crate::error::{Error, Result};
 use serde::Deserialize;
@@ -87,7 +88,13 @@ impl AspectCategories {
             for w in &c.words {
                 let w = w.to_lowercase();
                 let hit = if has_latin(&w) {
-                    words.contains(&singular(&w))
+                    // a listed phrase matches as a run of whole words
+                    let phrase: Vec<&str> = w
+                        .split(|c: char| !c.is_alphanumeric())
+                        .filter(|p| !p.is_empty())
+                        .map(singular)
+                        .collect();
+                    !phrase.is_empty() && words.windows(phrase.len()).any(|run| run == phrase)
                 } else {
                     simplified.contains(w.as_str())
                 };
@@ -150,6 +157,47 @@ mod tests {
         assert_eq!(c.name("delivery", "zh"), "物流配送");
         assert_eq!(c.name("delivery", "en"), "Delivery");
         assert_eq!(c.name("nope", "en"), "nope");
+    }
+
+    #[test]
+    fn the_restaurant_list_has_its_eighteen_categories() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("models/taxonomies/aspect_category_restaurant.toml");
+        let c = AspectCategories::load(&p).unwrap();
+        assert_eq!(c.categories.len(), 19, "18 categories and other");
+        for (aspect, want) in [
+            ("地铁站", "location_transport"),
+            ("地理位置", "location_area"),
+            ("入口", "location_finding"),
+            ("排队", "service_queue"),
+            ("服务员", "service_hospitality"),
+            ("the waiter", "service_hospitality"),
+            ("停车位", "service_parking"),
+            ("parking lot", "service_parking"),
+            ("上菜速度", "service_timely"),
+            ("人均消费", "price_level"),
+            ("性价比", "price_value"),
+            ("value for money", "price_value"),
+            ("团购套餐", "price_discount"),
+            ("happy hour", "price_discount"),
+            ("装修", "ambience_decor"),
+            ("噪音", "ambience_noise"),
+            ("包间", "ambience_space"),
+            ("卫生间", "ambience_hygiene"),
+            ("衛生", "ambience_hygiene"),
+            ("分量", "food_portion"),
+            ("portions", "food_portion"),
+            ("味道", "food_taste"),
+            ("the pasta", "food_taste"),
+            ("摆盘", "food_appearance"),
+            ("招牌菜", "food_signature"),
+            // no single-character word turns quality or area into a portion or a dish
+            ("质量", OTHER),
+            ("面积", OTHER),
+        ] {
+            assert_eq!(c.category_of(aspect), want, "{aspect}");
+        }
+        assert_eq!(c.name("service_parking", "zh"), "服务-停车");
     }
 
     #[test]
