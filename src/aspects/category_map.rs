@@ -37,10 +37,29 @@ pub struct AspectCategories {
     /// The categories, in file order (ties between words of one length go to the first).
     #[serde(rename = "category")]
     pub categories: Vec<AspectCategory>,
+    /// Every listed word prepared once for matching: (category index, length in characters,
+    /// the word). Built by [`AspectCategories::load`].
+    #[serde(skip)]
+    keys: Vec<(usize, usize, Key)>,
+}
+
+/// A listed word as it is matched: English as its lower-cased singular words (a run of whole
+/// words), Chinese as lower-cased text (found anywhere).
+#[derive(Debug, Clone, PartialEq)]
+enum Key {
+    Words(Vec<String>),
+    Text(String),
 }
 
 fn has_latin(w: &str) -> bool {
     w.chars().any(|c| c.is_ascii_alphabetic())
+}
+
+/// The words of `text` (split at anything not alphanumeric), each without a plural `s`.
+fn words_of(text: &str) -> impl Iterator<Item = &str> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(singular)
 }
 
 /// An English word without a trailing plural `s` (`screens` -> `screen`; `ss` kept).
@@ -55,7 +74,7 @@ impl AspectCategories {
     /// Reads and checks a category file: ids unique and non-empty, [`OTHER`] among them.
     pub fn load(path: &Path) -> Result<AspectCategories> {
         let s = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let c: AspectCategories =
+        let mut c: AspectCategories =
             toml::from_str(&s).map_err(|e| Error::model(path, e.to_string()))?;
         let mut seen = std::collections::BTreeSet::new();
         for cat in &c.categories {
@@ -72,39 +91,36 @@ impl AspectCategories {
                 format!("no {OTHER:?} category (where aspects no word names go)"),
             ));
         }
+        c.keys = (c.categories.iter().enumerate())
+            .flat_map(|(i, cat)| cat.words.iter().map(move |w| (i, w.to_lowercase())))
+            .map(|(i, w)| {
+                let len = w.chars().count();
+                let key = match has_latin(&w) {
+                    true => Key::Words(words_of(&w).map(str::to_string).collect()),
+                    false => Key::Text(w),
+                };
+                (i, len, key)
+            })
+            .filter(|(_, _, k)| !matches!(k, Key::Words(v) if v.is_empty()))
+            .collect();
         Ok(c)
     }
 
     /// The category id of `aspect` (see the module docs).
     pub fn category_of(&self, aspect: &str) -> &str {
         let simplified = fast2s::convert(&aspect.to_lowercase());
-        let words: Vec<&str> = simplified
-            .split(|c: char| !c.is_alphanumeric())
-            .filter(|w| !w.is_empty())
-            .map(singular)
-            .collect();
-        let mut best: Option<(usize, &str)> = None;
-        for c in &self.categories {
-            for w in &c.words {
-                let w = w.to_lowercase();
-                let hit = if has_latin(&w) {
-                    // a listed phrase matches as a run of whole words
-                    let phrase: Vec<&str> = w
-                        .split(|c: char| !c.is_alphanumeric())
-                        .filter(|p| !p.is_empty())
-                        .map(singular)
-                        .collect();
-                    !phrase.is_empty() && words.windows(phrase.len()).any(|run| run == phrase)
-                } else {
-                    simplified.contains(w.as_str())
-                };
-                let len = w.chars().count();
-                if hit && best.is_none_or(|(l, _)| len > l) {
-                    best = Some((len, c.id.as_str()));
-                }
+        let words: Vec<&str> = words_of(&simplified).collect();
+        let mut best: Option<(usize, usize)> = None;
+        for (i, len, key) in &self.keys {
+            let hit = match key {
+                Key::Words(phrase) => words.windows(phrase.len()).any(|run| run == phrase),
+                Key::Text(w) => simplified.contains(w.as_str()),
+            };
+            if hit && best.is_none_or(|(l, _)| *len > l) {
+                best = Some((*len, *i));
             }
         }
-        best.map_or(OTHER, |(_, id)| id)
+        best.map_or(OTHER, |(_, i)| self.categories[i].id.as_str())
     }
 
     /// The name of category `id` in `lang` (`zh` or English), or the id itself.

@@ -213,15 +213,14 @@ impl AspectEvalReport {
             pct(p.macro_f1_ci.lo),
             pct(p.macro_f1_ci.hi)
         );
+        let rows: Vec<String> = (POLARITIES.iter().zip(&p.confusion))
+            .map(|(g, row)| format!("{g} {row:?}"))
+            .collect();
         s += &format!(
-            "polarity confusion (rows gold, columns predicted; {}):",
-            POLARITIES.join(", ")
+            "polarity confusion (rows gold, columns predicted; {}): {}\n",
+            POLARITIES.join(", "),
+            rows.join("; ")
         );
-        for (g, row) in POLARITIES.iter().zip(&p.confusion) {
-            s += &format!(" {g} {row:?};");
-        }
-        s.pop();
-        s.push('\n');
         if let Some(c) = &self.categories {
             s += &c.to_text();
         }

@@ -13,7 +13,7 @@ use super::strings::{
 use super::Example;
 use crate::record::Scored;
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 /// Rows kept in the table, most negative mentions first.
@@ -91,6 +91,7 @@ pub fn build(scored: &[Scored], names: &Names) -> Vec<AspectStats> {
             ex.sort_unstable();
             ex.dedup_by_key(|e| e.2);
             let mentions = c.iter().sum::<u64>();
+            let comments = ex.iter().map(|e| e.2).collect::<BTreeSet<_>>().len() as u64;
             let mut words: Vec<(String, u64)> = w.into_iter().collect();
             words.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
             words.truncate(MAX_WORDS);
@@ -102,13 +103,8 @@ pub fn build(scored: &[Scored], names: &Names) -> Vec<AspectStats> {
                 words,
                 aspect,
                 mentions,
-                comments: {
-                    let mut ids: Vec<usize> = ex.iter().map(|e| e.2).collect();
-                    ids.sort_unstable();
-                    ids.dedup();
-                    ids.len() as u64
-                },
-                not_mentioned: 0,
+                comments,
+                not_mentioned: scored.len() as u64 - comments,
                 negative: c[0],
                 neutral: c[1],
                 positive: c[2],
@@ -119,10 +115,6 @@ pub fn build(scored: &[Scored], names: &Names) -> Vec<AspectStats> {
                     .map(|e| Example::of(&scored[e.2]))
                     .collect(),
             }
-        })
-        .map(|mut a: AspectStats| {
-            a.not_mentioned = scored.len() as u64 - a.comments;
-            a
         })
         .collect();
     // the catch-all category last: it is what no listed word names
